@@ -1,0 +1,263 @@
+//! The command line: argument parsing and one function per subcommand.
+//!
+//! This is the only layer that uses `anyhow`; everything below returns typed errors. It owns
+//! exit codes (0 ok, 1 threshold failed, 2 usage/plan/I-O error, 130 interrupted) and what is
+//! printed to the terminal, not how anything is computed.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod check;
+mod monitor;
+mod presets;
+mod probe;
+mod report;
+mod run;
+mod schema;
+mod serve;
+
+/// How a command ended; the process exit code is derived from it and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Completed, and every threshold held.
+    Success = 0,
+    /// A threshold failed, or a comparison found a regression.
+    ThresholdFailed = 1,
+    /// Usage, plan or I/O error.
+    Error = 2,
+    /// Interrupted by Ctrl-C; partial results were written.
+    Interrupted = 130,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatload",
+    version,
+    about = "Load testing for TCP chat servers",
+    after_help = "Exit codes: 0 ok, 1 a threshold failed, 2 usage/plan/I-O error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a test plan and write its results.
+    Run(RunArgs),
+    /// Validate plans without sending any load.
+    Check(CheckArgs),
+    /// Print the JSON Schema of plans or results.
+    Schema(SchemaArgs),
+    /// Re-render HTML/CSV reports from a saved result.json.
+    Report(ReportArgs),
+    /// Compare two results and fail on a regression.
+    Compare(CompareArgs),
+    /// Run the reference chat server.
+    Serve(ServeArgs),
+    /// Check connectivity to a server: send a few messages and show the replies.
+    Probe(ProbeArgs),
+    /// Sample a server process and the host.
+    Monitor(MonitorArgs),
+    /// List the built-in load presets.
+    Presets,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan file (.yml, .yaml or .toml).
+    pub plan: PathBuf,
+    /// Override `config.target` (HOST:PORT or `embedded`).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Apply `config.environments.NAME` on top of the plan.
+    #[arg(short = 'e', long = "environment")]
+    pub environment: Option<String>,
+    /// Set a plan variable: NAME=VALUE (repeatable).
+    #[arg(short = 'v', long = "variable", value_name = "NAME=VALUE")]
+    pub variables: Vec<String>,
+    /// Output directory for this run (default: `reports/<plan>-<UTC timestamp>/`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Report formats to write (default: the plan's `config.report.formats`).
+    #[arg(long, value_delimiter = ',')]
+    pub format: Vec<ReportFormat>,
+    /// Write no report files.
+    #[arg(long)]
+    pub no_report: bool,
+    /// No live progress, only the final summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Replace the plan's phases with a preset.
+    #[arg(long)]
+    pub preset: Option<String>,
+    #[arg(long)]
+    pub from: Option<u64>,
+    #[arg(long)]
+    pub to: Option<u64>,
+    #[arg(long)]
+    pub by: Option<u64>,
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Read commands (scale N, stats, export FILE, broadcast TEXT, stop, help) from stdin.
+    #[arg(long)]
+    pub interactive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Plan files to validate.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Github,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[arg(value_enum, default_value_t = SchemaKind::Plan)]
+    pub kind: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    Plan,
+    Result,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A result.json written by `chatload run`.
+    pub result: PathBuf,
+    /// Write the HTML report to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write stats.csv and history.csv into this directory.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub base: PathBuf,
+    pub new: PathBuf,
+    /// Largest accepted regression per metric, e.g. `10%`.
+    #[arg(long, default_value = "10%")]
+    pub max_regression: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    pub listen: String,
+    /// Wire format: `text` (one command per line) or `binary` (length-prefixed packets).
+    #[arg(long, default_value = "text")]
+    pub framing: String,
+    /// XOR key for the body of binary packets.
+    #[arg(long)]
+    pub xor: Option<String>,
+    /// Delay added before every reply, e.g. `50ms`.
+    #[arg(long)]
+    pub delay: Option<String>,
+    /// Random extra delay up to this much, e.g. `10ms`.
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// Commands processed per second over the whole server, e.g. `2000/s`.
+    #[arg(long)]
+    pub capacity: Option<String>,
+    /// Freeze the whole server for this long ...
+    #[arg(long, requires = "every")]
+    pub stall: Option<String>,
+    /// ... this often.
+    #[arg(long, requires = "stall")]
+    pub every: Option<String>,
+    /// Refuse clients beyond this many.
+    #[arg(long)]
+    pub max_clients: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// HOST:PORT of the server.
+    pub address: String,
+    /// Use this plan's protocol and one of its messages.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// The plan message to send (default: the first one).
+    #[arg(long)]
+    pub message: Option<String>,
+    /// How many test messages to send.
+    #[arg(long, default_value_t = 5)]
+    pub count: u32,
+    /// How long to wait for the connection and for each reply.
+    #[arg(long, default_value = "3s")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[arg(long, conflicts_with = "process", required_unless_present = "process")]
+    pub pid: Option<u32>,
+    #[arg(long)]
+    pub process: Option<String>,
+    /// Count established TCP connections on this local port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long, default_value = "1s")]
+    pub interval: String,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Write samples to FILE.json or FILE.csv.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Parses the process arguments, runs the command and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(exit) => exit as i32,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            Exit::Error as i32
+        }
+    }
+}
+
+/// Runs one command. Public so tests can drive the CLI layer in-process.
+pub fn dispatch(command: Command) -> anyhow::Result<Exit> {
+    match command {
+        Command::Run(args) => run::execute(args),
+        Command::Check(args) => check::execute(args),
+        Command::Schema(args) => schema::execute(args),
+        Command::Report(args) => report::execute_report(args),
+        Command::Compare(args) => report::execute_compare(args),
+        Command::Serve(args) => serve::execute(args),
+        Command::Probe(args) => probe::execute(args),
+        Command::Monitor(args) => monitor::execute(args),
+        Command::Presets => presets::execute(),
+    }
+}
+
+/// The honest answer of a subcommand whose engine does not exist yet.
+fn not_built(command: &str) -> anyhow::Result<Exit> {
+    eprintln!("error: `chatload {command}` is not available in this build yet");
+    Ok(Exit::Error)
+}

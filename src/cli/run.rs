@@ -1,0 +1,7 @@
+//! `chatload run`.
+
+use super::Exit;
+
+pub fn execute(_args: super::RunArgs) -> anyhow::Result<Exit> {
+    super::not_built("run")
+}

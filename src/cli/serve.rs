@@ -1,0 +1,7 @@
+//! `chatload serve`.
+
+use super::Exit;
+
+pub fn execute(_args: super::ServeArgs) -> anyhow::Result<Exit> {
+    super::not_built("serve")
+}

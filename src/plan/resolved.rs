@@ -1,0 +1,521 @@
+//! The validated plan: what the engine, the CLI and the reports consume.
+//!
+//! Every value here has been checked: durations are `Duration`s, references are resolved to
+//! indices, templates and regexes are compiled. Nothing in this file parses or reports errors.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A validated plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The file the plan was loaded from (relative paths inside it are resolved against it).
+    pub source: PathBuf,
+    /// The plan's name: its file stem, used for the run folder.
+    pub name: String,
+    pub target: Target,
+    pub protocol: Protocol,
+    /// Named messages; `SendSpec::Message` refers to them by index.
+    pub messages: Vec<Message>,
+    pub load: Load,
+    pub payloads: Vec<Payload>,
+    pub variables: Vec<Variable>,
+    pub defaults: Defaults,
+    /// Local addresses connections are spread over (empty: let the OS choose).
+    pub source_addresses: Vec<IpAddr>,
+    /// Plan-wide handlers for frames the flow is not waiting for.
+    pub handlers: Vec<Handler>,
+    pub ensure: Ensure,
+    pub monitor: Option<Monitor>,
+    pub report: ReportConfig,
+    pub scenarios: Vec<Scenario>,
+    /// Every template of the plan, compiled once.
+    pub templates: Templates,
+    /// The plan as written, secrets redacted, for the result file and the HTML report.
+    pub as_written: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Start the reference server in-process on a free loopback port.
+    Embedded(EmbeddedServer),
+    /// `host:port` as written.
+    Address(String),
+}
+
+/// `config.embedded`: the same knobs as `chatload serve`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EmbeddedServer {
+    pub binary: bool,
+    pub xor_key: Option<Vec<u8>>,
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub capacity_per_sec: Option<f64>,
+    pub stall: Option<Stall>,
+    pub max_clients: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stall {
+    pub duration: Duration,
+    pub every: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Protocol {
+    pub framing: Framing,
+    pub line_ending: LineEnding,
+    pub transform: Option<Transform>,
+    pub max_frame_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Framing {
+    Lines,
+    Delimiter(Vec<u8>),
+    LengthPrefixed(LengthPrefixed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnding {
+    Lf,
+    CrLf,
+}
+
+/// A binary header as an ordered list of fields; exactly one `Length`, at most one `Type`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LengthPrefixed {
+    pub header: Vec<HeaderField>,
+    pub endian: Endian,
+    pub length_counts: LengthCounts,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderField {
+    /// The length field, 1, 2, 4 or 8 bytes.
+    Length { bytes: u8 },
+    /// The packet type id, 1, 2 or 4 bytes.
+    Type { bytes: u8 },
+    /// Filler bytes written as given and skipped on read.
+    Fixed { value: Vec<u8> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endian {
+    Little,
+    Big,
+}
+
+/// What the length field counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthCounts {
+    Body,
+    Frame,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    Xor { key: Vec<u8> },
+}
+
+/// Index into `Plan::messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageId(pub usize);
+
+/// Key of a compiled template in `Plan::templates`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemplateId(pub String);
+
+/// Text that is either fixed (rendered once, at load) or a compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Text {
+    Literal(String),
+    Template(TemplateId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub name: String,
+    pub body: MessageBody,
+}
+
+/// A message to encode: an optional packet type id and a body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageBody {
+    pub type_id: Option<u32>,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Text(Text),
+    Hex(Vec<u8>),
+    Fields(Vec<Field>),
+    /// A JSON document whose string leaves are listed in `templates` (JSON pointer → text).
+    Json {
+        document: serde_json::Value,
+        templates: Vec<(String, Text)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub kind: FieldKind,
+    pub value: Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    U8,
+    U16,
+    U32,
+    U64,
+    I8,
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+    Str {
+        width: StrWidth,
+        encoding: StrEncoding,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrWidth {
+    /// Padded with zeros (or cut) to exactly this many bytes.
+    Fixed(usize),
+    /// Preceded by its byte length in a field of this many bytes (1, 2 or 4).
+    Prefixed(u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrEncoding {
+    Utf8,
+    Utf16Le,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    Phases(Vec<Phase>),
+    Adaptive(Adaptive),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// The name as written, or `phase N` (1-based).
+    pub name: String,
+    pub shape: PhaseShape,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhaseShape {
+    /// Open model: arrivals at a rate, optionally ramped linearly to `ramp_to_per_sec`.
+    Arrivals {
+        duration: Duration,
+        rate_per_sec: f64,
+        ramp_to_per_sec: Option<f64>,
+        max_vusers: Option<u64>,
+        distribution: Arrivals,
+    },
+    /// Open model: exactly `count` arrivals spread evenly over `duration`.
+    ArrivalCount {
+        duration: Duration,
+        count: u64,
+    },
+    Pause(Duration),
+    /// Closed model: keep `vusers` connected, optionally ramping the target to `ramp_to`.
+    Concurrency {
+        duration: Duration,
+        vusers: u64,
+        ramp_to: Option<u64>,
+        curve: Curve,
+        /// Change the target in this many equal steps instead of continuously.
+        steps: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    Uniform,
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    Linear,
+    Exponential,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub path: PathBuf,
+    pub fields: Vec<String>,
+    pub order: PayloadOrder,
+    /// `loadAll` + `name`: every row available as the variable `name` instead of one row each.
+    pub load_all_as: Option<String>,
+    /// Rows as read (header skipped, empty lines skipped when asked, cast applied).
+    pub rows: Arc<Vec<Vec<serde_json::Value>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadOrder {
+    Random,
+    Sequence,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variable {
+    pub name: String,
+    /// One value, or several: one random pick per vuser.
+    pub values: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// Timeout for connect and expect when the step sets none.
+    pub timeout: Duration,
+    /// Extra random think time, as a fraction of the think (0.1 = ±10 %).
+    pub think_jitter: f64,
+    pub reconnect: Reconnect,
+    /// How long vusers may take to finish after the last phase before they are cancelled.
+    pub graceful_stop: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reconnect {
+    /// 0 = never reconnect.
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handler {
+    pub matcher: Matcher,
+    pub reply: Option<SendSpec>,
+    /// Counter name for frames this handler took (`handled.<name>`).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Regex(regex::Regex),
+    Contains(String),
+    Equals(String),
+    /// Every (JSON pointer, value) pair must be equal in the decoded JSON body.
+    Json(Vec<(String, serde_json::Value)>),
+    Type(u32),
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Matcher::Regex(a), Matcher::Regex(b)) => a.as_str() == b.as_str(),
+            (Matcher::Contains(a), Matcher::Contains(b))
+            | (Matcher::Equals(a), Matcher::Equals(b)) => a == b,
+            (Matcher::Json(a), Matcher::Json(b)) => a == b,
+            (Matcher::Type(a), Matcher::Type(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub weight: u32,
+    pub flow: Vec<Step>,
+    pub handlers: Vec<Handler>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Connect {
+        timeout: Option<Duration>,
+    },
+    Send {
+        message: SendSpec,
+        expect: Option<Expect>,
+    },
+    Expect(Expect),
+    Think(Think),
+    Loop {
+        steps: Vec<Step>,
+        bound: LoopBound,
+    },
+    Set {
+        variable: String,
+        value: Text,
+    },
+    Log(Text),
+    Disconnect,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendSpec {
+    /// A text frame rendered from a template.
+    Text(Text),
+    /// A named message, with extra template variables bound for this send.
+    Message {
+        id: MessageId,
+        with: Vec<(String, Text)>,
+    },
+    /// An inline message (`send: {type, body|fields|json|hex}`).
+    Inline(MessageBody),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expect {
+    pub matcher: Matcher,
+    pub timeout: Option<Duration>,
+    pub captures: Vec<Capture>,
+    /// Latency is recorded as `latency.<metric>`.
+    pub metric: String,
+    /// When true, a non-matching frame fails the vuser instead of going to handlers.
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    pub variable: String,
+    pub source: CaptureSource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaptureSource {
+    /// A named group of the expect's regex.
+    Group(String),
+    /// A JSON pointer into the decoded JSON body.
+    JsonPointer(String),
+}
+
+/// Uniform think time in `[min, max]` (equal for a fixed think).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Think {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoopBound {
+    Count(u64),
+    /// One iteration per value; the value is bound to `$loopElement` and `loop.value`.
+    Over(Vec<serde_json::Value>),
+    Duration(Duration),
+    /// Until the vuser is retired.
+    Forever,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ensure {
+    pub conditions: Vec<Condition>,
+    /// Artillery's `maxErrorRate`, in percent.
+    pub max_error_rate_percent: Option<f64>,
+    pub abort_on_fail: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The expression as written (Artillery thresholds are rewritten to `metric.stat < v`).
+    pub source: String,
+    pub expr: Expr,
+    /// Artillery's `strict: false` makes a failure a warning only.
+    pub strict: bool,
+    /// Hold in every window of this length, not only over the whole run.
+    pub window: Option<Duration>,
+}
+
+/// A threshold expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Compare {
+        metric: String,
+        stat: Stat,
+        op: CompareOp,
+        value: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Min,
+    Max,
+    Mean,
+    P50,
+    P75,
+    P90,
+    P95,
+    P99,
+    P999,
+    Count,
+    Rate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    pub process: ProcessSelector,
+    pub port: Option<u16>,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessSelector {
+    Pid(u32),
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adaptive {
+    pub start_vusers: u64,
+    pub max_vusers: u64,
+    pub window: Duration,
+    pub limits: AdaptiveLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AdaptiveLimits {
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub p95: Option<Duration>,
+    pub success_rate_percent: Option<f64>,
+    pub error_rate_percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    pub dir: PathBuf,
+    pub json: bool,
+    pub csv: bool,
+    pub html: bool,
+    pub interval: Duration,
+}
+
+/// Every template of the plan, compiled once into one environment.
+///
+/// The environment carries the pure template functions; the engine adds `stamp()`, which
+/// needs the run's clock and identity.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub env: minijinja::Environment<'static>,
+}
+
+impl PartialEq for Templates {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,1 @@
+//! The reference chat server (`chatload serve`, `target: embedded`).
