@@ -1,0 +1,8 @@
+//! The one integration-test binary: drives `chatload::...` in-process against the reference
+//! server on port 0, plus a few runs of the real binary for exit codes and output.
+
+mod check;
+mod probe;
+mod result;
+mod run;
+mod server;
