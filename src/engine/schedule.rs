@@ -280,7 +280,10 @@ mod tests {
         let t = times(&rate(10, 0.0, Some(10.0), Arrivals::Uniform));
         assert_eq!(t.len(), 50);
         for (n, at) in t.iter().enumerate() {
-            assert!((at - (2.0 * n as f64).sqrt()).abs() < 1e-9, "arrival {n} at {at}");
+            assert!(
+                (at - (2.0 * n as f64).sqrt()).abs() < 1e-9,
+                "arrival {n} at {at}"
+            );
         }
         // Sub-second resolution: several arrivals fall strictly inside the first second of
         // a ramp that starts at 10/s, spaced ever closer as the rate grows.
@@ -307,7 +310,10 @@ mod tests {
         let shape = rate(100, 20.0, None, Arrivals::Poisson);
         let mut total = 0usize;
         for seed in 0..20 {
-            let t: Vec<_> = ArrivalTimes::new(&shape, seed).into_iter().flatten().collect();
+            let t: Vec<_> = ArrivalTimes::new(&shape, seed)
+                .into_iter()
+                .flatten()
+                .collect();
             assert!(t.windows(2).all(|p| p[0] <= p[1]));
             total += t.len();
         }
@@ -338,7 +344,10 @@ mod tests {
         assert_eq!(at(2.5), Some(25));
         assert_eq!(at(10.0), Some(100));
         assert_eq!(at(20.0), Some(100));
-        assert_eq!(target_vusers(&closed(7, None, Curve::Linear, None), Duration::ZERO), Some(7));
+        assert_eq!(
+            target_vusers(&closed(7, None, Curve::Linear, None), Duration::ZERO),
+            Some(7)
+        );
     }
 
     #[test]
