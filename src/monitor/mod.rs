@@ -40,6 +40,13 @@ impl fmt::Display for ProcessSelector {
 }
 
 impl ProcessSelector {
+    fn not_running(&self) -> String {
+        match self {
+            ProcessSelector::Pid(pid) => format!("no process with pid {pid} is running"),
+            ProcessSelector::Name(name) => format!("no process named `{name}` is running"),
+        }
+    }
+
     /// A command that lists the candidates, for error messages.
     fn lookup_hint(&self) -> String {
         match self {
@@ -56,7 +63,7 @@ impl ProcessSelector {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("no {selector} is running; {}", selector.lookup_hint())]
+    #[error("{}; {}", selector.not_running(), selector.lookup_hint())]
     ProcessNotFound { selector: ProcessSelector },
     /// Returned by [`Sampler::sample`]; [`run_monitor`] turns it into
     /// [`StopReason::ProcessExited`] and keeps the samples.
