@@ -77,6 +77,30 @@ fn server_config(args: &super::ServeArgs) -> anyhow::Result<ServerConfig> {
     })
 }
 
+/// The server configuration of a plan's `target: embedded` (`config.embedded`), for
+/// `chatload run`, which starts it with [`crate::server::spawn`].
+// Not called until `cli::run` starts embedded targets (another branch).
+#[allow(dead_code)]
+pub(super) fn embedded_config(embedded: &crate::plan::EmbeddedServer) -> ServerConfig {
+    ServerConfig {
+        framing: if embedded.binary {
+            ServerFraming::Binary
+        } else {
+            ServerFraming::Text
+        },
+        xor_key: embedded.xor_key.clone(),
+        delay: embedded.delay,
+        jitter: embedded.jitter,
+        capacity_per_sec: embedded.capacity_per_sec,
+        stall: embedded.stall.map(|stall| Stall {
+            duration: stall.duration,
+            every: stall.every,
+        }),
+        max_clients: embedded.max_clients,
+        ..ServerConfig::default()
+    }
+}
+
 fn describe(config: &ServerConfig) -> String {
     let mut parts = vec![match config.framing {
         ServerFraming::Text => "text framing".to_string(),
@@ -130,6 +154,29 @@ pub(super) fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedded_plan_target_maps_to_server_config() {
+        let embedded = crate::plan::EmbeddedServer {
+            binary: true,
+            xor_key: Some(b"k".to_vec()),
+            delay: Duration::from_millis(5),
+            capacity_per_sec: Some(100.0),
+            stall: Some(crate::plan::Stall {
+                duration: Duration::from_secs(1),
+                every: Duration::from_secs(5),
+            }),
+            max_clients: Some(3),
+            ..Default::default()
+        };
+        let config = embedded_config(&embedded);
+        assert_eq!(config.framing, ServerFraming::Binary);
+        assert_eq!(config.xor_key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(config.delay, Duration::from_millis(5));
+        assert_eq!(config.capacity_per_sec, Some(100.0));
+        assert_eq!(config.stall.map(|s| s.every), Some(Duration::from_secs(5)));
+        assert_eq!(config.max_clients, Some(3));
+    }
 
     #[test]
     fn durations() {

@@ -3,7 +3,4 @@
 //!
 //! It does not parse plans (`plan`), frame bytes (`protocol`) or aggregate numbers (`metrics`).
 
-pub mod data;
-pub mod schedule;
-pub mod stamp;
-pub mod template;
+pub mod wire;
