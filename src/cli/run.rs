@@ -103,8 +103,7 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     if let Some(name) = &args.preset {
         let every = match &args.every {
             Some(text) => Some(
-                plan::parse_duration(text)
-                    .map_err(|e| anyhow::anyhow!("--every {text:?}: {e}"))?,
+                plan::parse_duration(text).map_err(|e| anyhow::anyhow!("--every {text:?}: {e}"))?,
             ),
             None => None,
         };

@@ -26,9 +26,34 @@ pub(crate) struct ScenarioProgram {
     pub ops: Vec<Op>,
     /// The scenario's handlers first, then the plan-wide ones.
     pub handlers: Vec<HandlerOp>,
+    pub ids: ScenarioIds,
+}
+
+/// The per-scenario counters a vuser records (run-wide totals are their sums).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScenarioIds {
     pub created: CounterId,
     pub completed: CounterId,
     pub failed: CounterId,
+    pub messages_sent: CounterId,
+    pub messages_received: CounterId,
+    pub bytes_sent: CounterId,
+    pub bytes_received: CounterId,
+}
+
+impl ScenarioIds {
+    fn register(registry: &mut Registry, id: ScenarioId) -> Self {
+        let mut counter = |name| registry.scenario_counter(id, name);
+        ScenarioIds {
+            created: counter(names::VUSERS_CREATED),
+            completed: counter(names::VUSERS_COMPLETED),
+            failed: counter(names::VUSERS_FAILED),
+            messages_sent: counter(names::MESSAGES_SENT),
+            messages_received: counter(names::MESSAGES_RECEIVED),
+            bytes_sent: counter(names::BYTES_SENT),
+            bytes_received: counter(names::BYTES_RECEIVED),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,9 +126,7 @@ impl Program {
                     weight: scenario.weight,
                     ops,
                     handlers,
-                    created: registry.scenario_counter(id, names::VUSERS_CREATED),
-                    completed: registry.scenario_counter(id, names::VUSERS_COMPLETED),
-                    failed: registry.scenario_counter(id, names::VUSERS_FAILED),
+                    ids: ScenarioIds::register(registry, id),
                 }
             })
             .collect();

@@ -106,8 +106,8 @@ impl Vuser {
             self.conn = None;
             return Err(protocol_failure(err));
         }
-        ctx.recorder.incr(ctx.ids.messages_sent);
-        ctx.recorder.add(ctx.ids.bytes_sent, body_bytes);
+        ctx.recorder.incr(self.ids.messages_sent);
+        ctx.recorder.add(self.ids.bytes_sent, body_bytes);
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::RunContext;
 use super::error::{ErrorKind, Failure};
-use super::program::{ExpectOp, Op, ScenarioProgram};
+use super::program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use super::stamp;
 use super::template::Scope;
 use crate::metrics::{GaugeId, Recorder};
@@ -158,6 +158,7 @@ struct LoopFrame {
 
 pub(crate) struct Vuser {
     pub id: u64,
+    pub ids: ScenarioIds,
     pub closed_model: bool,
     pub retire: CancellationToken,
     pub scope: Scope,
@@ -175,7 +176,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         return Outcome::Failed;
     };
     let recorder = &ctx.recorder;
-    recorder.incr(scenario.created);
+    recorder.incr(scenario.ids.created);
     let _active = GaugeGuard::new(recorder, ctx.ids.active);
     recorder.record(
         ctx.ids.schedule_lag,
@@ -184,6 +185,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
     let vars = ctx.data.vars_for_vuser();
     let mut vu = Vuser {
         id: spec.id,
+        ids: scenario.ids,
         closed_model: spec.closed_model,
         retire: spec.retire,
         scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone()),
@@ -225,8 +227,8 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         conn.close().await;
     }
     recorder.incr(match outcome {
-        Outcome::Completed => scenario.completed,
-        Outcome::Failed => scenario.failed,
+        Outcome::Completed => scenario.ids.completed,
+        Outcome::Failed => scenario.ids.failed,
     });
     outcome
 }
@@ -360,8 +362,8 @@ impl Vuser {
         expect: Option<&ExpectOp>,
     ) -> Result<Option<Vec<Option<String>>>, Failure> {
         let recorder = &ctx.recorder;
-        recorder.incr(ctx.ids.messages_received);
-        recorder.add(ctx.ids.bytes_received, frame.body.len() as u64);
+        recorder.incr(self.ids.messages_received);
+        recorder.add(self.ids.bytes_received, frame.body.len() as u64);
         for found in stamp::scan(&frame.body, &ctx.run_id) {
             let sent = ctx.start + Duration::from_micros(found.sent_us);
             recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));

@@ -446,6 +446,14 @@ async fn a_server_killed_mid_run_gives_counted_errors() {
     .expect("ends")
     .expect("runs");
     killer.await.expect("killer");
+    // The results still serialize and write.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("result.json");
+    let info = chatload::report::RunInfo::new("killed", &target, out.started_at, out.started_at);
+    let result =
+        chatload::report::RunResult::new(info, out.metrics.clone(), serde_json::Value::Null);
+    chatload::report::write_result(&path, &result).expect("result written");
+    assert!(chatload::report::read_result(&path).is_ok());
     let agg = &out.metrics.aggregate;
     assert!(errors(agg) > 0);
     assert!(counter(agg, "vusers.failed") >= 5);
@@ -516,4 +524,105 @@ async fn a_stalling_server_shows_in_p99_despite_coordinated_omission() {
     assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
     let ping = agg.summaries.get("latency.ping").expect("latency");
     assert!(ping.p99 >= 900.0, "p99 {} ms", ping.p99);
+}
+
+#[test]
+fn the_binary_runs_a_tiny_embedded_plan_and_writes_result_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("tiny.yml");
+    std::fs::write(
+        &plan,
+        r#"
+config:
+  target: embedded
+  phases:
+    - {duration: 1s, arrivalRate: 5}
+scenarios:
+  - name: ping
+    flow:
+      - connect
+      - send: "PING {{ vu.id }}"
+        expect: {match: "^PONG", name: ping}
+      - disconnect
+"#,
+    )
+    .expect("plan written");
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .expect("binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
+    let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(result["format"], "chatload.result/v1");
+    assert_eq!(result["aggregate"]["counters"]["vusers.created"], 5);
+    assert_eq!(result["aggregate"]["summaries"]["latency.ping"]["count"], 5);
+    assert!(stdout.contains("latency.ping"), "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_on_the_binary_writes_partial_results_and_exits_130() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("long.yml");
+    std::fs::write(
+        &plan,
+        r#"
+config:
+  target: embedded
+  phases:
+    - {duration: 60s, vusers: 3}
+scenarios:
+  - name: ping
+    flow:
+      - connect
+      - loop:
+          - send: "PING 1"
+            expect: {match: "^PONG", name: ping}
+          - think: 50ms
+"#,
+    )
+    .expect("plan written");
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chatload did not stop after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
+    let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(result["run"]["interrupted"], true);
+    assert_eq!(result["run"]["exitCode"], 130);
+    assert!(result["aggregate"]["summaries"]["latency.ping"]["count"].as_u64() > Some(10));
 }
