@@ -189,3 +189,6 @@ async fn resolve(target: &str) -> Result<SocketAddr, EngineError> {
         .next()
         .ok_or_else(|| fail("it resolves to no address".to_owned()))
 }
+
+#[cfg(test)]
+mod tests;
