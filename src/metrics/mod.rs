@@ -12,6 +12,11 @@
 //! 3. Every interval the engine calls [`Collector::snapshot`] (and [`Collector::begin_phase`]
 //!    / [`Collector::end_phase`] at phase boundaries) and feeds the [`IntervalSnapshot`]s to an
 //!    [`Aggregator`], whose [`Aggregator::finish`] gives the [`RunMetrics`] for the result.
+//!    Windowed thresholds feed the same snapshots to a [`Window`] and check
+//!    [`PeriodSummary::stat`] on each summary it yields.
+//!
+//! Clocks: `snapshot()` uses the wall clock; tests and engines with a virtual clock use the
+//! `*_at` variants so rates divide by the intended interval length.
 
 mod aggregate;
 mod codec;
@@ -20,6 +25,7 @@ mod recorder;
 mod registry;
 mod snapshot;
 mod summary;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +38,7 @@ pub use recorder::{HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG, Recorder, new_histogram};
 pub use registry::{CounterId, GaugeId, HistogramId, Registry, ScenarioId, names};
 pub use snapshot::{GaugeLevel, IntervalSnapshot, PhaseTag, ScenarioSnapshot};
 pub use summary::{GaugeSummary, PeriodSummary, PhaseSummary, ScenarioSummary, Stat, Summary};
+pub use window::Window;
 
 /// Errors of the metrics module (only histogram (de)serialization can fail).
 #[derive(Debug, thiserror::Error)]

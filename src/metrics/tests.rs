@@ -326,3 +326,32 @@ fn stat_names_parse_and_split() {
     assert_eq!(Stat::split("p95"), None);
     assert_eq!(Stat::split("latency.chat.p42"), None);
 }
+
+#[test]
+fn windows_merge_histograms_rather_than_average_percentiles() {
+    let mut reg = Registry::new();
+    let chat = reg.histogram("latency.chat");
+    let collector = Collector::with_start(reg, t(0));
+    let rec = collector.recorder();
+    let mut window = Window::new(Duration::from_secs(2));
+    // Second 1: 99 fast samples; second 2: one very slow sample.
+    for _ in 0..99 {
+        rec.record_us(chat, 1_000);
+    }
+    assert!(window.push(&collector.snapshot_at(t(1))).is_none());
+    rec.record_us(chat, 1_000_000);
+    let w = window.push(&collector.snapshot_at(t(2))).unwrap();
+    assert_eq!(w.summaries["latency.chat"].count, 100);
+    assert!(
+        w.stat("latency.chat", Stat::P99).unwrap() < 2.0,
+        "p99 of the window is fast"
+    );
+    assert!(w.stat("latency.chat", Stat::Max).unwrap() > 999.0);
+    rec.record_us(chat, 5_000);
+    let partial = {
+        window.push(&collector.snapshot_at(t(3)));
+        window.finish().unwrap()
+    };
+    assert_eq!(partial.summaries["latency.chat"].count, 1);
+    assert!(window.finish().is_none());
+}
