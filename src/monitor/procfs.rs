@@ -58,6 +58,12 @@ pub(crate) fn count_established(table: &str, port: u16) -> u64 {
 /// A dual-stack listener's IPv4 clients appear only in `tcp6` (as `::ffff:a.b.c.d`), so the two
 /// tables never hold the same socket and are simply added.
 pub(crate) fn established_on_port(pid: u32, port: u16) -> Result<u64, MonitorError> {
+    if !cfg!(target_os = "linux") {
+        return Err(MonitorError::ProcUnreadable {
+            path: PathBuf::from("/proc/net/tcp"),
+            source: io::Error::new(io::ErrorKind::Unsupported, "this is not Linux"),
+        });
+    }
     let v4 = read_table(pid, "tcp")?.unwrap_or_default();
     // A kernel without IPv6 has no tcp6 table: that is zero sockets, not an error.
     let v6 = read_table(pid, "tcp6")?.unwrap_or_default();

@@ -144,25 +144,32 @@ pub struct ObservedValue {
     pub unit: String,
 }
 
-/// One monitor sample of the server process and the host. Absent values are `null`.
+/// One monitor sample of the server process(es) and the host. Mirrors
+/// `monitor::MonitorSample` field for field (the report may not import `monitor`; the CLI
+/// copies one into the other), in this file's camelCase.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MonitorSample {
     /// Unix epoch milliseconds.
-    pub time_ms: u64,
-    /// Process CPU, percent of one core (may exceed 100).
-    pub cpu_percent: Option<f64>,
-    pub rss_bytes: Option<u64>,
-    pub threads: Option<u64>,
-    /// Host CPU, percent of all cores.
-    pub host_cpu_percent: Option<f64>,
-    pub host_mem_used_bytes: Option<u64>,
-    pub host_mem_total_bytes: Option<u64>,
-    /// Host network counters, cumulative bytes.
-    pub net_bytes_sent: Option<u64>,
-    pub net_bytes_received: Option<u64>,
-    /// Open connections on the monitored port.
-    pub connections: Option<u64>,
+    pub unix_time_ms: u64,
+    /// Milliseconds since monitoring started.
+    pub elapsed_ms: u64,
+    /// How many processes the process numbers are summed over.
+    pub process_count: u32,
+    /// Percent of one core (a process keeping two cores busy reads 200).
+    pub process_cpu_percent: f64,
+    pub process_rss_bytes: u64,
+    /// `null` where the platform does not tell.
+    pub process_threads: Option<u64>,
+    /// Host CPU busy, averaged over all cores (0–100).
+    pub host_cpu_percent: f64,
+    pub host_memory_used_bytes: u64,
+    pub host_memory_total_bytes: u64,
+    /// Bytes received/sent by all host interfaces during the last monitor interval.
+    pub net_received_bytes: u64,
+    pub net_transmitted_bytes: u64,
+    /// ESTABLISHED TCP connections on the monitored port; `null` when no port was given.
+    pub tcp_established: Option<u64>,
 }
 
 /// The adaptive controller's outcome: the highest stable load and how it was found.

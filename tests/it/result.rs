@@ -92,9 +92,11 @@ fn synthetic_result() -> RunResult {
         first_failure_offset_ms: Some(4_000),
     });
     result.monitor.push(MonitorSample {
-        time_ms: 1_700_000_001_000,
-        cpu_percent: Some(12.5),
-        rss_bytes: Some(10 << 20),
+        unix_time_ms: 1_700_000_001_000,
+        elapsed_ms: 1_000,
+        process_count: 1,
+        process_cpu_percent: 12.5,
+        process_rss_bytes: 10 << 20,
         ..MonitorSample::default()
     });
     result.adaptive = Some(AdaptiveResult {
