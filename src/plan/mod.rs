@@ -115,6 +115,20 @@ pub fn load_str_with(
     })
 }
 
+/// Parses plan text into the plain value tree, the document the JSON Schema describes.
+pub fn parse_value(text: &str, path: &Path, format: Format) -> Result<Value, Problems> {
+    source::parse(text, format)
+        .map(|(value, _)| value)
+        .map_err(|err| {
+            let empty = PositionIndex::default();
+            let mut out = Collector::new(path.to_path_buf(), text, &empty);
+            out.at(err.pos, &[], err.message, None);
+            Problems {
+                problems: out.finish(),
+            }
+        })
+}
+
 /// Parses plan text into the model as written, without validating meaning. For tools that
 /// want to inspect or rewrite a plan.
 pub fn parse_raw(text: &str, path: &Path, format: Format) -> Result<RawPlan, Problems> {

@@ -60,6 +60,13 @@ impl PositionIndex {
         self.nodes.entry(path).or_insert(node);
     }
 
+    /// Moves the start of the node at `path` back to `pos` when `pos` comes first.
+    pub fn move_before(&mut self, path: &[Seg], pos: Pos) {
+        if let Some(node) = self.nodes.get_mut(path) {
+            node.value = node.value.min(pos);
+        }
+    }
+
     /// The position of `path`, or of its nearest ancestor that has one; the key's position when
     /// `at_key` and the node has a key.
     pub fn locate(&self, path: &[Seg], at_key: bool) -> Pos {

@@ -79,17 +79,18 @@ impl TemplateBuilder {
                 .chain(local.iter())
                 .map(String::as_str)
                 .collect();
-            let mut message = format!("unknown template variable `{var}`");
+            let mut message = format!("unknown template name `{var}`");
             if let Some(s) = suggest(&var, known.iter().copied()) {
                 message.push_str(&format!(", did you mean `{s}`?"));
             }
             out.error(
                 path,
                 message,
-                Some(
-                    "define it under `config.variables`, as a payload field, a capture or a `set`"
-                        .to_owned(),
-                ),
+                Some(format!(
+                    "define it under `config.variables`, as a payload field, a capture or a `set`; \
+                     functions are {}",
+                    FUNCTION_NAMES.join(", ")
+                )),
             );
         }
         ok.then_some(Text::Template(TemplateId(name)))
