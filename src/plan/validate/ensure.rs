@@ -68,11 +68,9 @@ pub(super) fn ensure(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawEnsure>) -> Op
             }
             Err(e) => {
                 ok = false;
-                let pos = ctx.out.pos_inside(&ep, e.column.saturating_sub(1));
-                let file_path = ctx.out.remap.to_original(&ep);
-                ctx.out.at(
-                    pos,
-                    &file_path,
+                ctx.out.error_inside(
+                    &ep,
+                    e.column.saturating_sub(1),
                     format!("in the expression: {}", e.message),
                     None,
                 );

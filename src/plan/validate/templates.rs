@@ -56,9 +56,7 @@ impl TemplateBuilder {
                 Some("templates are minijinja: `{{ name }}`, `{{ random_int(1, 9) }}`".to_owned());
             match offset {
                 Some(offset) if !source.contains('\n') => {
-                    let pos = out.pos_inside(path, offset);
-                    let file_path = out.remap.to_original(path);
-                    out.at(pos, &file_path, message, help);
+                    out.error_inside(path, offset, message, help)
                 }
                 _ => out.error(path, message, help),
             }
