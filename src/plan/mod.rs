@@ -32,7 +32,7 @@ pub use resolved::*;
 pub use source::Format;
 pub use threshold::{ERROR_KINDS, ExprError, KnownMetrics, parse_expression};
 
-use problem::{Collector, Pos, PositionIndex, Seg};
+use problem::{Collector, PositionIndex, Seg};
 
 /// Changes applied to a plan as it is loaded (the `run` flags).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,29 +90,82 @@ pub fn load_str_with(
             });
         }
     };
-    let mut out = Collector::new(file, text, &index);
+    let mut out = Collector::new(file.clone(), text, &index);
     apply_options(&mut value, options, &mut out);
-    if out.problems.is_empty()
-        && let Some((raw, remap)) = structure::deserialize(&value, &mut out)
-    {
-        out.remap = remap;
-        if let Some(plan) = validate::validate(&raw, &value, path, &mut out)
-            && out.problems.is_empty()
-        {
-            return Ok(plan);
-        }
-    }
+    let mut plan = None;
     if out.problems.is_empty() {
-        out.at(
-            Pos { line: 1, column: 1 },
-            &[],
-            "the plan is not valid",
-            None,
-        );
+        plan = validate_value(&value, path, &mut out);
     }
-    Err(Problems {
-        problems: out.finish(),
-    })
+    let mut problems = out.finish();
+    // `check` (no environment chosen) also validates the plan under every environment, and
+    // reports what each environment itself gets wrong.
+    if options.environment.is_none() {
+        for (name, overlay) in environments(&value) {
+            let mut env_out = Collector::new(file.clone(), text, &index);
+            env_out.environment = Some((name.clone(), overlay));
+            let mut merged = value.clone();
+            let env_options = LoadOptions {
+                environment: Some(name),
+                ..options.clone()
+            };
+            apply_options(&mut merged, &env_options, &mut env_out);
+            validate_value(&merged, path, &mut env_out);
+            problems.extend(env_out.finish());
+        }
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems.dedup();
+    }
+    match plan {
+        Some(plan) if problems.is_empty() => Ok(plan),
+        _ if problems.is_empty() => Err(Problems {
+            problems: vec![Problem {
+                file,
+                line: 1,
+                column: 1,
+                path: String::new(),
+                message: "the plan is not valid".to_owned(),
+                help: None,
+                source_line: None,
+            }],
+        }),
+        _ => Err(Problems { problems }),
+    }
+}
+
+/// Structure then meaning; `None` when anything is wrong.
+fn validate_value(value: &Value, path: &Path, out: &mut Collector<'_>) -> Option<Plan> {
+    let (raw, remap) = structure::deserialize(value, out)?;
+    out.remap = remap;
+    let plan = validate::validate(&raw, value, path, out)?;
+    out.problems.is_empty().then_some(plan)
+}
+
+/// `config.environments` as written: (name, overlay) for each map-valued entry.
+fn environments(value: &Value) -> Vec<(String, Value)> {
+    value
+        .pointer("/config/environments")
+        .and_then(Value::as_object)
+        .map(|envs| {
+            envs.iter()
+                .filter(|(_, v)| v.is_object())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses plan text into the plain value tree, the document the JSON Schema describes.
+pub fn parse_value(text: &str, path: &Path, format: Format) -> Result<Value, Problems> {
+    source::parse(text, format)
+        .map(|(value, _)| value)
+        .map_err(|err| {
+            let empty = PositionIndex::default();
+            let mut out = Collector::new(path.to_path_buf(), text, &empty);
+            out.at(err.pos, &[], err.message, None);
+            Problems {
+                problems: out.finish(),
+            }
+        })
 }
 
 /// Parses plan text into the model as written, without validating meaning. For tools that

@@ -60,6 +60,13 @@ impl PositionIndex {
         self.nodes.entry(path).or_insert(node);
     }
 
+    /// Moves the start of the node at `path` back to `pos` when `pos` comes first.
+    pub fn move_before(&mut self, path: &[Seg], pos: Pos) {
+        if let Some(node) = self.nodes.get_mut(path) {
+            node.value = node.value.min(pos);
+        }
+    }
+
     /// The position of `path`, or of its nearest ancestor that has one; the key's position when
     /// `at_key` and the node has a key.
     pub fn locate(&self, path: &[Seg], at_key: bool) -> Pos {
@@ -154,6 +161,8 @@ pub(crate) struct Collector<'a> {
     pub index: &'a PositionIndex,
     /// Translates paths of the pruned tree (after structural errors) back to the file.
     pub remap: super::structure::Remap,
+    /// When validating the plan with environment NAME merged in: (NAME, its overlay).
+    pub environment: Option<(String, serde_json::Value)>,
     pub problems: Vec<Problem>,
 }
 
@@ -164,36 +173,78 @@ impl<'a> Collector<'a> {
             text,
             index,
             remap: Default::default(),
+            environment: None,
             problems: Vec::new(),
         }
     }
 
-    /// A problem with the value at `path`.
-    pub fn error(&mut self, path: &[Seg], message: impl Into<String>, help: Option<String>) {
+    /// The path in the file of a path in the validated tree: removed list items are counted
+    /// back in, and when an environment is being validated, paths it does not set are dropped
+    /// (`None`) and the rest point into `config.environments.NAME`.
+    fn file_path(&self, path: &[Seg]) -> Option<Vec<Seg>> {
         let path = self.remap.to_original(path);
         if self.remap.tainted.contains(&path) {
-            return;
+            return None;
         }
-        let pos = self.index.locate(&path, false);
-        self.at(pos, &path, message, help);
+        let Some((name, overlay)) = &self.environment else {
+            return Some(path);
+        };
+        let (first, rest) = path.split_first()?;
+        if *first != Seg::Key("config".to_owned()) || rest.is_empty() {
+            return None;
+        }
+        let mut node = overlay;
+        for seg in rest {
+            node = match (seg, node) {
+                (Seg::Key(k), serde_json::Value::Object(m)) => m.get(k)?,
+                (Seg::Index(i), serde_json::Value::Array(a)) => a.get(*i)?,
+                _ => return None,
+            };
+        }
+        let mut out = vec![
+            Seg::Key("config".to_owned()),
+            Seg::Key("environments".to_owned()),
+            Seg::Key(name.clone()),
+        ];
+        out.extend_from_slice(rest);
+        Some(out)
+    }
+
+    /// A problem with the value at `path`.
+    pub fn error(&mut self, path: &[Seg], message: impl Into<String>, help: Option<String>) {
+        if let Some(path) = self.file_path(path) {
+            let pos = self.index.locate(&path, false);
+            self.at(pos, &path, message, help);
+        }
     }
 
     /// A problem with the key naming `path` (unknown or misplaced keys).
     pub fn key_error(&mut self, path: &[Seg], message: impl Into<String>, help: Option<String>) {
-        let path = self.remap.to_original(path);
-        let pos = self.index.locate(&path, true);
-        self.at(pos, &path, message, help);
+        if let Some(path) = self.file_path(path) {
+            let pos = self.index.locate(&path, true);
+            self.at(pos, &path, message, help);
+        }
     }
 
-    /// The position of character `offset` (0-based) inside the one-line scalar at `path`.
-    pub fn pos_inside(&self, path: &[Seg], offset: usize) -> Pos {
-        let node = self.index.locate(&self.remap.to_original(path), false);
+    /// A problem at character `offset` (0-based) of the one-line scalar at `path`, such as a
+    /// column inside an expression or a template.
+    pub fn error_inside(
+        &mut self,
+        path: &[Seg],
+        offset: usize,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let Some(path) = self.file_path(path) else {
+            return;
+        };
+        let node = self.index.locate(&path, false);
         let line = node
             .line
             .checked_sub(1)
             .and_then(|i| self.text.lines().nth(i));
         let first = line.and_then(|l| l.chars().nth(node.column.saturating_sub(1)));
-        match first {
+        let pos = match first {
             Some('"') | Some('\'') => Pos {
                 line: node.line,
                 column: node.column + 1 + offset,
@@ -203,7 +254,8 @@ impl<'a> Collector<'a> {
                 line: node.line,
                 column: node.column + offset,
             },
-        }
+        };
+        self.at(pos, &path, message, help);
     }
 
     /// A problem at a position inside the node at `path` (already a file path).

@@ -81,6 +81,8 @@ enum Frame {
         path: Vec<Seg>,
         /// The key just read, waiting for its value.
         key: Option<(String, Pos)>,
+        /// No key read yet.
+        first: bool,
     },
     Seq {
         path: Vec<Seg>,
@@ -124,9 +126,14 @@ impl YamlIndexBuilder {
                 );
                 Some(Vec::new())
             }
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, first }) => match key.take() {
                 None => {
                     *key = Some((scalar.unwrap_or_default().to_owned(), pos));
+                    // A block mapping's start event comes after its first key: the map begins
+                    // where that key does.
+                    if std::mem::take(first) {
+                        self.index.move_before(path, pos);
+                    }
                     None
                 }
                 Some((name, key_pos)) => {
@@ -171,7 +178,8 @@ impl MarkedEventReceiver for YamlIndexBuilder {
                     if *depth == 0 {
                         self.stack.pop();
                         // The complex key is done: its value follows under an unknown name.
-                        if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                        if let Some(Frame::Map { key, first, .. }) = self.stack.last_mut() {
+                            *first = false;
                             *key = Some(("?".to_owned(), pos));
                         }
                     }
@@ -193,7 +201,11 @@ impl MarkedEventReceiver for YamlIndexBuilder {
             }
             Event::MappingStart(..) => {
                 if let Some(path) = self.place(None, pos) {
-                    self.stack.push(Frame::Map { path, key: None });
+                    self.stack.push(Frame::Map {
+                        path,
+                        key: None,
+                        first: true,
+                    });
                 }
             }
             Event::SequenceStart(..) => {

@@ -120,8 +120,11 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
             ok = false;
             ctx.out.key_error(
                 &key(path, k),
-                format!("`{k}` does not apply to a `{shape}` phase"),
-                Some(format!("a `{shape}` phase takes: {}", allowed.join(", "))),
+                format!("`{k}` does not apply to a phase with `{shape}`"),
+                Some(format!(
+                    "a phase with `{shape}` takes: {}",
+                    allowed.join(", ")
+                )),
             );
         }
     }
@@ -132,7 +135,7 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
         None if needs_duration => {
             ctx.out.error(
                 path,
-                format!("a `{shape}` phase needs `duration`"),
+                format!("a phase with `{shape}` needs `duration`"),
                 Some("e.g. `duration: 30s`".to_owned()),
             );
             None

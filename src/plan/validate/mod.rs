@@ -6,9 +6,12 @@
 //! referenced node itself was broken), so one mistake does not echo as many.
 
 mod config;
+mod ensure;
 mod flow;
 mod load;
+mod messages;
 mod payload;
+mod sends;
 mod templates;
 
 use std::collections::BTreeSet;
@@ -148,12 +151,12 @@ pub(crate) fn validate(
 
     let target = config::target(&mut ctx, &config_path, &raw.config);
     let protocol = config::protocol(&mut ctx, &config_path, raw.config.protocol.as_ref());
-    let messages = config::messages(&mut ctx, &config_path, &raw.config.messages);
+    let messages = messages::messages(&mut ctx, &config_path, &raw.config.messages);
     let variables = config::variables(&raw.config);
     let load = load::load(&mut ctx, &config_path, &raw.config);
     let defaults = config::defaults(&mut ctx, &config_path, raw.config.defaults.as_ref());
     let source_addresses = config::source_addresses(&mut ctx, &config_path, &raw.config);
-    let handlers = flow::handlers(
+    let handlers = sends::handlers(
         &mut ctx,
         &key(&config_path, "handlers"),
         &raw.config.handlers,
@@ -170,7 +173,7 @@ pub(crate) fn validate(
             ctx.metrics.handler_names.push(name.clone());
         }
     }
-    let ensure = config::ensure(&mut ctx, &config_path, raw.config.ensure.as_ref());
+    let ensure = ensure::ensure(&mut ctx, &config_path, raw.config.ensure.as_ref());
     if let (Some(Load::Adaptive(a)), None) = (&load, &monitor)
         && (a.limits.cpu_percent.is_some() || a.limits.memory_percent.is_some())
     {

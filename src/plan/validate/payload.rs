@@ -55,7 +55,7 @@ pub(super) fn read(
         Ok(meta) if meta.len() > MAX_PAYLOAD_BYTES => {
             out.error(
                 &path_at,
-                format!("`{}` is larger than 256 MiB", path.display()),
+                format!("`{}` is larger than 256 MiB", raw.path),
                 None,
             );
             return None;
@@ -64,8 +64,11 @@ pub(super) fn read(
         Err(err) => {
             out.error(
                 &path_at,
-                format!("payload file `{}` cannot be read: {err}", path.display()),
-                Some("payload paths are relative to the plan file".to_owned()),
+                format!("payload file `{}` cannot be read: {err}", raw.path),
+                Some(format!(
+                    "looked for {}; payload paths are relative to the plan file",
+                    path.display()
+                )),
             );
             return None;
         }
@@ -80,7 +83,7 @@ pub(super) fn read(
         Err(err) => {
             out.error(
                 &path_at,
-                format!("payload file `{}`: {err}", path.display()),
+                format!("payload file `{}`: {err}", raw.path),
                 None,
             );
             return None;
@@ -93,7 +96,7 @@ pub(super) fn read(
             Err(err) => {
                 out.error(
                     &path_at,
-                    format!("`{}` row {}: {err}", path.display(), i + 1),
+                    format!("`{}` row {}: {err}", raw.path, i + 1),
                     None,
                 );
                 return None;
@@ -122,7 +125,7 @@ pub(super) fn read(
             at,
             format!(
                 "`{}` has no usable header: list the columns in `fields`",
-                path.display()
+                raw.path
             ),
             None,
         );
@@ -136,7 +139,7 @@ pub(super) fn read(
                 &path_at,
                 format!(
                     "`{}` row {} has {} cells but `fields` names {}",
-                    path.display(),
+                    raw.path,
                     line + 1,
                     record.len(),
                     fields.len()
@@ -150,7 +153,7 @@ pub(super) fn read(
     if data.is_empty() {
         out.error(
             &path_at,
-            format!("payload file `{}` has no rows", path.display()),
+            format!("payload file `{}` has no rows", raw.path),
             None,
         );
         return None;

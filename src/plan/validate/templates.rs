@@ -56,9 +56,7 @@ impl TemplateBuilder {
                 Some("templates are minijinja: `{{ name }}`, `{{ random_int(1, 9) }}`".to_owned());
             match offset {
                 Some(offset) if !source.contains('\n') => {
-                    let pos = out.pos_inside(path, offset);
-                    let file_path = out.remap.to_original(path);
-                    out.at(pos, &file_path, message, help);
+                    out.error_inside(path, offset, message, help)
                 }
                 _ => out.error(path, message, help),
             }
@@ -79,17 +77,18 @@ impl TemplateBuilder {
                 .chain(local.iter())
                 .map(String::as_str)
                 .collect();
-            let mut message = format!("unknown template variable `{var}`");
+            let mut message = format!("unknown template name `{var}`");
             if let Some(s) = suggest(&var, known.iter().copied()) {
                 message.push_str(&format!(", did you mean `{s}`?"));
             }
             out.error(
                 path,
                 message,
-                Some(
-                    "define it under `config.variables`, as a payload field, a capture or a `set`"
-                        .to_owned(),
-                ),
+                Some(format!(
+                    "define it under `config.variables`, as a payload field, a capture or a `set`; \
+                     functions are {}",
+                    FUNCTION_NAMES.join(", ")
+                )),
             );
         }
         ok.then_some(Text::Template(TemplateId(name)))
