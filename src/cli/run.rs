@@ -33,6 +33,17 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         } else {
             args.format.contains(&ReportFormat::Json)
         };
+    if !args.no_report
+        && args
+            .format
+            .iter()
+            .any(|f| matches!(f, ReportFormat::Csv | ReportFormat::Html))
+    {
+        eprintln!(
+            "warning: this build writes only result.json; CSV and HTML reports are not \
+             available yet"
+        );
+    }
     let started = SystemTime::now();
     let out_dir = args.out.clone().unwrap_or_else(|| {
         let stamp = report::format_compact_utc(epoch_ms(started));
