@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::context::RunContext;
 use super::intervals::Intervals;
 use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
-use super::vuser::{self, VuserSpec};
+use super::vuser::{self, VuserSpec, after};
 use crate::plan::{Phase, PhaseShape};
 
 /// How often a closed-model phase re-reads its target concurrency.
@@ -73,8 +73,8 @@ impl Runner {
         let mut interrupted = false;
         for (index, phase) in phases.iter().enumerate() {
             let offset = timeline.start_of(index).unwrap_or_default();
-            let phase_start = start + offset;
-            let phase_end = phase_start + phase_duration(&phase.shape);
+            let phase_start = after(start, offset);
+            let phase_end = after(phase_start, phase_duration(&phase.shape));
             intervals.begin_phase(index, &phase.name);
             if !matches!(phase.shape, PhaseShape::Concurrency { .. }) {
                 self.retire_pool(0);
@@ -115,7 +115,7 @@ impl Runner {
             .into_iter()
             .flatten();
         for offset in arrivals {
-            let at = phase_start + offset;
+            let at = after(phase_start, offset);
             if !self.wait_until(at).await {
                 return false;
             }
@@ -156,7 +156,10 @@ impl Runner {
                 self.pool.push(Slot { retire, done });
             }
             self.retire_pool(target);
-            if !self.wait_until((now + CLOSED_TICK).min(phase_end)).await {
+            if !self
+                .wait_until(after(now, CLOSED_TICK).min(phase_end))
+                .await
+            {
                 return false;
             }
         }

@@ -14,7 +14,9 @@ use super::context::RunContext;
 use super::error::{ErrorKind, Failure};
 use super::message;
 use super::program::{ExpectOp, Op, ScenarioProgram};
-use super::vuser::{Clock, Conn, Control, GaugeGuard, Vuser, Waited, preview, protocol_failure};
+use super::vuser::{
+    Clock, Conn, Control, GaugeGuard, Vuser, Waited, after, preview, protocol_failure,
+};
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
 
@@ -68,7 +70,7 @@ impl Vuser {
                 Err(failure) if self.reconnects_left > 0 && !self.retire.is_cancelled() => {
                     ctx.count_error(&failure);
                     self.reconnects_left -= 1;
-                    let until = Instant::now() + ctx.plan.defaults.reconnect.backoff;
+                    let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
                     tokio::select! {
                         _ = self.retire.cancelled() => return Ok(Control::Retired),
                         _ = sleep_until(until) => {}
@@ -135,7 +137,7 @@ impl Vuser {
             }
             None => {
                 let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
-                let until = Instant::now() + limit;
+                let until = after(Instant::now(), limit);
                 match self.wait(ctx, scenario, until, Some(op), false).await? {
                     Waited::Matched { at, captures } => (at, captures),
                     Waited::Deadline | Waited::Retired => {
@@ -175,7 +177,7 @@ impl Vuser {
         think: &Think,
     ) -> Result<Control, Failure> {
         let pause = think_duration(think, ctx.plan.defaults.think_jitter);
-        self.clock.intended += pause;
+        self.clock.intended = after(self.clock.intended, pause);
         self.clock.next_send = self.clock.intended;
         let until = self.clock.intended;
         if until <= Instant::now() {
@@ -313,7 +315,7 @@ pub(crate) fn think_duration(think: &Think, jitter: f64) -> Duration {
     };
     if jitter > 0.0 {
         let factor = 1.0 + jitter * (2.0 * rand::random::<f64>() - 1.0);
-        base.mul_f64(factor.max(0.0))
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0)).unwrap_or(base)
     } else {
         base
     }

@@ -365,8 +365,10 @@ impl Vuser {
         recorder.incr(self.ids.messages_received);
         recorder.add(self.ids.bytes_received, frame.body.len() as u64);
         for found in stamp::scan(&frame.body, &ctx.run_id) {
-            let sent = ctx.start + Duration::from_micros(found.sent_us);
-            recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));
+            // The stamp came over the network: a forged time must not overflow the clock.
+            if let Some(sent) = ctx.start.checked_add(Duration::from_micros(found.sent_us)) {
+                recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));
+            }
         }
         if let Some(op) = expect {
             if let Some(captures) = op.matcher.match_captures(&frame, &op.sources) {
@@ -391,7 +393,7 @@ impl Vuser {
 
     /// Waits out the reconnect backoff; retiring ends it early.
     async fn backoff(&mut self, ctx: &RunContext) -> Control {
-        let until = Instant::now() + ctx.plan.defaults.reconnect.backoff;
+        let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
         tokio::select! {
             _ = self.retire.cancelled() => Control::Retired,
             _ = sleep_until(until) => Control::Next,
@@ -418,6 +420,14 @@ fn loop_value(bound: &LoopBound, iteration: u64) -> Value {
         _ => Value::UNDEFINED,
     };
     minijinja::context! { index => iteration + 1, index0 => iteration, value => value }
+}
+
+/// `at + d`, saturating far in the future instead of overflowing on absurd durations.
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    at.checked_add(d)
+        .or_else(|| at.checked_add(YEAR))
+        .unwrap_or(at)
 }
 
 /// A decode error on an open connection.
