@@ -125,7 +125,8 @@ impl Runner {
             }
             self.open_active.fetch_add(1, Ordering::Relaxed);
             let active = Arc::clone(&self.open_active);
-            self.spawn(at, false, self.run_end.child_token(), move || {
+            // Open-model vusers are never retired, only their endless loops end with the run.
+            self.spawn(at, false, CancellationToken::new(), move || {
                 active.fetch_sub(1, Ordering::Relaxed);
             });
         }
@@ -188,6 +189,7 @@ impl Runner {
             scheduled,
             closed_model,
             retire,
+            run_end: self.run_end.clone(),
         };
         self.next_id += 1;
         let ctx = Arc::clone(&self.ctx);

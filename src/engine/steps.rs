@@ -183,10 +183,7 @@ impl Vuser {
         if until <= Instant::now() {
             return Ok(Control::Next);
         }
-        match self
-            .wait(ctx, scenario, until, None, self.closed_model)
-            .await?
-        {
+        match self.wait(ctx, scenario, until, None, true).await? {
             Waited::Retired => Ok(Control::Retired),
             _ => {
                 // Waking late means the generator's own scheduling is behind.

@@ -38,10 +38,13 @@ pub(crate) struct VuserSpec {
     pub scenario: usize,
     /// When the schedule wanted it to start (for `schedule.lag`).
     pub scheduled: Instant,
-    /// Closed model: repeat the flow until retired, and let retiring cut thinks short.
+    /// Closed model: repeat the flow until retired.
     pub closed_model: bool,
-    /// Cancelled to retire the vuser gracefully (at the next think or iteration boundary).
+    /// Cancelled to retire the vuser gracefully: it stops at its next think, backoff or loop
+    /// iteration. Only closed-model vusers are ever retired.
     pub retire: CancellationToken,
+    /// Cancelled when the run ends: ends `loop`s without a bound, for every vuser.
+    pub run_end: CancellationToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +164,7 @@ pub(crate) struct Vuser {
     pub ids: ScenarioIds,
     pub closed_model: bool,
     pub retire: CancellationToken,
+    run_end: CancellationToken,
     pub scope: Scope,
     pub conn: Option<Conn>,
     pub clock: Clock,
@@ -188,6 +192,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         ids: scenario.ids,
         closed_model: spec.closed_model,
         retire: spec.retire,
+        run_end: spec.run_end,
         scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone()),
         conn: None,
         clock: Clock::at(Instant::now()),
@@ -282,7 +287,7 @@ impl Vuser {
             return Some(pc + 1);
         };
         let retired = self.retire.is_cancelled()
-            && (self.closed_model || matches!(bound, LoopBound::Forever));
+            || (self.run_end.is_cancelled() && matches!(bound, LoopBound::Forever));
         if retired {
             return None;
         }

@@ -23,6 +23,7 @@ struct Builder {
     next: usize,
     handlers: Vec<Handler>,
     timeout: Duration,
+    reconnect_attempts: u32,
 }
 
 impl Builder {
@@ -32,6 +33,7 @@ impl Builder {
             next: 0,
             handlers: Vec::new(),
             timeout: Duration::from_secs(5),
+            reconnect_attempts: 0,
         }
     }
 
@@ -96,7 +98,7 @@ impl Builder {
                 timeout: self.timeout,
                 think_jitter: 0.0,
                 reconnect: Reconnect {
-                    attempts: 0,
+                    attempts: self.reconnect_attempts,
                     backoff: ms(100),
                 },
                 graceful_stop: Duration::from_secs(5),
@@ -625,4 +627,24 @@ scenarios:
     assert_eq!(result["run"]["interrupted"], true);
     assert_eq!(result["run"]["exitCode"], 130);
     assert!(result["aggregate"]["summaries"]["latency.ping"]["count"].as_u64() > Some(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_reconnected_per_the_policy_then_fails() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    b.reconnect_attempts = 2;
+    // QUIT makes the server close the connection, which the think then notices.
+    let flow = vec![
+        connect(),
+        b.send_expect("QUIT", "^BYE", "quit"),
+        think(200, 200),
+        Step::Disconnect,
+    ];
+    let out = run(b.plan(vec![count(ms(10), 1)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(counter(agg, "errors.closed"), 3, "{:?}", agg.counters);
+    assert_eq!(agg.summaries.get("connect").map(|s| s.count), Some(3));
+    assert_eq!(counter(agg, "vusers.created"), 1);
+    assert_eq!(counter(agg, "vusers.failed"), 1);
 }
