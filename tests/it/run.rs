@@ -564,6 +564,16 @@ scenarios:
     let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
     let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(result["format"], "chatload.result/v1");
+    let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).expect("schema exists"))
+            .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let problems: Vec<String> = validator
+        .iter_errors(&result)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(result["aggregate"]["counters"]["vusers.created"], 5);
     assert_eq!(result["aggregate"]["summaries"]["latency.ping"]["count"], 5);
     assert!(stdout.contains("latency.ping"), "{stdout}");
