@@ -658,3 +658,53 @@ async fn a_lost_connection_is_reconnected_per_the_policy_then_fails() {
     assert_eq!(counter(agg, "vusers.created"), 1);
     assert_eq!(counter(agg, "vusers.failed"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_worker_drives_binary_xor_packets_with_named_messages() {
+    let server = serve(ServerConfig {
+        framing: server::ServerFraming::Binary,
+        xor_key: Some(b"k3y".to_vec()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let yaml = r#"
+config:
+  target: embedded
+  protocol:
+    framing:
+      lengthPrefixed:
+        header: [{length: 2}, {type: 2}]
+        endian: little
+        lengthCounts: frame
+    transform: {xor: {key: "k3y"}}
+  messages:
+    login: {type: 1, body: "bin{{ vu.id }}"}
+    join: {type: 2, body: "lobby"}
+    say: {type: 3, body: "{{ text }}"}
+    ping: {type: 5, body: "{{ vu.id }}"}
+  phases:
+    - {duration: 100ms, arrivalCount: 2}
+scenarios:
+  - name: binary
+    flow:
+      - connect
+      - send: {message: login}
+        expect: {type: 101, name: login}
+      - send: {message: join}
+        expect: {type: 102, name: join}
+      - think: 300ms
+      - send: {message: say, with: {text: "hi {{ stamp() }}"}}
+      - send: {message: ping}
+        expect: {type: 105, name: ping}
+      - think: 300ms
+      - disconnect
+"#;
+    let plan = chatload::plan::load_str(yaml, std::path::Path::new("binary.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let out = run(plan, &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_eq!(agg.summaries.get("latency.ping").map(|s| s.count), Some(2));
+    // Both members receive both stamped SAYs (the server echoes to the sender too).
+    assert_eq!(agg.summaries.get("delivery").map(|s| s.count), Some(4));
+}
