@@ -226,9 +226,30 @@ fn committed_schema_is_up_to_date() {
 }
 
 #[test]
+fn a_plan_using_every_key_is_valid() {
+    let path = root().join("tests/fixtures/valid/everything.yml");
+    let plan = match plan::load(&path) {
+        Ok(plan) => plan,
+        Err(p) => panic!("{}", render(&p.problems)),
+    };
+    let Load::Phases(phases) = &plan.load else {
+        panic!("phases")
+    };
+    // 6 written phases, then presets: warmup 1, step 10, exponential 7, spike 3,
+    // rampUpDown 2, sustained 1, stress 20.
+    assert_eq!(phases.len(), 6 + 1 + 10 + 7 + 3 + 2 + 1 + 20);
+    assert_eq!(plan.source_addresses.len(), 2, "a /30 has two usable addresses");
+    assert_eq!(plan.payloads[0].rows.len(), 5);
+    assert_eq!(plan.payloads[1].load_all_as.as_deref(), Some("everyone"));
+    assert_eq!(plan.messages.len(), 4);
+}
+
+#[test]
 fn shipped_plans_satisfy_the_schema() {
     let validator = jsonschema::validator_for(&generated_schema()).unwrap();
-    for path in files(&root().join("plans"), &["yml", "toml"]) {
+    let mut paths = files(&root().join("plans"), &["yml", "toml"]);
+    paths.push(root().join("tests/fixtures/valid/everything.yml"));
+    for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
         let value = plan::parse_value(&text, &path, Format::from_path(&path)).unwrap();
         let errors: Vec<String> = validator
