@@ -296,3 +296,35 @@ pub(crate) fn idx(path: &[Seg], i: usize) -> Vec<Seg> {
     out.push(Seg::Index(i));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_like_the_plan() {
+        let path = vec![
+            Seg::Key("scenarios".into()),
+            Seg::Index(1),
+            Seg::Key("flow".into()),
+            Seg::Index(3),
+            Seg::Key("expect".into()),
+            Seg::Key("timeout".into()),
+        ];
+        assert_eq!(path_string(&path), "scenarios[1].flow[3].expect.timeout");
+        let odd = vec![
+            Seg::Key("thresholds".into()),
+            Seg::Key("latency.chat.p95".into()),
+        ];
+        assert_eq!(path_string(&odd), "thresholds[\"latency.chat.p95\"]");
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        let keys = ["arrivalRate", "arrivalCount", "duration", "rampTo"];
+        assert_eq!(suggest("arivalRate", keys), Some("arrivalRate"));
+        assert_eq!(suggest("ramp_to", keys), Some("rampTo"));
+        assert_eq!(suggest("durration", keys), Some("duration"));
+        assert_eq!(suggest("weight", keys), None);
+    }
+}
