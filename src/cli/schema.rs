@@ -1,7 +1,19 @@
-//! `chatload schema`.
+//! `chatload schema`: print the JSON Schema of plans (results are wired by the report side).
 
-use super::Exit;
+use super::{Exit, SchemaArgs, SchemaKind};
 
-pub fn execute(_args: super::SchemaArgs) -> anyhow::Result<Exit> {
-    super::not_built("schema")
+pub fn execute(args: SchemaArgs) -> anyhow::Result<Exit> {
+    match args.kind {
+        SchemaKind::Plan => {
+            println!("{}", plan_schema()?);
+            Ok(Exit::Success)
+        }
+        SchemaKind::Result => super::not_built("schema result"),
+    }
+}
+
+/// The plan schema as committed in `schemas/plan.schema.json` (pretty JSON, no trailing newline).
+pub fn plan_schema() -> anyhow::Result<String> {
+    let schema = schemars::schema_for!(crate::plan::RawPlan);
+    Ok(serde_json::to_string_pretty(&schema)?)
 }

@@ -1,0 +1,490 @@
+//! Validation of scenarios, flow steps, sends, expects and handlers.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::super::duration::parse_duration;
+use super::super::problem::{Seg, idx, key, suggest};
+use super::super::raw::{
+    RawDuration, RawExpect, RawExpectArg, RawFlowItem, RawScenario, RawSend, RawStep, RawThink,
+    STEP_KEYS,
+};
+use super::super::resolved::*;
+use super::Ctx;
+use super::sends::{handlers, json_pointer, matcher, send_spec};
+
+/// Every name a flow binds (captures, `set`, `with` keys), over all scenarios.
+pub(super) fn all_locals(scenarios: &[RawScenario]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for s in scenarios {
+        collect_locals(&s.flow, &mut out, true);
+    }
+    out
+}
+
+fn collect_locals(flow: &[RawFlowItem], out: &mut BTreeSet<String>, with_keys: bool) {
+    let expect_captures = |e: &RawExpectArg, out: &mut BTreeSet<String>| {
+        if let RawExpectArg::Map(m) = e {
+            out.extend(m.capture.iter().flat_map(|c| c.keys().cloned()));
+        }
+    };
+    for item in flow {
+        let RawFlowItem::Step(step) = item else {
+            continue;
+        };
+        if let Some(e) = &step.expect {
+            expect_captures(e, out);
+        }
+        if let Some(RawSend::Map(spec)) = &step.send {
+            if let Some(e) = &spec.expect {
+                expect_captures(e, out);
+            }
+            if with_keys {
+                out.extend(spec.with_vars.iter().flat_map(|w| w.keys().cloned()));
+            }
+        }
+        if let Some(set) = &step.set {
+            out.extend(set.keys().cloned());
+        }
+        if let Some(inner) = &step.loop_steps {
+            collect_locals(inner, out, with_keys);
+        }
+    }
+}
+
+pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
+    let at = vec![Seg::Key("scenarios".to_owned())];
+    if raw.is_empty() {
+        ctx.out.error(
+            &at,
+            "`scenarios` is empty",
+            Some("add at least one scenario with a `flow`".to_owned()),
+        );
+    }
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, s) in raw.iter().enumerate() {
+        let sp = idx(&at, i);
+        let name = s
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("scenario{}", i + 1));
+        if !names.insert(name.clone()) {
+            ctx.out.error(
+                &key(&sp, "name"),
+                format!("two scenarios are named `{name}`"),
+                None,
+            );
+        }
+        let weight = s.weight.unwrap_or(1);
+        if weight == 0 {
+            ctx.out.error(
+                &key(&sp, "weight"),
+                "`weight` must be a positive whole number, found 0",
+                Some("remove the scenario instead of giving it weight 0".to_owned()),
+            );
+        }
+        let mut locals = BTreeSet::new();
+        collect_locals(&s.flow, &mut locals, false);
+        let default_metric: String = name
+            .chars()
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
+        let mut scope = Scope {
+            locals,
+            default_metric,
+        };
+        if s.flow.is_empty() {
+            ctx.out.error(
+                &key(&sp, "flow"),
+                "`flow` is empty",
+                Some("add steps, e.g. `- connect` and `- send: \"PING 1\"`".to_owned()),
+            );
+        }
+        let flow = steps(ctx, &key(&sp, "flow"), &s.flow, &mut scope);
+        let handlers = handlers(ctx, &key(&sp, "handlers"), &s.handlers, &scope.locals);
+        out.push(Scenario {
+            name,
+            weight,
+            flow,
+            handlers,
+        });
+    }
+    out
+}
+
+struct Scope {
+    locals: BTreeSet<String>,
+    default_metric: String,
+}
+
+fn steps(ctx: &mut Ctx, path: &[Seg], flow: &[RawFlowItem], scope: &mut Scope) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (i, item) in flow.iter().enumerate() {
+        let ip = idx(path, i);
+        match item {
+            RawFlowItem::Bare(word) if word == "connect" => {
+                out.push(Step::Connect { timeout: None })
+            }
+            RawFlowItem::Bare(_) => out.push(Step::Disconnect),
+            RawFlowItem::Step(step) => out.extend(step_of(ctx, &ip, step, scope)),
+        }
+    }
+    out
+}
+
+fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<Step> {
+    let present: [(&str, bool); 8] = [
+        ("connect", s.connect.is_some()),
+        ("send", s.send.is_some()),
+        ("expect", s.expect.is_some() && s.send.is_none()),
+        ("think", s.think.is_some()),
+        ("loop", s.loop_steps.is_some()),
+        ("set", s.set.is_some()),
+        ("log", s.log.is_some()),
+        ("disconnect", s.disconnect.is_some()),
+    ];
+    let keys: Vec<&str> = present
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
+    let loop_siblings: Vec<&str> = [
+        ("count", s.count.is_some()),
+        ("over", s.over.is_some()),
+        ("duration", s.duration.is_some()),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(k, _)| *k)
+    .collect();
+    let step = match keys.as_slice() {
+        [one] => *one,
+        [] => {
+            let message = match loop_siblings.first() {
+                Some(k) => format!("`{k}` goes with `loop`, which is missing here"),
+                None => format!("a flow item needs a step: one of {}", STEP_KEYS.join(", ")),
+            };
+            ctx.out.error(path, message, None);
+            return Vec::new();
+        }
+        [first, second, ..] => {
+            ctx.out.key_error(
+                &key(path, second),
+                format!("a flow item has exactly one step, found `{first}` and `{second}`"),
+                Some(format!(
+                    "make them two list items: `- {first}: ...` and `- {second}: ...`"
+                )),
+            );
+            return Vec::new();
+        }
+    };
+    if step != "loop" {
+        for k in &loop_siblings {
+            ctx.out
+                .key_error(&key(path, k), format!("`{k}` only applies to `loop`"), None);
+        }
+    }
+    let at = key(path, step);
+    match step {
+        "connect" => {
+            let timeout = s
+                .connect
+                .as_ref()
+                .and_then(|c| c.0.timeout.as_ref())
+                .and_then(|t| ctx.duration(&key(&at, "timeout"), t));
+            vec![Step::Connect { timeout }]
+        }
+        "send" => send_step(ctx, path, s, scope).into_iter().collect(),
+        "expect" => s
+            .expect
+            .as_ref()
+            .and_then(|e| expect(ctx, &at, e, scope))
+            .map(Step::Expect)
+            .into_iter()
+            .collect(),
+        "think" => s
+            .think
+            .as_ref()
+            .and_then(|t| think(ctx, &at, t))
+            .map(Step::Think)
+            .into_iter()
+            .collect(),
+        "loop" => loop_step(ctx, path, s, scope).into_iter().collect(),
+        "set" => {
+            let mut out = Vec::new();
+            for (name, value) in s.set.iter().flatten() {
+                if let Some(t) =
+                    ctx.templates
+                        .text(ctx.out, &key(&at, name), &value.0, &scope.locals)
+                {
+                    out.push(Step::Set {
+                        variable: name.clone(),
+                        value: t,
+                    });
+                }
+            }
+            out
+        }
+        "log" => ctx
+            .templates
+            .text(
+                ctx.out,
+                &at,
+                s.log.as_deref().unwrap_or_default(),
+                &scope.locals,
+            )
+            .map(Step::Log)
+            .into_iter()
+            .collect(),
+        _ => vec![Step::Disconnect],
+    }
+}
+
+fn send_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Option<Step> {
+    let at = key(path, "send");
+    let send = s.send.as_ref()?;
+    let inner_expect = match send {
+        RawSend::Map(spec) => spec.expect.as_ref(),
+        RawSend::Text(_) => None,
+    };
+    let expect_arg = match (inner_expect, s.expect.as_ref()) {
+        (Some(_), Some(_)) => {
+            ctx.out.key_error(
+                &key(path, "expect"),
+                "this send already has an `expect` inside `send`",
+                None,
+            );
+            return None;
+        }
+        (Some(e), None) => Some((key(&at, "expect"), e)),
+        (None, Some(e)) => Some((key(path, "expect"), e)),
+        (None, None) => None,
+    };
+    let message = send_spec(ctx, &at, send, &scope.locals);
+    let expect = match expect_arg {
+        Some((ep, e)) => Some(expect(ctx, &ep, e, scope)?),
+        None => None,
+    };
+    Some(Step::Send {
+        message: message?,
+        expect,
+    })
+}
+
+fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) -> Option<Expect> {
+    let owned;
+    let e: &RawExpect = match arg {
+        RawExpectArg::Regex(r) => {
+            owned = RawExpect {
+                regex: Some(r.clone()),
+                contains: None,
+                equals: None,
+                json: None,
+                type_id: None,
+                timeout: None,
+                capture: None,
+                name: None,
+                strict: None,
+            };
+            &owned
+        }
+        RawExpectArg::Map(m) => m,
+    };
+    let metric = e
+        .name
+        .clone()
+        .unwrap_or_else(|| scope.default_metric.clone());
+    if !ctx.metrics.latency_names.contains(&metric) {
+        ctx.metrics.latency_names.push(metric.clone());
+    }
+    let matcher_path = match arg {
+        RawExpectArg::Regex(_) => path.to_vec(),
+        RawExpectArg::Map(_) => key(path, "match"),
+    };
+    let matcher = matcher(
+        ctx,
+        path,
+        &matcher_path,
+        "an expect",
+        ("match", e.regex.as_deref()),
+        e.contains.as_deref(),
+        e.equals.as_deref(),
+        e.json.as_ref(),
+        e.type_id,
+    )?;
+    let timeout = e
+        .timeout
+        .as_ref()
+        .and_then(|t| ctx.duration(&key(path, "timeout"), t));
+    let mut captures = Vec::new();
+    let mut ok = true;
+    for (var, from) in e.capture.iter().flatten() {
+        let cp = key(&key(path, "capture"), var);
+        let source = match &matcher {
+            Matcher::Regex(re) => {
+                if re.capture_names().flatten().any(|n| n == from) {
+                    Some(CaptureSource::Group(from.clone()))
+                } else {
+                    let groups: Vec<&str> = re.capture_names().flatten().collect();
+                    let mut message = format!("the regex has no group named `{from}`");
+                    if let Some(s) = suggest(from, groups.iter().copied()) {
+                        message.push_str(&format!(", did you mean `{s}`?"));
+                    }
+                    ctx.out.error(
+                        &cp,
+                        message,
+                        Some("name a group in the regex: `(?P<name>...)`".to_owned()),
+                    );
+                    None
+                }
+            }
+            Matcher::Json(_) => match json_pointer(from) {
+                Some(p) => Some(CaptureSource::JsonPointer(p)),
+                None => {
+                    ctx.out.error(
+                        &cp,
+                        format!("`{from}` is not a JSON pointer (`/a/b`) or path (`$.a.b`)"),
+                        None,
+                    );
+                    None
+                }
+            },
+            _ => {
+                ctx.out.error(
+                    &cp,
+                    "captures need a `match` regex with named groups, or a `json` match",
+                    None,
+                );
+                None
+            }
+        };
+        match source {
+            Some(source) => captures.push(Capture {
+                variable: var.clone(),
+                source,
+            }),
+            None => ok = false,
+        }
+    }
+    if metric.is_empty()
+        || metric
+            .chars()
+            .any(|c| c.is_whitespace() || "()<>=!%/".contains(c))
+    {
+        ctx.out.error(
+            &key(path, "name"),
+            format!("`{metric}` cannot be a metric name"),
+            Some("use letters, digits, `_`, `-` and `.`".to_owned()),
+        );
+        ok = false;
+    }
+    ok.then_some(Expect {
+        matcher,
+        timeout,
+        captures,
+        metric,
+        strict: e.strict.unwrap_or(false),
+    })
+}
+
+fn think(ctx: &mut Ctx, path: &[Seg], t: &RawThink) -> Option<Think> {
+    match &t.0 {
+        RawDuration::Text(text) if text.contains("..") => {
+            let (a, b) = text.split_once("..")?;
+            let parsed = parse_duration(a).and_then(|min| parse_duration(b).map(|max| (min, max)));
+            match parsed {
+                Ok((min, max)) if min <= max => Some(Think { min, max }),
+                Ok(_) => {
+                    ctx.out.error(
+                        path,
+                        format!("`{text}`: the range's start is after its end"),
+                        None,
+                    );
+                    None
+                }
+                Err(e) => {
+                    ctx.out.error(
+                        path,
+                        format!("think range `{text}`: {e}"),
+                        Some("e.g. `think: 3s..8s`".to_owned()),
+                    );
+                    None
+                }
+            }
+        }
+        other => ctx.duration(path, other).map(|d| Think { min: d, max: d }),
+    }
+}
+
+fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Option<Step> {
+    let at = key(path, "loop");
+    let inner = s.loop_steps.as_deref().unwrap_or_default();
+    if inner.is_empty() {
+        ctx.out.error(&at, "the loop has no steps", None);
+    }
+    let body = steps(ctx, &at, inner, scope);
+    let bounds = [
+        ("count", s.count.is_some()),
+        ("over", s.over.is_some()),
+        ("duration", s.duration.is_some()),
+    ];
+    let set: Vec<&str> = bounds
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
+    if let [first, second, ..] = set.as_slice() {
+        ctx.out.key_error(
+            &key(path, second),
+            format!("a loop is bounded by one of `count`, `over`, `duration`, found `{first}` and `{second}`"),
+            None,
+        );
+        return None;
+    }
+    let bound = match set.first().copied() {
+        None => LoopBound::Forever,
+        Some("count") => match s.count {
+            Some(0) | None => {
+                ctx.out
+                    .error(&key(path, "count"), "`count` must be above 0", None);
+                return None;
+            }
+            Some(n) => LoopBound::Count(n),
+        },
+        Some("duration") => {
+            LoopBound::Duration(ctx.duration(&key(path, "duration"), s.duration.as_ref()?)?)
+        }
+        Some(_) => match s.over.as_ref()? {
+            Value::Array(values) => LoopBound::Over(values.clone()),
+            Value::String(var) => match ctx.variable_values(var) {
+                Some(values) => LoopBound::Over(values),
+                None => {
+                    let mut message = format!("`over` names no variable `{var}`");
+                    if let Some(s) = suggest(var, ctx.variable_names.iter().map(String::as_str)) {
+                        message.push_str(&format!(", did you mean `{s}`?"));
+                    }
+                    ctx.out.error(
+                        &key(path, "over"),
+                        message,
+                        Some("give a list, or the name of a list in `config.variables`".to_owned()),
+                    );
+                    return None;
+                }
+            },
+            other => {
+                ctx.out.error(
+                    &key(path, "over"),
+                    format!(
+                        "`over` is a list or a variable name, found {}",
+                        super::super::structure::kind_of(other)
+                    ),
+                    None,
+                );
+                return None;
+            }
+        },
+    };
+    Some(Step::Loop { steps: body, bound })
+}
