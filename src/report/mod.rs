@@ -1,1 +1,53 @@
 //! One report model feeding the JSON result, CSV, HTML and the console summary.
+//!
+//! Owns `RunResult` (the `result.json` model and its JSON Schema), atomic writing/reading of
+//! result files and the final console table. It takes metrics as finished summaries from
+//! `crate::metrics`; it does not record, evaluate thresholds or know plans (the plan arrives
+//! as an opaque JSON value).
+
+mod console;
+mod io;
+mod model;
+mod time;
+
+use std::path::PathBuf;
+
+pub use console::summary_table;
+pub use io::{read_result, result_json_schema, write_atomically, write_result};
+pub use model::{
+    AdaptiveResult, AdaptiveStep, BreakingPoint, MonitorSample, ObservedValue, ResultFormat,
+    RunInfo, RunResult, ThresholdResult,
+};
+pub use time::{format_compact_utc, format_rfc3339_ms};
+
+/// The `format` tag of result files this version writes and reads.
+pub const FORMAT_V1: &str = "chatload.result/v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot {action} {}: {source}; check the directory exists and is writable", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode the result for {}: {source}", path.display())]
+    Serialize {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{} is not a valid chatload result file: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{} has format {found:?}, this chatload reads {FORMAT_V1:?}; re-run the test or use the \
+         chatload version that wrote it",
+        path.display()
+    )]
+    UnsupportedFormat { path: PathBuf, found: String },
+}

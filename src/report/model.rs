@@ -1,0 +1,239 @@
+//! The result model: what `result.json` holds (DESIGN §5), with serde and a JSON Schema.
+//! Artillery's `aggregate`/`intermediate` shape comes straight from the metrics summaries.
+//!
+//! Construction helpers only; writing is `io.rs`, the console table `console.rs`.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{PeriodSummary, PhaseSummary, RunMetrics, ScenarioSummary};
+
+use super::time::{epoch_ms, format_rfc3339_ms};
+
+/// The format tag every result file starts with; bumped on incompatible changes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ResultFormat {
+    #[default]
+    #[serde(rename = "chatload.result/v1")]
+    V1,
+}
+
+/// One run's results, as written to `result.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(
+    title = "chatload run result",
+    description = "chatload result.json (format chatload.result/v1)"
+)]
+pub struct RunResult {
+    pub format: ResultFormat,
+    pub run: RunInfo,
+    /// Whole-run totals (Artillery's `aggregate`).
+    pub aggregate: PeriodSummary,
+    /// One entry per interval, in order (Artillery's `intermediate`).
+    pub intermediate: Vec<PeriodSummary>,
+    pub phases: Vec<PhaseSummary>,
+    pub scenarios: Vec<ScenarioSummary>,
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdResult>,
+    /// Server/host samples when `monitor` was configured; empty otherwise.
+    #[serde(default)]
+    pub monitor: Vec<MonitorSample>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaking_point: Option<BreakingPoint>,
+    /// Run-wide HdrHistograms (µs): name → base64 of the V2-deflate serialization.
+    pub histograms: BTreeMap<String, String>,
+    /// The plan as run (secrets redacted by the caller).
+    pub plan: serde_json::Value,
+}
+
+/// Run metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    pub plan_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_path: Option<String>,
+    /// `host:port` the load went to (the resolved address for `embedded`).
+    pub target: String,
+    /// RFC 3339 UTC, millisecond precision.
+    pub started_at: String,
+    pub ended_at: String,
+    /// Unix epoch milliseconds.
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+    pub duration_ms: u64,
+    pub chatload_version: String,
+    /// The process exit code this run maps to (0 ok, 1 threshold failed, 2 error, 130 Ctrl-C).
+    pub exit_code: i32,
+    /// Stopped early by `abortOnFail` (or another abort).
+    pub aborted: bool,
+    /// Stopped by Ctrl-C; the results are partial.
+    pub interrupted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_reason: Option<String>,
+    /// Things the reader must know, e.g. that the generator could not keep up.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl RunInfo {
+    /// Metadata for a run of `plan_name` against `target` between `started` and `ended`,
+    /// exit code 0 and no flags: adjust the public fields as the run dictates.
+    pub fn new(plan_name: &str, target: &str, started: SystemTime, ended: SystemTime) -> Self {
+        let started_at_ms = epoch_ms(started);
+        let ended_at_ms = epoch_ms(ended).max(started_at_ms);
+        Self {
+            plan_name: plan_name.to_owned(),
+            plan_path: None,
+            target: target.to_owned(),
+            started_at: format_rfc3339_ms(started_at_ms),
+            ended_at: format_rfc3339_ms(ended_at_ms),
+            started_at_ms,
+            ended_at_ms,
+            duration_ms: ended_at_ms - started_at_ms,
+            chatload_version: env!("CARGO_PKG_VERSION").to_owned(),
+            exit_code: 0,
+            aborted: false,
+            interrupted: false,
+            abort_reason: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// One `ensure` entry and how it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdResult {
+    /// As written (Artillery forms are rendered as the equivalent expression).
+    pub expression: String,
+    /// Set for windowed conditions: the window length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<u64>,
+    /// The value of each `METRIC.STAT` term: over the whole run, or for a windowed condition
+    /// in the worst window.
+    pub observed: Vec<ObservedValue>,
+    pub passed: bool,
+    /// A failing strict condition fails the run (Artillery's `strict`, default true).
+    pub strict: bool,
+    /// Windowed conditions: how many windows were evaluated and how many failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_evaluated: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_failed: Option<u64>,
+    /// Offset from the run start of the first failing window (or of the abort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure_offset_ms: Option<u64>,
+}
+
+/// One term of a threshold expression and its observed value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedValue {
+    /// `METRIC.STAT`, e.g. `latency.chat.p95`.
+    pub metric: String,
+    /// `null` when the metric had no data.
+    pub value: Option<f64>,
+    /// `ms`, `%`, `/s` or empty for plain counts.
+    pub unit: String,
+}
+
+/// One monitor sample of the server process(es) and the host. Mirrors
+/// `monitor::MonitorSample` field for field (the report may not import `monitor`; the CLI
+/// copies one into the other), in this file's camelCase.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorSample {
+    /// Unix epoch milliseconds.
+    pub unix_time_ms: u64,
+    /// Milliseconds since monitoring started.
+    pub elapsed_ms: u64,
+    /// How many processes the process numbers are summed over.
+    pub process_count: u32,
+    /// Percent of one core (a process keeping two cores busy reads 200).
+    pub process_cpu_percent: f64,
+    pub process_rss_bytes: u64,
+    /// `null` where the platform does not tell.
+    pub process_threads: Option<u64>,
+    /// Host CPU busy, averaged over all cores (0–100).
+    pub host_cpu_percent: f64,
+    pub host_memory_used_bytes: u64,
+    pub host_memory_total_bytes: u64,
+    /// Bytes received/sent by all host interfaces during the last monitor interval.
+    pub net_received_bytes: u64,
+    pub net_transmitted_bytes: u64,
+    /// ESTABLISHED TCP connections on the monitored port; `null` when no port was given.
+    pub tcp_established: Option<u64>,
+}
+
+/// The adaptive controller's outcome: the highest stable load and how it was found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdaptiveResult {
+    /// The highest concurrency that stayed healthy, `null` if none did.
+    pub max_stable_vusers: Option<u64>,
+    pub trajectory: Vec<AdaptiveStep>,
+}
+
+/// One window of the adaptive controller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdaptiveStep {
+    pub offset_ms: u64,
+    pub vusers: u64,
+    pub healthy: bool,
+    /// Why the window was unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
+    #[serde(default)]
+    pub error_rate_percent: Option<f64>,
+    #[serde(default)]
+    pub server_cpu_percent: Option<f64>,
+    #[serde(default)]
+    pub server_mem_percent: Option<f64>,
+}
+
+/// Where a `stress` run broke.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakingPoint {
+    /// The last step that held, `null` if the first one already failed.
+    pub max_stable_vusers: Option<u64>,
+    /// Concurrency of the first failing step, `null` if none failed.
+    pub failed_at: Option<u64>,
+    pub reason: String,
+}
+
+impl RunResult {
+    /// A result from the run metadata, the finished metrics and the plan as run. Thresholds,
+    /// monitor samples, adaptive and breaking-point data start empty.
+    pub fn new(run: RunInfo, metrics: RunMetrics, plan: serde_json::Value) -> Self {
+        Self {
+            format: ResultFormat::V1,
+            run,
+            aggregate: metrics.aggregate,
+            intermediate: metrics.intermediate,
+            phases: metrics.phases,
+            scenarios: metrics.scenarios,
+            thresholds: Vec::new(),
+            monitor: Vec::new(),
+            adaptive: None,
+            breaking_point: None,
+            histograms: metrics.histograms,
+            plan,
+        }
+    }
+
+    /// True when every strict threshold passed (or there were none).
+    pub fn thresholds_passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed || !t.strict)
+    }
+}

@@ -1,0 +1,159 @@
+//! Integration tests: `chatload monitor` as the real binary, watching this test process while
+//! it holds connections on a loopback listener.
+
+use std::process::Output;
+use std::time::Duration;
+
+use chatload::monitor::MonitorSample;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+
+const CLIENTS: usize = 50;
+/// Far above the ~1 s the command samples for; only a hang reaches it.
+const TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `chatload monitor ARGS`, killed if it outlives the time limit.
+async fn chatload_monitor(args: &[&str]) -> anyhow::Result<Output> {
+    let child = Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("monitor")
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    Ok(tokio::time::timeout(TIME_LIMIT, child).await??)
+}
+
+/// A listener on 127.0.0.1:0 with `CLIENTS` connections accepted; keep the vectors alive.
+async fn listener_with_clients() -> anyhow::Result<(u16, Vec<TcpStream>, Vec<TcpStream>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let mut clients = Vec::with_capacity(CLIENTS);
+    let mut accepted = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(TcpStream::connect(("127.0.0.1", port)).await?);
+        accepted.push(listener.accept().await?.0);
+    }
+    Ok((port, clients, accepted))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn reports_the_connections_on_the_port_by_pid() -> anyhow::Result<()> {
+    let (port, _clients, _accepted) = listener_with_clients().await?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("m.json");
+    let pid = std::process::id().to_string();
+    let port_arg = port.to_string();
+    let output = chatload_monitor(&[
+        "--pid",
+        &pid,
+        "--port",
+        &port_arg,
+        "--interval",
+        "200ms",
+        "--duration",
+        "1s",
+        "--output",
+        &out.to_string_lossy(),
+    ])
+    .await?;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let samples: Vec<MonitorSample> = serde_json::from_slice(&std::fs::read(&out)?)?;
+    assert!(!samples.is_empty());
+    for sample in &samples {
+        // Only the 50 server-side sockets: the client ends have ephemeral local ports.
+        assert_eq!(sample.tcp_established, Some(CLIENTS as u64), "{sample:?}");
+        assert_eq!(sample.process_count, 1);
+        assert!(sample.process_rss_bytes > 0);
+        assert!(sample.process_threads >= Some(1), "{sample:?}");
+        assert!(sample.host_memory_total_bytes > 0);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        samples.len(),
+        "a live line per sample"
+    );
+    assert!(
+        stdout.lines().all(|line| line.ends_with("conns 50")),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn selects_by_process_name_and_writes_csv() -> anyhow::Result<()> {
+    let (port, _clients, _accepted) = listener_with_clients().await?;
+    let exe = std::env::current_exe()?;
+    let name = exe
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| anyhow::anyhow!("test binary has no UTF-8 file name"))?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("m.csv");
+    let port_arg = port.to_string();
+    let output = chatload_monitor(&[
+        "--process",
+        name,
+        "--port",
+        &port_arg,
+        "--interval",
+        "200ms",
+        "--duration",
+        "200ms",
+        "--output",
+        &out.to_string_lossy(),
+    ])
+    .await?;
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let mut reader = csv::Reader::from_path(&out)?;
+    let samples: Vec<MonitorSample> = reader.deserialize().collect::<Result<_, _>>()?;
+    assert_eq!(samples.len(), 1);
+    for sample in &samples {
+        // Another copy of this test binary may run at the same time; ours is among them.
+        assert!(sample.process_count >= 1);
+        assert_eq!(sample.tcp_established, Some(CLIENTS as u64));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_pid_exits_2_with_a_hint() -> anyhow::Result<()> {
+    // Above Linux's largest possible pid (2^22).
+    let output = chatload_monitor(&["--pid", "2000000000", "--duration", "1s"]).await?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("no process with pid 2000000000") && stderr.contains("ps -p"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_output_path_fails_before_sampling() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pid = std::process::id().to_string();
+    for (out, expected) in [
+        (dir.path().join("missing/m.json"), "cannot create"),
+        (dir.path().join("m.txt"), ".json or .csv"),
+    ] {
+        // An hour-long run would hit the time limit if sampling started.
+        let output = chatload_monitor(&[
+            "--pid",
+            &pid,
+            "--duration",
+            "1h",
+            "--output",
+            &out.to_string_lossy(),
+        ])
+        .await?;
+        assert_eq!(output.status.code(), Some(2), "{}", out.display());
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    }
+    Ok(())
+}
