@@ -148,8 +148,15 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let lower = word.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_lowercase()), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 5).clamp(1, 3))
+        .filter_map(|c| {
+            let candidate = c.to_lowercase();
+            let distance = strsim::damerau_levenshtein(&lower, &candidate);
+            let close = distance <= (c.len().max(word.len()) / 5).clamp(1, 3);
+            // `endianness` for `endian`, `time` for `timeout`.
+            let prefix = lower.len().min(candidate.len()) >= 4
+                && (lower.starts_with(&candidate) || candidate.starts_with(&lower));
+            (close || prefix).then_some((distance, c))
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
@@ -326,5 +333,6 @@ mod tests {
         assert_eq!(suggest("ramp_to", keys), Some("rampTo"));
         assert_eq!(suggest("durration", keys), Some("duration"));
         assert_eq!(suggest("weight", keys), None);
+        assert_eq!(suggest("endianness", ["header", "endian"]), Some("endian"));
     }
 }

@@ -158,9 +158,9 @@ fn segments(path: &serde_path_to_error::Path) -> Vec<Seg> {
         .filter_map(|seg| match seg {
             serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
             serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {
-                None
-            }
+            // Externally tagged enums are written as `{variant: ...}`: the variant is a key.
+            serde_path_to_error::Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
         })
         .collect()
 }

@@ -171,6 +171,12 @@ fn problems_carry_plan_paths_and_suggestions() {
     let problems = plan::load(&path).unwrap_err().problems;
     assert_eq!(problems[0].path, "config.phases[0].arivalRate");
     assert!(problems[0].message.contains("did you mean `arrivalRate`?"));
+    let path = root().join("tests/fixtures/invalid/enum-variant-unknown-key.yml");
+    let problems = plan::load(&path).unwrap_err().problems;
+    assert_eq!(
+        problems[0].path,
+        "config.protocol.framing.lengthPrefixed.endianness"
+    );
     let path = root().join("tests/fixtures/invalid/bad-regex.yml");
     let problems = plan::load(&path).unwrap_err().problems;
     assert_eq!(problems[0].path, "scenarios[0].flow[2].expect.match");
@@ -246,6 +252,19 @@ fn a_plan_using_every_key_is_valid() {
     assert_eq!(plan.payloads[0].rows.len(), 5);
     assert_eq!(plan.payloads[1].load_all_as.as_deref(), Some("everyone"));
     assert_eq!(plan.messages.len(), 4);
+
+    let mut plan = plan;
+    let params = plan::presets::PresetParams {
+        from: Some(2),
+        to: Some(6),
+        by: Some(2),
+        ..Default::default()
+    };
+    plan::presets::apply(&mut plan, "step", &params).unwrap();
+    let Load::Phases(phases) = &plan.load else {
+        panic!("a preset gives phases")
+    };
+    assert_eq!(phases.len(), 3);
 }
 
 #[test]
