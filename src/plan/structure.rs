@@ -281,3 +281,76 @@ fn humanize(message: &str, path: &[Seg]) -> (String, Option<String>) {
         (format!("expected {expected}, found {found}"), None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::problem::PositionIndex;
+
+    fn problems(value: Value) -> (Vec<String>, Option<RawPlan>) {
+        let index = PositionIndex::default();
+        let mut out = Collector::new("t.yml".into(), "", &index);
+        let raw = deserialize(&value, &mut out).map(|(raw, _)| raw);
+        let list = out
+            .finish()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        (list, raw)
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_and_the_rest_survives() {
+        let value = serde_json::json!({
+            "config": {
+                "target": "embedded",
+                "phases": [{"duration": 1, "arivalRate": 1}, 7, {"vusers": -1}],
+            },
+            "scenarios": [
+                {"weight": 0.5, "flow": ["connect"]},
+                {"name": "ok", "flow": ["connect", 5, {"think": "1s"}]},
+            ],
+        });
+        let (list, raw) = problems(value);
+        assert_eq!(
+            list,
+            vec![
+                "config.phases[0].arivalRate: unknown key `arivalRate`, did you mean `arrivalRate`?",
+                "config.phases[1]: expected a map, found the number `7`",
+                "config.phases[2].vusers: must not be negative, found the number `-1`",
+                "scenarios[0].weight: `weight` must be a positive whole number, found the number `0.5`",
+                "scenarios[1].flow[1]: expected a step: `connect`, `disconnect`, or a map such as `send: \"...\"`, found the number `5`",
+            ]
+        );
+        let raw = raw.expect("what is left deserializes");
+        assert_eq!(raw.scenarios[1].flow.len(), 2, "the broken item is dropped");
+    }
+
+    #[test]
+    fn remap_counts_removed_items_back_in() {
+        let mut remap = Remap::default();
+        let list = vec![Seg::Key("flow".into())];
+        remap.removed_items.insert(list.clone(), vec![0, 2]);
+        let pruned = vec![
+            Seg::Key("flow".into()),
+            Seg::Index(1),
+            Seg::Key("send".into()),
+        ];
+        assert_eq!(
+            remap.to_original(&pruned),
+            vec![
+                Seg::Key("flow".into()),
+                Seg::Index(3),
+                Seg::Key("send".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_required_key_is_reported_once() {
+        let value =
+            serde_json::json!({"config": {"target": "embedded"}, "scenarios": [{"name": "x"}]});
+        let (list, _) = problems(value);
+        assert_eq!(list, vec!["scenarios[0]: missing key `flow`"]);
+    }
+}
