@@ -60,6 +60,15 @@ impl PositionIndex {
         self.nodes.entry(path).or_insert(node);
     }
 
+    /// Places the value of `path` where its key is.
+    pub fn value_at_key(&mut self, path: &[Seg]) {
+        if let Some(node) = self.nodes.get_mut(path) {
+            if let Some(key) = node.key {
+                node.value = key;
+            }
+        }
+    }
+
     /// Moves the start of the node at `path` back to `pos` when `pos` comes first.
     pub fn move_before(&mut self, path: &[Seg], pos: Pos) {
         if let Some(node) = self.nodes.get_mut(path) {

@@ -190,8 +190,15 @@ impl MarkedEventReceiver for YamlIndexBuilder {
         }
         let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
         match ev {
-            Event::Scalar(text, ..) => {
-                self.place(Some(&text), pos);
+            Event::Scalar(text, style, ..) => {
+                let empty = text.is_empty() && style == yaml_rust2::scanner::TScalarStyle::Plain;
+                if let Some(path) = self.place(Some(&text), pos) {
+                    // An empty value (`send:`) is reported where its key is: the parser places
+                    // it at the next token, often on a later line.
+                    if empty {
+                        self.index.value_at_key(&path);
+                    }
+                }
             }
             Event::Alias(_) => {
                 self.place(None, pos);

@@ -232,17 +232,10 @@ fn humanize(message: &str, path: &[Seg]) -> (String, Option<String>) {
         Seg::Index(_) => None,
     });
     let found = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.split(", expected").next())
-        .unwrap_or_default()
-        .replace("floating point", "the number")
-        .replace("integer", "the number")
-        .replace("string", "the string")
-        .replace("map", "a map")
-        .replace("sequence", "a list")
-        .replace("unit value", "nothing")
-        .replace("boolean", "the boolean");
+        .strip_prefix("invalid type: null")
+        .map(|_| "nothing".to_owned())
+        .unwrap_or_else(|| found_text(message));
+
     let expected_raw = message.rsplit(", expected ").next().unwrap_or_default();
     let whole = ["u8", "u16", "u32", "u64", "usize"];
     let negative = message.starts_with("invalid value: integer `-");
@@ -280,6 +273,22 @@ fn humanize(message: &str, path: &[Seg]) -> (String, Option<String>) {
     } else {
         (format!("expected {expected}, found {found}"), None)
     }
+}
+
+/// What serde found, in the plan's words: `the number \`0.5\``, `a list`.
+fn found_text(message: &str) -> String {
+    message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split(", expected").next())
+        .unwrap_or_default()
+        .replace("floating point", "the number")
+        .replace("integer", "the number")
+        .replace("string", "the string")
+        .replace("map", "a map")
+        .replace("sequence", "a list")
+        .replace("unit value", "nothing")
+        .replace("boolean", "the boolean")
 }
 
 #[cfg(test)]
