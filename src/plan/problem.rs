@@ -63,9 +63,10 @@ impl PositionIndex {
     /// Places the value of `path` where its key is.
     pub fn value_at_key(&mut self, path: &[Seg]) {
         if let Some(node) = self.nodes.get_mut(path)
-            && let Some(key) = node.key {
-                node.value = key;
-            }
+            && let Some(key) = node.key
+        {
+            node.value = key;
+        }
     }
 
     /// Moves the start of the node at `path` back to `pos` when `pos` comes first.

@@ -376,7 +376,11 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
         ctx.out.error(
             &key(path, "name"),
             format!("`{metric}` cannot be a metric name"),
-            Some("use letters, digits, `_`, `-` and `.`".to_owned()),
+            Some(
+                "set `name:` on the expect (the default is the scenario name) using letters, \
+                 digits, `_`, `-` and `.`"
+                    .to_owned(),
+            ),
         );
         ok = false;
     }

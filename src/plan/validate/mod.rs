@@ -212,10 +212,10 @@ pub(crate) fn validate(
     let monitor = config::monitor(&mut ctx, &config_path, raw.config.monitor.as_ref());
     let report = config::report(&mut ctx, &config_path, raw.config.report.as_ref());
     let scenarios = flow::scenarios(&mut ctx, &raw.scenarios);
-    for h in handlers
-        .iter()
-        .chain(scenarios.iter().flat_map(|s| s.handlers.iter()))
-    {
+    // Named as written, so a broken handler does not also break thresholds naming it.
+    let raw_handlers = raw.config.handlers.iter();
+    let scenario_handlers = raw.scenarios.iter().flat_map(|s| s.handlers.iter());
+    for h in raw_handlers.chain(scenario_handlers) {
         if let Some(name) = &h.name {
             ctx.metrics.handler_names.push(name.clone());
         }
