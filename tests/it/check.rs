@@ -215,6 +215,11 @@ scenarios:
     };
     let err = plan::load_str_with(text, path, Format::Yaml, &options).unwrap_err();
     assert!(err.problems[0].message.contains("did you mean `staging`?"));
+    assert_eq!(
+        plan::LoadOptions::parse_variable("room=a=b"),
+        Ok(("room".to_owned(), "a=b".to_owned()))
+    );
+    assert!(plan::LoadOptions::parse_variable("=x").is_err());
 }
 
 fn generated_schema() -> serde_json::Value {
