@@ -238,7 +238,11 @@ fn a_plan_using_every_key_is_valid() {
     // 6 written phases, then presets: warmup 1, step 10, exponential 7, spike 3,
     // rampUpDown 2, sustained 1, stress 20.
     assert_eq!(phases.len(), 6 + 1 + 10 + 7 + 3 + 2 + 1 + 20);
-    assert_eq!(plan.source_addresses.len(), 2, "a /30 has two usable addresses");
+    assert_eq!(
+        plan.source_addresses.len(),
+        2,
+        "a /30 has two usable addresses"
+    );
     assert_eq!(plan.payloads[0].rows.len(), 5);
     assert_eq!(plan.payloads[1].load_all_as.as_deref(), Some("everyone"));
     assert_eq!(plan.messages.len(), 4);
