@@ -1,0 +1,209 @@
+//! Runner behaviour on tokio's paused clock: flows made of thinks only (no sockets), so
+//! time-dependent rules (maxVusers, retiring, the graceful stop) are checked exactly.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{RunOptions, RunOutcome, run};
+use crate::metrics::PeriodSummary;
+use crate::plan::*;
+
+fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Plan {
+    Plan {
+        source: PathBuf::from("t.yml"),
+        name: "t".into(),
+        target: Target::Address("127.0.0.1:1".into()),
+        protocol: Protocol {
+            framing: Framing::Lines,
+            line_ending: LineEnding::Lf,
+            transform: None,
+            max_frame_bytes: 1024,
+        },
+        messages: Vec::new(),
+        load: Load::Phases(
+            phases
+                .into_iter()
+                .map(|shape| Phase {
+                    name: "p".into(),
+                    shape,
+                })
+                .collect(),
+        ),
+        payloads: Vec::new(),
+        variables: Vec::new(),
+        defaults: Defaults {
+            timeout: Duration::from_secs(1),
+            think_jitter: 0.0,
+            reconnect: Reconnect {
+                attempts: 0,
+                backoff: Duration::ZERO,
+            },
+            graceful_stop,
+        },
+        source_addresses: Vec::new(),
+        handlers: Vec::new(),
+        ensure: Ensure::default(),
+        monitor: None,
+        report: ReportConfig {
+            dir: PathBuf::from("reports"),
+            json: false,
+            csv: false,
+            html: false,
+            interval: Duration::from_secs(1),
+        },
+        scenarios: vec![Scenario {
+            name: "s".into(),
+            weight: 1,
+            flow,
+            handlers: Vec::new(),
+        }],
+        templates: Templates {
+            env: minijinja::Environment::new(),
+        },
+        as_written: serde_json::Value::Null,
+    }
+}
+
+fn think(ms: u64) -> Step {
+    Step::Think(Think {
+        min: Duration::from_millis(ms),
+        max: Duration::from_millis(ms),
+    })
+}
+
+fn forever(steps: Vec<Step>) -> Step {
+    Step::Loop {
+        steps,
+        bound: LoopBound::Forever,
+    }
+}
+
+async fn go(plan: Plan) -> RunOutcome {
+    match run(Arc::new(plan), "127.0.0.1:1", RunOptions::default()).await {
+        Ok(outcome) => outcome,
+        Err(e) => panic!("run failed to start: {e}"),
+    }
+}
+
+fn counter(s: &PeriodSummary, name: &str) -> u64 {
+    s.counters.get(name).copied().unwrap_or(0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_vusers_drops_and_counts_arrivals() {
+    let shape = PhaseShape::Arrivals {
+        duration: Duration::from_secs(2),
+        rate_per_sec: 10.0,
+        ramp_to_per_sec: None,
+        max_vusers: Some(5),
+        distribution: Arrivals::Uniform,
+    };
+    let out = go(plan(vec![shape], vec![think(1000)], Duration::from_secs(5))).await;
+    let agg = &out.metrics.aggregate;
+    let created = counter(agg, "vusers.created");
+    let skipped = counter(agg, "vusers.skipped");
+    assert_eq!(created + skipped, 20);
+    assert!(skipped >= 5, "skipped {skipped}");
+    assert_eq!(agg.gauges.get("vusers.active").map(|g| g.max), Some(5));
+    assert_eq!(counter(agg, "vusers.completed"), created);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_ramp_down_retires_vusers_gracefully() {
+    let hold = PhaseShape::Concurrency {
+        duration: Duration::from_secs(1),
+        vusers: 10,
+        ramp_to: None,
+        curve: Curve::Linear,
+        steps: None,
+    };
+    let down = PhaseShape::Concurrency {
+        duration: Duration::from_secs(1),
+        vusers: 10,
+        ramp_to: Some(0),
+        curve: Curve::Linear,
+        steps: None,
+    };
+    let flow = vec![forever(vec![think(100)])];
+    let out = go(plan(vec![hold, down], flow, Duration::from_secs(30))).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(counter(agg, "vusers.created"), 10);
+    assert_eq!(counter(agg, "vusers.completed"), 10);
+    assert_eq!(out.vusers_cancelled, 0);
+    // Retired during the ramp down, not by the end of the run: no graceful wait needed.
+    assert!(
+        out.duration < Duration::from_millis(2100),
+        "{:?}",
+        out.duration
+    );
+    let down_phase = out.metrics.phases.get(1).map(|p| &p.summary);
+    assert_eq!(
+        down_phase
+            .and_then(|s| s.gauges.get("vusers.active"))
+            .map(|g| g.last),
+        Some(0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_model_vusers_finish_their_flow_after_the_last_phase() {
+    let shape = PhaseShape::ArrivalCount {
+        duration: Duration::from_millis(100),
+        count: 2,
+    };
+    let out = go(plan(
+        vec![shape],
+        vec![think(3000)],
+        Duration::from_secs(30),
+    ))
+    .await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(counter(agg, "vusers.completed"), 2);
+    assert_eq!(out.vusers_cancelled, 0);
+    assert!(out.duration >= Duration::from_millis(3050));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_graceful_stop_ends_by_cancelling_and_counting() {
+    let shape = PhaseShape::ArrivalCount {
+        duration: Duration::from_millis(100),
+        count: 3,
+    };
+    let out = go(plan(
+        vec![shape],
+        vec![think(60_000)],
+        Duration::from_secs(1),
+    ))
+    .await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(out.vusers_cancelled, 3);
+    assert_eq!(counter(agg, "vusers.cancelled"), 3);
+    assert_eq!(counter(agg, "vusers.completed"), 0);
+    assert_eq!(agg.gauges.get("vusers.active").map(|g| g.last), Some(0));
+    assert!(
+        out.duration < Duration::from_millis(1200),
+        "{:?}",
+        out.duration
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn thinks_pace_the_loop_and_count_iterations() {
+    // 10 iterations of a 100 ms think: exactly one second on the paused clock.
+    let flow = vec![Step::Loop {
+        steps: vec![think(100)],
+        bound: LoopBound::Count(10),
+    }];
+    let shape = PhaseShape::ArrivalCount {
+        duration: Duration::from_millis(10),
+        count: 1,
+    };
+    let out = go(plan(vec![shape], flow, Duration::from_secs(30))).await;
+    assert!(out.duration >= Duration::from_secs(1));
+    assert!(
+        out.duration < Duration::from_millis(1020),
+        "{:?}",
+        out.duration
+    );
+}
