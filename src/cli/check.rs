@@ -129,3 +129,45 @@ fn to_json(p: &Problem) -> serde_json::Value {
         "help": p.help,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem() -> Problem {
+        Problem {
+            file: "plans/x.yml".into(),
+            line: 12,
+            column: 7,
+            path: "config.phases[0].arivalRate".into(),
+            message: "unknown key `arivalRate`, did you mean `arrivalRate`?".into(),
+            help: Some("allowed keys here: duration, arrivalRate".into()),
+            source_line: Some("    - {arivalRate: 2}".into()),
+        }
+    }
+
+    #[test]
+    fn text_reads_like_rustc() {
+        assert_eq!(
+            render_text(&problem()),
+            "plans/x.yml:12:7: error: unknown key `arivalRate`, did you mean `arrivalRate`?\n\
+             \x20  |\n\
+             12 |     - {arivalRate: 2}\n\
+             \x20  |       ^\n\
+             \x20 = at: config.phases[0].arivalRate\n\
+             \x20 = help: allowed keys here: duration, arrivalRate\n\n"
+        );
+    }
+
+    #[test]
+    fn github_annotations_escape_properties_and_data() {
+        let mut p = problem();
+        p.file = "plans/a,b.yml".into();
+        p.message = "50% done\nnext".into();
+        p.help = None;
+        assert_eq!(
+            render_github(&p),
+            "::error file=plans/a%2Cb.yml,line=12,col=7::50%25 done%0Anext (at config.phases[0].arivalRate)"
+        );
+    }
+}

@@ -256,6 +256,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<Exit> {
     }
 }
 
+/// A duration given on the command line (`500ms`, `3s`, `5m`, `1h` or bare seconds), parsed
+/// exactly as durations in plans are.
+fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    Ok(crate::plan::parse_duration(text)?)
+}
+
 /// The honest answer of a subcommand whose engine does not exist yet.
 fn not_built(command: &str) -> anyhow::Result<Exit> {
     eprintln!("error: `chatload {command}` is not available in this build yet");

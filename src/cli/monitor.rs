@@ -7,12 +7,11 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, MonitorArgs};
+use super::{Exit, MonitorArgs, parse_duration};
 use crate::monitor::{MonitorConfig, MonitorSample, ProcessSelector, StopReason, run_monitor};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -137,27 +136,6 @@ fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{:.1} GiB", bytes / GIB)
     }
-}
-
-/// `500ms`, `1s`, `1.5s`, `5m`, `1h`, or a bare number of seconds.
-fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("`{text}` is not a duration; write e.g. `500ms`, `1s`, `5m`"))?;
-    let seconds_per_unit = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => bail!("unknown unit `{other}` in `{text}`; use ms, s, m or h"),
-    };
-    Duration::try_from_secs_f64(value * seconds_per_unit)
-        .with_context(|| format!("`{text}` is out of range"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,20 +280,6 @@ mod tests {
             net_transmitted_total_bytes: 2,
             tcp_established: Some(50),
         }
-    }
-
-    #[test]
-    fn parses_durations() -> anyhow::Result<()> {
-        assert_eq!(parse_duration("200ms")?, Duration::from_millis(200));
-        assert_eq!(parse_duration("1s")?, Duration::from_secs(1));
-        assert_eq!(parse_duration("1.5s")?, Duration::from_millis(1500));
-        assert_eq!(parse_duration("5m")?, Duration::from_secs(300));
-        assert_eq!(parse_duration("1h")?, Duration::from_secs(3600));
-        assert_eq!(parse_duration("3")?, Duration::from_secs(3));
-        for bad in ["", "s", "1d", "-1s", "fast", "1e400s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        Ok(())
     }
 
     #[test]

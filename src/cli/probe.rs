@@ -24,7 +24,7 @@ struct Probe {
 }
 
 pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
-    let timeout = super::serve::parse_duration(&args.timeout)
+    let timeout = super::parse_duration(&args.timeout)
         .with_context(|| format!("--timeout {:?}", args.timeout))?;
     let probe = match &args.plan {
         None => Probe {

@@ -45,6 +45,18 @@ pub struct LoadOptions {
     pub target: Option<String>,
 }
 
+impl LoadOptions {
+    /// Parses one `-v NAME=VALUE` argument.
+    pub fn parse_variable(arg: &str) -> Result<(String, String), String> {
+        match arg.split_once('=') {
+            Some((name, value)) if !name.trim().is_empty() => {
+                Ok((name.trim().to_owned(), value.to_owned()))
+            }
+            _ => Err(format!("`{arg}` is not NAME=VALUE")),
+        }
+    }
+}
+
 /// Loads and validates the plan at `path` (`.toml` is TOML, anything else YAML).
 pub fn load(path: &Path) -> Result<Plan, Problems> {
     load_with(path, &LoadOptions::default())

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::resolved::{Curve, Phase, PhaseShape};
+use super::resolved::{Curve, Load, Phase, PhaseShape, Plan};
 
 /// Parameters a preset accepts; `None` takes the preset's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -248,6 +248,12 @@ pub fn expand(name: &str, params: &PresetParams) -> Result<Vec<Phase>, PresetErr
         }
     };
     Ok(phases)
+}
+
+/// Replaces the plan's load (phases or adaptive) with preset `name`: `run --preset`.
+pub fn apply(plan: &mut Plan, name: &str, params: &PresetParams) -> Result<(), PresetError> {
+    plan.load = Load::Phases(expand(name, params)?);
+    Ok(())
 }
 
 #[cfg(test)]

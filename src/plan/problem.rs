@@ -60,6 +60,15 @@ impl PositionIndex {
         self.nodes.entry(path).or_insert(node);
     }
 
+    /// Places the value of `path` where its key is.
+    pub fn value_at_key(&mut self, path: &[Seg]) {
+        if let Some(node) = self.nodes.get_mut(path)
+            && let Some(key) = node.key
+        {
+            node.value = key;
+        }
+    }
+
     /// Moves the start of the node at `path` back to `pos` when `pos` comes first.
     pub fn move_before(&mut self, path: &[Seg], pos: Pos) {
         if let Some(node) = self.nodes.get_mut(path) {
@@ -148,8 +157,15 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let lower = word.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&lower, &c.to_lowercase()), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(word.len()) / 5).clamp(1, 3))
+        .filter_map(|c| {
+            let candidate = c.to_lowercase();
+            let distance = strsim::damerau_levenshtein(&lower, &candidate);
+            let close = distance <= (c.len().max(word.len()) / 5).clamp(1, 3);
+            // `endianness` for `endian`, `time` for `timeout`.
+            let prefix = lower.len().min(candidate.len()) >= 4
+                && (lower.starts_with(&candidate) || candidate.starts_with(&lower));
+            (close || prefix).then_some((distance, c))
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
@@ -295,4 +311,37 @@ pub(crate) fn idx(path: &[Seg], i: usize) -> Vec<Seg> {
     let mut out = path.to_vec();
     out.push(Seg::Index(i));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_like_the_plan() {
+        let path = vec![
+            Seg::Key("scenarios".into()),
+            Seg::Index(1),
+            Seg::Key("flow".into()),
+            Seg::Index(3),
+            Seg::Key("expect".into()),
+            Seg::Key("timeout".into()),
+        ];
+        assert_eq!(path_string(&path), "scenarios[1].flow[3].expect.timeout");
+        let odd = vec![
+            Seg::Key("thresholds".into()),
+            Seg::Key("latency.chat.p95".into()),
+        ];
+        assert_eq!(path_string(&odd), "thresholds[\"latency.chat.p95\"]");
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        let keys = ["arrivalRate", "arrivalCount", "duration", "rampTo"];
+        assert_eq!(suggest("arivalRate", keys), Some("arrivalRate"));
+        assert_eq!(suggest("ramp_to", keys), Some("rampTo"));
+        assert_eq!(suggest("durration", keys), Some("duration"));
+        assert_eq!(suggest("weight", keys), None);
+        assert_eq!(suggest("endianness", ["header", "endian"]), Some("endian"));
+    }
 }

@@ -190,8 +190,15 @@ impl MarkedEventReceiver for YamlIndexBuilder {
         }
         let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
         match ev {
-            Event::Scalar(text, ..) => {
-                self.place(Some(&text), pos);
+            Event::Scalar(text, style, ..) => {
+                let empty = text.is_empty() && style == yaml_rust2::scanner::TScalarStyle::Plain;
+                if let Some(path) = self.place(Some(&text), pos) {
+                    // An empty value (`send:`) is reported where its key is: the parser places
+                    // it at the next token, often on a later line.
+                    if empty {
+                        self.index.value_at_key(&path);
+                    }
+                }
             }
             Event::Alias(_) => {
                 self.place(None, pos);
@@ -312,5 +319,82 @@ impl<'a> LineIndex<'a> {
             .unwrap_or(0)
             + 1;
         Pos { line, column }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(index: &PositionIndex, path: &[Seg], key: bool) -> (usize, usize) {
+        let p = index.locate(path, key);
+        (p.line, p.column)
+    }
+
+    fn k(s: &str) -> Seg {
+        Seg::Key(s.to_owned())
+    }
+
+    #[test]
+    fn yaml_positions_cover_block_and_flow_nodes() {
+        let text = "config:\n  phases:\n    - duration: 1s\n      vusers: 2\n    - {pause: 3s}\nlist: [a, {b: c}]\n";
+        let (value, index) = parse(text, Format::Yaml).unwrap();
+        assert_eq!(value["config"]["phases"][1]["pause"], "3s");
+        let phases = [k("config"), k("phases")];
+        assert_eq!(
+            at(
+                &index,
+                &[phases.to_vec(), vec![Seg::Index(0)]].concat(),
+                false
+            ),
+            (3, 7)
+        );
+        let vusers = [phases.to_vec(), vec![Seg::Index(0), k("vusers")]].concat();
+        assert_eq!(at(&index, &vusers, false), (4, 15));
+        assert_eq!(at(&index, &vusers, true), (4, 7));
+        let pause = [phases.to_vec(), vec![Seg::Index(1), k("pause")]].concat();
+        assert_eq!(at(&index, &pause, false), (5, 15));
+        assert_eq!(
+            at(&index, &[k("list"), Seg::Index(1), k("b")], false),
+            (6, 15)
+        );
+        // Unknown paths fall back to the nearest ancestor.
+        assert_eq!(
+            at(&index, &[k("list"), Seg::Index(1), k("zzz")], false),
+            (6, 11)
+        );
+    }
+
+    #[test]
+    fn toml_positions_cover_tables_arrays_and_inline_tables() {
+        let text = "[config]\ntarget = \"embedded\"\nphases = [{ duration = \"1s\" }]\n\n[[scenarios]]\nname = \"a\"\n";
+        let (value, index) = parse(text, Format::Toml).unwrap();
+        assert_eq!(value["scenarios"][0]["name"], "a");
+        assert_eq!(at(&index, &[k("config"), k("target")], false), (2, 10));
+        assert_eq!(at(&index, &[k("config"), k("target")], true), (2, 1));
+        let duration = [k("config"), k("phases"), Seg::Index(0), k("duration")];
+        assert_eq!(at(&index, &duration, false), (3, 24));
+        assert_eq!(
+            at(&index, &[k("scenarios"), Seg::Index(0), k("name")], false),
+            (6, 8)
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_parser_position() {
+        let err = parse("a: [1, 2\nb: 3\n", Format::Yaml).unwrap_err();
+        assert!(
+            err.message.starts_with("YAML syntax error"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.pos.line, 2);
+        let err = parse("a = \nb = 1\n", Format::Toml).unwrap_err();
+        assert!(
+            err.message.starts_with("TOML syntax error"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.pos.line, 1);
     }
 }

@@ -158,9 +158,9 @@ fn segments(path: &serde_path_to_error::Path) -> Vec<Seg> {
         .filter_map(|seg| match seg {
             serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
             serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {
-                None
-            }
+            // Externally tagged enums are written as `{variant: ...}`: the variant is a key.
+            serde_path_to_error::Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            serde_path_to_error::Segment::Unknown => None,
         })
         .collect()
 }
@@ -232,17 +232,10 @@ fn humanize(message: &str, path: &[Seg]) -> (String, Option<String>) {
         Seg::Index(_) => None,
     });
     let found = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.split(", expected").next())
-        .unwrap_or_default()
-        .replace("floating point", "the number")
-        .replace("integer", "the number")
-        .replace("string", "the string")
-        .replace("map", "a map")
-        .replace("sequence", "a list")
-        .replace("unit value", "nothing")
-        .replace("boolean", "the boolean");
+        .strip_prefix("invalid type: null")
+        .map(|_| "nothing".to_owned())
+        .unwrap_or_else(|| found_text(message));
+
     let expected_raw = message.rsplit(", expected ").next().unwrap_or_default();
     let whole = ["u8", "u16", "u32", "u64", "usize"];
     let negative = message.starts_with("invalid value: integer `-");
@@ -279,5 +272,94 @@ fn humanize(message: &str, path: &[Seg]) -> (String, Option<String>) {
         (message.to_owned(), None)
     } else {
         (format!("expected {expected}, found {found}"), None)
+    }
+}
+
+/// What serde found, in the plan's words: `the number \`0.5\``, `a list`.
+fn found_text(message: &str) -> String {
+    message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split(", expected").next())
+        .unwrap_or_default()
+        .replace("floating point", "the number")
+        .replace("integer", "the number")
+        .replace("string", "the string")
+        .replace("map", "a map")
+        .replace("sequence", "a list")
+        .replace("unit value", "nothing")
+        .replace("boolean", "the boolean")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::problem::PositionIndex;
+
+    fn problems(value: Value) -> (Vec<String>, Option<RawPlan>) {
+        let index = PositionIndex::default();
+        let mut out = Collector::new("t.yml".into(), "", &index);
+        let raw = deserialize(&value, &mut out).map(|(raw, _)| raw);
+        let list = out
+            .finish()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        (list, raw)
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_and_the_rest_survives() {
+        let value = serde_json::json!({
+            "config": {
+                "target": "embedded",
+                "phases": [{"duration": 1, "arivalRate": 1}, 7, {"vusers": -1}],
+            },
+            "scenarios": [
+                {"weight": 0.5, "flow": ["connect"]},
+                {"name": "ok", "flow": ["connect", 5, {"think": "1s"}]},
+            ],
+        });
+        let (list, raw) = problems(value);
+        assert_eq!(
+            list,
+            vec![
+                "config.phases[0].arivalRate: unknown key `arivalRate`, did you mean `arrivalRate`?",
+                "config.phases[1]: expected a map, found the number `7`",
+                "config.phases[2].vusers: must not be negative, found the number `-1`",
+                "scenarios[0].weight: `weight` must be a positive whole number, found the number `0.5`",
+                "scenarios[1].flow[1]: expected a step: `connect`, `disconnect`, or a map such as `send: \"...\"`, found the number `5`",
+            ]
+        );
+        let raw = raw.expect("what is left deserializes");
+        assert_eq!(raw.scenarios[1].flow.len(), 2, "the broken item is dropped");
+    }
+
+    #[test]
+    fn remap_counts_removed_items_back_in() {
+        let mut remap = Remap::default();
+        let list = vec![Seg::Key("flow".into())];
+        remap.removed_items.insert(list.clone(), vec![0, 2]);
+        let pruned = vec![
+            Seg::Key("flow".into()),
+            Seg::Index(1),
+            Seg::Key("send".into()),
+        ];
+        assert_eq!(
+            remap.to_original(&pruned),
+            vec![
+                Seg::Key("flow".into()),
+                Seg::Index(3),
+                Seg::Key("send".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_required_key_is_reported_once() {
+        let value =
+            serde_json::json!({"config": {"target": "embedded"}, "scenarios": [{"name": "x"}]});
+        let (list, _) = problems(value);
+        assert_eq!(list, vec!["scenarios[0]: missing key `flow`"]);
     }
 }

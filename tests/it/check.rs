@@ -171,6 +171,12 @@ fn problems_carry_plan_paths_and_suggestions() {
     let problems = plan::load(&path).unwrap_err().problems;
     assert_eq!(problems[0].path, "config.phases[0].arivalRate");
     assert!(problems[0].message.contains("did you mean `arrivalRate`?"));
+    let path = root().join("tests/fixtures/invalid/enum-variant-unknown-key.yml");
+    let problems = plan::load(&path).unwrap_err().problems;
+    assert_eq!(
+        problems[0].path,
+        "config.protocol.framing.lengthPrefixed.endianness"
+    );
     let path = root().join("tests/fixtures/invalid/bad-regex.yml");
     let problems = plan::load(&path).unwrap_err().problems;
     assert_eq!(problems[0].path, "scenarios[0].flow[2].expect.match");
@@ -209,6 +215,11 @@ scenarios:
     };
     let err = plan::load_str_with(text, path, Format::Yaml, &options).unwrap_err();
     assert!(err.problems[0].message.contains("did you mean `staging`?"));
+    assert_eq!(
+        plan::LoadOptions::parse_variable("room=a=b"),
+        Ok(("room".to_owned(), "a=b".to_owned()))
+    );
+    assert!(plan::LoadOptions::parse_variable("=x").is_err());
 }
 
 fn generated_schema() -> serde_json::Value {
@@ -226,9 +237,47 @@ fn committed_schema_is_up_to_date() {
 }
 
 #[test]
+fn a_plan_using_every_key_is_valid() {
+    let path = root().join("tests/fixtures/valid/everything.yml");
+    let plan = match plan::load(&path) {
+        Ok(plan) => plan,
+        Err(p) => panic!("{}", render(&p.problems)),
+    };
+    let Load::Phases(phases) = &plan.load else {
+        panic!("phases")
+    };
+    // 6 written phases, then presets: warmup 1, step 10, exponential 7, spike 3,
+    // rampUpDown 2, sustained 1, stress 20.
+    assert_eq!(phases.len(), 6 + 1 + 10 + 7 + 3 + 2 + 1 + 20);
+    assert_eq!(
+        plan.source_addresses.len(),
+        2,
+        "a /30 has two usable addresses"
+    );
+    assert_eq!(plan.payloads[0].rows.len(), 5);
+    assert_eq!(plan.payloads[1].load_all_as.as_deref(), Some("everyone"));
+    assert_eq!(plan.messages.len(), 4);
+
+    let mut plan = plan;
+    let params = plan::presets::PresetParams {
+        from: Some(2),
+        to: Some(6),
+        by: Some(2),
+        ..Default::default()
+    };
+    plan::presets::apply(&mut plan, "step", &params).unwrap();
+    let Load::Phases(phases) = &plan.load else {
+        panic!("a preset gives phases")
+    };
+    assert_eq!(phases.len(), 3);
+}
+
+#[test]
 fn shipped_plans_satisfy_the_schema() {
     let validator = jsonschema::validator_for(&generated_schema()).unwrap();
-    for path in files(&root().join("plans"), &["yml", "toml"]) {
+    let mut paths = files(&root().join("plans"), &["yml", "toml"]);
+    paths.push(root().join("tests/fixtures/valid/everything.yml"));
+    for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
         let value = plan::parse_value(&text, &path, Format::from_path(&path)).unwrap();
         let errors: Vec<String> = validator

@@ -15,6 +15,7 @@ pub struct RawConfig {
     pub target: String,
     /// Named partial configs, deep-merged over this one by `run -e NAME`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, PartialConfig>")]
     pub environments: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Options of the in-process reference server (`target: embedded`).
     pub embedded: Option<RawEmbedded>,
@@ -43,6 +44,24 @@ pub struct RawConfig {
     /// Find the highest stable load instead of running fixed phases.
     pub adaptive: Option<RawAdaptive>,
     pub report: Option<RawReport>,
+}
+
+/// Schema only: an environment is a `config` whose keys are all optional.
+pub struct PartialConfig;
+
+impl JsonSchema for PartialConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PartialConfig".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = RawConfig::json_schema(generator);
+        schema.remove("required");
+        schema.insert(
+            "description".to_owned(),
+            "Keys of `config` to deep-merge over it; all optional.".into(),
+        );
+        schema
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]

@@ -88,11 +88,15 @@ pub struct RawStep {
     /// Open the connection: `connect`, or `connect: {timeout: 3s}`.
     #[serde(default, deserialize_with = "present")]
     pub connect: Option<NullOr<RawConnect>>,
+    #[serde(default, deserialize_with = "present")]
     pub send: Option<RawSend>,
+    #[serde(default, deserialize_with = "present")]
     pub expect: Option<RawExpectArg>,
     /// `3s`, or a uniform range `3s..8s`.
+    #[serde(default, deserialize_with = "present")]
     pub think: Option<RawThink>,
     /// Steps repeated `count` times, once per `over` value, for `duration`, or forever.
+    #[serde(default, deserialize_with = "present")]
     #[serde(rename = "loop")]
     pub loop_steps: Option<Vec<RawFlowItem>>,
     pub count: Option<u64>,
@@ -100,8 +104,10 @@ pub struct RawStep {
     pub over: Option<serde_json::Value>,
     pub duration: Option<RawDuration>,
     /// Set variables from templates.
+    #[serde(default, deserialize_with = "present")]
     pub set: Option<BTreeMap<String, RawScalar>>,
     /// Print a rendered template (debugging).
+    #[serde(default, deserialize_with = "present")]
     pub log: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub disconnect: Option<NullOr<RawEmpty>>,

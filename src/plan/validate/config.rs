@@ -90,6 +90,7 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
 pub(super) fn protocol(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawProtocol>) -> Option<Protocol> {
     let p = key(path, "protocol");
     let Some(raw) = raw else {
+        ctx.type_bytes = Some(None);
         return Some(Protocol {
             framing: Framing::Lines,
             line_ending: LineEnding::Lf,
@@ -226,12 +227,14 @@ pub(super) fn protocol(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawProtocol>) -
         }
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
-    if let Some(Framing::LengthPrefixed(lp)) = &framing {
-        ctx.framing_has_type = lp
-            .header
-            .iter()
-            .any(|f| matches!(f, HeaderField::Type { .. }));
-    }
+    ctx.type_bytes = match &framing {
+        Some(Framing::LengthPrefixed(lp)) => Some(lp.header.iter().find_map(|f| match f {
+            HeaderField::Type { bytes } => Some(*bytes),
+            _ => None,
+        })),
+        Some(_) => Some(None),
+        None => None,
+    };
     Some(Protocol {
         framing: framing?,
         line_ending: match raw.line_ending {

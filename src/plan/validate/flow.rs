@@ -193,7 +193,7 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
                 .connect
                 .as_ref()
                 .and_then(|c| c.0.timeout.as_ref())
-                .and_then(|t| ctx.duration(&key(&at, "timeout"), t));
+                .and_then(|t| ctx.positive_duration(&key(&at, "timeout"), t));
             vec![Step::Connect { timeout }]
         }
         "send" => send_step(ctx, path, s, scope).into_iter().collect(),
@@ -317,7 +317,7 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
     let timeout = e
         .timeout
         .as_ref()
-        .and_then(|t| ctx.duration(&key(path, "timeout"), t));
+        .and_then(|t| ctx.positive_duration(&key(path, "timeout"), t));
     let mut captures = Vec::new();
     let mut ok = true;
     for (var, from) in e.capture.iter().flatten() {
@@ -376,7 +376,11 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
         ctx.out.error(
             &key(path, "name"),
             format!("`{metric}` cannot be a metric name"),
-            Some("use letters, digits, `_`, `-` and `.`".to_owned()),
+            Some(
+                "set `name:` on the expect (the default is the scenario name) using letters, \
+                 digits, `_`, `-` and `.`"
+                    .to_owned(),
+            ),
         );
         ok = false;
     }
@@ -453,9 +457,9 @@ fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
             }
             Some(n) => LoopBound::Count(n),
         },
-        Some("duration") => {
-            LoopBound::Duration(ctx.duration(&key(path, "duration"), s.duration.as_ref()?)?)
-        }
+        Some("duration") => LoopBound::Duration(
+            ctx.positive_duration(&key(path, "duration"), s.duration.as_ref()?)?,
+        ),
         Some(_) => match s.over.as_ref()? {
             Value::Array(values) => LoopBound::Over(values.clone()),
             Value::String(var) => match ctx.variable_values(var) {

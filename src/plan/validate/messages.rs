@@ -58,12 +58,8 @@ pub(super) fn message_body(
     parts: MessageParts<'_>,
     locals: &BTreeSet<String>,
 ) -> Option<MessageBody> {
-    if parts.type_id.is_some() && !ctx.framing_has_type {
-        ctx.out.key_error(
-            &key(path, "type"),
-            "a packet `type` needs a `lengthPrefixed` header with a `type` field",
-            Some("add `{type: 2}` to `config.protocol.framing.lengthPrefixed.header`".to_owned()),
-        );
+    if let Some(id) = parts.type_id {
+        ctx.check_type_id(&key(path, "type"), id);
     }
     let which = ctx.exactly_one(
         path,

@@ -41,8 +41,9 @@ pub(crate) struct Ctx<'c, 'a> {
     /// Every `with` key, capture and `set` variable of the plan (message templates see them all).
     pub all_locals: BTreeSet<String>,
     pub metrics: KnownMetrics,
-    /// Whether the framing has a packet `type` field (messages may set `type`).
-    pub framing_has_type: bool,
+    /// Width of the framing's packet `type` field: `Some(None)` when it has none, `None` when
+    /// the framing itself is broken (so type checks are skipped).
+    pub type_bytes: Option<Option<u8>>,
     /// Whether `sourceAddresses` was written as a list (for paths).
     pub source_addresses_is_list: bool,
     pub raw_variables: &'c std::collections::BTreeMap<String, Value>,
@@ -67,6 +68,16 @@ impl Ctx<'_, '_> {
             .ok()
     }
 
+    /// A duration that must be longer than zero (timeouts, loop durations).
+    pub fn positive_duration(&mut self, path: &[Seg], raw: &RawDuration) -> Option<Duration> {
+        let d = self.duration(path, raw)?;
+        if d.is_zero() {
+            self.out.error(path, "must be longer than 0", None);
+            return None;
+        }
+        Some(d)
+    }
+
     pub fn opt_duration(
         &mut self,
         path: &[Seg],
@@ -76,6 +87,42 @@ impl Ctx<'_, '_> {
     ) -> Duration {
         raw.and_then(|r| self.duration(&key(path, name), r))
             .unwrap_or(default)
+    }
+
+    /// Checks that packet type `id` (at `path`) fits the framing's `type` field.
+    pub fn check_type_id(&mut self, path: &[Seg], id: u32) -> bool {
+        match self.type_bytes {
+            None => true,
+            Some(None) => {
+                self.out.error(
+                    path,
+                    "a packet `type` needs a `lengthPrefixed` header with a `type` field",
+                    Some(
+                        "add `{type: 2}` to `config.protocol.framing.lengthPrefixed.header`"
+                            .to_owned(),
+                    ),
+                );
+                false
+            }
+            Some(Some(bytes)) => {
+                let max = if bytes >= 4 {
+                    u64::from(u32::MAX)
+                } else {
+                    (1u64 << (8 * u32::from(bytes))) - 1
+                };
+                if u64::from(id) > max {
+                    self.out.error(
+                        path,
+                        format!(
+                            "type {id} does not fit the {bytes}-byte `type` field (at most {max})"
+                        ),
+                        None,
+                    );
+                    return false;
+                }
+                true
+            }
+        }
     }
 
     /// Checks that exactly one of `keys` is present; returns it.
@@ -144,7 +191,7 @@ pub(crate) fn validate(
         variable_names,
         all_locals,
         metrics: KnownMetrics::default(),
-        framing_has_type: false,
+        type_bytes: None,
         source_addresses_is_list: is_list("/config/sourceAddresses"),
         raw_variables: &raw.config.variables,
     };
@@ -165,10 +212,10 @@ pub(crate) fn validate(
     let monitor = config::monitor(&mut ctx, &config_path, raw.config.monitor.as_ref());
     let report = config::report(&mut ctx, &config_path, raw.config.report.as_ref());
     let scenarios = flow::scenarios(&mut ctx, &raw.scenarios);
-    for h in handlers
-        .iter()
-        .chain(scenarios.iter().flat_map(|s| s.handlers.iter()))
-    {
+    // Named as written, so a broken handler does not also break thresholds naming it.
+    let raw_handlers = raw.config.handlers.iter();
+    let scenario_handlers = raw.scenarios.iter().flat_map(|s| s.handlers.iter());
+    for h in raw_handlers.chain(scenario_handlers) {
         if let Some(name) = &h.name {
             ctx.metrics.handler_names.push(name.clone());
         }

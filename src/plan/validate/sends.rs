@@ -122,7 +122,13 @@ pub(super) fn matcher(
     Some(match which {
         "contains" => Matcher::Contains(contains?.to_owned()),
         "equals" => Matcher::Equals(equals?.to_owned()),
-        "type" => Matcher::Type(type_id?),
+        "type" => {
+            let id = type_id?;
+            if !ctx.check_type_id(&key(path, "type"), id) {
+                return None;
+            }
+            Matcher::Type(id)
+        }
         "json" => {
             let mut pairs = Vec::new();
             for (k, v) in json? {
