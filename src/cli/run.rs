@@ -94,10 +94,10 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
 fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     let mut variables = Vec::new();
     for pair in &args.variables {
-        let Some((name, value)) = pair.split_once('=') else {
-            bail!("-v {pair:?}: expected NAME=VALUE, e.g. -v room=lobby");
-        };
-        variables.push((name.trim().to_owned(), value.to_owned()));
+        match plan::LoadOptions::parse_variable(pair) {
+            Ok(variable) => variables.push(variable),
+            Err(reason) => bail!("-v: {reason}; write it as -v NAME=VALUE, e.g. -v room=lobby"),
+        }
     }
     let options = plan::LoadOptions {
         environment: args.environment.clone(),
