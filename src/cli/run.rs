@@ -158,9 +158,15 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
     });
     let display = Arc::new(Mutex::new(Display::new(quiet)));
     let progress = Arc::clone(&display);
+    let logs = Arc::clone(&display);
     let options = RunOptions {
         interval: None,
         shutdown,
+        on_log: Some(Arc::new(move |line: &str| {
+            logs.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .log(line);
+        })),
         on_progress: Some(Arc::new(move |p: &Progress| {
             progress
                 .lock()
@@ -218,8 +224,8 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome, exit: Exit) -> R
 struct Display {
     quiet: bool,
     tty: bool,
-    /// A status line is on screen and must be cleared before other output.
-    line_shown: bool,
+    /// The status line on screen (cleared before other output, redrawn after it).
+    line_shown: Option<String>,
     last_compact: Duration,
     last_warning: Option<Duration>,
 }
@@ -229,7 +235,7 @@ impl Display {
         Display {
             quiet,
             tty: std::io::stderr().is_terminal(),
-            line_shown: false,
+            line_shown: None,
             last_compact: Duration::ZERO,
             last_warning: None,
         }
@@ -265,16 +271,31 @@ impl Display {
             self.last_compact = p.elapsed;
         } else if self.tty {
             let _ = write!(err, "\r\x1b[2K{line}");
-            self.line_shown = true;
+            self.line_shown = Some(line);
         }
         let _ = err.flush();
     }
 
     fn clear(&mut self, err: &mut impl Write) {
-        if self.line_shown {
+        if self.line_shown.take().is_some() {
             let _ = write!(err, "\r\x1b[2K");
-            self.line_shown = false;
         }
+    }
+
+    /// A `log` step's line, printed even with --quiet (the plan asked for it), above the
+    /// status line.
+    fn log(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let shown = self.line_shown.take();
+        if shown.is_some() {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        let _ = writeln!(err, "{line}");
+        if let Some(status) = shown {
+            let _ = write!(err, "{status}");
+            self.line_shown = Some(status);
+        }
+        let _ = err.flush();
     }
 
     fn finish(&mut self) {

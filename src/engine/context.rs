@@ -71,6 +71,8 @@ pub(crate) struct RunContext {
     pub start: Instant,
     /// `env` in templates.
     pub env: Value,
+    /// Where `log` steps write (`None`: stderr).
+    pub on_log: Option<super::LogFn>,
     errors_seen: Mutex<Vec<String>>,
     /// Set once `errors_seen` is full, so an error storm does not queue on its lock.
     errors_full: AtomicBool,
@@ -89,6 +91,7 @@ impl RunContext {
         ids: Ids,
         run_id: Arc<str>,
         start: Instant,
+        on_log: Option<super::LogFn>,
     ) -> Self {
         RunContext {
             data: DataSource::new(&plan.payloads, &plan.variables),
@@ -104,6 +107,7 @@ impl RunContext {
             run_id,
             start,
             env: super::template::env_value(),
+            on_log,
             errors_seen: Mutex::new(Vec::new()),
             errors_full: AtomicBool::new(false),
         }

@@ -46,13 +46,19 @@ pub struct RunOptions {
     pub shutdown: CancellationToken,
     /// Called after every interval (live progress, warnings).
     pub on_progress: Option<ProgressFn>,
+    /// Receives the lines of `log` steps (`[vu N] text`); `None` prints them to stderr.
+    pub on_log: Option<LogFn>,
 }
+
+/// Where `log` steps write; called from vuser tasks, so keep it quick.
+pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl std::fmt::Debug for RunOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunOptions")
             .field("interval", &self.interval)
             .field("on_progress", &self.on_progress.is_some())
+            .field("on_log", &self.on_log.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +128,7 @@ pub async fn run(
         ids,
         Arc::clone(&run_id),
         start,
+        options.on_log.clone(),
     ));
     let intervals = Arc::new(intervals::Intervals::new(
         collector,

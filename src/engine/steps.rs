@@ -210,7 +210,11 @@ impl Vuser {
             .renderer
             .render(text, &self.scope)
             .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-        eprintln!("[vu {}] {line}", self.id);
+        let line = format!("[vu {}] {line}", self.id);
+        match &ctx.on_log {
+            Some(log) => log(&line),
+            None => eprintln!("{line}"),
+        }
         Ok(Control::Next)
     }
 

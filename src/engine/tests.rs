@@ -207,3 +207,27 @@ async fn thinks_pace_the_loop_and_count_iterations() {
         out.duration
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn log_steps_go_to_the_log_callback_with_the_vuser_id() {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&lines);
+    let options = RunOptions {
+        on_log: Some(Arc::new(move |line: &str| {
+            if let Ok(mut lines) = sink.lock() {
+                lines.push(line.to_owned());
+            }
+        })),
+        ..RunOptions::default()
+    };
+    let shape = PhaseShape::ArrivalCount {
+        duration: Duration::from_millis(10),
+        count: 1,
+    };
+    let flow = vec![Step::Log(Text::Literal("hello".into()))];
+    let plan = plan(vec![shape], flow, Duration::from_secs(1));
+    let outcome = run(Arc::new(plan), "127.0.0.1:1", options).await;
+    assert!(outcome.is_ok());
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(lines, vec!["[vu 0] hello".to_owned()]);
+}
