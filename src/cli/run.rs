@@ -152,8 +152,15 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
     let on_ctrl_c = shutdown.clone();
     let signals = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping vusers and writing the results so far");
+            eprintln!(
+                "\ninterrupted: stopping vusers and writing the results so far \
+                 (Ctrl-C again to quit without results)"
+            );
             on_ctrl_c.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted twice: quitting without writing results");
+                std::process::exit(Exit::Interrupted as i32);
+            }
         }
     });
     let display = Arc::new(Mutex::new(Display::new(quiet)));

@@ -708,3 +708,24 @@ scenarios:
     // Both members receive both stamped SAYs (the server echoes to the sender too).
     assert_eq!(agg.summaries.get("delivery").map(|s| s.count), Some(4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expect_takes_a_reply_that_arrived_during_a_think() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        b.send("ECHO early"),
+        // The reply arrives while the vuser thinks; the expect finds it afterwards and measures
+        // from the send, not from the end of the think.
+        think(300, 300),
+        Step::Expect(expect("^early$", "echo")),
+        Step::Disconnect,
+    ];
+    let out = run(b.plan(vec![count(ms(10), 1)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    let echo = agg.summaries.get("latency.echo").expect("latency");
+    assert_eq!(echo.count, 1);
+    assert!(echo.max < 100.0, "max {} ms", echo.max);
+}
