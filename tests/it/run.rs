@@ -729,3 +729,40 @@ async fn an_expect_takes_a_reply_that_arrived_during_a_think() {
     assert_eq!(echo.count, 1);
     assert!(echo.max < 100.0, "max {} ms", echo.max);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_spread_over_source_addresses() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let target = listener.local_addr().expect("addr").to_string();
+    let accept = tokio::spawn(async move {
+        let mut peers = Vec::new();
+        let mut sockets = Vec::new();
+        for _ in 0..4 {
+            let (socket, peer) = listener.accept().await.expect("accept");
+            peers.push(peer.ip().to_string());
+            sockets.push(socket);
+        }
+        peers.sort();
+        // Returned, not dropped: the connections stay open while the vusers think.
+        (peers, sockets)
+    });
+    let b = Builder::new();
+    let flow = vec![connect(), think(200, 200), Step::Disconnect];
+    let mut plan = b.plan(vec![count(ms(20), 4)], flow);
+    plan.source_addresses = vec![
+        "127.0.0.2".parse().expect("ip"),
+        "127.0.0.3".parse().expect("ip"),
+    ];
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        engine::run(Arc::new(plan), &target, RunOptions::default()),
+    )
+    .await
+    .expect("ends")
+    .expect("runs");
+    assert_eq!(errors(&out.metrics.aggregate), 0, "{:?}", out.error_samples);
+    let (peers, _sockets) = accept.await.expect("accepted");
+    assert_eq!(peers, ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]);
+}
