@@ -130,3 +130,52 @@ impl Intervals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Registry;
+
+    fn intervals_with(
+        progress: Arc<Mutex<Vec<Progress>>>,
+    ) -> (Intervals, crate::metrics::Recorder) {
+        let mut registry = Registry::new();
+        let _ = registry.histogram(names::SCHEDULE_LAG);
+        let collector = Collector::new(registry);
+        let recorder = collector.recorder();
+        let sink: ProgressFn = Arc::new(move |p: &Progress| {
+            if let Ok(mut all) = progress.lock() {
+                all.push(p.clone());
+            }
+        });
+        let intervals = Intervals::new(collector, Some(sink), Instant::now(), Duration::ZERO);
+        (intervals, recorder)
+    }
+
+    #[test]
+    fn a_late_generator_is_flagged_per_interval() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (intervals, recorder) = intervals_with(Arc::clone(&seen));
+        let lag = recorder.histogram(names::SCHEDULE_LAG);
+        intervals.begin_phase(0, "hold");
+        recorder.record(lag, Duration::from_millis(2));
+        intervals.tick();
+        for _ in 0..100 {
+            recorder.record(lag, Duration::from_millis(120));
+        }
+        intervals.tick();
+        let flags: Vec<(Option<String>, bool)> = seen
+            .lock()
+            .map(|all| {
+                all.iter()
+                    .map(|p| (p.phase.clone(), p.generator_overloaded))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            flags,
+            vec![(Some("hold".into()), false), (Some("hold".into()), true)]
+        );
+        assert_eq!(intervals.overloaded_intervals(), 1);
+    }
+}
