@@ -2,3 +2,5 @@
 //! runner that starts and retires virtual users, one virtual user, one function per step kind.
 //!
 //! It does not parse plans (`plan`), frame bytes (`protocol`) or aggregate numbers (`metrics`).
+
+pub mod thresholds;
