@@ -357,10 +357,10 @@ impl ThresholdEvaluator {
                     }
                 }
                 Some(state) => {
-                    if let Some(tail) = state.window.finish() {
-                        if tail.duration_seconds() * 2.0 >= state.length.as_secs_f64() {
-                            state.record(&check.expr, &tail, run_start);
-                        }
+                    if let Some(tail) = state.window.finish()
+                        && tail.duration_seconds() * 2.0 >= state.length.as_secs_f64()
+                    {
+                        state.record(&check.expr, &tail, run_start);
                     }
                     if state.evaluated == 0 {
                         // The run was shorter than one window: judge the whole run instead.
