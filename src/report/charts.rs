@@ -206,10 +206,16 @@ pub fn render_svg(chart: &Chart) -> String {
         let px = sx(t);
         let _ = write!(
             svg,
-            r#"<line class="tick" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="xlab" x="{px:.1}" y="{:.1}">{}</text>"#,
+            r#"<line class="tick" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="xlab" x="{px:.1}" y="{:.1}"{}>{}</text>"#,
             TOP + plot_h,
             TOP + plot_h + 4.0,
             HEIGHT - 8.0,
+            // The last label would be cut by the edge: right-align it instead.
+            if px > WIDTH - RIGHT - 16.0 {
+                r#" style="text-anchor:end""#
+            } else {
+                ""
+            },
             clock(t)
         );
         t += tstep;

@@ -17,7 +17,6 @@ use crate::metrics::{PeriodSummary, Summary};
 use super::ReportError;
 use super::charts::{clock, render_svg};
 use super::console::format_duration_ms;
-use super::csv::fmt;
 use super::model::RunResult;
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.j2");
@@ -199,7 +198,8 @@ fn main_latency(agg: &PeriodSummary) -> Option<(&str, &Summary)> {
     agg.summaries
         .iter()
         .filter(|(n, _)| n.starts_with(LATENCY_PREFIX))
-        .max_by_key(|(_, s)| s.count)
+        // Most samples; on a tie the first name, so the choice is stable.
+        .max_by(|a, b| a.1.count.cmp(&b.1.count).then_with(|| b.0.cmp(a.0)))
         .map(|(n, s)| (n.as_str(), s))
 }
 
@@ -437,4 +437,19 @@ fn charts(result: &RunResult) -> Vec<ChartView> {
             wide,
         })
         .collect()
+}
+
+/// Display number: 3 significant decimals at most (`0.022`, `29.41`, `299.8`, `2654`).
+fn fmt(v: f64) -> String {
+    let a = v.abs();
+    let decimals = if a >= 100.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        3
+    };
+    super::csv::fmt(format!("{v:.decimals$}").parse().unwrap_or(v))
 }
