@@ -6,6 +6,7 @@
 //! Set `CHATLOAD_BENCH_OUT=DIR` to keep the files (e.g. to screenshot the report).
 
 #[path = "../tests/it/report/fixture.rs"]
+#[allow(dead_code)] // the tests use more of the fixture than the benchmark
 mod fixture;
 
 use std::time::Instant;
