@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod stamp;
 mod steps;
 pub mod template;
+pub mod thresholds;
 mod vuser;
 pub mod wire;
 

@@ -5,19 +5,29 @@
 //! `crate::metrics`; it does not record, evaluate thresholds or know plans (the plan arrives
 //! as an opaque JSON value).
 
+mod charts;
+mod compare;
 mod console;
+mod csv;
+mod html;
+mod html_charts;
 mod io;
 mod model;
+mod outputs;
 mod time;
 
 use std::path::PathBuf;
 
+pub use self::csv::{STATS_HEADER, history_csv, stats_csv, write_csv};
+pub use compare::{Comparison, MetricDelta, compare, parse_percent};
 pub use console::summary_table;
+pub use html::{render_html, write_html};
 pub use io::{read_result, result_json_schema, write_atomically, write_result};
 pub use model::{
     AdaptiveResult, AdaptiveStep, BreakingPoint, MonitorSample, ObservedValue, ResultFormat,
     RunInfo, RunResult, ThresholdResult,
 };
+pub use outputs::{Formats, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};
 
 /// The `format` tag of result files this version writes and reads.
@@ -44,6 +54,16 @@ pub enum ReportError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("the `{metric}` histogram in the result cannot be read: {source}")]
+    Histogram {
+        metric: String,
+        #[source]
+        source: crate::metrics::MetricsError,
+    },
+    #[error("cannot write CSV: {0}")]
+    Csv(#[source] ::csv::Error),
+    #[error("cannot render the HTML report: {0:#}")]
+    Template(#[source] minijinja::Error),
     #[error(
         "{} has format {found:?}, this chatload reads {FORMAT_V1:?}; re-run the test or use the \
          chatload version that wrote it",

@@ -4,6 +4,7 @@
 mod check;
 mod monitor;
 mod probe;
+mod report;
 mod result;
 mod run;
 mod server;

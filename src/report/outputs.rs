@@ -1,0 +1,112 @@
+//! The run folder: which report files a run writes, checking they can be written before any
+//! load is sent ([`prepare_outputs`]), and writing them all at the end ([`write_reports`]).
+//!
+//! It does not decide where the folder is (the CLI does, from `--out` / `config.report.dir`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::ReportError;
+use super::model::RunResult;
+
+/// Which report files to write.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Formats {
+    /// `result.json`.
+    pub json: bool,
+    /// `stats.csv` and `history.csv`.
+    pub csv: bool,
+    /// `report.html`.
+    pub html: bool,
+}
+
+impl Formats {
+    pub const ALL: Formats = Formats {
+        json: true,
+        csv: true,
+        html: true,
+    };
+
+    /// The files these formats produce in `dir`, in writing order.
+    pub fn paths(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if self.json {
+            out.push(dir.join("result.json"));
+        }
+        if self.csv {
+            out.push(dir.join("stats.csv"));
+            out.push(dir.join("history.csv"));
+        }
+        if self.html {
+            out.push(dir.join("report.html"));
+        }
+        out
+    }
+}
+
+/// Creates `dir` and checks every output of `formats` can be written there, so a bad path
+/// fails before the run instead of after it. Returns the paths that will be written.
+///
+/// Files are written through a temporary sibling and a rename, so what must hold is: the
+/// directory accepts a new file, and no output path is taken by a directory or a read-only
+/// file (which a user would be surprised to see replaced).
+pub fn prepare_outputs(dir: &Path, formats: Formats) -> Result<Vec<PathBuf>, ReportError> {
+    fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        action: "create the report directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let probe = dir.join(format!(".chatload-write-check.{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|source| ReportError::Io {
+        action: "write into",
+        path: dir.to_owned(),
+        source,
+    })?;
+    // Best effort: the probe is empty and hidden; failing to remove it is not worth failing for.
+    let _ = fs::remove_file(&probe);
+    let paths = formats.paths(dir);
+    for path in &paths {
+        let Ok(meta) = fs::metadata(path) else {
+            continue;
+        };
+        let problem = if meta.is_dir() {
+            Some("it is a directory")
+        } else if meta.permissions().readonly() {
+            Some("it is read-only")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(ReportError::Io {
+                action: "replace",
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, problem),
+            });
+        }
+    }
+    Ok(paths)
+}
+
+/// Writes every report of `formats` for `result` into `dir` (which must exist: see
+/// [`prepare_outputs`]). Returns the files written.
+pub fn write_reports(
+    result: &RunResult,
+    dir: &Path,
+    formats: Formats,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    if formats.json {
+        let path = dir.join("result.json");
+        super::write_result(&path, result)?;
+        written.push(path);
+    }
+    if formats.csv {
+        written.extend(super::write_csv(result, dir)?);
+    }
+    if formats.html {
+        let path = dir.join("report.html");
+        super::write_html(result, &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
