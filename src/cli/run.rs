@@ -17,7 +17,7 @@ use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::metrics::{PeriodSummary, names};
 use crate::plan::{self, Load, Plan, Target, presets};
 use crate::report::{self, RunInfo, RunResult};
-use crate::server;
+use crate::{monitor, server};
 
 /// A compact progress line is printed this often (also when stderr is not a terminal).
 const COMPACT_EVERY: Duration = Duration::from_secs(10);
@@ -42,9 +42,15 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(drive(Arc::clone(&plan), args.quiet))?;
+    let Driven {
+        outcome,
+        monitor,
+        warnings,
+    } = runtime.block_on(drive(Arc::clone(&plan), args.quiet))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
+    result.monitor = monitor;
+    result.run.warnings.extend(warnings);
     let exit = if outcome.interrupted {
         Exit::Interrupted
     } else if outcome.aborted.is_some() || !result.thresholds_passed() {
@@ -138,8 +144,16 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     Ok(Some(plan))
 }
 
-/// Starts the embedded server if needed, wires Ctrl-C and the progress display, runs.
-async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
+/// What a run produced besides the engine's outcome.
+struct Driven {
+    outcome: RunOutcome,
+    monitor: Vec<report::MonitorSample>,
+    warnings: Vec<String>,
+}
+
+/// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C and the
+/// progress display, runs.
+async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<Driven> {
     let (embedded, target) = match &plan.target {
         Target::Embedded(options) => {
             let handle = server::spawn(super::serve::embedded_config(options))
@@ -189,7 +203,12 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
     if !quiet {
         eprintln!("running {} against {target}", plan.name);
     }
+    let monitoring = plan.monitor.as_ref().map(start_monitor);
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
+    let (monitor, warnings) = match monitoring {
+        Some((stop, task)) => finish_monitor(stop, task).await,
+        None => (Vec::new(), Vec::new()),
+    };
     signals.abort();
     display
         .lock()
@@ -198,7 +217,69 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
     if let Some(handle) = embedded {
         handle.shutdown().await;
     }
-    Ok(outcome?)
+    Ok(Driven {
+        outcome: outcome?,
+        monitor,
+        warnings,
+    })
+}
+
+type MonitorTask = tokio::task::JoinHandle<Result<monitor::MonitorRun, monitor::MonitorError>>;
+
+/// Samples `config.monitor`'s process alongside the run.
+fn start_monitor(config: &plan::Monitor) -> (CancellationToken, MonitorTask) {
+    let selector = match &config.process {
+        plan::ProcessSelector::Pid(pid) => monitor::ProcessSelector::Pid(*pid),
+        plan::ProcessSelector::Name(name) => monitor::ProcessSelector::Name(name.clone()),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(monitor::run_monitor(
+        monitor::MonitorConfig {
+            selector,
+            port: config.port,
+            interval: config.interval,
+            duration: None,
+        },
+        stop.clone(),
+        |_| {},
+    ));
+    (stop, task)
+}
+
+/// Stops the monitor; a monitor that could not run is a warning, not a failed run.
+async fn finish_monitor(
+    stop: CancellationToken,
+    task: MonitorTask,
+) -> (Vec<report::MonitorSample>, Vec<String>) {
+    stop.cancel();
+    match task.await {
+        Ok(Ok(run)) => (
+            run.samples.into_iter().map(monitor_sample).collect(),
+            Vec::new(),
+        ),
+        Ok(Err(err)) => (Vec::new(), vec![format!("monitor: {err}")]),
+        Err(err) => (
+            Vec::new(),
+            vec![format!("monitor stopped unexpectedly: {err}")],
+        ),
+    }
+}
+
+fn monitor_sample(s: monitor::MonitorSample) -> report::MonitorSample {
+    report::MonitorSample {
+        unix_time_ms: s.unix_time_ms,
+        elapsed_ms: s.elapsed_ms,
+        process_count: s.process_count,
+        process_cpu_percent: s.process_cpu_percent,
+        process_rss_bytes: s.process_rss_bytes,
+        process_threads: s.process_threads,
+        host_cpu_percent: s.host_cpu_percent,
+        host_memory_used_bytes: s.host_memory_used_bytes,
+        host_memory_total_bytes: s.host_memory_total_bytes,
+        net_received_bytes: s.net_received_bytes,
+        net_transmitted_bytes: s.net_transmitted_bytes,
+        tcp_established: s.tcp_established,
+    }
 }
 
 fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
