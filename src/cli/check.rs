@@ -1,7 +1,131 @@
-//! `chatload check`.
+//! `chatload check`: validate plans without sending any load.
+//!
+//! Prints every problem of every file (rustc-like text, JSON, or GitHub annotations) and exits
+//! 0 when all plans are valid, 2 otherwise. What is checked lives in `plan`.
 
-use super::Exit;
+use std::io::Write;
 
-pub fn execute(_args: super::CheckArgs) -> anyhow::Result<Exit> {
-    super::not_built("check")
+use crate::plan::{self, Problem};
+
+use super::{CheckArgs, CheckFormat, Exit};
+
+pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut valid = 0usize;
+    for file in &args.files {
+        match plan::load(file) {
+            Ok(_) => valid += 1,
+            Err(p) => problems.extend(p.problems),
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        CheckFormat::Text => {
+            for p in &problems {
+                write!(out, "{}", render_text(p))?;
+            }
+            let invalid = args.files.len() - valid;
+            if invalid == 0 {
+                writeln!(out, "{valid} plan{} ok", plural(valid))?;
+            } else {
+                writeln!(
+                    out,
+                    "{} problem{} in {invalid} of {} plan{}",
+                    problems.len(),
+                    plural(problems.len()),
+                    args.files.len(),
+                    plural(args.files.len())
+                )?;
+            }
+        }
+        CheckFormat::Json => {
+            let list: Vec<serde_json::Value> = problems.iter().map(to_json).collect();
+            let doc = serde_json::json!({
+                "valid": problems.is_empty(),
+                "files": args.files.len(),
+                "problems": list,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        CheckFormat::Github => {
+            for p in &problems {
+                writeln!(out, "{}", render_github(p))?;
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `file:line:col: error: message`, the source line with a caret, the plan path and help.
+pub fn render_text(p: &Problem) -> String {
+    let mut s = format!(
+        "{}:{}:{}: error: {}\n",
+        p.file.display(),
+        p.line,
+        p.column,
+        p.message
+    );
+    if let Some(line) = &p.source_line {
+        let gutter = p.line.to_string().len();
+        s.push_str(&format!("{:gutter$} |\n", ""));
+        s.push_str(&format!("{} | {}\n", p.line, line));
+        let pad: String = line
+            .chars()
+            .take(p.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        s.push_str(&format!("{:gutter$} | {pad}^\n", ""));
+    }
+    if !p.path.is_empty() {
+        s.push_str(&format!("  = at: {}\n", p.path));
+    }
+    if let Some(help) = &p.help {
+        s.push_str(&format!("  = help: {help}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// A GitHub Actions workflow command; newlines and `%` escaped as GitHub requires.
+pub fn render_github(p: &Problem) -> String {
+    let escape_data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let escape_prop = |s: &str| escape_data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut message = p.message.clone();
+    if !p.path.is_empty() {
+        message.push_str(&format!(" (at {})", p.path));
+    }
+    if let Some(help) = &p.help {
+        message.push_str(&format!("; {help}"));
+    }
+    format!(
+        "::error file={},line={},col={}::{}",
+        escape_prop(&p.file.display().to_string()),
+        p.line,
+        p.column,
+        escape_data(&message)
+    )
+}
+
+fn to_json(p: &Problem) -> serde_json::Value {
+    serde_json::json!({
+        "file": p.file.display().to_string(),
+        "line": p.line,
+        "column": p.column,
+        "path": p.path,
+        "message": p.message,
+        "help": p.help,
+    })
 }

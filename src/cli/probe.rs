@@ -1,7 +1,225 @@
-//! `chatload probe`.
+//! `chatload probe`: the connectivity check users run first. Connects, sends a few test
+//! messages, prints each reply with its round-trip time, and explains what went wrong when
+//! nothing useful comes back.
+
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
 
 use super::Exit;
+use crate::protocol::{CodecConfig, Frame, FrameCodec};
 
-pub fn execute(_args: super::ProbeArgs) -> anyhow::Result<Exit> {
-    super::not_built("probe")
+/// What to send and how to frame it.
+struct Probe {
+    codec: FrameCodec,
+    /// Describes the framing in messages (`lines`, `lengthPrefixed`...).
+    framing_label: String,
+    /// The test message for probe number `n` (1-based).
+    message: Box<dyn Fn(u32) -> anyhow::Result<Frame>>,
+}
+
+pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
+    let timeout = super::serve::parse_duration(&args.timeout)
+        .with_context(|| format!("--timeout {:?}", args.timeout))?;
+    let probe = match &args.plan {
+        None => Probe {
+            codec: FrameCodec::new(CodecConfig::lines())?,
+            framing_label: "lines".to_string(),
+            message: Box::new(|n| Ok(Frame::text(format!("PING probe-{n}")))),
+        },
+        Some(plan) => plan_probe(plan, args.message.as_deref())?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(run(&args.address, probe, args.count, timeout)))
+}
+
+fn plan_probe(_plan: &std::path::Path, _message: Option<&str>) -> anyhow::Result<Probe> {
+    anyhow::bail!(
+        "`chatload probe --plan` is not available in this build yet; \
+         probe with plain `PING probe-N` lines by leaving out --plan"
+    )
+}
+
+async fn run(address: &str, probe: Probe, count: u32, timeout: Duration) -> Exit {
+    let started = Instant::now();
+    let connected = tokio::time::timeout(timeout, TcpStream::connect(address)).await;
+    let mut socket = match connected {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(err)) => {
+            println!("probe {address}: {}", connect_diagnosis(address, &err));
+            return Exit::Error;
+        }
+        Err(_) => {
+            println!(
+                "probe {address}: connect timeout: no answer within {timeout:?} \
+                 (a firewall dropping packets, or the wrong host?)"
+            );
+            return Exit::Error;
+        }
+    };
+    let _ = socket.set_nodelay(true);
+    println!(
+        "probe {address}: connected in {} (framing: {})",
+        millis(started.elapsed()),
+        probe.framing_label
+    );
+    let mut codec = probe.codec;
+    let mut buffer = BytesMut::with_capacity(4096);
+    let mut bytes_received = 0usize;
+    let mut rtts = Vec::new();
+    let mut failure = None;
+    for n in 1..=count {
+        let frame = match (probe.message)(n) {
+            Ok(frame) => frame,
+            Err(err) => {
+                failure = Some(format!("cannot build test message {n}: {err:#}"));
+                break;
+            }
+        };
+        let mut wire = BytesMut::new();
+        if let Err(err) = codec.encode_parts(frame.type_id, &frame.body, &mut wire) {
+            failure = Some(format!("cannot encode test message {n}: {err}"));
+            break;
+        }
+        let sent = Instant::now();
+        if let Err(err) = socket.write_all(&wire).await {
+            failure = Some(format!("send failed: {}", io_diagnosis(&err)));
+            break;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let reply = loop {
+            match codec.decode(&mut buffer) {
+                Ok(Some(reply)) => break Ok(reply),
+                Ok(None) => {}
+                Err(err) => break Err(undecodable(&probe.framing_label, &err, &buffer)),
+            }
+            match tokio::time::timeout_at(deadline, socket.read_buf(&mut buffer)).await {
+                Ok(Ok(0)) => {
+                    break Err(format!(
+                        "connection closed by peer after {} repl{} ({bytes_received} bytes received)",
+                        rtts.len(),
+                        if rtts.len() == 1 { "y" } else { "ies" }
+                    ));
+                }
+                Ok(Ok(read)) => bytes_received += read,
+                Ok(Err(err)) => break Err(format!("receive failed: {}", io_diagnosis(&err))),
+                Err(_) if buffer.is_empty() => {
+                    break Err(format!(
+                        "timeout: no reply to message {n} within {timeout:?}"
+                    ));
+                }
+                Err(_) => {
+                    break Err(format!(
+                        "timeout: {} bytes arrived but nothing that decodes as {} frames \
+                         (first bytes: {}); is the framing right?",
+                        buffer.len(),
+                        probe.framing_label,
+                        hex_preview(&buffer)
+                    ));
+                }
+            }
+        };
+        match reply {
+            Ok(reply) => {
+                let rtt = sent.elapsed();
+                println!(
+                    "  {n:>3}  {}  ->  {}  {}",
+                    show(&frame),
+                    show(&reply),
+                    millis(rtt)
+                );
+                rtts.push(rtt);
+            }
+            Err(reason) => {
+                failure = Some(reason);
+                break;
+            }
+        }
+    }
+    summarize(&rtts, count, failure)
+}
+
+fn summarize(rtts: &[Duration], count: u32, failure: Option<String>) -> Exit {
+    if let (Some(min), Some(max)) = (rtts.iter().min(), rtts.iter().max()) {
+        let mean = rtts.iter().sum::<Duration>() / rtts.len() as u32;
+        println!(
+            "{}/{count} replies; round trip min {} / mean {} / max {}",
+            rtts.len(),
+            millis(*min),
+            millis(mean),
+            millis(*max)
+        );
+    }
+    match failure {
+        None if rtts.len() as u32 == count => Exit::Success,
+        None => Exit::Error,
+        Some(reason) => {
+            println!("FAILED: {reason}");
+            Exit::Error
+        }
+    }
+}
+
+fn connect_diagnosis(address: &str, err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::ConnectionRefused => format!(
+            "connection refused: nothing listens on {address} (is the server running, and on this port?)"
+        ),
+        ErrorKind::InvalidInput | ErrorKind::NotFound => {
+            format!("cannot resolve {address:?}: expected HOST:PORT ({err})")
+        }
+        _ if err.to_string().contains("resolve") || err.to_string().contains("lookup") => {
+            format!("cannot resolve {address:?}: {err}")
+        }
+        _ => format!("cannot connect: {}", io_diagnosis(err)),
+    }
+}
+
+fn io_diagnosis(err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::ConnectionReset => "connection reset by peer".to_string(),
+        ErrorKind::BrokenPipe => "connection closed by peer".to_string(),
+        _ => err.to_string(),
+    }
+}
+
+fn undecodable(framing: &str, err: &crate::protocol::ProtocolError, buffer: &[u8]) -> String {
+    format!(
+        "nothing that decodes with this framing ({framing}): {err}; first bytes: {}",
+        hex_preview(buffer)
+    )
+}
+
+fn hex_preview(bytes: &[u8]) -> String {
+    let shown: Vec<String> = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let more = if bytes.len() > 16 { " ..." } else { "" };
+    format!("{}{more}", shown.join(" "))
+}
+
+/// A frame for the terminal: text when printable, hex otherwise, never too long.
+fn show(frame: &Frame) -> String {
+    let body = match frame.body_str() {
+        Some(text) if !text.chars().any(char::is_control) => {
+            let cut: String = text.chars().take(120).collect();
+            let more = if cut.len() < text.len() { "..." } else { "" };
+            format!("{cut:?}{more}")
+        }
+        _ => format!("[{} bytes: {}]", frame.body.len(), hex_preview(&frame.body)),
+    };
+    match frame.type_id {
+        Some(type_id) => format!("type {type_id} {body}"),
+        None => body,
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
 }

@@ -1,7 +1,350 @@
-//! `chatload run`.
+//! `chatload run`: load the plan (with `-e`, `-v`, `--target`, `--preset`), start the
+//! embedded server when the plan says `target: embedded`, drive the engine, show progress on
+//! stderr, write `result.json` and print the summary table.
+//!
+//! How load is generated is `engine`'s business; what the result holds is `report`'s.
 
-use super::Exit;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
-pub fn execute(_args: super::RunArgs) -> anyhow::Result<Exit> {
-    super::not_built("run")
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::{Exit, ReportFormat, RunArgs};
+use crate::engine::{self, Progress, RunOptions, RunOutcome};
+use crate::metrics::{PeriodSummary, names};
+use crate::plan::{self, Load, Plan, Target, presets};
+use crate::report::{self, RunInfo, RunResult};
+use crate::server;
+
+/// A compact progress line is printed this often (also when stderr is not a terminal).
+const COMPACT_EVERY: Duration = Duration::from_secs(10);
+
+pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
+    let plan = match load(&args)? {
+        Some(plan) => Arc::new(plan),
+        None => return Ok(Exit::Error),
+    };
+    let json = !args.no_report
+        && if args.format.is_empty() {
+            plan.report.json
+        } else {
+            args.format.contains(&ReportFormat::Json)
+        };
+    let started = SystemTime::now();
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = report::format_compact_utc(epoch_ms(started));
+        plan.report.dir.join(format!("{}-{stamp}", plan.name))
+    });
+    if json {
+        // Before any load is sent: a run whose results cannot be written is not started.
+        std::fs::create_dir_all(&out_dir).with_context(|| {
+            format!(
+                "cannot create the output directory {} (choose another with --out DIR)",
+                out_dir.display()
+            )
+        })?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(drive(Arc::clone(&plan), args.quiet))?;
+
+    let exit = if outcome.interrupted {
+        Exit::Interrupted
+    } else {
+        Exit::Success
+    };
+    let result = build_result(&plan, &args.plan, &outcome, exit);
+    for warning in &result.run.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !outcome.error_samples.is_empty() {
+        eprintln!("first errors:");
+        for sample in &outcome.error_samples {
+            eprintln!("  {sample}");
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", report::summary_table(&result))?;
+    if json {
+        let path = out_dir.join("result.json");
+        report::write_result(&path, &result)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(stdout, "results: {}", path.display())?;
+    }
+    Ok(exit)
+}
+
+/// Loads the plan with the command-line overrides; `None` after printing its problems.
+fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
+    let mut variables = Vec::new();
+    for pair in &args.variables {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("-v {pair:?}: expected NAME=VALUE, e.g. -v room=lobby");
+        };
+        variables.push((name.trim().to_owned(), value.to_owned()));
+    }
+    let options = plan::LoadOptions {
+        environment: args.environment.clone(),
+        variables,
+        target: args.target.clone(),
+    };
+    let mut plan = match plan::load_with(&args.plan, &options) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            eprintln!("{problems}");
+            return Ok(None);
+        }
+    };
+    if let Some(name) = &args.preset {
+        let every = match &args.every {
+            Some(text) => Some(
+                plan::parse_duration(text)
+                    .map_err(|e| anyhow::anyhow!("--every {text:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        let params = presets::PresetParams {
+            from: args.from,
+            to: args.to,
+            by: args.by,
+            every,
+            duration: None,
+        };
+        plan.load = Load::Phases(presets::expand(name, &params)?);
+    }
+    if args.interactive {
+        eprintln!("warning: --interactive is not available in this build; running without it");
+    }
+    Ok(Some(plan))
+}
+
+/// Starts the embedded server if needed, wires Ctrl-C and the progress display, runs.
+async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
+    let (embedded, target) = match &plan.target {
+        Target::Embedded(options) => {
+            let handle = server::spawn(super::serve::embedded_config(options))
+                .await
+                .context("cannot start the embedded server")?;
+            let addr = handle.addr().to_string();
+            if !quiet {
+                eprintln!("embedded server listening on {addr}");
+            }
+            (Some(handle), addr)
+        }
+        Target::Address(address) => (None, address.clone()),
+    };
+    let shutdown = CancellationToken::new();
+    let on_ctrl_c = shutdown.clone();
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping vusers and writing the results so far");
+            on_ctrl_c.cancel();
+        }
+    });
+    let display = Arc::new(Mutex::new(Display::new(quiet)));
+    let progress = Arc::clone(&display);
+    let options = RunOptions {
+        interval: None,
+        shutdown,
+        on_progress: Some(Arc::new(move |p: &Progress| {
+            progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .show(p);
+        })),
+    };
+    if !quiet {
+        eprintln!("running {} against {target}", plan.name);
+    }
+    let outcome = engine::run(Arc::clone(&plan), &target, options).await;
+    signals.abort();
+    display
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish();
+    if let Some(handle) = embedded {
+        handle.shutdown().await;
+    }
+    Ok(outcome?)
+}
+
+fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome, exit: Exit) -> RunResult {
+    let ended = outcome.started_at + outcome.duration;
+    let mut info = RunInfo::new(
+        &plan.name,
+        &outcome.target.to_string(),
+        outcome.started_at,
+        ended,
+    );
+    info.plan_path = Some(path.display().to_string());
+    info.interrupted = outcome.interrupted;
+    info.exit_code = exit as i32;
+    if outcome.overloaded_intervals > 0 {
+        info.warnings.push(format!(
+            "the load generator could not keep up in {} interval(s): schedule.lag p99 exceeded \
+             {} ms, so the load was lighter than planned and latencies may be understated; \
+             lower the load or spread it over more machines",
+            outcome.overloaded_intervals,
+            engine::LAG_WARNING.as_millis()
+        ));
+    }
+    if outcome.vusers_cancelled > 0 {
+        info.warnings.push(format!(
+            "{} vuser(s) were still running when the graceful stop ({:?}) ran out and were \
+             cancelled (raise defaults.gracefulStop to let them finish)",
+            outcome.vusers_cancelled, plan.defaults.graceful_stop
+        ));
+    }
+    RunResult::new(info, outcome.metrics.clone(), plan.as_written.clone())
+}
+
+/// The terminal display: a live status line on a TTY, a compact line every 10 s, loud
+/// warnings when the generator falls behind.
+struct Display {
+    quiet: bool,
+    tty: bool,
+    /// A status line is on screen and must be cleared before other output.
+    line_shown: bool,
+    last_compact: Duration,
+    last_warning: Option<Duration>,
+}
+
+impl Display {
+    fn new(quiet: bool) -> Self {
+        Display {
+            quiet,
+            tty: std::io::stderr().is_terminal(),
+            line_shown: false,
+            last_compact: Duration::ZERO,
+            last_warning: None,
+        }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        if self.quiet {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        if p.generator_overloaded
+            && self
+                .last_warning
+                .is_none_or(|at| p.elapsed.saturating_sub(at) >= COMPACT_EVERY)
+        {
+            self.clear(&mut err);
+            let lag = p
+                .interval
+                .summaries
+                .get(names::SCHEDULE_LAG)
+                .map_or(0.0, |s| s.p99);
+            let _ = writeln!(
+                err,
+                "WARNING: the load generator cannot keep up (schedule.lag p99 {lag:.0} ms): \
+                 the server is getting less load than planned"
+            );
+            self.last_warning = Some(p.elapsed);
+        }
+        let line = status_line(p);
+        if p.elapsed.saturating_sub(self.last_compact) >= COMPACT_EVERY {
+            self.clear(&mut err);
+            let _ = writeln!(err, "{line}");
+            self.last_compact = p.elapsed;
+        } else if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+            self.line_shown = true;
+        }
+        let _ = err.flush();
+    }
+
+    fn clear(&mut self, err: &mut impl Write) {
+        if self.line_shown {
+            let _ = write!(err, "\r\x1b[2K");
+            self.line_shown = false;
+        }
+    }
+
+    fn finish(&mut self) {
+        let mut err = std::io::stderr().lock();
+        self.clear(&mut err);
+        let _ = err.flush();
+    }
+}
+
+/// `[0:12/0:25] ramp · 14 vusers · 120 msg/s · p95 12.3 ms · 0 errors`.
+fn status_line(p: &Progress) -> String {
+    let interval = &p.interval;
+    let phase = p.phase.as_deref().unwrap_or("stopping");
+    let active = interval
+        .gauges
+        .get(names::VUSERS_ACTIVE)
+        .map_or(0, |g| g.last);
+    let sent = interval
+        .rates
+        .get(names::MESSAGES_SENT)
+        .copied()
+        .unwrap_or(0.0);
+    let received = interval
+        .rates
+        .get(names::MESSAGES_RECEIVED)
+        .copied()
+        .unwrap_or(0.0);
+    let p95 = worst_latency_p95(interval)
+        .map(|ms| format!("p95 {ms:.1} ms"))
+        .unwrap_or_else(|| "p95 -".to_owned());
+    let errors = p.aggregate.as_ref().map_or(0, error_total);
+    format!(
+        "[{}/{}] {phase} · {active} vusers · {sent:.0} msg/s out, {received:.0} in · {p95} · \
+         {errors} errors",
+        clock(p.elapsed),
+        clock(p.total)
+    )
+}
+
+fn worst_latency_p95(summary: &PeriodSummary) -> Option<f64> {
+    summary
+        .summaries
+        .iter()
+        .filter(|(name, _)| name.starts_with(names::LATENCY_PREFIX))
+        .map(|(_, s)| s.p95)
+        .reduce(f64::max)
+}
+
+fn error_total(summary: &PeriodSummary) -> u64 {
+    summary
+        .counters
+        .iter()
+        .filter(|(name, _)| name.starts_with(names::ERRORS_PREFIX))
+        .map(|(_, n)| *n)
+        .sum()
+}
+
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_formats_minutes_and_hours() {
+        assert_eq!(clock(Duration::from_secs(5)), "0:05");
+        assert_eq!(clock(Duration::from_secs(125)), "2:05");
+        assert_eq!(clock(Duration::from_secs(3725)), "1:02:05");
+    }
 }

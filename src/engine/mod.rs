@@ -1,4 +1,191 @@
 //! The load engine: the pure schedule (phases → arrival times and target concurrency), the
 //! runner that starts and retires virtual users, one virtual user, one function per step kind.
 //!
-//! It does not parse plans (`plan`), frame bytes (`protocol`) or aggregate numbers (`metrics`).
+//! It does not parse plans (`plan`), frame bytes (`protocol`) or aggregate numbers (`metrics`),
+//! and it starts no server: `target: embedded` is resolved by the CLI, which hands the engine
+//! an address.
+//!
+//! Entry point: [`run`].
+
+mod context;
+pub mod data;
+mod error;
+mod intervals;
+mod message;
+mod program;
+mod runner;
+pub mod schedule;
+pub mod stamp;
+mod steps;
+pub mod template;
+mod vuser;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use context::VUSERS_CANCELLED;
+pub use error::{EngineError, ErrorKind, Failure};
+pub use intervals::{LAG_WARNING, Progress, ProgressFn};
+
+use crate::metrics::{Collector, Registry, RunMetrics};
+use crate::plan::{Load, Plan};
+use crate::protocol::FrameCodec;
+
+/// How to run a plan.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Snapshot interval; `None` = the plan's `report.interval`.
+    pub interval: Option<Duration>,
+    /// Cancel it to stop the run early (Ctrl-C): scheduling stops, vusers are retired, a short
+    /// graceful stop runs and the results so far are returned with `interrupted` set.
+    pub shutdown: CancellationToken,
+    /// Called after every interval (live progress, warnings).
+    pub on_progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("interval", &self.interval)
+            .field("on_progress", &self.on_progress.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The id embedded in delivery stamps.
+    pub run_id: String,
+    pub target: SocketAddr,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    /// Planned length of all phases.
+    pub planned: Duration,
+    pub metrics: RunMetrics,
+    /// Stopped early through `RunOptions::shutdown`.
+    pub interrupted: bool,
+    /// Vusers still running when the graceful stop ran out (also the counter
+    /// `vusers.cancelled`).
+    pub vusers_cancelled: u64,
+    /// Intervals whose `schedule.lag` p99 exceeded [`LAG_WARNING`].
+    pub overloaded_intervals: u32,
+    /// The first distinct error messages, to show the user what went wrong.
+    pub error_samples: Vec<String>,
+}
+
+/// Runs `plan` against `target` (`host:port`) until its phases and graceful stop are over, or
+/// `options.shutdown` is cancelled.
+pub async fn run(
+    plan: Arc<Plan>,
+    target: &str,
+    options: RunOptions,
+) -> Result<RunOutcome, EngineError> {
+    let phases = match &plan.load {
+        Load::Phases(phases) => phases.clone(),
+        Load::Adaptive(_) => return Err(EngineError::AdaptiveUnsupported),
+    };
+    let target = resolve(target).await?;
+    let mut registry = Registry::new().with_standard_metrics();
+    let ids = context::Ids::register(&mut registry);
+    let program = program::Program::compile(&plan, &mut registry);
+    if program.total_weight == 0 {
+        return Err(EngineError::NoScenarios);
+    }
+    let codec = FrameCodec::new(wire::codec_config(&plan.protocol))?;
+    let endian = wire::field_endian(&plan.protocol);
+    let collector = Collector::new(registry);
+    let recorder = collector.recorder();
+    let started_at = SystemTime::now();
+    let start = Instant::now();
+    let run_id: Arc<str> = Arc::from(stamp::new_run_id());
+    let renderer = template::Renderer::new(&plan.templates, Arc::clone(&run_id), start);
+    let planned = schedule::Timeline::new(&phases).total();
+    let interval = options
+        .interval
+        .unwrap_or(plan.report.interval)
+        .max(Duration::from_millis(10));
+
+    let ctx = Arc::new(context::RunContext::new(
+        Arc::clone(&plan),
+        program,
+        renderer,
+        codec,
+        endian,
+        target,
+        recorder,
+        ids,
+        Arc::clone(&run_id),
+        start,
+    ));
+    let intervals = Arc::new(intervals::Intervals::new(
+        collector,
+        options.on_progress.clone(),
+        start,
+        planned,
+    ));
+    let ticker_stop = CancellationToken::new();
+    let ticker = tokio::spawn(tick(
+        Arc::clone(&intervals),
+        start,
+        interval,
+        ticker_stop.clone(),
+    ));
+
+    let runner = runner::Runner::new(Arc::clone(&ctx), options.shutdown.clone());
+    let ended = runner.run(&phases, &intervals).await;
+
+    ticker_stop.cancel();
+    let _ = ticker.await;
+    intervals.tick();
+    let overloaded_intervals = intervals.overloaded_intervals();
+    let error_samples = ctx.error_samples();
+    let intervals = Arc::try_unwrap(intervals).map_err(|_| EngineError::Internal)?;
+    let metrics = intervals.finish()?;
+    Ok(RunOutcome {
+        run_id: run_id.to_string(),
+        target,
+        started_at,
+        duration: start.elapsed(),
+        planned,
+        metrics,
+        interrupted: ended.interrupted,
+        vusers_cancelled: ended.vusers_cancelled,
+        overloaded_intervals,
+        error_samples,
+    })
+}
+
+async fn tick(
+    intervals: Arc<intervals::Intervals>,
+    start: Instant,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut timer = tokio::time::interval_at(start + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = timer.tick() => intervals.tick(),
+        }
+    }
+}
+
+async fn resolve(target: &str) -> Result<SocketAddr, EngineError> {
+    let fail = |reason: String| EngineError::Target {
+        target: target.to_owned(),
+        reason,
+    };
+    let mut addrs = tokio::net::lookup_host(target)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    addrs
+        .next()
+        .ok_or_else(|| fail("it resolves to no address".to_owned()))
+}

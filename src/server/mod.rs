@@ -1,1 +1,253 @@
-//! The reference chat server (`chatload serve`, `target: embedded`).
+//! The reference chat server (`chatload serve`, `target: embedded`): DESIGN §7.
+//!
+//! Owns the chat semantics (login, rooms, broadcast, whispers), the text and binary wire
+//! flavours, and the knobs that make it behave like a real, imperfect server (delay, jitter,
+//! capacity, stalls, client limit). Framing is delegated to [`crate::protocol::FrameCodec`].
+//! It does not parse command lines (`cli::serve`) or know about plans.
+//!
+//! Shape, chosen for 20 000 concurrent clients: one reader task and one writer task per
+//! connection joined by a bounded queue; a broadcast is encoded once and the same `Bytes` is
+//! queued to every member; locks are held only to enqueue, never while writing to a socket;
+//! a member whose queue is full is disconnected (a slow consumer must not stall the room).
+
+mod commands;
+mod connection;
+mod pacing;
+mod registry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::protocol::{CodecConfig, FrameCodec, ProtocolError, Transform};
+
+pub use commands::{ReplyType, RequestType};
+
+/// The server's wire flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerFraming {
+    /// One command per line (`\n`, a trailing `\r` is ignored).
+    #[default]
+    Text,
+    /// `[u16 LE total length][u16 LE type][body]` (see docs/server.md for the type table).
+    Binary,
+}
+
+/// Freeze the whole server for `duration` once every `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    pub duration: Duration,
+    pub every: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub framing: ServerFraming,
+    /// XOR key for packet bodies (binary flavour only).
+    pub xor_key: Option<Vec<u8>>,
+    /// Added before every message the server sends.
+    pub delay: Duration,
+    /// Uniform random extra delay in `[0, jitter]` per message.
+    pub jitter: Duration,
+    /// Commands processed per second over the whole server; above it commands wait.
+    pub capacity_per_sec: Option<f64>,
+    pub stall: Option<Stall>,
+    /// Clients beyond this many get `ERR server full` and are disconnected.
+    pub max_clients: Option<usize>,
+    /// Largest command accepted; a larger one ends the connection with an `ERR`.
+    pub max_frame_bytes: usize,
+    /// Messages queued per client before it counts as a slow consumer and is disconnected.
+    pub queue_depth: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            framing: ServerFraming::Text,
+            xor_key: None,
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            capacity_per_sec: None,
+            stall: None,
+            max_clients: None,
+            max_frame_bytes: 64 * 1024,
+            queue_depth: 4096,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The codec configuration of this server's wire flavour.
+    pub fn codec_config(&self) -> CodecConfig {
+        let base = match self.framing {
+            ServerFraming::Text => CodecConfig::lines(),
+            ServerFraming::Binary => CodecConfig::u16_length_type_le(),
+        };
+        CodecConfig {
+            transform: self.xor_key.clone().map(|key| Transform::Xor { key }),
+            max_frame_bytes: self.max_frame_bytes,
+            ..base
+        }
+    }
+
+    fn validate(&self) -> Result<FrameCodec, ServerError> {
+        if self.xor_key.is_some() && self.framing == ServerFraming::Text {
+            return Err(ServerError::Config(
+                "--xor applies to the binary flavour only (add --framing binary)".to_string(),
+            ));
+        }
+        if let Some(rate) = self.capacity_per_sec
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(ServerError::Config(format!(
+                "capacity must be a positive number of commands per second, not {rate}"
+            )));
+        }
+        if let Some(stall) = self.stall
+            && (stall.every.is_zero() || stall.duration >= stall.every)
+        {
+            return Err(ServerError::Config(format!(
+                "a stall of {:?} every {:?} never ends: the stall must be shorter than the period",
+                stall.duration, stall.every
+            )));
+        }
+        if self.queue_depth == 0 {
+            return Err(ServerError::Config(
+                "queue_depth must be at least 1".to_string(),
+            ));
+        }
+        Ok(FrameCodec::new(self.codec_config())?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid server configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// Room a reply gets beyond the command cap for its keyword, room and sender names.
+const REPLY_OVERHEAD_BYTES: usize = 4096;
+
+/// Everything connections share.
+pub(crate) struct Shared {
+    pub config: ServerConfig,
+    /// Decodes commands, with the configured cap.
+    pub codec: FrameCodec,
+    /// Encodes replies; a little over the cap, since `MSG room name` wraps a maximal `SAY`.
+    pub out_codec: FrameCodec,
+    pub registry: registry::Registry,
+    pub pacing: pacing::Pacing,
+    pub clients: AtomicUsize,
+}
+
+/// Serves connections from `listener` until `shutdown` completes, then closes every
+/// connection and returns.
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    let codec = config.validate()?;
+    let shared = Arc::new(Shared {
+        pacing: pacing::Pacing::new(&config),
+        out_codec: FrameCodec::new(CodecConfig {
+            max_frame_bytes: config.max_frame_bytes.saturating_add(REPLY_OVERHEAD_BYTES),
+            ..config.codec_config()
+        })?,
+        codec,
+        config,
+        registry: registry::Registry::default(),
+        clients: AtomicUsize::new(0),
+    });
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    let active = shared.clients.fetch_add(1, Ordering::AcqRel) + 1;
+                    let guard = connection::ClientGuard(shared.clone());
+                    let over_limit = shared.config.max_clients.is_some_and(|max| active > max);
+                    tracker.spawn(connection::serve(socket, shared.clone(), stop.child_token(), guard, over_limit));
+                }
+                // Out of file descriptors or a reset before accept: keep serving the others.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+        }
+    }
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// A server started in-process by [`spawn`]; dropping it shuts the server down.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes every connection and waits for the server to finish.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts the server in-process on a free loopback port (what `target: embedded` and the
+/// tests use). Must be called inside a tokio runtime.
+pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    spawn_on("127.0.0.1:0", config).await
+}
+
+/// Starts the server in-process on `address` (e.g. `127.0.0.1:9200`).
+pub async fn spawn_on(address: &str, config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    config.validate()?;
+    let bind_error = |source| ServerError::Bind {
+        address: address.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run(listener, config, stop.clone().cancelled_owned()));
+    Ok(ServerHandle {
+        addr,
+        stop,
+        task: Some(task),
+    })
+}

@@ -1,1 +1,127 @@
-//! Integration tests: probe.
+//! Integration tests: `chatload probe`, the real binary against in-process servers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chatload::server::{self, ServerConfig, ServerFraming};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+}
+
+async fn probe(args: &[&str]) -> Outcome {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("probe")
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("probe finishes in time")
+        .expect("probe runs");
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_prints_five_replies_with_round_trip_times() {
+    let server = server::spawn(ServerConfig::default())
+        .await
+        .expect("server");
+    let out = probe(&[&server.addr().to_string()]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    for n in 1..=5 {
+        let line = out
+            .stdout
+            .lines()
+            .find(|line| line.contains(&format!("\"PONG probe-{n}\"")))
+            .unwrap_or_else(|| panic!("no reply {n} in:\n{}", out.stdout));
+        assert!(
+            line.trim_end().ends_with(" ms"),
+            "no round-trip time: {line}"
+        );
+    }
+    assert!(out.stdout.contains("5/5 replies"), "{}", out.stdout);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_of_a_closed_port_says_connection_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let out = probe(&[&addr.to_string()]).await;
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(out.stdout.contains("connection refused"), "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_with_the_wrong_framing_times_out_and_fails() {
+    let server = server::spawn(ServerConfig {
+        framing: ServerFraming::Binary,
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("server");
+    let out = probe(&[
+        &server.addr().to_string(),
+        "--timeout",
+        "300ms",
+        "--count",
+        "2",
+    ])
+    .await;
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(out.stdout.contains("timeout"), "{}", out.stdout);
+    server.shutdown().await;
+}
+
+/// A fake server that answers every connection with `reply`, then closes it or holds it open.
+async fn fake_server(reply: &'static [u8], close: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = socket.write_all(reply).await;
+            if close {
+                drop(socket);
+            } else {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    drop(socket);
+                });
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_explains_undecodable_replies() {
+    let addr = fake_server(b"\x00\x01\x02binary-ish", false).await;
+    let out = probe(&[&addr.to_string(), "--timeout", "300ms"]).await;
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("nothing that decodes as lines frames"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("00 01 02"), "{}", out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reports_a_peer_that_closes() {
+    let addr = fake_server(b"", true).await;
+    let out = probe(&[&addr.to_string(), "--timeout", "2s"]).await;
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("closed by peer") || out.stdout.contains("reset by peer"),
+        "{}",
+        out.stdout
+    );
+}

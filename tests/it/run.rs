@@ -1,1 +1,519 @@
-//! Integration tests: run.
+//! Integration tests: `chatload run` — the engine in-process against the reference server on
+//! port 0, plus one run of the real binary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatload::engine::{self, RunOptions, RunOutcome};
+use chatload::metrics::PeriodSummary;
+use chatload::plan::*;
+use chatload::server::{self, ServerConfig, ServerHandle};
+use tokio_util::sync::CancellationToken;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Plans built by hand: the validated form the engine consumes.
+struct Builder {
+    env: minijinja::Environment<'static>,
+    next: usize,
+    handlers: Vec<Handler>,
+    timeout: Duration,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            env: minijinja::Environment::new(),
+            next: 0,
+            handlers: Vec::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A template text (compiled into the plan's environment).
+    fn t(&mut self, source: &str) -> Text {
+        self.next += 1;
+        let id = format!("t{}", self.next);
+        self.env
+            .add_template_owned(id.clone(), source.to_owned())
+            .expect("template compiles");
+        Text::Template(TemplateId(id))
+    }
+
+    fn send(&mut self, source: &str) -> Step {
+        Step::Send {
+            message: SendSpec::Text(self.t(source)),
+            expect: None,
+        }
+    }
+
+    fn send_expect(&mut self, source: &str, pattern: &str, metric: &str) -> Step {
+        Step::Send {
+            message: SendSpec::Text(self.t(source)),
+            expect: Some(expect(pattern, metric)),
+        }
+    }
+
+    fn handler(&mut self, pattern: &str, reply: &str, name: &str) {
+        let reply = SendSpec::Text(self.t(reply));
+        self.handlers.push(Handler {
+            matcher: Matcher::Regex(regex::Regex::new(pattern).expect("regex")),
+            reply: Some(reply),
+            name: Some(name.to_owned()),
+        });
+    }
+
+    fn plan(self, phases: Vec<PhaseShape>, flow: Vec<Step>) -> Plan {
+        Plan {
+            source: PathBuf::from("test.yml"),
+            name: "test".into(),
+            target: Target::Address("127.0.0.1:1".into()),
+            protocol: Protocol {
+                framing: Framing::Lines,
+                line_ending: LineEnding::Lf,
+                transform: None,
+                max_frame_bytes: 1 << 20,
+            },
+            messages: Vec::new(),
+            load: Load::Phases(
+                phases
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, shape)| Phase {
+                        name: format!("phase {}", i + 1),
+                        shape,
+                    })
+                    .collect(),
+            ),
+            payloads: Vec::new(),
+            variables: Vec::new(),
+            defaults: Defaults {
+                timeout: self.timeout,
+                think_jitter: 0.0,
+                reconnect: Reconnect {
+                    attempts: 0,
+                    backoff: ms(100),
+                },
+                graceful_stop: Duration::from_secs(5),
+            },
+            source_addresses: Vec::new(),
+            handlers: self.handlers,
+            ensure: Ensure::default(),
+            monitor: None,
+            report: ReportConfig {
+                dir: PathBuf::from("reports"),
+                json: true,
+                csv: false,
+                html: false,
+                interval: SECOND,
+            },
+            scenarios: vec![Scenario {
+                name: "main".into(),
+                weight: 1,
+                flow,
+                handlers: Vec::new(),
+            }],
+            templates: Templates { env: self.env },
+            as_written: serde_json::Value::Null,
+        }
+    }
+}
+
+fn expect(pattern: &str, metric: &str) -> Expect {
+    Expect {
+        matcher: Matcher::Regex(regex::Regex::new(pattern).expect("regex")),
+        timeout: None,
+        captures: Vec::new(),
+        metric: metric.into(),
+        strict: false,
+    }
+}
+
+fn think(min_ms: u64, max_ms: u64) -> Step {
+    Step::Think(Think {
+        min: ms(min_ms),
+        max: ms(max_ms),
+    })
+}
+
+fn connect() -> Step {
+    Step::Connect { timeout: None }
+}
+
+fn rate(duration: Duration, per_sec: f64) -> PhaseShape {
+    PhaseShape::Arrivals {
+        duration,
+        rate_per_sec: per_sec,
+        ramp_to_per_sec: None,
+        max_vusers: None,
+        distribution: Arrivals::Uniform,
+    }
+}
+
+fn count(duration: Duration, n: u64) -> PhaseShape {
+    PhaseShape::ArrivalCount { duration, count: n }
+}
+
+fn closed(duration: Duration, vusers: u64, ramp_to: Option<u64>) -> PhaseShape {
+    PhaseShape::Concurrency {
+        duration,
+        vusers,
+        ramp_to,
+        curve: Curve::Linear,
+        steps: None,
+    }
+}
+
+async fn serve(config: ServerConfig) -> ServerHandle {
+    server::spawn(config).await.expect("server starts")
+}
+
+async fn run(plan: Plan, server: &ServerHandle) -> RunOutcome {
+    run_with(plan, server, RunOptions::default()).await
+}
+
+async fn run_with(plan: Plan, server: &ServerHandle, options: RunOptions) -> RunOutcome {
+    let target = server.addr().to_string();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), &target, options),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts")
+}
+
+fn counter(summary: &PeriodSummary, name: &str) -> u64 {
+    summary.counters.get(name).copied().unwrap_or(0)
+}
+
+fn errors(summary: &PeriodSummary) -> u64 {
+    summary
+        .counters
+        .iter()
+        .filter(|(k, _)| k.starts_with("errors."))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_arrivals_per_second_for_four_seconds_create_200_vusers() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        b.send_expect("PING {{ vu.id }}", "^PONG", "ping"),
+        Step::Disconnect,
+    ];
+    let out = run(b.plan(vec![rate(4 * SECOND, 50.0)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    let created = counter(agg, "vusers.created");
+    assert!((198..=202).contains(&created), "created {created}");
+    assert_eq!(counter(agg, "vusers.completed"), created);
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_eq!(
+        agg.summaries.get("latency.ping").map(|s| s.count),
+        Some(created)
+    );
+    assert!(!out.interrupted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_ramp_from_0_to_100_reaches_100_connected() {
+    let server = serve(ServerConfig::default()).await;
+    let b = Builder::new();
+    let flow = vec![
+        connect(),
+        Step::Loop {
+            steps: vec![think(100, 100)],
+            bound: LoopBound::Forever,
+        },
+    ];
+    let phases = vec![closed(SECOND, 0, Some(100)), closed(SECOND, 100, None)];
+    let out = run(b.plan(phases, flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(agg.gauges.get("connections.open").map(|g| g.max), Some(100));
+    assert_eq!(agg.gauges.get("vusers.active").map(|g| g.max), Some(100));
+    assert_eq!(counter(agg, "vusers.created"), 100);
+    // Retired at the end, not cancelled: every vuser completed and every connection closed.
+    assert_eq!(counter(agg, "vusers.completed"), 100);
+    assert_eq!(out.vusers_cancelled, 0);
+    assert_eq!(agg.gauges.get("connections.open").map(|g| g.last), Some(0));
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    // The ramp phase saw the target grow: its own peak is (almost) the full 100.
+    let ramp = out.metrics.phases.first().expect("ramp phase");
+    assert!(ramp.summary.gauges.get("vusers.active").map(|g| g.max) >= Some(98));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_feed_later_sends() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let mut login = expect(r"^OK (?P<who>\w+)$", "login");
+    login.captures = vec![Capture {
+        variable: "me".into(),
+        source: CaptureSource::Group("who".into()),
+    }];
+    let flow = vec![
+        connect(),
+        Step::Send {
+            message: SendSpec::Text(b.t("LOGIN user{{ vu.id }}x")),
+            expect: Some(login),
+        },
+        // Only the captured value can make the server echo exactly this.
+        Step::Send {
+            message: SendSpec::Text(b.t("ECHO hello {{ me }}")),
+            expect: Some(expect(r"^hello user\d+x$", "echo")),
+        },
+        Step::Disconnect,
+    ];
+    let out = run(b.plan(vec![count(ms(100), 3)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_eq!(agg.summaries.get("latency.echo").map(|s| s.count), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_capture_is_a_counted_capture_error() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let mut pong = expect(r"^PONG(?P<none>zzz)?", "ping");
+    pong.captures = vec![Capture {
+        variable: "x".into(),
+        source: CaptureSource::Group("none".into()),
+    }];
+    let flow = vec![
+        connect(),
+        Step::Send {
+            message: SendSpec::Text(b.t("PING 1")),
+            expect: Some(pong),
+        },
+    ];
+    let out = run(b.plan(vec![count(ms(100), 2)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(counter(agg, "errors.capture"), 2);
+    assert_eq!(counter(agg, "vusers.failed"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_answers_server_pushes() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    // Two vusers whisper a PING to each other; each one's handler answers the other's PING
+    // while it waits, and each flow expects the PONG its partner's handler sent.
+    b.handler(
+        r"^DM (?P<from>\w+) PING (?P<token>\d+)$",
+        "WHISPER {{ from }} PONG {{ token }}",
+        "ping",
+    );
+    let flow = vec![
+        connect(),
+        b.send_expect("LOGIN u{{ vu.id }}", "^OK", "login"),
+        think(300, 300),
+        b.send_expect(
+            "WHISPER u{{ 1 - vu.id }} PING {{ 40 + vu.id }}",
+            r"^DM u\d PONG 4\d$",
+            "pong",
+        ),
+        think(300, 300),
+        Step::Disconnect,
+    ];
+    let out = run(b.plan(vec![count(ms(100), 2)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_eq!(counter(agg, "handled.ping"), 2);
+    assert_eq!(agg.summaries.get("latency.pong").map(|s| s.count), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stamped_says_in_a_five_member_room_give_exactly_75_deliveries() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        b.send_expect("LOGIN u{{ vu.id }}", "^OK", "login"),
+        b.send_expect("JOIN lobby", "^JOINED", "join"),
+        // Everyone is in the room before the first SAY.
+        think(400, 400),
+        Step::Loop {
+            steps: vec![b.send("SAY {{ stamp() }} hello"), think(30, 30)],
+            bound: LoopBound::Count(3),
+        },
+        // Stay to receive everyone else's messages.
+        think(500, 500),
+        Step::Disconnect,
+    ];
+    let out = run(b.plan(vec![count(ms(100), 5)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    let delivery = agg.summaries.get("delivery").expect("delivery recorded");
+    assert_eq!(delivery.count, 75);
+    assert!(delivery.max < 500.0, "delivery max {} ms", delivery.max);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_delay_shows_in_latency() {
+    let server = serve(ServerConfig {
+        delay: ms(30),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        Step::Loop {
+            steps: vec![
+                b.send_expect("PING {{ loop.index }}", "^PONG", "ping"),
+                think(50, 50),
+            ],
+            bound: LoopBound::Count(10),
+        },
+    ];
+    let out = run(b.plan(vec![count(ms(200), 5)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    let ping = agg.summaries.get("latency.ping").expect("latency");
+    assert_eq!(ping.count, 50);
+    assert!((30.0..36.0).contains(&ping.p50), "p50 {} ms", ping.p50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn think_ranges_are_respected() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    // Each loop sends a stamp; the server echoes it back, so the receive times of consecutive
+    // stamps of one vuser are its send times plus a loopback hop.
+    let flow = vec![
+        connect(),
+        b.send_expect("LOGIN u{{ vu.id }}", "^OK", "login"),
+        Step::Loop {
+            steps: vec![
+                b.send_expect("ECHO {{ now_ms() }}", r"^\d+$", "echo"),
+                think(100, 200),
+            ],
+            bound: LoopBound::Count(6),
+        },
+    ];
+    let mut plan = b.plan(vec![count(ms(10), 1)], flow);
+    plan.templates.env.add_function("now_ms", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    });
+    let started = tokio::time::Instant::now();
+    let out = run(plan, &server).await;
+    let took = started.elapsed();
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_eq!(agg.summaries.get("latency.echo").map(|s| s.count), Some(6));
+    // Six thinks of 100..200 ms each: at least 600 ms, at most 1.2 s (plus slack).
+    assert!(took >= ms(600), "took {took:?}");
+    assert!(took < ms(1200 + 400), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_run_gives_counted_errors() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    b.timeout = ms(500);
+    let flow = vec![
+        connect(),
+        Step::Loop {
+            steps: vec![
+                b.send_expect("PING {{ loop.index }}", "^PONG", "ping"),
+                think(20, 20),
+            ],
+            bound: LoopBound::Forever,
+        },
+    ];
+    let plan = b.plan(vec![closed(ms(1500), 5, None)], flow);
+    let target = server.addr().to_string();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(ms(500)).await;
+        server.shutdown().await;
+    });
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        engine::run(Arc::new(plan), &target, RunOptions::default()),
+    )
+    .await
+    .expect("ends")
+    .expect("runs");
+    killer.await.expect("killer");
+    let agg = &out.metrics.aggregate;
+    assert!(errors(agg) > 0);
+    assert!(counter(agg, "vusers.failed") >= 5);
+    assert!(
+        counter(agg, "errors.connect_refused") > 0,
+        "{:?}",
+        agg.counters
+    );
+    assert!(agg.summaries.get("latency.ping").map(|s| s.count) > Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_request_stops_the_run_and_keeps_partial_results() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        Step::Loop {
+            steps: vec![b.send_expect("PING 1", "^PONG", "ping"), think(50, 50)],
+            bound: LoopBound::Forever,
+        },
+    ];
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(700)).await;
+        trigger.cancel();
+    });
+    let started = tokio::time::Instant::now();
+    let options = RunOptions {
+        shutdown,
+        ..RunOptions::default()
+    };
+    let out = run_with(
+        b.plan(vec![closed(Duration::from_secs(30), 4, None)], flow),
+        &server,
+        options,
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(out.interrupted);
+    let agg = &out.metrics.aggregate;
+    assert_eq!(counter(agg, "vusers.created"), 4);
+    assert!(agg.summaries.get("latency.ping").map(|s| s.count) > Some(20));
+    assert!(!out.metrics.intermediate.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_server_shows_in_p99_despite_coordinated_omission() {
+    let server = serve(ServerConfig {
+        stall: Some(server::Stall {
+            duration: SECOND,
+            every: 5 * SECOND,
+        }),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        Step::Loop {
+            steps: vec![b.send_expect("PING x", "^PONG", "ping"), think(10, 10)],
+            bound: LoopBound::Forever,
+        },
+    ];
+    let out = run(b.plan(vec![closed(12 * SECOND, 10, None)], flow), &server).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    let ping = agg.summaries.get("latency.ping").expect("latency");
+    assert!(ping.p99 >= 900.0, "p99 {} ms", ping.p99);
+}

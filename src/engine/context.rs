@@ -1,0 +1,149 @@
+//! What every vuser of a run shares: the compiled program, renderer, data source, codec
+//! template, target address, the metric ids and a few first error messages for the user.
+//!
+//! Built once per run by the runner; read-only afterwards except the error sample.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use minijinja::value::Value;
+use tokio::time::Instant;
+
+use super::data::DataSource;
+use super::error::{ErrorKind, Failure};
+use super::program::Program;
+use super::template::Renderer;
+use crate::metrics::{CounterId, GaugeId, HistogramId, Recorder, Registry, names};
+use crate::plan::Plan;
+use crate::protocol::{Endian, FrameCodec};
+
+/// How many distinct error messages a run keeps to show the user.
+const ERROR_SAMPLES: usize = 10;
+
+/// Ids of the run-wide metrics the hot path records.
+#[derive(Debug, Clone)]
+pub(crate) struct Ids {
+    pub connect: HistogramId,
+    pub delivery: HistogramId,
+    pub schedule_lag: HistogramId,
+    pub messages_sent: CounterId,
+    pub messages_received: CounterId,
+    pub bytes_sent: CounterId,
+    pub bytes_received: CounterId,
+    pub skipped: CounterId,
+    pub cancelled: CounterId,
+    pub active: GaugeId,
+    pub connections: GaugeId,
+    pub errors: Vec<CounterId>,
+}
+
+/// Name of the counter of vusers cancelled at the end of the graceful stop.
+pub const VUSERS_CANCELLED: &str = "vusers.cancelled";
+
+impl Ids {
+    pub fn register(registry: &mut Registry) -> Self {
+        Ids {
+            connect: registry.histogram(names::CONNECT),
+            delivery: registry.histogram(names::DELIVERY),
+            schedule_lag: registry.histogram(names::SCHEDULE_LAG),
+            messages_sent: registry.counter(names::MESSAGES_SENT),
+            messages_received: registry.counter(names::MESSAGES_RECEIVED),
+            bytes_sent: registry.counter(names::BYTES_SENT),
+            bytes_received: registry.counter(names::BYTES_RECEIVED),
+            skipped: registry.counter(names::VUSERS_SKIPPED),
+            cancelled: registry.counter(VUSERS_CANCELLED),
+            active: registry.gauge(names::VUSERS_ACTIVE),
+            connections: registry.gauge(names::CONNECTIONS_OPEN),
+            errors: ErrorKind::ALL
+                .iter()
+                .map(|k| registry.counter(&names::error(k.as_str())))
+                .collect(),
+        }
+    }
+}
+
+pub(crate) struct RunContext {
+    pub plan: Arc<Plan>,
+    pub program: Program,
+    pub renderer: Renderer,
+    pub data: DataSource,
+    pub codec: FrameCodec,
+    pub endian: Endian,
+    pub target: SocketAddr,
+    pub source_addresses: Vec<IpAddr>,
+    pub recorder: Recorder,
+    pub ids: Ids,
+    pub run_id: Arc<str>,
+    /// The run's clock origin (stamps count from it).
+    pub start: Instant,
+    /// `env` in templates.
+    pub env: Value,
+    errors_seen: Mutex<Vec<String>>,
+    /// Set once `errors_seen` is full, so an error storm does not queue on its lock.
+    errors_full: AtomicBool,
+}
+
+impl RunContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: Arc<Plan>,
+        program: Program,
+        renderer: Renderer,
+        codec: FrameCodec,
+        endian: Endian,
+        target: SocketAddr,
+        recorder: Recorder,
+        ids: Ids,
+        run_id: Arc<str>,
+        start: Instant,
+    ) -> Self {
+        RunContext {
+            data: DataSource::new(&plan.payloads, &plan.variables),
+            source_addresses: plan.source_addresses.clone(),
+            plan,
+            program,
+            renderer,
+            codec,
+            endian,
+            target,
+            recorder,
+            ids,
+            run_id,
+            start,
+            env: super::template::env_value(),
+            errors_seen: Mutex::new(Vec::new()),
+            errors_full: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts an error and keeps its message if it is one of the first distinct ones.
+    pub fn count_error(&self, failure: &Failure) {
+        if let Some(id) = self.ids.errors.get(failure.kind.index()) {
+            self.recorder.incr(*id);
+        }
+        if self.errors_full.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut seen = self
+            .errors_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.len() < ERROR_SAMPLES {
+            let message = failure.to_string();
+            if !seen.contains(&message) {
+                seen.push(message);
+            }
+        } else {
+            self.errors_full.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The first distinct error messages of the run.
+    pub fn error_samples(&self) -> Vec<String> {
+        self.errors_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}

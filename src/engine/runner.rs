@@ -1,0 +1,239 @@
+//! The runner: walks the phases on the run's clock, starts vusers when the schedule says
+//! (open model: one per arrival; closed model: as many as the target), retires them when the
+//! target drops, and ends the run as DESIGN §5 says (retire, graceful stop, then cancel and
+//! count what is left).
+//!
+//! The shapes themselves come from `schedule`; what a vuser does is `vuser`'s business.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::context::RunContext;
+use super::intervals::Intervals;
+use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
+use super::vuser::{self, VuserSpec};
+use crate::plan::{Phase, PhaseShape};
+
+/// How often a closed-model phase re-reads its target concurrency.
+const CLOSED_TICK: Duration = Duration::from_millis(20);
+
+/// On Ctrl-C the graceful stop is cut to at most this.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+
+/// A closed-model vuser the runner may retire.
+struct Slot {
+    retire: CancellationToken,
+    done: Arc<AtomicBool>,
+}
+
+pub(crate) struct Runner {
+    ctx: Arc<RunContext>,
+    tracker: TaskTracker,
+    /// Cancelled at the end of the run: retires every vuser.
+    run_end: CancellationToken,
+    /// Cancelled after the graceful stop: drops whatever still runs.
+    hard_stop: CancellationToken,
+    shutdown: CancellationToken,
+    next_id: u64,
+    pool: Vec<Slot>,
+    open_active: Arc<AtomicU64>,
+    cancelled: Arc<AtomicU64>,
+}
+
+/// How the phases ended.
+pub(crate) struct Ended {
+    pub interrupted: bool,
+    pub vusers_cancelled: u64,
+}
+
+impl Runner {
+    pub fn new(ctx: Arc<RunContext>, shutdown: CancellationToken) -> Self {
+        Runner {
+            ctx,
+            tracker: TaskTracker::new(),
+            run_end: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+            shutdown,
+            next_id: 0,
+            pool: Vec::new(),
+            open_active: Arc::new(AtomicU64::new(0)),
+            cancelled: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Runs every phase, then the graceful stop.
+    pub async fn run(mut self, phases: &[Phase], intervals: &Intervals) -> Ended {
+        let timeline = Timeline::new(phases);
+        let start = self.ctx.start;
+        let mut interrupted = false;
+        for (index, phase) in phases.iter().enumerate() {
+            let offset = timeline.start_of(index).unwrap_or_default();
+            let phase_start = start + offset;
+            let phase_end = phase_start + phase_duration(&phase.shape);
+            intervals.begin_phase(index, &phase.name);
+            if !matches!(phase.shape, PhaseShape::Concurrency { .. }) {
+                self.retire_pool(0);
+            }
+            let completed = match &phase.shape {
+                PhaseShape::Arrivals { max_vusers, .. } => {
+                    self.open_phase(&phase.shape, *max_vusers, phase_start, phase_end)
+                        .await
+                }
+                PhaseShape::ArrivalCount { .. } => {
+                    self.open_phase(&phase.shape, None, phase_start, phase_end)
+                        .await
+                }
+                PhaseShape::Pause(_) => self.wait_until(phase_end).await,
+                PhaseShape::Concurrency { .. } => {
+                    self.closed_phase(&phase.shape, phase_start, phase_end)
+                        .await
+                }
+            };
+            if !completed {
+                interrupted = true;
+                break;
+            }
+        }
+        intervals.end_phases();
+        self.stop(interrupted).await
+    }
+
+    /// Arrivals of one open-model phase; false when interrupted.
+    async fn open_phase(
+        &mut self,
+        shape: &PhaseShape,
+        max_vusers: Option<u64>,
+        phase_start: Instant,
+        phase_end: Instant,
+    ) -> bool {
+        let arrivals = ArrivalTimes::new(shape, rand::random())
+            .into_iter()
+            .flatten();
+        for offset in arrivals {
+            let at = phase_start + offset;
+            if !self.wait_until(at).await {
+                return false;
+            }
+            if max_vusers.is_some_and(|max| self.open_active.load(Ordering::Relaxed) >= max) {
+                self.ctx.recorder.incr(self.ctx.ids.skipped);
+                continue;
+            }
+            self.open_active.fetch_add(1, Ordering::Relaxed);
+            let active = Arc::clone(&self.open_active);
+            self.spawn(at, false, self.run_end.child_token(), move || {
+                active.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        self.wait_until(phase_end).await
+    }
+
+    /// Keeps the pool at the phase's target concurrency; false when interrupted.
+    async fn closed_phase(
+        &mut self,
+        shape: &PhaseShape,
+        phase_start: Instant,
+        phase_end: Instant,
+    ) -> bool {
+        loop {
+            let now = Instant::now();
+            if now >= phase_end {
+                return true;
+            }
+            let target = target_vusers(shape, now - phase_start).unwrap_or(0);
+            self.pool.retain(|slot| !slot.done.load(Ordering::Relaxed));
+            while (self.pool.len() as u64) < target {
+                let retire = self.run_end.child_token();
+                let done = Arc::new(AtomicBool::new(false));
+                let flag = Arc::clone(&done);
+                self.spawn(now, true, retire.clone(), move || {
+                    flag.store(true, Ordering::Relaxed);
+                });
+                self.pool.push(Slot { retire, done });
+            }
+            self.retire_pool(target);
+            if !self.wait_until((now + CLOSED_TICK).min(phase_end)).await {
+                return false;
+            }
+        }
+    }
+
+    /// Retires the newest closed-model vusers down to `target`.
+    fn retire_pool(&mut self, target: u64) {
+        while self.pool.len() as u64 > target {
+            if let Some(slot) = self.pool.pop() {
+                slot.retire.cancel();
+            }
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        scheduled: Instant,
+        closed_model: bool,
+        retire: CancellationToken,
+        on_end: impl FnOnce() + Send + 'static,
+    ) {
+        let ticket = rand::random_range(0..self.ctx.program.total_weight.max(1));
+        let spec = VuserSpec {
+            id: self.next_id,
+            scenario: self.ctx.program.pick(ticket),
+            scheduled,
+            closed_model,
+            retire,
+        };
+        self.next_id += 1;
+        let ctx = Arc::clone(&self.ctx);
+        let hard_stop = self.hard_stop.clone();
+        let cancelled = Arc::clone(&self.cancelled);
+        self.tracker.spawn(async move {
+            let ids_cancelled = ctx.ids.cancelled;
+            let recorder = ctx.recorder.clone();
+            tokio::select! {
+                biased;
+                _ = hard_stop.cancelled() => {
+                    recorder.incr(ids_cancelled);
+                    cancelled.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = vuser::run(ctx, spec) => {}
+            }
+            on_end();
+        });
+    }
+
+    /// Sleeps until `at`; false when the run was interrupted first.
+    async fn wait_until(&self, at: Instant) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => false,
+            _ = sleep_until(at) => true,
+        }
+    }
+
+    /// Retires everyone, waits out the graceful stop, then cancels and counts the rest.
+    async fn stop(self, interrupted: bool) -> Ended {
+        self.run_end.cancel();
+        self.tracker.close();
+        let mut grace = self.ctx.plan.defaults.graceful_stop;
+        if interrupted {
+            grace = grace.min(INTERRUPT_GRACE);
+        }
+        let finished = tokio::select! {
+            // A Ctrl-C during the graceful stop cuts it short too.
+            _ = self.shutdown.cancelled(), if !interrupted => false,
+            done = timeout(grace, self.tracker.wait()) => done.is_ok(),
+        };
+        if !finished {
+            self.hard_stop.cancel();
+            self.tracker.wait().await;
+        }
+        Ended {
+            interrupted: interrupted || self.shutdown.is_cancelled(),
+            vusers_cancelled: self.cancelled.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! One function per flow step kind (connect, send, expect, think, set, log, disconnect) plus
+//! the handler dispatch and the frame writer they share.
+//!
+//! Loops are not here: they are jumps in the flat program, run by `vuser`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use minijinja::value::Value;
+use tokio::net::TcpSocket;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::context::RunContext;
+use super::error::{ErrorKind, Failure};
+use super::message;
+use super::program::{ExpectOp, Op, ScenarioProgram};
+use super::vuser::{Clock, Conn, Control, GaugeGuard, Vuser, Waited, preview, protocol_failure};
+use crate::plan::{SendSpec, Text, Think};
+use crate::protocol::Frame;
+
+impl Vuser {
+    /// Executes one non-loop step.
+    pub(crate) async fn step(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        op: &Op,
+    ) -> Result<Control, Failure> {
+        match op {
+            Op::Connect { timeout } => self.connect(ctx, *timeout).await,
+            Op::Send { message, expect } => {
+                if self.send(ctx, message).await? == Control::Retired {
+                    return Ok(Control::Retired);
+                }
+                match expect {
+                    Some(op) => self.expect(ctx, scenario, op).await,
+                    None => Ok(Control::Next),
+                }
+            }
+            Op::Expect(op) => self.expect(ctx, scenario, op).await,
+            Op::Think(think) => self.think(ctx, scenario, think).await,
+            Op::Set { variable, value } => self.set(ctx, variable, value),
+            Op::Log(text) => self.log(ctx, text),
+            Op::Disconnect => {
+                self.disconnect().await;
+                Ok(Control::Next)
+            }
+            Op::LoopStart { .. } | Op::LoopEnd { .. } => Ok(Control::Next),
+        }
+    }
+
+    /// Opens a connection (closing any previous one), retrying per `defaults.reconnect`.
+    pub(crate) async fn connect(
+        &mut self,
+        ctx: &RunContext,
+        connect_timeout: Option<Duration>,
+    ) -> Result<Control, Failure> {
+        self.disconnect().await;
+        let limit = connect_timeout.unwrap_or(ctx.plan.defaults.timeout);
+        loop {
+            match open(ctx, self.id, limit).await {
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    self.clock = Clock::at(Instant::now());
+                    self.pending.clear();
+                    return Ok(Control::Next);
+                }
+                Err(failure) if self.reconnects_left > 0 && !self.retire.is_cancelled() => {
+                    ctx.count_error(&failure);
+                    self.reconnects_left -= 1;
+                    let until = Instant::now() + ctx.plan.defaults.reconnect.backoff;
+                    tokio::select! {
+                        _ = self.retire.cancelled() => return Ok(Control::Retired),
+                        _ = sleep_until(until) => {}
+                    }
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+    }
+
+    /// Renders and writes one message; connects first if the flow has not.
+    async fn send(&mut self, ctx: &RunContext, spec: &SendSpec) -> Result<Control, Failure> {
+        if self.conn.is_none() && self.connect(ctx, None).await? == Control::Retired {
+            return Ok(Control::Retired);
+        }
+        let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut self.scope)
+            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+        let scheduled = self.clock.next_send;
+        self.write(ctx, frame).await?;
+        self.pending.clear();
+        self.clock.measure_from = scheduled;
+        Ok(Control::Next)
+    }
+
+    /// Writes a frame and counts it.
+    pub(crate) async fn write(&mut self, ctx: &RunContext, frame: Frame) -> Result<(), Failure> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Failure::new(
+                ErrorKind::Closed,
+                "send without an open connection",
+            ));
+        };
+        let body_bytes = frame.body.len() as u64;
+        if let Err(err) = conn.write(frame).await {
+            self.conn = None;
+            return Err(protocol_failure(err));
+        }
+        ctx.recorder.incr(ctx.ids.messages_sent);
+        ctx.recorder.add(ctx.ids.bytes_sent, body_bytes);
+        Ok(())
+    }
+
+    /// Waits for the first frame since the last send that matches, records its latency from
+    /// the send's *scheduled* time and stores the captures.
+    async fn expect(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        op: &ExpectOp,
+    ) -> Result<Control, Failure> {
+        let earlier = self
+            .pending
+            .iter()
+            .enumerate()
+            .find_map(|(i, (frame, at))| {
+                op.matcher
+                    .match_captures(frame, &op.sources)
+                    .map(|captures| (i, *at, captures))
+            });
+        let (at, captures) = match earlier {
+            Some((index, at, captures)) => {
+                self.pending.remove(index);
+                (at, captures)
+            }
+            None => {
+                let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
+                let until = Instant::now() + limit;
+                match self.wait(ctx, scenario, until, Some(op), false).await? {
+                    Waited::Matched { at, captures } => (at, captures),
+                    Waited::Deadline | Waited::Retired => {
+                        return Err(Failure::new(
+                            ErrorKind::Timeout,
+                            format!("no frame matched within {limit:?} ({:?})", op.matcher),
+                        ));
+                    }
+                }
+            }
+        };
+        ctx.recorder.record(
+            op.latency,
+            at.saturating_duration_since(self.clock.measure_from),
+        );
+        self.clock.next_send = self.clock.next_send.max(at);
+        for (variable, value) in op.variables.iter().zip(captures) {
+            match value {
+                Some(value) => self.scope.set(variable, Value::from(value)),
+                None => {
+                    return Err(Failure::new(
+                        ErrorKind::Capture,
+                        format!("capture `{variable}` found nothing in the matched frame"),
+                    ));
+                }
+            }
+        }
+        Ok(Control::Next)
+    }
+
+    /// Advances the pacing clock and sleeps until it, answering frames meanwhile. Behind
+    /// schedule (a slow reply held the vuser up), it does not sleep at all.
+    async fn think(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        think: &Think,
+    ) -> Result<Control, Failure> {
+        let pause = think_duration(think, ctx.plan.defaults.think_jitter);
+        self.clock.intended += pause;
+        self.clock.next_send = self.clock.intended;
+        let until = self.clock.intended;
+        if until <= Instant::now() {
+            return Ok(Control::Next);
+        }
+        match self
+            .wait(ctx, scenario, until, None, self.closed_model)
+            .await?
+        {
+            Waited::Retired => Ok(Control::Retired),
+            _ => {
+                // Waking late means the generator's own scheduling is behind.
+                ctx.recorder.record(
+                    ctx.ids.schedule_lag,
+                    Instant::now().saturating_duration_since(until),
+                );
+                Ok(Control::Next)
+            }
+        }
+    }
+
+    fn set(&mut self, ctx: &RunContext, variable: &str, value: &Text) -> Result<Control, Failure> {
+        let value = ctx
+            .renderer
+            .render(value, &self.scope)
+            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+        self.scope.set(variable, Value::from(value));
+        Ok(Control::Next)
+    }
+
+    fn log(&mut self, ctx: &RunContext, text: &Text) -> Result<Control, Failure> {
+        let line = ctx
+            .renderer
+            .render(text, &self.scope)
+            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+        eprintln!("[vu {}] {line}", self.id);
+        Ok(Control::Next)
+    }
+
+    pub(crate) async fn disconnect(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.close().await;
+        }
+    }
+
+    /// Offers a frame to the handlers; true when one took it (and replied, if it says so).
+    pub(crate) async fn handle(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        frame: &Frame,
+    ) -> Result<bool, Failure> {
+        for handler in &scenario.handlers {
+            let Some(captures) = handler.matcher.match_captures(frame, &handler.sources) else {
+                continue;
+            };
+            ctx.recorder.incr(handler.counter);
+            if let Some(reply) = &handler.reply {
+                let bound = handler
+                    .groups
+                    .iter()
+                    .zip(captures)
+                    .filter_map(|(name, value)| Some((name.clone(), Value::from(value?))))
+                    .collect();
+                let outer = std::mem::replace(&mut self.scope.with, bound);
+                let built =
+                    message::build(&ctx.plan, &ctx.renderer, ctx.endian, reply, &mut self.scope);
+                self.scope.with = outer;
+                let reply = built.map_err(|e| {
+                    Failure::new(
+                        ErrorKind::Template,
+                        format!("handler reply to {}: {e}", preview(frame)),
+                    )
+                })?;
+                self.write(ctx, reply).await?;
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Opens one TCP connection to the target (from a source address if the plan lists any) and
+/// records the `connect` histogram.
+async fn open(ctx: &RunContext, vu: u64, limit: Duration) -> Result<Conn, Failure> {
+    let target = ctx.target;
+    let started = Instant::now();
+    let socket = match target {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(|e| Failure::new(ErrorKind::Io, format!("cannot create a socket: {e}")))?;
+    if !ctx.source_addresses.is_empty() {
+        let index = (vu % ctx.source_addresses.len() as u64) as usize;
+        if let Some(ip) = ctx.source_addresses.get(index) {
+            socket.bind(SocketAddr::new(*ip, 0)).map_err(|e| {
+                Failure::new(
+                    ErrorKind::Io,
+                    format!("cannot bind source address {ip}: {e}"),
+                )
+            })?;
+        }
+    }
+    let stream = match timeout(limit, socket.connect(target)).await {
+        Err(_) => {
+            return Err(Failure::new(
+                ErrorKind::ConnectTimeout,
+                format!("connecting to {target} took longer than {limit:?}"),
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(Failure::new(
+                ErrorKind::of_connect(&e),
+                format!("cannot connect to {target}: {e}"),
+            ));
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    let _ = stream.set_nodelay(true);
+    ctx.recorder.record(ctx.ids.connect, started.elapsed());
+    Ok(Conn::new(
+        stream,
+        ctx.codec.clone(),
+        GaugeGuard::new(&ctx.recorder, ctx.ids.connections),
+    ))
+}
+
+/// A think time: uniform in `[min, max]`, then the plan's jitter (± fraction).
+pub(crate) fn think_duration(think: &Think, jitter: f64) -> Duration {
+    let base = if think.max > think.min {
+        let span = (think.max - think.min).as_secs_f64();
+        think.min + Duration::from_secs_f64(span * rand::random::<f64>())
+    } else {
+        think.min
+    };
+    if jitter > 0.0 {
+        let factor = 1.0 + jitter * (2.0 * rand::random::<f64>() - 1.0);
+        base.mul_f64(factor.max(0.0))
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn think_stays_in_its_range() {
+        let think = Think {
+            min: Duration::from_millis(100),
+            max: Duration::from_millis(300),
+        };
+        for _ in 0..1000 {
+            let d = think_duration(&think, 0.0);
+            assert!(d >= think.min && d <= think.max, "{d:?}");
+        }
+        let fixed = Think {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(1),
+        };
+        for _ in 0..1000 {
+            let d = think_duration(&fixed, 0.1);
+            assert!(d >= Duration::from_millis(900) && d <= Duration::from_millis(1100));
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Rendering the plan's compiled templates for one vuser: the render context (payload fields,
+//! variables, captures, `vu`, `loop`, `env`) and the run-aware `stamp()` function.
+//!
+//! Compiling templates and the pure functions (`random_int`, `words`, ...) belong to `plan`;
+//! this file only adds what needs the run's identity and clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use minijinja::value::{Object, Value};
+use minijinja::{Environment, State};
+use tokio::time::Instant;
+
+use super::stamp;
+use crate::plan::{Templates, Text};
+
+/// Variables of one vuser: payload fields, plan variables, captures and `set`s.
+pub type Vars = BTreeMap<String, Value>;
+
+/// A template failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("template `{id}` failed to render: {source}")]
+pub struct TemplateError {
+    pub id: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// The plan's template environment plus `stamp()`. One per run, shared by every vuser.
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    /// `run_id` and `start` identify the run in stamps; `start` is the instant stamps count
+    /// microseconds from (the run's clock, so paused-time tests stay exact).
+    pub fn new(templates: &Templates, run_id: Arc<str>, start: Instant) -> Self {
+        let mut env = templates.env.clone();
+        env.add_function("stamp", move |state: &State| -> String {
+            let vu = state
+                .lookup("vu")
+                .and_then(|vu| vu.get_attr("id").ok())
+                .and_then(|id| id.as_i64())
+                .and_then(|id| u64::try_from(id).ok())
+                .unwrap_or(0);
+            let sent_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            stamp::format(&run_id, vu, sent_us)
+        });
+        Renderer { env }
+    }
+
+    /// Renders `text` in `scope`.
+    pub fn render(&self, text: &Text, scope: &Scope) -> Result<String, TemplateError> {
+        match text {
+            Text::Literal(s) => Ok(s.clone()),
+            Text::Template(id) => {
+                let fail = |source| TemplateError {
+                    id: id.0.clone(),
+                    source,
+                };
+                let template = self.env.get_template(&id.0).map_err(fail)?;
+                template
+                    .render(Value::from_object(scope.context()))
+                    .map_err(fail)
+            }
+        }
+    }
+}
+
+/// What a template can see, owned by the vuser and updated as it runs.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Copy-on-write: a render shares it, a capture after the render copies only if needed.
+    pub vars: Arc<Vars>,
+    /// `{id, scenario}`.
+    pub vu: Value,
+    /// `{index, value}` of the innermost loop, undefined outside loops.
+    pub loop_: Value,
+    /// Process environment, shared by every vuser.
+    pub env: Value,
+    /// `send: {message, with}` bindings, visible for that one send only.
+    pub with: Vec<(String, Value)>,
+}
+
+impl Scope {
+    pub fn new(vars: Vars, vu_id: u64, scenario: &str, env: Value) -> Self {
+        let vu = minijinja::context! { id => vu_id, scenario => scenario };
+        Scope {
+            vars: Arc::new(vars),
+            vu,
+            loop_: Value::UNDEFINED,
+            env,
+            with: Vec::new(),
+        }
+    }
+
+    /// Sets a variable (capture, `set`).
+    pub fn set(&mut self, name: &str, value: Value) {
+        Arc::make_mut(&mut self.vars).insert(name.to_owned(), value);
+    }
+
+    fn context(&self) -> Context {
+        Context {
+            vars: Arc::clone(&self.vars),
+            vu: self.vu.clone(),
+            loop_: self.loop_.clone(),
+            env: self.env.clone(),
+            with: self.with.clone(),
+        }
+    }
+}
+
+/// The process environment as the template value `env`.
+pub fn env_value() -> Value {
+    Value::from(std::env::vars().collect::<BTreeMap<String, String>>())
+}
+
+#[derive(Debug)]
+struct Context {
+    vars: Arc<Vars>,
+    vu: Value,
+    loop_: Value,
+    env: Value,
+    with: Vec<(String, Value)>,
+}
+
+impl Object for Context {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        if let Some((_, v)) = self.with.iter().find(|(k, _)| k == key) {
+            return Some(v.clone());
+        }
+        match key {
+            "vu" => Some(self.vu.clone()),
+            "loop" if !self.loop_.is_undefined() => Some(self.loop_.clone()),
+            "env" => Some(self.env.clone()),
+            _ => self.vars.get(key).cloned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::TemplateId;
+
+    fn renderer(source: &str) -> Renderer {
+        let mut env = Environment::new();
+        let _ = env.add_template_owned("t".to_owned(), source.to_owned());
+        Renderer::new(&Templates { env }, Arc::from("abc123"), Instant::now())
+    }
+
+    fn scope() -> Scope {
+        let mut vars = Vars::new();
+        vars.insert("name".into(), Value::from("ann"));
+        let env = minijinja::context! { HOME_TEST => "/x" };
+        Scope::new(vars, 7, "chatter", env)
+    }
+
+    fn render(source: &str, scope: &Scope) -> String {
+        renderer(source)
+            .render(&Text::Template(TemplateId("t".into())), scope)
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn context_exposes_vars_vu_loop_env_and_with() {
+        let mut s = scope();
+        s.loop_ = minijinja::context! { index => 2 };
+        s.with = vec![("text".into(), Value::from("hi"))];
+        let out = render(
+            "{{ name }} {{ vu.id }} {{ vu.scenario }} {{ loop.index }} {{ env.HOME_TEST }} {{ text }}",
+            &s,
+        );
+        assert_eq!(out, "ann 7 chatter 2 /x hi");
+    }
+
+    #[test]
+    fn set_is_copy_on_write() {
+        let mut s = scope();
+        let before = s.clone();
+        s.set("name", Value::from("bob"));
+        assert_eq!(render("{{ name }}", &s), "bob");
+        assert_eq!(render("{{ name }}", &before), "ann");
+    }
+
+    #[test]
+    fn stamp_carries_the_vuser_id() {
+        let out = render("SAY {{ stamp() }}", &scope());
+        let found: Vec<_> = stamp::scan(out.as_bytes(), "abc123").collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found.first().map(|f| f.sender), Some(7));
+    }
+
+    #[test]
+    fn literal_needs_no_template() {
+        let r = renderer("x");
+        let out = r.render(&Text::Literal("PING".into()), &scope());
+        assert_eq!(out.ok().as_deref(), Some("PING"));
+    }
+}

@@ -1,0 +1,436 @@
+//! One virtual user: the single worker loop every load model and framing shares. It walks the
+//! scenario's flat instruction list (`program`), keeps the vuser's variables, connection and
+//! intended clock, and reads frames whenever it waits (expects and thinks), so stamps are
+//! timed on arrival and server pushes are answered at once.
+//!
+//! The step kinds themselves are in `steps`; starting and retiring vusers is the runner's job.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use minijinja::value::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::codec::{Encoder, FramedRead};
+use tokio_util::sync::CancellationToken;
+
+use super::context::RunContext;
+use super::error::{ErrorKind, Failure};
+use super::program::{ExpectOp, Op, ScenarioProgram};
+use super::stamp;
+use super::template::Scope;
+use crate::metrics::{GaugeId, Recorder};
+use crate::plan::LoopBound;
+use crate::protocol::{Frame, FrameCodec, ProtocolError};
+
+/// Frames kept for a later expect when nothing was waiting for them (oldest dropped first).
+const PENDING_FRAMES: usize = 64;
+
+/// How the runner starts a vuser.
+#[derive(Debug, Clone)]
+pub(crate) struct VuserSpec {
+    pub id: u64,
+    pub scenario: usize,
+    /// When the schedule wanted it to start (for `schedule.lag`).
+    pub scheduled: Instant,
+    /// Closed model: repeat the flow until retired, and let retiring cut thinks short.
+    pub closed_model: bool,
+    /// Cancelled to retire the vuser gracefully (at the next think or iteration boundary).
+    pub retire: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    Failed,
+}
+
+/// Whether the flow goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Next,
+    Retired,
+}
+
+/// What a wait ended with.
+#[derive(Debug)]
+pub(crate) enum Waited {
+    Deadline,
+    Retired,
+    Matched {
+        at: Instant,
+        captures: Vec<Option<String>>,
+    },
+}
+
+/// Keeps a gauge raised while alive, so a cancelled vuser or a dropped connection can never
+/// leave `vusers.active` or `connections.open` too high.
+#[derive(Debug)]
+pub(crate) struct GaugeGuard {
+    recorder: Recorder,
+    id: GaugeId,
+}
+
+impl GaugeGuard {
+    pub fn new(recorder: &Recorder, id: GaugeId) -> Self {
+        recorder.gauge_add(id, 1);
+        GaugeGuard {
+            recorder: recorder.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.recorder.gauge_add(self.id, -1);
+    }
+}
+
+/// An open connection: frames are read through the codec; writes are encoded into a reused
+/// buffer and written whole (one write per message, no per-message allocation).
+pub(crate) struct Conn {
+    pub reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    pub writer: OwnedWriteHalf,
+    pub encoder: FrameCodec,
+    pub buffer: BytesMut,
+    pub _open: GaugeGuard,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, codec: FrameCodec, open: GaugeGuard) -> Self {
+        let (read, writer) = stream.into_split();
+        Conn {
+            reader: FramedRead::new(read, codec.clone()),
+            writer,
+            encoder: codec,
+            buffer: BytesMut::new(),
+            _open: open,
+        }
+    }
+
+    pub async fn write(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        self.buffer.clear();
+        self.encoder.encode(frame, &mut self.buffer)?;
+        self.writer.write_all(&self.buffer).await?;
+        Ok(())
+    }
+
+    /// Half-closes the connection so the server sees a clean end.
+    pub async fn close(mut self) {
+        let _ = self.writer.shutdown().await;
+    }
+}
+
+/// The vuser's idea of when things should happen (DESIGN §3, coordinated omission).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    /// The pacing clock: each think advances it by the think time, whatever happened.
+    pub intended: Instant,
+    /// Scheduled time of the next send: the pacing clock after a think, or the moment the
+    /// previous reply arrived when sends follow each other without a think.
+    pub next_send: Instant,
+    /// What the next expect measures from: the scheduled time of the preceding send (or the
+    /// moment the connection opened).
+    pub measure_from: Instant,
+}
+
+impl Clock {
+    pub fn at(now: Instant) -> Self {
+        Clock {
+            intended: now,
+            next_send: now,
+            measure_from: now,
+        }
+    }
+}
+
+struct LoopFrame {
+    iteration: u64,
+    started: Instant,
+    outer: Value,
+}
+
+pub(crate) struct Vuser {
+    pub id: u64,
+    pub closed_model: bool,
+    pub retire: CancellationToken,
+    pub scope: Scope,
+    pub conn: Option<Conn>,
+    pub clock: Clock,
+    /// Frames received since the last send that no expect or handler took.
+    pub pending: VecDeque<(Frame, Instant)>,
+    pub reconnects_left: u32,
+    loops: Vec<LoopFrame>,
+}
+
+/// Runs one vuser to its end and counts how it ended.
+pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
+    let Some(scenario) = ctx.program.scenarios.get(spec.scenario) else {
+        return Outcome::Failed;
+    };
+    let recorder = &ctx.recorder;
+    recorder.incr(scenario.created);
+    let _active = GaugeGuard::new(recorder, ctx.ids.active);
+    recorder.record(
+        ctx.ids.schedule_lag,
+        Instant::now().saturating_duration_since(spec.scheduled),
+    );
+    let vars = ctx.data.vars_for_vuser();
+    let mut vu = Vuser {
+        id: spec.id,
+        closed_model: spec.closed_model,
+        retire: spec.retire,
+        scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone()),
+        conn: None,
+        clock: Clock::at(Instant::now()),
+        pending: VecDeque::new(),
+        reconnects_left: ctx.plan.defaults.reconnect.attempts,
+        loops: Vec::new(),
+    };
+    let outcome = loop {
+        match vu.run_flow(&ctx, scenario).await {
+            Ok(Control::Retired) => break Outcome::Completed,
+            Ok(Control::Next) => {
+                if vu.closed_model && !vu.retire.is_cancelled() {
+                    // A flow that never waits must not starve the other tasks of its thread.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                break Outcome::Completed;
+            }
+            Err(failure) => {
+                ctx.count_error(&failure);
+                if failure.kind.is_connection_lost()
+                    && vu.reconnects_left > 0
+                    && !vu.retire.is_cancelled()
+                {
+                    vu.reconnects_left -= 1;
+                    vu.conn = None;
+                    if vu.backoff(&ctx).await == Control::Retired {
+                        break Outcome::Completed;
+                    }
+                    continue;
+                }
+                break Outcome::Failed;
+            }
+        }
+    };
+    if let Some(conn) = vu.conn.take() {
+        conn.close().await;
+    }
+    recorder.incr(match outcome {
+        Outcome::Completed => scenario.completed,
+        Outcome::Failed => scenario.failed,
+    });
+    outcome
+}
+
+impl Vuser {
+    /// One pass over the scenario's flow.
+    async fn run_flow(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+    ) -> Result<Control, Failure> {
+        self.loops.clear();
+        let ops = &scenario.ops;
+        let mut pc = 0;
+        while let Some(op) = ops.get(pc) {
+            pc = match op {
+                Op::LoopStart { bound, end } => self.enter_loop(bound, pc, *end),
+                Op::LoopEnd { start } => match self.loop_end(ops, *start, pc) {
+                    Some(next) => next,
+                    None => return Ok(Control::Retired),
+                },
+                step => {
+                    if self.step(ctx, scenario, step).await? == Control::Retired {
+                        return Ok(Control::Retired);
+                    }
+                    pc + 1
+                }
+            };
+        }
+        Ok(Control::Next)
+    }
+
+    fn enter_loop(&mut self, bound: &LoopBound, pc: usize, end: usize) -> usize {
+        let frame = LoopFrame {
+            iteration: 0,
+            started: Instant::now(),
+            outer: self.scope.loop_.clone(),
+        };
+        if loop_continues(bound, &frame) {
+            self.scope.loop_ = loop_value(bound, 0);
+            self.loops.push(frame);
+            pc + 1
+        } else {
+            end + 1
+        }
+    }
+
+    /// Where to go after the loop body; `None` when the vuser was retired.
+    fn loop_end(&mut self, ops: &[Op], start: usize, pc: usize) -> Option<usize> {
+        let Some(Op::LoopStart { bound, .. }) = ops.get(start) else {
+            return Some(pc + 1);
+        };
+        let retired = self.retire.is_cancelled()
+            && (self.closed_model || matches!(bound, LoopBound::Forever));
+        if retired {
+            return None;
+        }
+        let frame = self.loops.last_mut()?;
+        frame.iteration += 1;
+        if loop_continues(bound, frame) {
+            self.scope.loop_ = loop_value(bound, frame.iteration);
+            Some(start + 1)
+        } else {
+            if let Some(frame) = self.loops.pop() {
+                self.scope.loop_ = frame.outer;
+            }
+            Some(pc + 1)
+        }
+    }
+
+    /// Waits until `until` or, with `expect`, until a matching frame (returned) — reading and
+    /// dispatching every frame that arrives meanwhile. `interruptible` lets retiring end it.
+    pub(crate) async fn wait(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        until: Instant,
+        expect: Option<&ExpectOp>,
+        interruptible: bool,
+    ) -> Result<Waited, Failure> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                if expect.is_some() {
+                    return Err(Failure::new(
+                        ErrorKind::Closed,
+                        "expect without an open connection (add a `connect` step first)",
+                    ));
+                }
+                tokio::select! {
+                    biased;
+                    _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
+                    _ = sleep_until(until) => return Ok(Waited::Deadline),
+                }
+            };
+            let item = tokio::select! {
+                biased;
+                _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
+                item = conn.reader.next() => item,
+                _ = sleep_until(until) => return Ok(Waited::Deadline),
+            };
+            let at = Instant::now();
+            match item {
+                None => {
+                    self.conn = None;
+                    return Err(Failure::new(
+                        ErrorKind::Closed,
+                        format!("{} closed the connection", ctx.target),
+                    ));
+                }
+                Some(Err(err)) => {
+                    self.conn = None;
+                    return Err(protocol_failure(err));
+                }
+                Some(Ok(frame)) => {
+                    if let Some(captures) = self.on_frame(ctx, scenario, frame, at, expect).await? {
+                        return Ok(Waited::Matched { at, captures });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything a received frame goes through: counting, delivery stamps, the expect being
+    /// waited for, then handlers; what nobody took is kept for a later expect.
+    async fn on_frame(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        frame: Frame,
+        at: Instant,
+        expect: Option<&ExpectOp>,
+    ) -> Result<Option<Vec<Option<String>>>, Failure> {
+        let recorder = &ctx.recorder;
+        recorder.incr(ctx.ids.messages_received);
+        recorder.add(ctx.ids.bytes_received, frame.body.len() as u64);
+        for found in stamp::scan(&frame.body, &ctx.run_id) {
+            let sent = ctx.start + Duration::from_micros(found.sent_us);
+            recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));
+        }
+        if let Some(op) = expect {
+            if let Some(captures) = op.matcher.match_captures(&frame, &op.sources) {
+                return Ok(Some(captures));
+            }
+            if op.strict {
+                return Err(Failure::new(
+                    ErrorKind::Protocol,
+                    format!("strict expect got an unexpected frame: {}", preview(&frame)),
+                ));
+            }
+        }
+        if self.handle(ctx, scenario, &frame).await? {
+            return Ok(None);
+        }
+        if self.pending.len() >= PENDING_FRAMES {
+            self.pending.pop_front();
+        }
+        self.pending.push_back((frame, at));
+        Ok(None)
+    }
+
+    /// Waits out the reconnect backoff; retiring ends it early.
+    async fn backoff(&mut self, ctx: &RunContext) -> Control {
+        let until = Instant::now() + ctx.plan.defaults.reconnect.backoff;
+        tokio::select! {
+            _ = self.retire.cancelled() => Control::Retired,
+            _ = sleep_until(until) => Control::Next,
+        }
+    }
+}
+
+fn loop_continues(bound: &LoopBound, frame: &LoopFrame) -> bool {
+    match bound {
+        LoopBound::Count(n) => frame.iteration < *n,
+        LoopBound::Over(values) => (frame.iteration as usize) < values.len(),
+        LoopBound::Duration(d) => frame.started.elapsed() < *d,
+        LoopBound::Forever => true,
+    }
+}
+
+/// `loop` in templates: `index` (1-based), `index0`, and `value` for `over` loops.
+fn loop_value(bound: &LoopBound, iteration: u64) -> Value {
+    let value = match bound {
+        LoopBound::Over(values) => values
+            .get(iteration as usize)
+            .map(super::data::json_value)
+            .unwrap_or_default(),
+        _ => Value::UNDEFINED,
+    };
+    minijinja::context! { index => iteration + 1, index0 => iteration, value => value }
+}
+
+/// A decode error on an open connection.
+pub(crate) fn protocol_failure(err: ProtocolError) -> Failure {
+    match err {
+        ProtocolError::Io(io) => Failure::new(ErrorKind::of_io(&io), io.to_string()),
+        other => Failure::new(ErrorKind::Protocol, other.to_string()),
+    }
+}
+
+/// The start of a frame, for error messages.
+pub(crate) fn preview(frame: &Frame) -> String {
+    let body = frame
+        .body
+        .get(..frame.body.len().min(80))
+        .unwrap_or_default();
+    format!("{:?}", String::from_utf8_lossy(body))
+}

@@ -1,0 +1,144 @@
+//! The pure template functions: `random_int(a, b)`, `random_string(n)`, `words(n)`, `uuid()`,
+//! `now_ms()`. `stamp()` needs the run's identity and clock, so the engine registers it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use minijinja::{Environment, Error, ErrorKind};
+use rand::RngExt;
+
+/// Every function name a template may call, including `stamp` (registered by the engine).
+pub const FUNCTION_NAMES: &[&str] = &[
+    "random_int",
+    "random_string",
+    "words",
+    "uuid",
+    "now_ms",
+    "stamp",
+];
+
+/// Longest string `random_string` and `words` will produce, so a typo cannot exhaust memory.
+const MAX_GENERATED: usize = 1 << 20;
+
+const WORDS: &[&str] = &[
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
+    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "hello", "world", "chat", "room",
+    "message", "server", "load", "test", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
+    "coffee", "music", "games", "lobby", "night", "morning", "river", "stone", "cloud", "rain",
+    "sun", "green", "blue", "red", "yellow", "fast", "slow", "big", "small", "happy", "late",
+    "early", "again",
+];
+
+const ALPHANUMERIC: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// Registers the pure functions on `env`.
+pub fn register_functions(env: &mut Environment<'_>) {
+    env.add_function("random_int", random_int);
+    env.add_function("random_string", random_string);
+    env.add_function("words", words);
+    env.add_function("uuid", uuid);
+    env.add_function("now_ms", now_ms);
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, message)
+}
+
+/// A uniform integer in `[low, high]`.
+pub fn random_int(low: i64, high: i64) -> Result<i64, Error> {
+    if low > high {
+        return Err(invalid(format!(
+            "random_int({low}, {high}): the first bound must not exceed the second"
+        )));
+    }
+    Ok(rand::rng().random_range(low..=high))
+}
+
+/// `len` random ASCII letters and digits.
+pub fn random_string(len: usize) -> Result<String, Error> {
+    if len > MAX_GENERATED {
+        return Err(invalid(format!(
+            "random_string({len}): at most {MAX_GENERATED} characters"
+        )));
+    }
+    let mut rng = rand::rng();
+    Ok((0..len)
+        .map(|_| {
+            let i = rng.random_range(0..ALPHANUMERIC.len());
+            ALPHANUMERIC.get(i).copied().unwrap_or(b'a') as char
+        })
+        .collect())
+}
+
+/// `count` random words separated by spaces.
+pub fn words(count: usize) -> Result<String, Error> {
+    if count > MAX_GENERATED / 16 {
+        return Err(invalid(format!("words({count}): too many words")));
+    }
+    let mut rng = rand::rng();
+    let picked: Vec<&str> = (0..count)
+        .map(|_| {
+            let i = rng.random_range(0..WORDS.len());
+            WORDS.get(i).copied().unwrap_or("word")
+        })
+        .collect();
+    Ok(picked.join(" "))
+}
+
+/// A random (version 4) UUID.
+pub fn uuid() -> String {
+    let mut bytes: [u8; 16] = rand::rng().random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_render_in_templates() {
+        let mut env = Environment::new();
+        register_functions(&mut env);
+        let out = env
+            .render_str(
+                "{{ random_int(3, 3) }}|{{ random_string(5)|length }}|{{ words(4) }}|{{ uuid()|length }}",
+                (),
+            )
+            .unwrap();
+        let parts: Vec<&str> = out.split('|').collect();
+        assert_eq!(parts[0], "3");
+        assert_eq!(parts[1], "5");
+        assert_eq!(parts[2].split(' ').count(), 4);
+        assert_eq!(parts[3], "36");
+        assert!(env.render_str("{{ random_int(5, 1) }}", ()).is_err());
+        assert!(
+            env.render_str("{{ random_string(100000000) }}", ())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn uuid_is_version_4() {
+        let id = uuid();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.chars().nth(14), Some('4'));
+    }
+}

@@ -1,0 +1,222 @@
+//! Scenarios, flow steps, sends, expects and handlers as written.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::shapes::{NullOr, RawDuration, RawScalar, RawThink, present, string_or_map};
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Names the scenario in reports and is the default `expect` metric name.
+    pub name: Option<String>,
+    /// Relative share of vusers: a positive whole number (default 1).
+    #[schemars(range(min = 1))]
+    pub weight: Option<u32>,
+    /// Steps, in order.
+    pub flow: Vec<RawFlowItem>,
+    /// Server-push rules for this scenario, tried before the plan-wide ones.
+    #[serde(default)]
+    pub handlers: Vec<RawHandler>,
+}
+
+/// A flow item: `connect`/`disconnect` as a bare word, or a map with exactly one step key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawFlowItem {
+    Bare(String),
+    Step(Box<RawStep>),
+}
+
+impl<'de> Deserialize<'de> for RawFlowItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawFlowItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a step: `connect`, `disconnect`, or a map such as `send: \"...\"`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "connect" | "disconnect" => Ok(RawFlowItem::Bare(v.to_owned())),
+                    _ => Err(E::unknown_variant(v, BARE_STEPS)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawStep::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|step| RawFlowItem::Step(Box::new(step)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Steps that can be written as a bare word.
+pub const BARE_STEPS: &[&str] = &["connect", "disconnect"];
+
+/// The keys that make a step; every other key of a flow item modifies one of these.
+pub const STEP_KEYS: &[&str] = &[
+    "connect",
+    "send",
+    "expect",
+    "think",
+    "loop",
+    "set",
+    "log",
+    "disconnect",
+];
+
+impl JsonSchema for RawFlowItem {
+    fn schema_name() -> Cow<'static, str> {
+        "FlowItem".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let step = generator.subschema_for::<RawStep>();
+        json_schema!({"anyOf": [{"type": "string", "enum": BARE_STEPS}, step]})
+    }
+}
+
+/// One step. Exactly one step key; `count`/`over`/`duration` go with `loop`, and `expect` may
+/// accompany `send` (send, then wait for the reply).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Open the connection: `connect`, or `connect: {timeout: 3s}`.
+    #[serde(default, deserialize_with = "present")]
+    pub connect: Option<NullOr<RawConnect>>,
+    pub send: Option<RawSend>,
+    pub expect: Option<RawExpectArg>,
+    /// `3s`, or a uniform range `3s..8s`.
+    pub think: Option<RawThink>,
+    /// Steps repeated `count` times, once per `over` value, for `duration`, or forever.
+    #[serde(rename = "loop")]
+    pub loop_steps: Option<Vec<RawFlowItem>>,
+    pub count: Option<u64>,
+    /// An array of values, or the name of a variable holding one.
+    pub over: Option<serde_json::Value>,
+    pub duration: Option<RawDuration>,
+    /// Set variables from templates.
+    pub set: Option<BTreeMap<String, RawScalar>>,
+    /// Print a rendered template (debugging).
+    pub log: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub disconnect: Option<NullOr<RawEmpty>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnect {
+    pub timeout: Option<RawDuration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmpty {}
+
+string_or_map!(
+    /// `send: "template"`, or `send: {message, with}` / `send: {type, body|fields|json|hex}`.
+    RawSend,
+    Text,
+    RawSendSpec,
+    "a text template, or a map such as {message: chat} or {type: 1, body: \"...\"}"
+);
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSendSpec {
+    /// A message of `config.messages`.
+    pub message: Option<String>,
+    /// Extra template variables for the message.
+    #[serde(rename = "with")]
+    pub with_vars: Option<BTreeMap<String, RawScalar>>,
+    #[serde(rename = "type")]
+    pub type_id: Option<u32>,
+    pub body: Option<String>,
+    pub fields: Option<Vec<RawFieldDef>>,
+    pub json: Option<serde_json::Value>,
+    pub hex: Option<String>,
+    /// Wait for the reply to this send.
+    pub expect: Option<RawExpectArg>,
+}
+
+/// One typed binary field: exactly one type key holding the value (a template or a number).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawFieldDef {
+    pub u8: Option<RawScalar>,
+    pub u16: Option<RawScalar>,
+    pub u32: Option<RawScalar>,
+    pub u64: Option<RawScalar>,
+    pub i8: Option<RawScalar>,
+    pub i16: Option<RawScalar>,
+    pub i32: Option<RawScalar>,
+    pub i64: Option<RawScalar>,
+    pub f32: Option<RawScalar>,
+    pub f64: Option<RawScalar>,
+    pub str: Option<RawScalar>,
+    /// `str`: padded with zeros or cut to exactly this many bytes.
+    pub bytes: Option<usize>,
+    /// `str`: preceded by its byte length in 1, 2 or 4 bytes (default when `bytes` is absent: 2).
+    pub length_prefix: Option<u8>,
+    pub encoding: Option<RawEncoding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawEncoding {
+    Utf8,
+    Utf16le,
+}
+
+string_or_map!(
+    /// `expect: "^OK"` (a regex), or the full map.
+    RawExpectArg,
+    Regex,
+    RawExpect,
+    "a regex, or a map such as {match: \"^OK\", timeout: 5s}"
+);
+
+/// Wait for the next frame that matches; exactly one of `match`, `contains`, `equals`, `json`,
+/// `type`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// A regex; named groups can be captured.
+    #[serde(rename = "match")]
+    pub regex: Option<String>,
+    pub contains: Option<String>,
+    pub equals: Option<String>,
+    /// JSON pointer (or `$.a.b`) → expected value.
+    pub json: Option<BTreeMap<String, serde_json::Value>>,
+    /// Packet type id.
+    #[serde(rename = "type")]
+    pub type_id: Option<u32>,
+    pub timeout: Option<RawDuration>,
+    /// variable → regex group name, or JSON pointer for `json` matches.
+    pub capture: Option<BTreeMap<String, String>>,
+    /// Latency metric name: `latency.<name>` (default: the scenario name).
+    pub name: Option<String>,
+    /// Fail the vuser on a non-matching frame instead of passing it to handlers.
+    pub strict: Option<bool>,
+}
+
+/// A rule for frames the flow is not waiting for: exactly one of `on` (regex), `contains`,
+/// `equals`, `json`, `type`, and an optional `reply`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHandler {
+    /// A regex; its named groups are template variables of `reply`.
+    pub on: Option<String>,
+    pub contains: Option<String>,
+    pub equals: Option<String>,
+    pub json: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(rename = "type")]
+    pub type_id: Option<u32>,
+    pub reply: Option<RawSend>,
+    /// Count frames taken by this handler as `handled.<name>`.
+    pub name: Option<String>,
+}

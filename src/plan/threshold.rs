@@ -1,0 +1,432 @@
+//! Threshold expressions: `METRIC.STAT OP VALUE[unit]` joined by `and`/`or`, with parentheses,
+//! and the metric names a plan can produce.
+//!
+//! Values are normalized to the units the metrics module compares in: latencies in
+//! milliseconds, rates per second, `errors.rate` in percent.
+
+use super::resolved::{CompareOp, Expr, Stat};
+
+/// A parse error, with the 1-based column inside the expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column {column} of the expression: {message}")]
+pub struct ExprError {
+    pub column: usize,
+    pub message: String,
+}
+
+/// The error kinds counted as `errors.<kind>`.
+pub const ERROR_KINDS: &[&str] = &[
+    "connect_refused",
+    "connect_timeout",
+    "timeout",
+    "closed",
+    "reset",
+    "protocol",
+    "capture",
+];
+
+/// Histograms that exist in every run (plus `latency.<name>`).
+const HISTOGRAMS: &[&str] = &["connect", "delivery", "schedule.lag"];
+const COUNTERS: &[&str] = &[
+    "messages.sent",
+    "messages.received",
+    "bytes.sent",
+    "bytes.received",
+    "vusers.created",
+    "vusers.completed",
+    "vusers.failed",
+    "vusers.skipped",
+];
+const GAUGES: &[&str] = &["vusers.active", "connections.open"];
+
+pub const STATS: &[&str] = &[
+    "min", "max", "mean", "p50", "p75", "p90", "p95", "p99", "p999", "count", "rate",
+];
+
+fn stat_of(name: &str) -> Option<Stat> {
+    Some(match name {
+        "min" => Stat::Min,
+        "max" => Stat::Max,
+        "mean" => Stat::Mean,
+        "p50" | "median" => Stat::P50,
+        "p75" => Stat::P75,
+        "p90" => Stat::P90,
+        "p95" => Stat::P95,
+        "p99" => Stat::P99,
+        "p999" => Stat::P999,
+        "count" => Stat::Count,
+        "rate" => Stat::Rate,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Histogram,
+    Counter,
+    Gauge,
+    /// `errors`: `count` and `rate` (percent of operations).
+    Errors,
+}
+
+/// The metrics one plan can produce.
+#[derive(Debug, Clone, Default)]
+pub struct KnownMetrics {
+    /// `latency.<name>` names (expect names).
+    pub latency_names: Vec<String>,
+    /// `handled.<name>` names (named handlers).
+    pub handler_names: Vec<String>,
+}
+
+impl KnownMetrics {
+    fn kind(&self, metric: &str) -> Option<Kind> {
+        if HISTOGRAMS.contains(&metric) {
+            return Some(Kind::Histogram);
+        }
+        if COUNTERS.contains(&metric) {
+            return Some(Kind::Counter);
+        }
+        if GAUGES.contains(&metric) {
+            return Some(Kind::Gauge);
+        }
+        if metric == "errors" {
+            return Some(Kind::Errors);
+        }
+        if let Some(kind) = metric.strip_prefix("errors.") {
+            return ERROR_KINDS.contains(&kind).then_some(Kind::Counter);
+        }
+        if let Some(name) = metric.strip_prefix("latency.") {
+            return self
+                .latency_names
+                .iter()
+                .any(|n| n == name)
+                .then_some(Kind::Histogram);
+        }
+        if let Some(name) = metric.strip_prefix("handled.") {
+            return self
+                .handler_names
+                .iter()
+                .any(|n| n == name)
+                .then_some(Kind::Counter);
+        }
+        None
+    }
+
+    /// Every metric name, for suggestions.
+    pub fn all(&self) -> Vec<String> {
+        let mut out: Vec<String> = HISTOGRAMS
+            .iter()
+            .chain(COUNTERS)
+            .chain(GAUGES)
+            .map(|s| s.to_string())
+            .collect();
+        out.push("errors".to_owned());
+        out.extend(ERROR_KINDS.iter().map(|k| format!("errors.{k}")));
+        out.extend(self.latency_names.iter().map(|n| format!("latency.{n}")));
+        out.extend(self.handler_names.iter().map(|n| format!("handled.{n}")));
+        out
+    }
+
+    /// Checks that `metric.stat` with `unit` exists and returns the value in the compared unit.
+    pub fn check(
+        &self,
+        metric: &str,
+        stat: Stat,
+        value: f64,
+        unit: Option<&str>,
+    ) -> Result<f64, String> {
+        let Some(kind) = self.kind(metric) else {
+            let all = self.all();
+            let mut msg = format!("the plan produces no metric `{metric}`");
+            if let Some(s) = super::problem::suggest(metric, all.iter().map(String::as_str)) {
+                msg.push_str(&format!(", did you mean `{s}`?"));
+            } else if metric.starts_with("latency.") && self.latency_names.is_empty() {
+                msg.push_str(
+                    "; `latency.<name>` comes from `expect` steps, and this plan has none",
+                );
+            } else if metric.starts_with("latency.") {
+                msg.push_str(&format!(
+                    "; latency metrics here: {}",
+                    self.latency_names
+                        .iter()
+                        .map(|n| format!("latency.{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            return Err(msg);
+        };
+        let time_stat = !matches!(stat, Stat::Count | Stat::Rate);
+        match kind {
+            Kind::Histogram if time_stat => match unit {
+                None | Some("ms") => Ok(value),
+                Some("s") => Ok(value * 1000.0),
+                Some(u) => Err(format!("`{u}` does not fit a latency; use ms or s")),
+            },
+            Kind::Gauge if stat != Stat::Max => Err(format!(
+                "`{metric}` is a gauge: only `{metric}.max` can be compared"
+            )),
+            Kind::Counter | Kind::Errors if time_stat => Err(format!(
+                "`{metric}` is a counter: compare `{metric}.count` or `{metric}.rate`"
+            )),
+            Kind::Errors if stat == Stat::Rate => match unit {
+                None | Some("%") => Ok(value),
+                Some(u) => Err(format!(
+                    "`errors.rate` is a percentage of operations; write e.g. `1%`, not `{u}`"
+                )),
+            },
+            _ => match (stat, unit) {
+                (Stat::Rate, None | Some("/s")) => Ok(value),
+                (Stat::Count, None) => Ok(value),
+                (Stat::Max, None) => Ok(value),
+                (_, Some(u)) => Err(format!("unit `{u}` does not fit `{metric}`")),
+                _ => Ok(value),
+            },
+        }
+    }
+}
+
+/// Parses an expression, checking every metric against `known`.
+pub fn parse_expression(text: &str, known: &KnownMetrics) -> Result<Expr, ExprError> {
+    let tokens = tokenize(text)?;
+    let mut parser = ExprParser {
+        tokens,
+        at: 0,
+        end: text.chars().count() + 1,
+        known,
+    };
+    let expr = parser.or()?;
+    if let Some(tok) = parser.tokens.get(parser.at) {
+        return Err(ExprError {
+            column: tok.column,
+            message: format!(
+                "unexpected `{}`; join comparisons with `and` or `or`",
+                tok.text
+            ),
+        });
+    }
+    Ok(expr)
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    column: usize,
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        let column = i + 1;
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c == '(' || c == ')' {
+            i += 1;
+        } else if "<>=!".contains(c) {
+            i += 1;
+            if chars.get(i) == Some(&'=') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphanumeric() || "._-%/".contains(c) {
+            while chars
+                .get(i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || "._-%/".contains(*c))
+            {
+                i += 1;
+            }
+        } else {
+            return Err(ExprError {
+                column,
+                message: format!("unexpected character `{c}`"),
+            });
+        }
+        out.push(Token {
+            text: chars.get(start..i).unwrap_or_default().iter().collect(),
+            column,
+        });
+    }
+    Ok(out)
+}
+
+struct ExprParser<'k> {
+    tokens: Vec<Token>,
+    at: usize,
+    end: usize,
+    known: &'k KnownMetrics,
+}
+
+impl ExprParser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at)
+    }
+
+    fn next(&mut self, wanted: &str) -> Result<Token, ExprError> {
+        let tok = self.tokens.get(self.at).cloned().ok_or(ExprError {
+            column: self.end,
+            message: format!("the expression ends where {wanted} was expected"),
+        })?;
+        self.at += 1;
+        Ok(tok)
+    }
+
+    fn or(&mut self) -> Result<Expr, ExprError> {
+        let mut left = self.and()?;
+        while self.peek().is_some_and(|t| t.text == "or") {
+            self.at += 1;
+            let right = self.and()?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, ExprError> {
+        let mut left = self.atom()?;
+        while self.peek().is_some_and(|t| t.text == "and") {
+            self.at += 1;
+            let right = self.atom()?;
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn atom(&mut self) -> Result<Expr, ExprError> {
+        let tok = self.next("a comparison such as `latency.chat.p95 < 200ms`")?;
+        if tok.text == "(" {
+            let inner = self.or()?;
+            let close = self.next("`)`")?;
+            if close.text != ")" {
+                return Err(ExprError {
+                    column: close.column,
+                    message: format!("expected `)`, found `{}`", close.text),
+                });
+            }
+            return Ok(inner);
+        }
+        let (metric, stat_name) = tok.text.rsplit_once('.').ok_or_else(|| ExprError {
+            column: tok.column,
+            message: format!(
+                "`{}` is not METRIC.STAT (e.g. `latency.chat.p95`, `errors.rate`)",
+                tok.text
+            ),
+        })?;
+        let stat = stat_of(stat_name).ok_or_else(|| {
+            let mut message = format!("unknown statistic `{stat_name}`");
+            if let Some(s) = super::problem::suggest(stat_name, STATS.iter().copied()) {
+                message.push_str(&format!(", did you mean `{s}`?"));
+            } else {
+                message.push_str(&format!("; use one of {}", STATS.join(", ")));
+            }
+            ExprError {
+                column: tok.column + metric.chars().count() + 1,
+                message,
+            }
+        })?;
+        let op_tok = self.next("a comparison operator (<, <=, >, >=, ==, !=)")?;
+        let op = match op_tok.text.as_str() {
+            "<" => CompareOp::Lt,
+            "<=" => CompareOp::Le,
+            ">" => CompareOp::Gt,
+            ">=" => CompareOp::Ge,
+            "==" | "=" => CompareOp::Eq,
+            "!=" => CompareOp::Ne,
+            other => {
+                return Err(ExprError {
+                    column: op_tok.column,
+                    message: format!(
+                        "expected a comparison operator (<, <=, >, >=, ==, !=), found `{other}`"
+                    ),
+                });
+            }
+        };
+        let value_tok = self.next("a value such as `200ms` or `1%`")?;
+        let split = value_tok
+            .text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .unwrap_or(value_tok.text.len());
+        let (number, unit) = value_tok.text.split_at(split);
+        let value: f64 = number.parse().map_err(|_| ExprError {
+            column: value_tok.column,
+            message: format!("`{}` is not a number", value_tok.text),
+        })?;
+        let unit = match unit {
+            "" => None,
+            "ms" | "s" | "%" | "/s" => Some(unit),
+            other => {
+                return Err(ExprError {
+                    column: value_tok.column + split,
+                    message: format!("unknown unit `{other}`; use ms, s, % or /s"),
+                });
+            }
+        };
+        let value = self
+            .known
+            .check(metric, stat, value, unit)
+            .map_err(|message| ExprError {
+                column: tok.column,
+                message,
+            })?;
+        Ok(Expr::Compare {
+            metric: metric.to_owned(),
+            stat,
+            op,
+            value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> KnownMetrics {
+        KnownMetrics {
+            latency_names: vec!["chat".into()],
+            handler_names: vec![],
+        }
+    }
+
+    #[test]
+    fn parses_and_normalizes() {
+        let e = parse_expression("delivery.p99 < 0.5s and errors.rate < 1%", &known()).unwrap();
+        let Expr::And(a, b) = e else { panic!() };
+        assert_eq!(
+            *a,
+            Expr::Compare {
+                metric: "delivery".into(),
+                stat: Stat::P99,
+                op: CompareOp::Lt,
+                value: 500.0
+            }
+        );
+        assert!(matches!(*b, Expr::Compare { stat: Stat::Rate, value, .. } if value == 1.0));
+    }
+
+    #[test]
+    fn precedence_and_parentheses() {
+        let e = parse_expression(
+            "connect.p95 < 10 or (latency.chat.max < 1s and messages.sent.rate > 5/s)",
+            &known(),
+        )
+        .unwrap();
+        assert!(matches!(e, Expr::Or(_, ref r) if matches!(**r, Expr::And(..))));
+    }
+
+    #[test]
+    fn errors_carry_columns() {
+        let err = parse_expression("latency.chat.p95 < ", &known()).unwrap_err();
+        assert_eq!(err.column, 20);
+        let err = parse_expression("latency.chat.mena < 2", &known()).unwrap_err();
+        assert_eq!(err.column, 14);
+        assert!(err.message.contains("`mean`"));
+        let err = parse_expression("latency.chta.p95 < 2", &known()).unwrap_err();
+        assert_eq!(err.column, 1);
+        assert!(err.message.contains("latency.chat"), "{}", err.message);
+        let err = parse_expression("vusers.active.p95 < 2", &known()).unwrap_err();
+        assert!(err.message.contains("gauge"));
+    }
+}

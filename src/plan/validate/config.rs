@@ -1,0 +1,871 @@
+//! Validation of `config`: target, protocol, messages, payloads, defaults, addresses, monitor,
+//! report and ensure. Phases live in `load`, scenarios and handlers in `flow`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::super::problem::{Collector, Seg, idx, key};
+use super::super::raw::{
+    RawConfig, RawDefaults, RawEncoding, RawEndian, RawEnsure, RawFieldDef, RawFraming,
+    RawLengthCounts, RawLineEnding, RawMessage, RawMonitor, RawProtocol, RawReport,
+    RawReportFormat, RawServerFraming,
+};
+use super::super::resolved::*;
+use super::super::threshold::parse_expression;
+use super::Ctx;
+
+const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
+/// Largest CIDR block `sourceAddresses` expands (a /16).
+const MAX_SOURCE_ADDRESSES: u128 = 1 << 16;
+
+pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<Target> {
+    let at = key(path, "target");
+    let target = config.target.trim();
+    if target == "embedded" {
+        let mut server = EmbeddedServer::default();
+        if let Some(e) = &config.embedded {
+            let p = key(path, "embedded");
+            server.binary = matches!(e.framing, Some(RawServerFraming::Binary));
+            server.xor_key = e.xor.as_ref().map(|k| k.as_bytes().to_vec());
+            if server.xor_key.as_ref().is_some_and(Vec::is_empty) {
+                ctx.out.error(&key(&p, "xor"), "the XOR key is empty", None);
+            }
+            server.delay = ctx.opt_duration(&p, "delay", e.delay.as_ref(), Duration::ZERO);
+            server.jitter = ctx.opt_duration(&p, "jitter", e.jitter.as_ref(), Duration::ZERO);
+            if let Some(c) = &e.capacity {
+                let text = c.0.trim();
+                let number = text.strip_suffix("/s").unwrap_or(text).trim();
+                match number.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v.is_finite() => server.capacity_per_sec = Some(v),
+                    _ => ctx.out.error(
+                        &key(&p, "capacity"),
+                        format!("`{text}` is not a capacity"),
+                        Some("write commands per second, e.g. 2000 or \"2000/s\"".to_owned()),
+                    ),
+                }
+            }
+            match (&e.stall, &e.every) {
+                (Some(s), Some(v)) => {
+                    let duration = ctx.duration(&key(&p, "stall"), s);
+                    let every = ctx.duration(&key(&p, "every"), v);
+                    if let (Some(duration), Some(every)) = (duration, every) {
+                        server.stall = Some(Stall { duration, every });
+                    }
+                }
+                (None, None) => {}
+                (Some(_), None) => ctx.out.key_error(
+                    &key(&p, "stall"),
+                    "`stall` needs `every` (how often to stall)",
+                    None,
+                ),
+                (None, Some(_)) => ctx.out.key_error(
+                    &key(&p, "every"),
+                    "`every` needs `stall` (how long to stall)",
+                    None,
+                ),
+            }
+            server.max_clients = e.max_clients;
+        }
+        return Some(Target::Embedded(server));
+    }
+    match target.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Some(Target::Address(target.to_owned()))
+        }
+        _ => {
+            ctx.out.error(
+                &at,
+                format!("`{target}` is not a target"),
+                Some("write `host:port` (e.g. `127.0.0.1:9200`) or `embedded`".to_owned()),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn protocol(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawProtocol>) -> Option<Protocol> {
+    let p = key(path, "protocol");
+    let Some(raw) = raw else {
+        return Some(Protocol {
+            framing: Framing::Lines,
+            line_ending: LineEnding::Lf,
+            transform: None,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        });
+    };
+    let framing = match &raw.framing {
+        None | Some(RawFraming::Lines) => Some(Framing::Lines),
+        Some(RawFraming::Delimiter(d)) => {
+            let at = key(&key(&p, "framing"), "delimiter");
+            match unescape(d) {
+                Ok(bytes) if !bytes.is_empty() => Some(Framing::Delimiter(bytes)),
+                Ok(_) => {
+                    ctx.out.error(&at, "the delimiter is empty", None);
+                    None
+                }
+                Err(e) => {
+                    ctx.out.error(&at, e, None);
+                    None
+                }
+            }
+        }
+        Some(RawFraming::LengthPrefixed(lp)) => {
+            let at = key(&key(&p, "framing"), "lengthPrefixed");
+            let mut header = Vec::new();
+            let mut ok = true;
+            for (i, f) in lp.header.iter().enumerate() {
+                let fp = idx(&key(&at, "header"), i);
+                let which = ctx.exactly_one(
+                    &fp,
+                    "a header field",
+                    &[
+                        ("length", f.length.is_some()),
+                        ("type", f.type_bytes.is_some()),
+                        ("fixed", f.fixed.is_some()),
+                    ],
+                );
+                match (which, f.length, f.type_bytes, &f.fixed) {
+                    (Some("length"), Some(b), _, _) if [1, 2, 4, 8].contains(&b) => {
+                        header.push(HeaderField::Length { bytes: b })
+                    }
+                    (Some("type"), _, Some(b), _) if [1, 2, 4].contains(&b) => {
+                        header.push(HeaderField::Type { bytes: b })
+                    }
+                    (Some("fixed"), _, _, Some(hex)) => match parse_hex(hex) {
+                        Ok(value) if !value.is_empty() => header.push(HeaderField::Fixed { value }),
+                        Ok(_) => {
+                            ok = false;
+                            ctx.out.error(&key(&fp, "fixed"), "`fixed` is empty", None);
+                        }
+                        Err(e) => {
+                            ok = false;
+                            ctx.out.error(&key(&fp, "fixed"), e, None);
+                        }
+                    },
+                    (Some(k), ..) => {
+                        ok = false;
+                        let sizes = if k == "length" {
+                            "1, 2, 4 or 8"
+                        } else {
+                            "1, 2 or 4"
+                        };
+                        ctx.out.error(
+                            &key(&fp, k),
+                            format!("a `{k}` field is {sizes} bytes long"),
+                            None,
+                        );
+                    }
+                    (None, ..) => ok = false,
+                }
+            }
+            let lengths = lp.header.iter().filter(|f| f.length.is_some()).count();
+            let types = lp.header.iter().filter(|f| f.type_bytes.is_some()).count();
+            if lengths != 1 {
+                ok = false;
+                ctx.out.error(
+                    &key(&at, "header"),
+                    format!("the header needs exactly one `length` field, found {lengths}"),
+                    Some("e.g. `header: [{length: 2}, {type: 2}]`".to_owned()),
+                );
+            }
+            if types > 1 {
+                ok = false;
+                ctx.out.error(
+                    &key(&at, "header"),
+                    format!("the header may have at most one `type` field, found {types}"),
+                    None,
+                );
+            }
+            ok.then_some({
+                Framing::LengthPrefixed(LengthPrefixed {
+                    header,
+                    endian: match lp.endian {
+                        Some(RawEndian::Big) => Endian::Big,
+                        _ => Endian::Little,
+                    },
+                    length_counts: match lp.length_counts {
+                        Some(RawLengthCounts::Frame) => LengthCounts::Frame,
+                        _ => LengthCounts::Body,
+                    },
+                })
+            })
+        }
+    };
+    let transform = match &raw.transform {
+        None => Some(None),
+        Some(t) => {
+            let tp = key(&p, "transform");
+            ctx.exactly_one(&tp, "a transform", &[("xor", t.xor.is_some())])
+                .and(t.xor.as_ref())
+                .and_then(|x| {
+                    if x.key.is_empty() {
+                        ctx.out
+                            .error(&key(&key(&tp, "xor"), "key"), "the XOR key is empty", None);
+                        None
+                    } else {
+                        Some(Some(Transform::Xor {
+                            key: x.key.as_bytes().to_vec(),
+                        }))
+                    }
+                })
+        }
+    };
+    let max_frame_bytes = match raw.max_frame_bytes {
+        None => DEFAULT_MAX_FRAME_BYTES,
+        Some(0) => {
+            ctx.out.error(
+                &key(&p, "maxFrameBytes"),
+                "`maxFrameBytes` must be above 0",
+                None,
+            );
+            DEFAULT_MAX_FRAME_BYTES
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    if let Some(Framing::LengthPrefixed(lp)) = &framing {
+        ctx.framing_has_type = lp
+            .header
+            .iter()
+            .any(|f| matches!(f, HeaderField::Type { .. }));
+    }
+    Some(Protocol {
+        framing: framing?,
+        line_ending: match raw.line_ending {
+            Some(RawLineEnding::Crlf) => LineEnding::CrLf,
+            _ => LineEnding::Lf,
+        },
+        transform: transform?,
+        max_frame_bytes,
+    })
+}
+
+pub(super) fn messages(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    raw: &BTreeMap<String, RawMessage>,
+) -> Option<Vec<Message>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let locals = ctx.all_locals.clone();
+    for (name, m) in raw {
+        let mp = key(&key(path, "messages"), name);
+        let body = message_body(
+            ctx,
+            &mp,
+            MessageParts {
+                type_id: m.type_id,
+                body: m.body.as_deref(),
+                fields: m.fields.as_deref(),
+                json: m.json.as_ref(),
+                hex: m.hex.as_deref(),
+            },
+            &locals,
+        );
+        match body {
+            Some(body) => out.push(Message {
+                name: name.clone(),
+                body,
+            }),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// The content keys shared by named messages and inline sends.
+pub(super) struct MessageParts<'r> {
+    pub type_id: Option<u32>,
+    pub body: Option<&'r str>,
+    pub fields: Option<&'r [RawFieldDef]>,
+    pub json: Option<&'r Value>,
+    pub hex: Option<&'r str>,
+}
+
+pub(super) fn message_body(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    parts: MessageParts<'_>,
+    locals: &BTreeSet<String>,
+) -> Option<MessageBody> {
+    if parts.type_id.is_some() && !ctx.framing_has_type {
+        ctx.out.key_error(
+            &key(path, "type"),
+            "a packet `type` needs a `lengthPrefixed` header with a `type` field",
+            Some("add `{type: 2}` to `config.protocol.framing.lengthPrefixed.header`".to_owned()),
+        );
+    }
+    let which = ctx.exactly_one(
+        path,
+        "a message",
+        &[
+            ("body", parts.body.is_some()),
+            ("fields", parts.fields.is_some()),
+            ("json", parts.json.is_some()),
+            ("hex", parts.hex.is_some()),
+        ],
+    )?;
+    let content = match which {
+        "body" => Content::Text(ctx.templates.text(
+            ctx.out,
+            &key(path, "body"),
+            parts.body.unwrap_or_default(),
+            locals,
+        )?),
+        "hex" => match parse_hex(parts.hex.unwrap_or_default()) {
+            Ok(bytes) => Content::Hex(bytes),
+            Err(e) => {
+                ctx.out.error(&key(path, "hex"), e, None);
+                return None;
+            }
+        },
+        "fields" => {
+            let mut fields = Vec::new();
+            let mut ok = true;
+            for (i, f) in parts.fields.unwrap_or_default().iter().enumerate() {
+                match field(ctx, &idx(&key(path, "fields"), i), f, locals) {
+                    Some(f) => fields.push(f),
+                    None => ok = false,
+                }
+            }
+            if fields.is_empty() && ok {
+                ctx.out
+                    .error(&key(path, "fields"), "`fields` is empty", None);
+                return None;
+            }
+            if !ok {
+                return None;
+            }
+            Content::Fields(fields)
+        }
+        _ => {
+            let document = parts.json.cloned().unwrap_or(Value::Null);
+            let mut templates = Vec::new();
+            let mut ok = true;
+            json_templates(
+                ctx,
+                &key(path, "json"),
+                &document,
+                "",
+                locals,
+                &mut templates,
+                &mut ok,
+            );
+            if !ok {
+                return None;
+            }
+            Content::Json {
+                document,
+                templates,
+            }
+        }
+    };
+    Some(MessageBody {
+        type_id: parts.type_id,
+        content,
+    })
+}
+
+fn json_templates(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    value: &Value,
+    pointer: &str,
+    locals: &BTreeSet<String>,
+    out: &mut Vec<(String, Text)>,
+    ok: &mut bool,
+) {
+    match value {
+        Value::String(s) => match ctx.templates.text(ctx.out, path, s, locals) {
+            Some(t @ Text::Template(_)) => out.push((pointer.to_owned(), t)),
+            Some(Text::Literal(_)) => {}
+            None => *ok = false,
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let ptr = format!("{pointer}/{i}");
+                json_templates(ctx, &idx(path, i), item, &ptr, locals, out, ok);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let ptr = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                json_templates(ctx, &key(path, k), item, &ptr, locals, out, ok);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn field(ctx: &mut Ctx, path: &[Seg], f: &RawFieldDef, locals: &BTreeSet<String>) -> Option<Field> {
+    let kinds: [(&'static str, bool); 11] = [
+        ("u8", f.u8.is_some()),
+        ("u16", f.u16.is_some()),
+        ("u32", f.u32.is_some()),
+        ("u64", f.u64.is_some()),
+        ("i8", f.i8.is_some()),
+        ("i16", f.i16.is_some()),
+        ("i32", f.i32.is_some()),
+        ("i64", f.i64.is_some()),
+        ("f32", f.f32.is_some()),
+        ("f64", f.f64.is_some()),
+        ("str", f.str.is_some()),
+    ];
+    let which = ctx.exactly_one(path, "a field", &kinds)?;
+    let raw = [
+        &f.u8, &f.u16, &f.u32, &f.u64, &f.i8, &f.i16, &f.i32, &f.i64, &f.f32, &f.f64, &f.str,
+    ]
+    .into_iter()
+    .flatten()
+    .next()?;
+    let kind = match which {
+        "u8" => FieldKind::U8,
+        "u16" => FieldKind::U16,
+        "u32" => FieldKind::U32,
+        "u64" => FieldKind::U64,
+        "i8" => FieldKind::I8,
+        "i16" => FieldKind::I16,
+        "i32" => FieldKind::I32,
+        "i64" => FieldKind::I64,
+        "f32" => FieldKind::F32,
+        "f64" => FieldKind::F64,
+        _ => {
+            let width = match (f.bytes, f.length_prefix) {
+                (Some(_), Some(_)) => {
+                    ctx.out.key_error(
+                        &key(path, "lengthPrefix"),
+                        "a string field has either `bytes` (fixed width) or `lengthPrefix`, not both",
+                        None,
+                    );
+                    return None;
+                }
+                (Some(0), None) => {
+                    ctx.out
+                        .error(&key(path, "bytes"), "`bytes` must be above 0", None);
+                    return None;
+                }
+                (Some(n), None) => StrWidth::Fixed(n),
+                (None, Some(n)) if [1, 2, 4].contains(&n) => StrWidth::Prefixed(n),
+                (None, Some(_)) => {
+                    ctx.out.error(
+                        &key(path, "lengthPrefix"),
+                        "`lengthPrefix` is 1, 2 or 4 bytes",
+                        None,
+                    );
+                    return None;
+                }
+                (None, None) => StrWidth::Prefixed(2),
+            };
+            let encoding = match f.encoding {
+                Some(RawEncoding::Utf16le) => StrEncoding::Utf16Le,
+                _ => StrEncoding::Utf8,
+            };
+            FieldKind::Str { width, encoding }
+        }
+    };
+    if which != "str" && (f.bytes.is_some() || f.length_prefix.is_some() || f.encoding.is_some()) {
+        ctx.out.error(
+            path,
+            "`bytes`, `lengthPrefix` and `encoding` only apply to `str` fields",
+            None,
+        );
+        return None;
+    }
+    let value_path = key(path, which);
+    let value = ctx.templates.text(ctx.out, &value_path, &raw.0, locals)?;
+    if let Text::Literal(text) = &value
+        && !numeric_fits(kind, text.trim())
+    {
+        ctx.out.error(
+            &value_path,
+            format!("`{text}` does not fit a `{which}` field"),
+            None,
+        );
+        return None;
+    }
+    Some(Field { kind, value })
+}
+
+fn numeric_fits(kind: FieldKind, text: &str) -> bool {
+    match kind {
+        FieldKind::U8 => text.parse::<u8>().is_ok(),
+        FieldKind::U16 => text.parse::<u16>().is_ok(),
+        FieldKind::U32 => text.parse::<u32>().is_ok(),
+        FieldKind::U64 => text.parse::<u64>().is_ok(),
+        FieldKind::I8 => text.parse::<i8>().is_ok(),
+        FieldKind::I16 => text.parse::<i16>().is_ok(),
+        FieldKind::I32 => text.parse::<i32>().is_ok(),
+        FieldKind::I64 => text.parse::<i64>().is_ok(),
+        FieldKind::F32 | FieldKind::F64 => text.parse::<f64>().is_ok(),
+        FieldKind::Str { .. } => true,
+    }
+}
+
+pub(super) fn variables(config: &RawConfig) -> Vec<Variable> {
+    config
+        .variables
+        .iter()
+        .map(|(name, v)| Variable {
+            name: name.clone(),
+            values: match v {
+                Value::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            },
+        })
+        .collect()
+}
+
+/// Reads every payload file; `list` says whether `payload` was written as a list.
+pub(super) fn payloads(
+    out: &mut Collector<'_>,
+    base_dir: &Path,
+    config: &RawConfig,
+    list: bool,
+) -> Vec<Payload> {
+    let Some(entries) = &config.payload else {
+        return Vec::new();
+    };
+    let mut payloads = Vec::new();
+    for (i, p) in entries.0.iter().enumerate() {
+        let mut at = vec![Seg::Key("config".into()), Seg::Key("payload".into())];
+        if list {
+            at.push(Seg::Index(i));
+        }
+        if let Some(payload) = super::payload::read(out, &at, base_dir, p) {
+            payloads.push(payload);
+        }
+    }
+    payloads
+}
+
+pub(super) fn defaults(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawDefaults>) -> Defaults {
+    let p = key(path, "defaults");
+    let raw = raw.cloned().unwrap_or(RawDefaults {
+        timeout: None,
+        think: None,
+        reconnect: None,
+        graceful_stop: None,
+    });
+    let timeout = ctx.opt_duration(&p, "timeout", raw.timeout.as_ref(), DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        ctx.out.error(
+            &key(&p, "timeout"),
+            "the timeout must be longer than 0",
+            None,
+        );
+    }
+    let mut think_jitter = 0.0;
+    if let Some(j) = raw.think.as_ref().and_then(|t| t.jitter.as_ref()) {
+        let at = key(&key(&p, "think"), "jitter");
+        let text = j.0.trim();
+        let parsed = match text.strip_suffix('%') {
+            Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
+            None => text.parse::<f64>(),
+        };
+        match parsed {
+            Ok(v) if (0.0..=1.0).contains(&v) => think_jitter = v,
+            _ => ctx.out.error(
+                &at,
+                format!("`{text}` is not a jitter"),
+                Some("write a fraction from 0 to 1 (0.1) or a percentage (\"10%\")".to_owned()),
+            ),
+        }
+    }
+    let reconnect = Reconnect {
+        attempts: raw.reconnect.as_ref().and_then(|r| r.attempts).unwrap_or(0),
+        backoff: ctx.opt_duration(
+            &key(&p, "reconnect"),
+            "backoff",
+            raw.reconnect.as_ref().and_then(|r| r.backoff.as_ref()),
+            Duration::from_secs(1),
+        ),
+    };
+    Defaults {
+        timeout,
+        think_jitter,
+        reconnect,
+        graceful_stop: ctx.opt_duration(
+            &p,
+            "gracefulStop",
+            raw.graceful_stop.as_ref(),
+            DEFAULT_GRACEFUL_STOP,
+        ),
+    }
+}
+
+pub(super) fn source_addresses(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    config: &RawConfig,
+) -> Option<Vec<IpAddr>> {
+    let Some(list) = &config.source_addresses else {
+        return Some(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, entry) in list.0.iter().enumerate() {
+        let mut at = key(path, "sourceAddresses");
+        if ctx.source_addresses_is_list {
+            at.push(Seg::Index(i));
+        }
+        match expand_address(entry.trim()) {
+            Ok(addrs) => out.extend(addrs),
+            Err(e) => {
+                ok = false;
+                ctx.out.error(&at, e, Some("write an address (`127.0.0.2`) or a CIDR block (`127.0.0.0/24`, at most a /16)".to_owned()));
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn expand_address(entry: &str) -> Result<Vec<IpAddr>, String> {
+    let Some((addr, prefix)) = entry.split_once('/') else {
+        return entry
+            .parse::<IpAddr>()
+            .map(|a| vec![a])
+            .map_err(|_| format!("`{entry}` is not an IP address"));
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("`{entry}` is not a CIDR block"))?;
+    let bits: u32 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u32 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= bits)
+        .ok_or_else(|| format!("`{entry}`: the prefix length must be 0..={bits}"))?;
+    let host_bits = bits - prefix;
+    let count: u128 = 1u128 << host_bits.min(127);
+    if count > MAX_SOURCE_ADDRESSES {
+        return Err(format!(
+            "`{entry}` holds {count} addresses; at most a /16 is expanded"
+        ));
+    }
+    let base: u128 = match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    } & !(count - 1);
+    // Skip the network and broadcast addresses of blocks that have them.
+    let (first, last) = if count > 2 {
+        (1, count - 2)
+    } else {
+        (0, count - 1)
+    };
+    Ok((first..=last)
+        .map(|offset| {
+            let n = base + offset;
+            match addr {
+                IpAddr::V4(_) => IpAddr::from((n as u32).to_be_bytes()),
+                IpAddr::V6(_) => IpAddr::from(n.to_be_bytes()),
+            }
+        })
+        .collect())
+}
+
+pub(super) fn monitor(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawMonitor>) -> Option<Monitor> {
+    let raw = raw?;
+    let p = key(path, "monitor");
+    let which = ctx.exactly_one(
+        &p,
+        "`monitor`",
+        &[
+            ("process", raw.process.is_some()),
+            ("pid", raw.pid.is_some()),
+        ],
+    )?;
+    let process = match which {
+        "pid" => ProcessSelector::Pid(raw.pid.unwrap_or_default()),
+        _ => ProcessSelector::Name(raw.process.clone().unwrap_or_default()),
+    };
+    let interval = ctx.opt_duration(
+        &p,
+        "interval",
+        raw.interval.as_ref(),
+        Duration::from_secs(1),
+    );
+    if interval.is_zero() {
+        ctx.out.error(
+            &key(&p, "interval"),
+            "the interval must be longer than 0",
+            None,
+        );
+    }
+    Some(Monitor {
+        process,
+        port: raw.port,
+        interval,
+    })
+}
+
+pub(super) fn report(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawReport>) -> ReportConfig {
+    let p = key(path, "report");
+    let formats = raw.and_then(|r| r.formats.clone());
+    let has = |f: RawReportFormat| formats.as_ref().is_none_or(|list| list.contains(&f));
+    let interval = ctx.opt_duration(
+        &p,
+        "interval",
+        raw.and_then(|r| r.interval.as_ref()),
+        Duration::from_secs(1),
+    );
+    if interval.is_zero() {
+        ctx.out.error(
+            &key(&p, "interval"),
+            "the interval must be longer than 0",
+            None,
+        );
+    }
+    ReportConfig {
+        dir: PathBuf::from(
+            raw.and_then(|r| r.dir.clone())
+                .unwrap_or_else(|| "reports".to_owned()),
+        ),
+        json: has(RawReportFormat::Json),
+        csv: has(RawReportFormat::Csv),
+        html: has(RawReportFormat::Html),
+        interval,
+    }
+}
+
+pub(super) fn ensure(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawEnsure>) -> Option<Ensure> {
+    let Some(raw) = raw else {
+        return Some(Ensure::default());
+    };
+    let p = key(path, "ensure");
+    let window = raw
+        .window
+        .as_ref()
+        .and_then(|w| ctx.duration(&key(&p, "window"), w));
+    let mut ok = true;
+    let mut conditions = Vec::new();
+    for (i, t) in raw.thresholds.iter().enumerate() {
+        let tp = idx(&key(&p, "thresholds"), i);
+        let mut entries = t.iter();
+        let (Some((name, value)), None) = (entries.next(), entries.next()) else {
+            ok = false;
+            ctx.out.error(
+                &tp,
+                format!(
+                    "a threshold is one `metric.stat: value` pair, found {}",
+                    t.len()
+                ),
+                Some("e.g. `- latency.chat.p95: 200`".to_owned()),
+            );
+            continue;
+        };
+        let source = format!("{name} < {value}");
+        match parse_expression(&source, &ctx.metrics) {
+            Ok(expr) => conditions.push(Condition {
+                source,
+                expr,
+                strict: true,
+                window,
+            }),
+            Err(e) => {
+                ok = false;
+                ctx.out.key_error(
+                    &key(&tp, name),
+                    format!("threshold `{name}`: {}", e.message),
+                    None,
+                );
+            }
+        }
+    }
+    for (i, c) in raw.conditions.iter().enumerate() {
+        let cp = idx(&key(&p, "conditions"), i);
+        let ep = key(&cp, "expression");
+        match parse_expression(&c.expression, &ctx.metrics) {
+            Ok(expr) => {
+                let own = c
+                    .window
+                    .as_ref()
+                    .and_then(|w| ctx.duration(&key(&cp, "window"), w));
+                conditions.push(Condition {
+                    source: c.expression.clone(),
+                    expr,
+                    strict: c.strict.unwrap_or(true),
+                    window: own.or(window),
+                });
+            }
+            Err(e) => {
+                ok = false;
+                let pos = ctx.out.pos_inside(&ep, e.column.saturating_sub(1));
+                let file_path = ctx.out.remap.to_original(&ep);
+                ctx.out.at(
+                    pos,
+                    &file_path,
+                    format!("in the expression: {}", e.message),
+                    None,
+                );
+            }
+        }
+    }
+    if let Some(rate) = raw.max_error_rate
+        && !(0.0..=100.0).contains(&rate)
+    {
+        ok = false;
+        ctx.out.error(
+            &key(&p, "maxErrorRate"),
+            "`maxErrorRate` is a percentage from 0 to 100",
+            None,
+        );
+    }
+    ok.then(|| Ensure {
+        conditions,
+        max_error_rate_percent: raw.max_error_rate,
+        abort_on_fail: raw.abort_on_fail.unwrap_or(false),
+    })
+}
+
+/// Unescapes `\0 \n \r \t \\ \xNN` in a delimiter.
+fn unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('0') => out.push(0),
+            Some('n') => out.push(b'\n'),
+            Some('r') => out.push(b'\r'),
+            Some('t') => out.push(b'\t'),
+            Some('\\') => out.push(b'\\'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                let byte = u8::from_str_radix(&hex, 16)
+                    .map_err(|_| format!("`\\x{hex}` is not a hex byte escape"))?;
+                out.push(byte);
+            }
+            other => {
+                return Err(format!(
+                    "unknown escape `\\{}`; use \\0 \\n \\r \\t \\\\ or \\xNN",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses hex bytes, ignoring spaces: `"01 ff"`.
+pub(super) fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("`{text}` has an odd number of hex digits"));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let s: String = pair.iter().collect();
+            u8::from_str_radix(&s, 16).map_err(|_| format!("`{s}` in `{text}` is not hex"))
+        })
+        .collect()
+}

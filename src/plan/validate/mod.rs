@@ -1,0 +1,244 @@
+//! Validation: `RawPlan` → [`Plan`], collecting every problem with its path.
+//!
+//! Each part of the plan is checked on its own and problems are recorded rather than returned,
+//! so independent mistakes are all reported in one run. A `Plan` is built only when nothing was
+//! wrong. References are checked against the names as written in the file (even when the
+//! referenced node itself was broken), so one mistake does not echo as many.
+
+mod config;
+mod flow;
+mod load;
+mod payload;
+mod templates;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::duration::{parse_duration, seconds};
+use super::problem::{Collector, Seg, key};
+use super::raw::{RawDuration, RawPlan};
+use super::resolved::{Load, Plan};
+use super::threshold::KnownMetrics;
+
+pub(crate) use templates::TemplateBuilder;
+
+/// Keys whose values are replaced in `Plan::as_written`.
+const SECRET_KEYS: &[&str] = &["password", "passwd", "secret", "token", "apikey", "api_key"];
+
+/// What validation of one part needs from the rest of the plan.
+pub(crate) struct Ctx<'c, 'a> {
+    pub out: &'c mut Collector<'a>,
+    pub templates: TemplateBuilder,
+    /// Message names as written (including broken ones).
+    pub message_names: BTreeSet<String>,
+    pub variable_names: BTreeSet<String>,
+    /// Every `with` key, capture and `set` variable of the plan (message templates see them all).
+    pub all_locals: BTreeSet<String>,
+    pub metrics: KnownMetrics,
+    /// Whether the framing has a packet `type` field (messages may set `type`).
+    pub framing_has_type: bool,
+    /// Whether `sourceAddresses` was written as a list (for paths).
+    pub source_addresses_is_list: bool,
+    pub raw_variables: &'c std::collections::BTreeMap<String, Value>,
+}
+
+impl Ctx<'_, '_> {
+    /// The values of plan variable `name` (one value is a list of one).
+    pub fn variable_values(&self, name: &str) -> Option<Vec<Value>> {
+        self.raw_variables.get(name).map(|v| match v {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        })
+    }
+
+    pub fn duration(&mut self, path: &[Seg], raw: &RawDuration) -> Option<Duration> {
+        let parsed = match raw {
+            RawDuration::Seconds(s) => seconds(*s, &s.to_string()),
+            RawDuration::Text(t) => parse_duration(t),
+        };
+        parsed
+            .map_err(|e| self.out.error(path, e.to_string(), None))
+            .ok()
+    }
+
+    pub fn opt_duration(
+        &mut self,
+        path: &[Seg],
+        name: &str,
+        raw: Option<&RawDuration>,
+        default: Duration,
+    ) -> Duration {
+        raw.and_then(|r| self.duration(&key(path, name), r))
+            .unwrap_or(default)
+    }
+
+    /// Checks that exactly one of `keys` is present; returns it.
+    pub fn exactly_one(
+        &mut self,
+        path: &[Seg],
+        what: &str,
+        keys: &[(&'static str, bool)],
+    ) -> Option<&'static str> {
+        let present: Vec<&'static str> = keys.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect();
+        let names: Vec<String> = keys.iter().map(|(k, _)| format!("`{k}`")).collect();
+        match present.as_slice() {
+            [one] => Some(one),
+            [] => {
+                self.out.error(
+                    path,
+                    format!("{what} needs one of {}", names.join(", ")),
+                    None,
+                );
+                None
+            }
+            [_, second, ..] => {
+                self.out.key_error(
+                    &key(path, second),
+                    format!(
+                        "{what} takes exactly one of {}, found `{}`",
+                        names.join(", "),
+                        present.join("` and `")
+                    ),
+                    Some("split it in two, or remove one".to_owned()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Validates a structurally sound `raw` plan. `original` is the value tree as written.
+pub(crate) fn validate(
+    raw: &RawPlan,
+    original: &Value,
+    source: &Path,
+    out: &mut Collector<'_>,
+) -> Option<Plan> {
+    let base_dir = source.parent().unwrap_or(Path::new("."));
+    let config_path = vec![Seg::Key("config".to_owned())];
+    let message_names = names_in(original, &["config", "messages"]);
+    let variable_names: BTreeSet<String> = raw.config.variables.keys().cloned().collect();
+
+    let is_list = |pointer: &str| original.pointer(pointer).is_some_and(Value::is_array);
+    let payloads = config::payloads(out, base_dir, &raw.config, is_list("/config/payload"));
+    let mut plan_names: BTreeSet<String> = variable_names.clone();
+    for p in &payloads {
+        match &p.load_all_as {
+            Some(name) => {
+                plan_names.insert(name.clone());
+            }
+            None => plan_names.extend(p.fields.iter().cloned()),
+        }
+    }
+    let all_locals = flow::all_locals(&raw.scenarios);
+    let mut ctx = Ctx {
+        out,
+        templates: TemplateBuilder::new(plan_names),
+        message_names,
+        variable_names,
+        all_locals,
+        metrics: KnownMetrics::default(),
+        framing_has_type: false,
+        source_addresses_is_list: is_list("/config/sourceAddresses"),
+        raw_variables: &raw.config.variables,
+    };
+
+    let target = config::target(&mut ctx, &config_path, &raw.config);
+    let protocol = config::protocol(&mut ctx, &config_path, raw.config.protocol.as_ref());
+    let messages = config::messages(&mut ctx, &config_path, &raw.config.messages);
+    let variables = config::variables(&raw.config);
+    let load = load::load(&mut ctx, &config_path, &raw.config);
+    let defaults = config::defaults(&mut ctx, &config_path, raw.config.defaults.as_ref());
+    let source_addresses = config::source_addresses(&mut ctx, &config_path, &raw.config);
+    let handlers = flow::handlers(
+        &mut ctx,
+        &key(&config_path, "handlers"),
+        &raw.config.handlers,
+        &BTreeSet::new(),
+    );
+    let monitor = config::monitor(&mut ctx, &config_path, raw.config.monitor.as_ref());
+    let report = config::report(&mut ctx, &config_path, raw.config.report.as_ref());
+    let scenarios = flow::scenarios(&mut ctx, &raw.scenarios);
+    for h in handlers
+        .iter()
+        .chain(scenarios.iter().flat_map(|s| s.handlers.iter()))
+    {
+        if let Some(name) = &h.name {
+            ctx.metrics.handler_names.push(name.clone());
+        }
+    }
+    let ensure = config::ensure(&mut ctx, &config_path, raw.config.ensure.as_ref());
+    if let (Some(Load::Adaptive(a)), None) = (&load, &monitor)
+        && (a.limits.cpu_percent.is_some() || a.limits.memory_percent.is_some())
+    {
+        ctx.out.error(
+            &key(&config_path, "adaptive"),
+            "adaptive `cpu`/`memory` limits need `config.monitor` to sample the server",
+            Some("add `monitor: {process: NAME}` or drop the cpu/memory limits".to_owned()),
+        );
+    }
+    let templates = ctx.templates.finish();
+    if !out.problems.is_empty() {
+        return None;
+    }
+    Some(Plan {
+        source: source.to_path_buf(),
+        name: source
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plan")
+            .to_owned(),
+        target: target?,
+        protocol: protocol?,
+        messages: messages?,
+        load: load?,
+        payloads,
+        variables,
+        defaults,
+        source_addresses: source_addresses?,
+        handlers,
+        ensure: ensure?,
+        monitor,
+        report,
+        scenarios,
+        templates,
+        as_written: redact(original),
+    })
+}
+
+/// The keys of the map at `path` in the tree as written.
+fn names_in(value: &Value, path: &[&str]) -> BTreeSet<String> {
+    let mut node = value;
+    for k in path {
+        match node.get(k) {
+            Some(n) => node = n,
+            None => return BTreeSet::new(),
+        }
+    }
+    node.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let secret = SECRET_KEYS.contains(&k.to_lowercase().as_str()) && !v.is_object();
+                    let v = if secret {
+                        Value::String("***".to_owned())
+                    } else {
+                        redact(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}

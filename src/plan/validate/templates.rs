@@ -1,0 +1,101 @@
+//! Compiling every template of the plan into one minijinja environment, and checking that each
+//! names only variables and functions that can exist where it is used.
+
+use std::collections::BTreeSet;
+
+use minijinja::Environment;
+
+use super::super::functions::{FUNCTION_NAMES, register_functions};
+use super::super::problem::{Collector, Seg, path_string, suggest};
+use super::super::resolved::{TemplateId, Templates, Text};
+
+/// Names every template may use besides plan variables and payload fields.
+const CONTEXT_NAMES: &[&str] = &["vu", "loop", "env"];
+
+pub(crate) struct TemplateBuilder {
+    env: Environment<'static>,
+    /// Names valid in every template: variables, payload fields, context, functions, builtins.
+    globals: BTreeSet<String>,
+}
+
+impl TemplateBuilder {
+    pub fn new(plan_names: impl IntoIterator<Item = String>) -> Self {
+        let mut env = Environment::new();
+        register_functions(&mut env);
+        let mut globals: BTreeSet<String> = plan_names.into_iter().collect();
+        globals.extend(CONTEXT_NAMES.iter().map(|s| s.to_string()));
+        globals.extend(FUNCTION_NAMES.iter().map(|s| s.to_string()));
+        globals.extend(env.globals().map(|(name, _)| name.to_owned()));
+        TemplateBuilder { env, globals }
+    }
+
+    /// Compiles `source` found at `path`; `local` are extra names valid only there (captures,
+    /// `set` variables, `with` keys, handler groups). Text without template syntax stays literal.
+    pub fn text(
+        &mut self,
+        out: &mut Collector<'_>,
+        path: &[Seg],
+        source: &str,
+        local: &BTreeSet<String>,
+    ) -> Option<Text> {
+        if !(source.contains("{{") || source.contains("{%") || source.contains("{#")) {
+            return Some(Text::Literal(source.to_owned()));
+        }
+        let name = path_string(&out.remap.to_original(path));
+        if let Err(err) = self.env.add_template_owned(name.clone(), source.to_owned()) {
+            let detail = err
+                .detail()
+                .map(str::to_owned)
+                .unwrap_or_else(|| err.to_string());
+            let offset = err
+                .range()
+                .and_then(|r| source.get(..r.start))
+                .map(|s| s.chars().count());
+            let message = format!("template does not compile: {detail}");
+            let help =
+                Some("templates are minijinja: `{{ name }}`, `{{ random_int(1, 9) }}`".to_owned());
+            match offset {
+                Some(offset) if !source.contains('\n') => {
+                    let pos = out.pos_inside(path, offset);
+                    let file_path = out.remap.to_original(path);
+                    out.at(pos, &file_path, message, help);
+                }
+                _ => out.error(path, message, help),
+            }
+            return None;
+        }
+        let template = self.env.get_template(&name).ok()?;
+        let mut ok = true;
+        let mut unknown: Vec<String> = template.undeclared_variables(false).into_iter().collect();
+        unknown.sort();
+        for var in unknown {
+            if self.globals.contains(&var) || local.contains(&var) {
+                continue;
+            }
+            ok = false;
+            let known: Vec<&str> = self
+                .globals
+                .iter()
+                .chain(local.iter())
+                .map(String::as_str)
+                .collect();
+            let mut message = format!("unknown template variable `{var}`");
+            if let Some(s) = suggest(&var, known.iter().copied()) {
+                message.push_str(&format!(", did you mean `{s}`?"));
+            }
+            out.error(
+                path,
+                message,
+                Some(
+                    "define it under `config.variables`, as a payload field, a capture or a `set`"
+                        .to_owned(),
+                ),
+            );
+        }
+        ok.then_some(Text::Template(TemplateId(name)))
+    }
+
+    pub fn finish(self) -> Templates {
+        Templates { env: self.env }
+    }
+}

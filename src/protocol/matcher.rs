@@ -1,0 +1,185 @@
+//! [`Matcher`]: does a received frame match what a flow step waits for, and what does it
+//! capture. Matching on text needs a UTF-8 body; a non-UTF-8 body only matches `Type` and
+//! byte-wise `Equals`/`Contains`.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::protocol::Frame;
+
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// The body (as UTF-8 text) matches this regex; named groups can be captured.
+    Regex(Regex),
+    /// The body contains these bytes.
+    Contains(String),
+    /// The body is exactly these bytes.
+    Equals(String),
+    /// The body is JSON and every (JSON pointer, value) pair is equal in it.
+    Json(Vec<(String, Value)>),
+    /// The frame's packet type id.
+    Type(u32),
+}
+
+/// Where a captured value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureSource {
+    /// A named group of the matcher's regex (only a `Matcher::Regex` has groups).
+    Group(String),
+    /// A JSON pointer into the body parsed as JSON; strings are captured without quotes,
+    /// other values as compact JSON.
+    JsonPointer(String),
+}
+
+impl Matcher {
+    pub fn matches(&self, frame: &Frame) -> bool {
+        match self {
+            Matcher::Regex(regex) => frame.body_str().is_some_and(|text| regex.is_match(text)),
+            Matcher::Contains(needle) => contains(&frame.body, needle.as_bytes()),
+            Matcher::Equals(expected) => frame.body == expected.as_bytes(),
+            Matcher::Json(pairs) => serde_json::from_slice::<Value>(&frame.body)
+                .is_ok_and(|doc| json_pairs_hold(&doc, pairs)),
+            Matcher::Type(type_id) => frame.type_id == Some(*type_id),
+        }
+    }
+
+    /// Tests the frame; when it matches, returns one value per requested source, in order
+    /// (`None` when the group did not participate or the pointer is absent). With no sources
+    /// this allocates nothing beyond what matching itself needs.
+    pub fn match_captures(
+        &self,
+        frame: &Frame,
+        sources: &[CaptureSource],
+    ) -> Option<Vec<Option<String>>> {
+        if sources.is_empty() {
+            return self.matches(frame).then(Vec::new);
+        }
+        let wants_json = sources
+            .iter()
+            .any(|s| matches!(s, CaptureSource::JsonPointer(_)));
+        let mut json: Option<Value> = None;
+        let mut groups = None;
+        match self {
+            Matcher::Regex(regex) => {
+                let text = frame.body_str()?;
+                groups = Some(regex.captures(text)?);
+            }
+            Matcher::Json(pairs) => {
+                let doc = serde_json::from_slice::<Value>(&frame.body).ok()?;
+                if !json_pairs_hold(&doc, pairs) {
+                    return None;
+                }
+                json = Some(doc);
+            }
+            _ => {
+                if !self.matches(frame) {
+                    return None;
+                }
+            }
+        }
+        if wants_json && json.is_none() {
+            json = serde_json::from_slice::<Value>(&frame.body).ok();
+        }
+        let values = sources
+            .iter()
+            .map(|source| match source {
+                CaptureSource::Group(name) => groups
+                    .as_ref()
+                    .and_then(|caps| caps.name(name))
+                    .map(|m| m.as_str().to_string()),
+                CaptureSource::JsonPointer(pointer) => json
+                    .as_ref()
+                    .and_then(|doc| doc.pointer(pointer))
+                    .map(|value| match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    }),
+            })
+            .collect();
+        Some(values)
+    }
+}
+
+fn json_pairs_hold(doc: &Value, pairs: &[(String, Value)]) -> bool {
+    pairs
+        .iter()
+        .all(|(pointer, expected)| doc.pointer(pointer) == Some(expected))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    match (std::str::from_utf8(haystack), std::str::from_utf8(needle)) {
+        // `str::contains` uses a fast substring search.
+        (Ok(h), Ok(n)) => h.contains(n),
+        _ => haystack.windows(needle.len()).any(|w| w == needle),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(body: &str) -> Frame {
+        Frame::text(body.to_string())
+    }
+
+    #[test]
+    fn text_matchers() {
+        let regex = Matcher::Regex(Regex::new("^MSG (?P<room>\\S+) ").expect("regex"));
+        assert!(regex.matches(&frame("MSG lobby bob hi")));
+        assert!(!regex.matches(&frame("JOINED lobby 1")));
+        assert!(!regex.matches(&Frame::text(vec![0xff, 0xfe])));
+        assert!(Matcher::Contains("bob".into()).matches(&frame("MSG lobby bob hi")));
+        assert!(!Matcher::Contains("eve".into()).matches(&frame("MSG lobby bob hi")));
+        assert!(Matcher::Equals("OK".into()).matches(&frame("OK")));
+        assert!(!Matcher::Equals("OK".into()).matches(&frame("OK bob")));
+        assert!(Matcher::Contains("\u{1}".into()).matches(&Frame::text(vec![0xff, 1])));
+    }
+
+    #[test]
+    fn type_matcher() {
+        assert!(Matcher::Type(3).matches(&Frame::typed(3, "x")));
+        assert!(!Matcher::Type(3).matches(&Frame::typed(4, "x")));
+        assert!(!Matcher::Type(3).matches(&frame("x")));
+    }
+
+    #[test]
+    fn json_matcher_and_captures() {
+        let body = frame(r#"{"op":"login","user":{"id":7,"name":"ann"}}"#);
+        let matcher = Matcher::Json(vec![("/op".into(), Value::from("login"))]);
+        assert!(matcher.matches(&body));
+        assert!(!Matcher::Json(vec![("/op".into(), Value::from("x"))]).matches(&body));
+        assert!(!matcher.matches(&frame("not json")));
+        let caps = matcher
+            .match_captures(
+                &body,
+                &[
+                    CaptureSource::JsonPointer("/user/name".into()),
+                    CaptureSource::JsonPointer("/user/id".into()),
+                    CaptureSource::JsonPointer("/missing".into()),
+                ],
+            )
+            .expect("matches");
+        assert_eq!(caps, [Some("ann".into()), Some("7".into()), None]);
+    }
+
+    #[test]
+    fn regex_captures() {
+        let matcher = Matcher::Regex(Regex::new("^OK (?P<name>\\w+)(?P<rest> .*)?$").expect("re"));
+        let caps = matcher
+            .match_captures(
+                &frame("OK ann"),
+                &[
+                    CaptureSource::Group("name".into()),
+                    CaptureSource::Group("rest".into()),
+                    CaptureSource::Group("nope".into()),
+                ],
+            )
+            .expect("matches");
+        assert_eq!(caps, [Some("ann".into()), None, None]);
+        assert!(matcher.match_captures(&frame("ERR x"), &[]).is_none());
+        assert_eq!(matcher.match_captures(&frame("OK a"), &[]), Some(vec![]));
+    }
+}
