@@ -33,9 +33,7 @@ fn parse_args() -> Result<Args, String> {
     let mut seconds = 6.0;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--addr" => addr = Some(value.parse().map_err(|e| format!("--addr {value}: {e}"))?),
             "--connections" => {
