@@ -261,9 +261,3 @@ pub fn dispatch(command: Command) -> anyhow::Result<Exit> {
 fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
     Ok(crate::plan::parse_duration(text)?)
 }
-
-/// The honest answer of a subcommand whose engine does not exist yet.
-fn not_built(command: &str) -> anyhow::Result<Exit> {
-    eprintln!("error: `chatload {command}` is not available in this build yet");
-    Ok(Exit::Error)
-}
