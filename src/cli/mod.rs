@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod check;
+mod limits;
 mod monitor;
 mod presets;
 mod probe;

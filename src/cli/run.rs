@@ -38,6 +38,13 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         report::prepare_outputs(&out_dir, formats)
             .context("choose another output directory with --out DIR")?;
     }
+    let limit_warning = super::limits::raise_nofile().and_then(|limit| {
+        super::limits::nofile_warning(limit, super::limits::peak_connections(&plan))
+    });
+    if let Some(warning) = &limit_warning {
+        // Now, not only in the summary: the user may rather stop and raise the limit.
+        eprintln!("warning: {warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,6 +57,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
 
     let mut result = build_result(&plan, &args.plan, &outcome);
     result.monitor = monitor;
+    result.run.warnings.extend(limit_warning);
     result.run.warnings.extend(warnings);
     let exit = if outcome.interrupted {
         Exit::Interrupted

@@ -9,6 +9,16 @@ use crate::server::{ServerConfig, ServerFraming, Stall};
 
 pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
     let config = server_config(&args)?;
+    // Every client holds a descriptor: allow as many as the hard limit does.
+    if let Some(limit) = super::limits::raise_nofile()
+        && limit.soft < 10_000
+    {
+        eprintln!(
+            "chatload serve: warning: at most {} open descriptors (RLIMIT_NOFILE), so about as \
+             many clients; raise it with `ulimit -n`",
+            limit.soft
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)

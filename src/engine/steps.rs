@@ -3,7 +3,7 @@
 //!
 //! Loops are not here: they are jumps in the flat program, run by `vuser`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use minijinja::value::Value;
@@ -11,7 +11,7 @@ use tokio::net::TcpSocket;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::context::RunContext;
-use super::error::{ErrorKind, Failure};
+use super::error::{ErrorKind, Failure, exhaustion_hint};
 use super::message;
 use super::program::{ExpectOp, Op, ScenarioProgram};
 use super::vuser::{
@@ -266,21 +266,21 @@ impl Vuser {
 async fn open(ctx: &RunContext, vu: u64, limit: Duration) -> Result<Conn, Failure> {
     let target = ctx.target;
     let started = Instant::now();
+    // Round-robin over the plan's source addresses by vuser id: consecutive vusers take
+    // consecutive addresses, so each address carries an equal share of the connections.
+    let source = match ctx.source_addresses.len() {
+        0 => None,
+        n => ctx.source_addresses.get((vu % n as u64) as usize).copied(),
+    };
     let socket = match target {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     }
-    .map_err(|e| Failure::new(ErrorKind::Io, format!("cannot create a socket: {e}")))?;
-    if !ctx.source_addresses.is_empty() {
-        let index = (vu % ctx.source_addresses.len() as u64) as usize;
-        if let Some(ip) = ctx.source_addresses.get(index) {
-            socket.bind(SocketAddr::new(*ip, 0)).map_err(|e| {
-                Failure::new(
-                    ErrorKind::Io,
-                    format!("cannot bind source address {ip}: {e}"),
-                )
-            })?;
-        }
+    .map_err(|e| io_failure(format!("cannot create a socket: {e}"), &e, source))?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| io_failure(format!("cannot bind source address {ip}: {e}"), &e, source))?;
     }
     let stream = match timeout(limit, socket.connect(target)).await {
         Err(_) => {
@@ -290,10 +290,11 @@ async fn open(ctx: &RunContext, vu: u64, limit: Duration) -> Result<Conn, Failur
             ));
         }
         Ok(Err(e)) => {
-            return Err(Failure::new(
-                ErrorKind::of_connect(&e),
-                format!("cannot connect to {target}: {e}"),
-            ));
+            let detail = format!("cannot connect to {target}: {e}");
+            return Err(match exhaustion_hint(&e, source) {
+                Some(hint) => Failure::new(ErrorKind::Io, format!("{detail}; {hint}")),
+                None => Failure::new(ErrorKind::of_connect(&e), detail),
+            });
         }
         Ok(Ok(stream)) => stream,
     };
@@ -304,6 +305,14 @@ async fn open(ctx: &RunContext, vu: u64, limit: Duration) -> Result<Conn, Failur
         ctx.codec.clone(),
         GaugeGuard::new(&ctx.recorder, ctx.ids.connections),
     ))
+}
+
+/// A local failure to set up a socket, with the fix when the generator ran out of something.
+fn io_failure(detail: String, err: &std::io::Error, source: Option<IpAddr>) -> Failure {
+    match exhaustion_hint(err, source) {
+        Some(hint) => Failure::new(ErrorKind::Io, format!("{detail}; {hint}")),
+        None => Failure::new(ErrorKind::Io, detail),
+    }
 }
 
 /// A think time: uniform in `[min, max]`, then the plan's jitter (± fraction).

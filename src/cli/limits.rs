@@ -1,0 +1,182 @@
+//! Process limits a load run depends on: raising the open-descriptor limit (`RLIMIT_NOFILE`)
+//! to its hard ceiling at the start of `run` and `serve`, and warning before the load starts
+//! when even that is below what the plan's phases need.
+//!
+//! Mapping descriptor and port exhaustion *during* a run onto error kinds is the engine's job
+//! (`engine::error`); this file only deals with the limit itself.
+
+use crate::plan::{Load, PhaseShape, Plan, Target};
+
+/// Descriptors a process needs besides its connections (std streams, epoll, the runtime's
+/// pipes, report files, a monitor reading /proc...).
+const SPARE_DESCRIPTORS: u64 = 64;
+
+/// The open-descriptor limit after [`raise_nofile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NofileLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (many distributions start processes at
+/// 1 024, far below what thousands of connections need). Returns the limit now in force, or
+/// `None` when it cannot be read. Never lowers it.
+pub fn raise_nofile() -> Option<NofileLimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit; raising the soft limit up to the hard one needs
+        // no privilege. On failure the old limit stays in force, which is reported below.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Some(NofileLimit {
+        soft: as_count(limit.rlim_cur),
+        hard: as_count(limit.rlim_max),
+    })
+}
+
+/// `RLIM_INFINITY` and anything beyond u64 read as "no limit".
+#[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux but not on every target
+fn as_count(value: libc::rlim_t) -> u64 {
+    if value == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        u64::try_from(value).unwrap_or(u64::MAX)
+    }
+}
+
+/// The most connections the plan's load may hold open at once: exact for closed-model phases
+/// and `adaptive`; for open-model phases `maxVusers` when set, otherwise every arrival of the
+/// phase (an upper bound: it assumes no vuser finishes before the phase ends).
+pub fn peak_connections(plan: &Plan) -> u64 {
+    let per_process = match &plan.load {
+        Load::Adaptive(adaptive) => adaptive.max_vusers,
+        Load::Phases(phases) => phases
+            .iter()
+            .map(|phase| match &phase.shape {
+                PhaseShape::Concurrency {
+                    vusers, ramp_to, ..
+                } => (*vusers).max(ramp_to.unwrap_or(0)),
+                PhaseShape::Arrivals {
+                    duration,
+                    rate_per_sec,
+                    ramp_to_per_sec,
+                    max_vusers,
+                    ..
+                } => max_vusers.unwrap_or_else(|| {
+                    let peak_rate = rate_per_sec.max(ramp_to_per_sec.unwrap_or(0.0));
+                    // Saturating float-to-int cast: absurd rates read as "very many".
+                    (peak_rate * duration.as_secs_f64()).ceil() as u64
+                }),
+                PhaseShape::ArrivalCount { count, .. } => *count,
+                PhaseShape::Pause(_) => 0,
+            })
+            .max()
+            .unwrap_or(0),
+    };
+    // The embedded server lives in the same process: it holds the other end of each one.
+    match plan.target {
+        Target::Embedded(_) => per_process.saturating_mul(2),
+        Target::Address(_) => per_process,
+    }
+}
+
+/// A warning when `limit` leaves too few descriptors for `peak` connections, saying how to
+/// fix it; `None` when it fits.
+pub fn nofile_warning(limit: NofileLimit, peak: u64) -> Option<String> {
+    let needed = peak.saturating_add(SPARE_DESCRIPTORS);
+    if limit.soft >= needed {
+        return None;
+    }
+    let fix = if limit.hard < needed {
+        format!(
+            "the hard limit is {} too, so raise it as root (e.g. `ulimit -Hn {needed}` or \
+             `LimitNOFILE=` in a systemd unit, `nofile` in /etc/security/limits.conf) or lower \
+             the load / spread it over more generator processes",
+            limit.hard
+        )
+    } else {
+        format!("raise it with `ulimit -n {needed}` before running")
+    };
+    Some(format!(
+        "the open-descriptor limit (RLIMIT_NOFILE) is {}, but the plan may hold up to {peak} \
+         connections at once (about {needed} descriptors with the process's own): connections \
+         beyond the limit will fail with errors.io \"too many open files\"; {fix}",
+        limit.soft
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raising_never_lowers_and_reaches_the_hard_limit() {
+        let Some(limit) = raise_nofile() else {
+            return; // no getrlimit here: nothing to check
+        };
+        assert!(limit.soft <= limit.hard);
+        // Raising the soft limit up to the hard one needs no privilege.
+        assert_eq!(limit.soft, limit.hard);
+        assert_eq!(raise_nofile(), Some(limit));
+    }
+
+    fn plan(phases: &str, target: &str) -> Plan {
+        let text = format!(
+            "config:\n  target: {target}\n  phases:\n{phases}scenarios:\n  - flow: [connect]\n"
+        );
+        match crate::plan::load_str(
+            &text,
+            std::path::Path::new("t.yml"),
+            crate::plan::Format::Yaml,
+        ) {
+            Ok(plan) => plan,
+            Err(problems) => panic!("{problems:?}"),
+        }
+    }
+
+    #[test]
+    fn peak_connections_from_phases() {
+        let closed =
+            "    - {duration: 5s, vusers: 100, rampTo: 3000}\n    - {duration: 5s, vusers: 200}\n";
+        assert_eq!(peak_connections(&plan(closed, "127.0.0.1:9")), 3000);
+        // The embedded server's ends count too.
+        assert_eq!(peak_connections(&plan(closed, "embedded")), 6000);
+        let open = "    - {duration: 10s, arrivalRate: 5, rampTo: 50}\n    - {pause: 5s}\n";
+        assert_eq!(peak_connections(&plan(open, "127.0.0.1:9")), 500);
+        let capped = "    - {duration: 10s, arrivalRate: 50, maxVusers: 20}\n    - {duration: 2s, arrivalCount: 7}\n";
+        assert_eq!(peak_connections(&plan(capped, "127.0.0.1:9")), 20);
+    }
+
+    #[test]
+    fn warning_says_the_limit_the_need_and_the_fix() {
+        let fits = NofileLimit {
+            soft: 20_000,
+            hard: 20_000,
+        };
+        assert_eq!(nofile_warning(fits, 10_000), None);
+        let soft_only = NofileLimit {
+            soft: 1_024,
+            hard: 65_536,
+        };
+        let warning = nofile_warning(soft_only, 10_000).unwrap_or_default();
+        assert!(warning.contains("is 1024"), "{warning}");
+        assert!(warning.contains("up to 10000 connections"), "{warning}");
+        assert!(warning.contains("ulimit -n 10064"), "{warning}");
+        let hard = nofile_warning(fits, 50_000).unwrap_or_default();
+        assert!(hard.contains("hard limit is 20000"), "{hard}");
+        assert!(hard.contains("ulimit -Hn 50064"), "{hard}");
+    }
+}
