@@ -1,0 +1,65 @@
+#!/bin/sh
+# Instruction counts per ping-pong round trip (user space only) for chatload and the minimal
+# client, under callgrind: repeatable on a busy host where CPU-time figures are not.
+#
+#   bench/callgrind.sh [CONNECTIONS] [SECONDS] [CHATLOAD_BINARY]   (WARM=8 WINDOW=10 seconds)
+#
+# The server (release `chatload serve`) runs natively on core 1; the generator runs under
+# valgrind on core 0. Output: target/bench/callgrind/{chatload,minimal}.out plus a summary line
+# each: total Ir, round trips (calls of the function that runs once per round trip) and Ir per
+# round trip. Needs valgrind; bounded in time; loopback only.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CONNS=${1:-1000}
+SECS=${2:-24}
+CHATLOAD=${3:-$ROOT/target/release/chatload}
+MINIMAL=$ROOT/target/release/examples/pingpong_minimal
+OUT=$ROOT/target/bench/callgrind
+mkdir -p "$OUT"
+PORT=$((20000 + $$ % 20000))
+taskset -c 1 "$ROOT/target/release/chatload" serve --listen 127.0.0.1:$PORT >"$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT INT TERM
+sleep 0.5
+cat >"$OUT/plan.yml" <<PLAN
+config:
+  target: "127.0.0.1:$PORT"
+  phases:
+    - {name: pingpong, duration: ${SECS}s, vusers: $CONNS}
+  defaults: {timeout: 60s, gracefulStop: 5s}
+scenarios:
+  - name: pingpong
+    flow:
+      - connect
+      - loop:
+          - send: "PING x"
+            expect: {match: "^PONG", name: ping}
+PLAN
+# Ir between a zero and a dump taken while every connection is busy (start-up, connecting and
+# shutdown left out), divided by the round trips in that window: each round trip makes exactly
+# one send() call in libc, in chatload and in the minimal client alike.
+profile() { # name, command...
+  name=$1; shift
+  rm -f "$OUT/$name.out"*
+  timeout 300 taskset -c 0 valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+    --callgrind-out-file="$OUT/$name.out" "$@" >"$OUT/$name.log" 2>&1 &
+  runner=$!
+  sleep 1
+  pid=$(pgrep -P $runner | head -1) # valgrind itself, the child of `timeout`
+  sleep "$WARM"
+  callgrind_control -z $pid >/dev/null
+  sleep "$WINDOW"
+  callgrind_control -d $pid >/dev/null
+  wait $runner || true
+  dump=$(ls "$OUT/$name.out".* | head -1)
+  total=$(awk '/^summary:/ {print $2}' "$dump")
+  calls=$(awk '
+    /^cfn=/ { target = ($0 == "cfn=send") }
+    /^calls=/ { if (target) { split($0, a, "[= ]"); n += a[2] } target = 0 }
+    END { print n + 0 }' "$dump")
+  echo "$name: Ir $total in the window, round trips $calls, Ir per round trip $((total / (calls > 0 ? calls : 1)))" | tee "$OUT/$name.summary"
+}
+WARM=${WARM:-8}
+WINDOW=${WINDOW:-10}
+profile chatload "$CHATLOAD" run --quiet --no-report "$OUT/plan.yml"
+profile minimal "$MINIMAL" --addr 127.0.0.1:$PORT --connections "$CONNS" --seconds "$SECS"
