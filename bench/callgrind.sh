@@ -62,4 +62,4 @@ profile() { # name, command...
 WARM=${WARM:-8}
 WINDOW=${WINDOW:-10}
 profile chatload "$CHATLOAD" run --quiet --no-report "$OUT/plan.yml"
-profile minimal "$MINIMAL" --addr 127.0.0.1:$PORT --connections "$CONNS" --seconds "$SECS"
+[ -n "${SKIP_MINIMAL:-}" ] || profile minimal "$MINIMAL" --addr 127.0.0.1:$PORT --connections "$CONNS" --seconds "$SECS"

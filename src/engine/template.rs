@@ -75,8 +75,9 @@ pub struct Scope {
     pub vars: Arc<Vars>,
     /// `{id, scenario}`.
     pub vu: Value,
-    /// `{index, value}` of the innermost loop, undefined outside loops.
-    pub loop_: Value,
+    /// The innermost loop, `None` outside loops. Kept as a number and turned into the template
+    /// value `loop` only when a template looks it up: most loops render nothing per iteration.
+    pub loop_: Option<LoopVar>,
     /// Process environment, shared by every vuser.
     pub env: Value,
     /// `send: {message, with}` bindings, visible for that one send only.
@@ -89,7 +90,7 @@ impl Scope {
         Scope {
             vars: Arc::new(vars),
             vu,
-            loop_: Value::UNDEFINED,
+            loop_: None,
             env,
             with: Vec::new(),
         }
@@ -111,6 +112,26 @@ impl Scope {
     }
 }
 
+/// Where the innermost loop is: `loop` in templates.
+#[derive(Debug, Clone)]
+pub struct LoopVar {
+    /// 0-based.
+    pub iteration: u64,
+    /// The current element of an `over` loop, undefined otherwise.
+    pub value: Value,
+}
+
+impl LoopVar {
+    /// `loop` as templates see it: `index` (1-based), `index0`, and `value` for `over` loops.
+    fn to_value(&self) -> Value {
+        minijinja::context! {
+            index => self.iteration + 1,
+            index0 => self.iteration,
+            value => self.value.clone(),
+        }
+    }
+}
+
 /// The process environment as the template value `env`.
 pub fn env_value() -> Value {
     Value::from(std::env::vars().collect::<BTreeMap<String, String>>())
@@ -120,7 +141,7 @@ pub fn env_value() -> Value {
 struct Context {
     vars: Arc<Vars>,
     vu: Value,
-    loop_: Value,
+    loop_: Option<LoopVar>,
     env: Value,
     with: Vec<(String, Value)>,
 }
@@ -133,7 +154,7 @@ impl Object for Context {
         }
         match key {
             "vu" => Some(self.vu.clone()),
-            "loop" if !self.loop_.is_undefined() => Some(self.loop_.clone()),
+            "loop" if self.loop_.is_some() => self.loop_.as_ref().map(LoopVar::to_value),
             "env" => Some(self.env.clone()),
             _ => self.vars.get(key).cloned(),
         }
@@ -167,13 +188,18 @@ mod tests {
     #[test]
     fn context_exposes_vars_vu_loop_env_and_with() {
         let mut s = scope();
-        s.loop_ = minijinja::context! { index => 2 };
+        s.loop_ = Some(LoopVar {
+            iteration: 1,
+            value: Value::from("x"),
+        });
         s.with = vec![("text".into(), Value::from("hi"))];
         let out = render(
-            "{{ name }} {{ vu.id }} {{ vu.scenario }} {{ loop.index }} {{ env.HOME_TEST }} {{ text }}",
+            "{{ name }} {{ vu.id }} {{ vu.scenario }} {{ loop.index }} {{ loop.index0 }} {{ loop.value }} {{ env.HOME_TEST }} {{ text }}",
             &s,
         );
-        assert_eq!(out, "ann 7 chatter 2 /x hi");
+        assert_eq!(out, "ann 7 chatter 2 1 x /x hi");
+        s.loop_ = None;
+        assert_eq!(render("{{ loop is defined }}", &s), "False");
     }
 
     #[test]

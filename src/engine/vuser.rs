@@ -23,7 +23,7 @@ use super::context::RunContext;
 use super::error::{ErrorKind, Failure};
 use super::program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use super::stamp;
-use super::template::Scope;
+use super::template::{LoopVar, Scope};
 use crate::metrics::{GaugeId, Recorder};
 use crate::plan::LoopBound;
 use crate::protocol::{Frame, FrameCodec, ProtocolError};
@@ -161,7 +161,7 @@ impl Clock {
 struct LoopFrame {
     iteration: u64,
     started: Instant,
-    outer: Value,
+    outer: Option<LoopVar>,
 }
 
 pub(crate) struct Vuser {
@@ -251,6 +251,7 @@ impl Vuser {
         scenario: &ScenarioProgram,
     ) -> Result<Control, Failure> {
         self.loops.clear();
+        self.scope.loop_ = None;
         let ops = &scenario.ops;
         let mut pc = 0;
         while let Some(op) = ops.get(pc) {
@@ -275,13 +276,14 @@ impl Vuser {
         let frame = LoopFrame {
             iteration: 0,
             started: Instant::now(),
-            outer: self.scope.loop_.clone(),
+            outer: self.scope.loop_.take(),
         };
         if loop_continues(bound, &frame) {
-            self.scope.loop_ = loop_value(bound, 0);
+            self.scope.loop_ = Some(loop_var(bound, 0));
             self.loops.push(frame);
             pc + 1
         } else {
+            self.scope.loop_ = frame.outer;
             end + 1
         }
     }
@@ -299,7 +301,13 @@ impl Vuser {
         let frame = self.loops.last_mut()?;
         frame.iteration += 1;
         if loop_continues(bound, frame) {
-            self.scope.loop_ = loop_value(bound, frame.iteration);
+            match &mut self.scope.loop_ {
+                // Same loop, next turn: no new value unless it is an `over` loop.
+                Some(var) if !matches!(bound, LoopBound::Over(_)) => {
+                    var.iteration = frame.iteration
+                }
+                slot => *slot = Some(loop_var(bound, frame.iteration)),
+            }
             Some(start + 1)
         } else {
             if let Some(frame) = self.loops.pop() {
@@ -420,8 +428,8 @@ fn loop_continues(bound: &LoopBound, frame: &LoopFrame) -> bool {
     }
 }
 
-/// `loop` in templates: `index` (1-based), `index0`, and `value` for `over` loops.
-fn loop_value(bound: &LoopBound, iteration: u64) -> Value {
+/// The template's `loop` at `iteration`; `value` only for `over` loops.
+fn loop_var(bound: &LoopBound, iteration: u64) -> LoopVar {
     let value = match bound {
         LoopBound::Over(values) => values
             .get(iteration as usize)
@@ -429,7 +437,7 @@ fn loop_value(bound: &LoopBound, iteration: u64) -> Value {
             .unwrap_or_default(),
         _ => Value::UNDEFINED,
     };
-    minijinja::context! { index => iteration + 1, index0 => iteration, value => value }
+    LoopVar { iteration, value }
 }
 
 /// `at + d`, saturating far in the future instead of overflowing on absurd durations.
