@@ -86,10 +86,15 @@ impl Vuser {
         if self.conn.is_none() && self.connect(ctx, None).await? == Control::Retired {
             return Ok(Control::Retired);
         }
-        let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut self.scope)
-            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
         let scheduled = self.clock.next_send;
-        self.write(ctx, frame).await?;
+        if let SendSpec::Text(Text::Literal(text)) = spec {
+            // Nothing to render: encode the plan's own text, no copy of it per message.
+            self.write_body(ctx, None, text.as_bytes()).await?;
+        } else {
+            let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut self.scope)
+                .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+            self.write(ctx, frame).await?;
+        }
         self.pending.clear();
         self.clock.measure_from = scheduled;
         Ok(Control::Next)
@@ -97,14 +102,24 @@ impl Vuser {
 
     /// Writes a frame and counts it.
     pub(crate) async fn write(&mut self, ctx: &RunContext, frame: Frame) -> Result<(), Failure> {
+        self.write_body(ctx, frame.type_id, &frame.body).await
+    }
+
+    /// Writes a frame given as its parts and counts it.
+    async fn write_body(
+        &mut self,
+        ctx: &RunContext,
+        type_id: Option<u32>,
+        body: &[u8],
+    ) -> Result<(), Failure> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(Failure::new(
                 ErrorKind::Closed,
                 "send without an open connection",
             ));
         };
-        let body_bytes = frame.body.len() as u64;
-        if let Err(err) = conn.write(frame).await {
+        let body_bytes = body.len() as u64;
+        if let Err(err) = conn.write(type_id, body).await {
             self.conn = None;
             return Err(protocol_failure(err));
         }

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, sleep_until};
-use tokio_util::codec::{Encoder, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::context::RunContext;
@@ -122,9 +122,9 @@ impl Conn {
         }
     }
 
-    pub async fn write(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+    pub async fn write(&mut self, type_id: Option<u32>, body: &[u8]) -> Result<(), ProtocolError> {
         self.buffer.clear();
-        self.encoder.encode(frame, &mut self.buffer)?;
+        self.encoder.encode_parts(type_id, body, &mut self.buffer)?;
         self.writer.write_all(&self.buffer).await?;
         Ok(())
     }
