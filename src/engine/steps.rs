@@ -123,8 +123,10 @@ impl Vuser {
             self.conn = None;
             return Err(protocol_failure(err));
         }
-        ctx.recorder.incr(self.ids.messages_sent);
-        ctx.recorder.add(self.ids.bytes_sent, body_bytes);
+        ctx.recorder.add_many(&[
+            (self.ids.messages_sent, 1),
+            (self.ids.bytes_sent, body_bytes),
+        ]);
         Ok(())
     }
 

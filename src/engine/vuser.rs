@@ -380,8 +380,10 @@ impl Vuser {
         expect: Option<&ExpectOp>,
     ) -> Result<Option<Vec<Option<String>>>, Failure> {
         let recorder = &ctx.recorder;
-        recorder.incr(self.ids.messages_received);
-        recorder.add(self.ids.bytes_received, frame.body.len() as u64);
+        recorder.add_many(&[
+            (self.ids.messages_received, 1),
+            (self.ids.bytes_received, frame.body.len() as u64),
+        ]);
         for found in stamp::scan(&frame.body, &ctx.run_id) {
             // The stamp came over the network: a forged time must not overflow the clock.
             if let Some(sent) = ctx.start.checked_add(Duration::from_micros(found.sent_us)) {

@@ -119,6 +119,22 @@ impl Recorder {
         });
     }
 
+    /// Adds to several counters under one shard lock: what a message costs to count (messages
+    /// and bytes) is one lookup, not one per counter.
+    pub fn add_many(&self, counts: &[(CounterId, u64)]) {
+        self.with_shard(|data| {
+            for &(id, n) in counts {
+                let index = id.0 as usize;
+                if data.counters.len() <= index {
+                    data.counters.resize(index + 1, 0);
+                }
+                if let Some(c) = data.counters.get_mut(index) {
+                    *c = c.saturating_add(n);
+                }
+            }
+        });
+    }
+
     pub fn incr(&self, id: CounterId) {
         self.add(id, 1);
     }
@@ -182,18 +198,24 @@ impl Recorder {
             let Ok(mut local) = cell.try_borrow_mut() else {
                 return;
             };
-            if !local.iter().any(|l| l.collector_id == id) {
-                // First sample of this thread for this collector: forget shards of collectors
-                // that are gone, then register a fresh one.
-                local.retain(|l| !l.shard.orphaned.load(Ordering::Relaxed));
-                local.push(LocalShard {
-                    collector_id: id,
-                    shard: self.shared.new_shard(),
-                });
+            // Nearly always the first entry: one collector per run.
+            if let Some(l) = local.iter().find(|l| l.collector_id == id) {
+                if let Some(f) = f.take() {
+                    f(&mut l.shard.lock());
+                }
+                return;
             }
-            if let (Some(l), Some(f)) = (local.iter().find(|l| l.collector_id == id), f.take()) {
-                f(&mut l.shard.lock());
+            // First sample of this thread for this collector: forget shards of collectors
+            // that are gone, then register a fresh one.
+            local.retain(|l| !l.shard.orphaned.load(Ordering::Relaxed));
+            let shard = self.shared.new_shard();
+            if let Some(f) = f.take() {
+                f(&mut shard.lock());
             }
+            local.push(LocalShard {
+                collector_id: id,
+                shard,
+            });
         });
         // Only reached while the thread is being torn down (thread-locals gone) or if recording
         // re-entered itself: use a dedicated shard rather than lose the sample.

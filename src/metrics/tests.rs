@@ -355,3 +355,18 @@ fn windows_merge_histograms_rather_than_average_percentiles() {
     assert_eq!(partial.summaries["latency.chat"].count, 1);
     assert!(window.finish().is_none());
 }
+
+#[test]
+fn add_many_counts_each_counter() {
+    let mut reg = Registry::new().with_standard_metrics();
+    let sent = reg.counter(names::MESSAGES_SENT);
+    let bytes = reg.counter(names::BYTES_SENT);
+    let collector = Collector::with_start(reg, t(0));
+    let rec = collector.recorder();
+    let mut agg = Aggregator::new();
+    rec.add_many(&[(sent, 1), (bytes, 7)]);
+    rec.add_many(&[(sent, 1), (bytes, 5)]);
+    let period = agg.push(collector.snapshot_at(t(1))).unwrap().clone();
+    assert_eq!(period.counters["messages.sent"], 2);
+    assert_eq!(period.counters["bytes.sent"], 12);
+}
