@@ -97,7 +97,7 @@ pub fn field_kind(kind: plan::FieldKind) -> FieldKind {
 /// A plan matcher as a protocol matcher (the compiled regex is shared, not recompiled).
 pub fn matcher(matcher: &plan::Matcher) -> Matcher {
     match matcher {
-        plan::Matcher::Regex(regex) => Matcher::Regex(regex.clone()),
+        plan::Matcher::Regex(regex) => Matcher::regex(regex.clone()),
         plan::Matcher::Contains(text) => Matcher::Contains(text.clone()),
         plan::Matcher::Equals(text) => Matcher::Equals(text.clone()),
         plan::Matcher::Json(pairs) => Matcher::Json(pairs.clone()),

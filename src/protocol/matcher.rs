@@ -7,10 +7,14 @@ use serde_json::Value;
 
 use crate::protocol::Frame;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Matcher {
     /// The body (as UTF-8 text) matches this regex; named groups can be captured.
     Regex(Regex),
+    /// A regex that is `^` followed by plain text (`^PONG`): the same matches as `Regex`, found
+    /// by comparing bytes instead of running the regex engine. Built by [`Matcher::regex`];
+    /// the regex is kept for display.
+    Prefix { regex: Regex, prefix: String },
     /// The body contains these bytes.
     Contains(String),
     /// The body is exactly these bytes.
@@ -31,10 +35,42 @@ pub enum CaptureSource {
     JsonPointer(String),
 }
 
+impl std::fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Shown as written: which variant matches it is an implementation detail.
+            Matcher::Regex(regex) | Matcher::Prefix { regex, .. } => {
+                f.debug_tuple("Regex").field(regex).finish()
+            }
+            Matcher::Contains(text) => f.debug_tuple("Contains").field(text).finish(),
+            Matcher::Equals(text) => f.debug_tuple("Equals").field(text).finish(),
+            Matcher::Json(pairs) => f.debug_tuple("Json").field(pairs).finish(),
+            Matcher::Type(type_id) => f.debug_tuple("Type").field(type_id).finish(),
+        }
+    }
+}
+
 impl Matcher {
+    /// A matcher for `regex`: `Prefix` when the pattern is `^` followed by text without regex
+    /// syntax (the common `^PONG`, `^OK `), `Regex` otherwise.
+    pub fn regex(regex: Regex) -> Self {
+        const SYNTAX: &str = "\\.+*?()|[]{}^$#";
+        match regex.as_str().strip_prefix('^') {
+            Some(rest) if !rest.is_empty() && !rest.contains(|c| SYNTAX.contains(c)) => {
+                let prefix = rest.to_owned();
+                Matcher::Prefix { regex, prefix }
+            }
+            _ => Matcher::Regex(regex),
+        }
+    }
+
     pub fn matches(&self, frame: &Frame) -> bool {
         match self {
             Matcher::Regex(regex) => frame.body_str().is_some_and(|text| regex.is_match(text)),
+            // Like a regex, only a UTF-8 body can match.
+            Matcher::Prefix { prefix, .. } => {
+                frame.body.starts_with(prefix.as_bytes()) && frame.body_str().is_some()
+            }
             Matcher::Contains(needle) => contains(&frame.body, needle.as_bytes()),
             Matcher::Equals(expected) => frame.body == expected.as_bytes(),
             Matcher::Json(pairs) => serde_json::from_slice::<Value>(&frame.body)
@@ -136,6 +172,43 @@ mod tests {
         assert!(Matcher::Equals("OK".into()).matches(&frame("OK")));
         assert!(!Matcher::Equals("OK".into()).matches(&frame("OK bob")));
         assert!(Matcher::Contains("\u{1}".into()).matches(&Frame::text(vec![0xff, 1])));
+    }
+
+    #[test]
+    fn anchored_literal_regexes_match_as_prefixes_exactly_like_the_regex() {
+        let bodies: [&[u8]; 7] = [
+            b"PONG x",
+            b"PONG",
+            b"PON",
+            b"xPONG",
+            b"",
+            b"PONG \xff",
+            b"OK ann",
+        ];
+        for pattern in ["^PONG", "^OK ", "^PONG x"] {
+            let fast = Matcher::regex(Regex::new(pattern).expect("regex"));
+            assert!(matches!(fast, Matcher::Prefix { .. }), "{pattern}");
+            assert_eq!(format!("{fast:?}"), format!("Regex(Regex({pattern:?}))"));
+            let slow = Matcher::Regex(Regex::new(pattern).expect("regex"));
+            for body in bodies {
+                let frame = Frame::text(bytes::Bytes::copy_from_slice(body));
+                assert_eq!(
+                    fast.matches(&frame),
+                    slow.matches(&frame),
+                    "{pattern} {body:?}"
+                );
+                let sources = [CaptureSource::Group("x".into())];
+                assert_eq!(
+                    fast.match_captures(&frame, &sources),
+                    slow.match_captures(&frame, &sources),
+                    "{pattern} {body:?}"
+                );
+            }
+        }
+        for pattern in ["PONG", "^PO.G", "^(?i)pong", "^a|b", "^", "^x$", "^\\d"] {
+            let matcher = Matcher::regex(Regex::new(pattern).expect("regex"));
+            assert!(matches!(matcher, Matcher::Regex(_)), "{pattern}");
+        }
     }
 
     #[test]
