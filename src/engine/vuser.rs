@@ -6,6 +6,7 @@
 //! The step kinds themselves are in `steps`; starting and retiring vusers is the runner's job.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use minijinja::value::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -177,6 +178,10 @@ pub(crate) struct Vuser {
     pub pending: VecDeque<(Frame, Instant)>,
     pub reconnects_left: u32,
     loops: Vec<LoopFrame>,
+    /// The deadline of the current wait, one timer reused for the vuser's life: pushing a
+    /// registered deadline later is an atomic store, where a fresh timer per expect costs a
+    /// timer-wheel insert and removal per message.
+    timer: Pin<Box<Sleep>>,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -204,6 +209,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         pending: VecDeque::new(),
         reconnects_left: ctx.plan.defaults.reconnect.attempts,
         loops: Vec::new(),
+        timer: Box::pin(sleep_until(Instant::now())),
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -327,6 +333,7 @@ impl Vuser {
         expect: Option<&ExpectOp>,
         interruptible: bool,
     ) -> Result<Waited, Failure> {
+        self.timer.as_mut().reset(until);
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 if expect.is_some() {
@@ -338,14 +345,14 @@ impl Vuser {
                 tokio::select! {
                     biased;
                     _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                    _ = sleep_until(until) => return Ok(Waited::Deadline),
+                    _ = self.timer.as_mut() => return Ok(Waited::Deadline),
                 }
             };
             let item = tokio::select! {
                 biased;
                 _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
                 item = conn.reader.next() => item,
-                _ = sleep_until(until) => return Ok(Waited::Deadline),
+                _ = self.timer.as_mut() => return Ok(Waited::Deadline),
             };
             let at = Instant::now();
             match item {
