@@ -147,16 +147,19 @@ impl Vuser {
                     .match_captures(frame, &op.sources)
                     .map(|captures| (i, *at, captures))
             });
-        let (at, captures) = match earlier {
+        let (at, captures, counts) = match earlier {
+            // Counted when it arrived.
             Some((index, at, captures)) => {
                 self.pending.remove(index);
-                (at, captures)
+                (at, captures, [(self.ids.messages_received, 0); 2])
             }
             None => {
                 let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
                 let until = after(Instant::now(), limit);
                 match self.wait(ctx, scenario, until, Some(op), false).await? {
-                    Waited::Matched { at, captures } => (at, captures),
+                    Waited::Matched { at, captures } => {
+                        (at, captures, self.received_counts(self.matched_bytes))
+                    }
                     Waited::Deadline | Waited::Retired => {
                         return Err(Failure::new(
                             ErrorKind::Timeout,
@@ -166,9 +169,10 @@ impl Vuser {
                 }
             }
         };
-        ctx.recorder.record(
+        ctx.recorder.record_and_add(
             op.latency,
             at.saturating_duration_since(self.clock.measure_from),
+            &counts,
         );
         self.clock.next_send = self.clock.next_send.max(at);
         for (variable, value) in op.variables.iter().zip(captures) {

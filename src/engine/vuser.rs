@@ -25,7 +25,7 @@ use super::error::{ErrorKind, Failure};
 use super::program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use super::stamp;
 use super::template::{LoopVar, Scope};
-use crate::metrics::{GaugeId, Recorder};
+use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::plan::LoopBound;
 use crate::protocol::{Frame, FrameCodec, ProtocolError};
 
@@ -182,6 +182,8 @@ pub(crate) struct Vuser {
     /// registered deadline later is an atomic store, where a fresh timer per expect costs a
     /// timer-wheel insert and removal per message.
     timer: Pin<Box<Sleep>>,
+    /// Body size of the frame the last wait matched, counted when the expect records.
+    pub matched_bytes: u64,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -210,6 +212,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         reconnects_left: ctx.plan.defaults.reconnect.attempts,
         loops: Vec::new(),
         timer: Box::pin(sleep_until(Instant::now())),
+        matched_bytes: 0,
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -387,10 +390,7 @@ impl Vuser {
         expect: Option<&ExpectOp>,
     ) -> Result<Option<Vec<Option<String>>>, Failure> {
         let recorder = &ctx.recorder;
-        recorder.add_many(&[
-            (self.ids.messages_received, 1),
-            (self.ids.bytes_received, frame.body.len() as u64),
-        ]);
+        let body_bytes = frame.body.len() as u64;
         for found in stamp::scan(&frame.body, &ctx.run_id) {
             // The stamp came over the network: a forged time must not overflow the clock.
             if let Some(sent) = ctx.start.checked_add(Duration::from_micros(found.sent_us)) {
@@ -399,15 +399,19 @@ impl Vuser {
         }
         if let Some(op) = expect {
             if let Some(captures) = op.matcher.match_captures(&frame, &op.sources) {
+                // Counted by the expect, under the same lock as its latency.
+                self.matched_bytes = body_bytes;
                 return Ok(Some(captures));
             }
             if op.strict {
+                recorder.add_many(&self.received_counts(body_bytes));
                 return Err(Failure::new(
                     ErrorKind::Protocol,
                     format!("strict expect got an unexpected frame: {}", preview(&frame)),
                 ));
             }
         }
+        recorder.add_many(&self.received_counts(body_bytes));
         if self.handle(ctx, scenario, &frame).await? {
             return Ok(None);
         }
@@ -416,6 +420,14 @@ impl Vuser {
         }
         self.pending.push_back((frame, at));
         Ok(None)
+    }
+
+    /// The counters one received frame of `body_bytes` adds to.
+    pub(crate) fn received_counts(&self, body_bytes: u64) -> [(CounterId, u64); 2] {
+        [
+            (self.ids.messages_received, 1),
+            (self.ids.bytes_received, body_bytes),
+        ]
     }
 
     /// Waits out the reconnect backoff; retiring ends it early.

@@ -40,6 +40,40 @@ pub(crate) struct ShardData {
     pub(crate) clamped: u64,
 }
 
+impl ShardData {
+    fn record_us(&mut self, id: HistogramId, value_us: u64) {
+        let index = id.0 as usize;
+        if self.histograms.len() <= index {
+            self.histograms.resize_with(index + 1, || None);
+        }
+        let value = if value_us > HISTOGRAM_MAX_US {
+            self.clamped += 1;
+            HISTOGRAM_MAX_US
+        } else {
+            value_us
+        };
+        let recorded = self
+            .histograms
+            .get_mut(index)
+            .map(|slot| slot.get_or_insert_with(new_histogram).record(value).is_ok());
+        // `record` (not `saturating_record`, which clamps instead of growing) can only
+        // fail if the histogram could not grow; count the loss rather than hide it.
+        if recorded != Some(true) {
+            self.clamped += 1;
+        }
+    }
+
+    fn add(&mut self, id: CounterId, n: u64) {
+        let index = id.0 as usize;
+        if self.counters.len() <= index {
+            self.counters.resize(index + 1, 0);
+        }
+        if let Some(c) = self.counters.get_mut(index) {
+            *c = c.saturating_add(n);
+        }
+    }
+}
+
 pub(crate) struct Shard {
     pub(crate) data: Mutex<ShardData>,
     /// Set when the collector is gone, so threads drop their reference to this shard.
@@ -79,25 +113,22 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// Records one latency-style sample in microseconds.
     pub fn record_us(&self, id: HistogramId, value_us: u64) {
+        self.with_shard(|data| data.record_us(id, value_us));
+    }
+
+    /// Records a `Duration` sample and adds to counters under one shard lock (a reply's
+    /// latency together with its message and byte counts).
+    pub fn record_and_add(
+        &self,
+        id: HistogramId,
+        value: std::time::Duration,
+        counts: &[(CounterId, u64)],
+    ) {
+        let value_us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
         self.with_shard(|data| {
-            let index = id.0 as usize;
-            if data.histograms.len() <= index {
-                data.histograms.resize_with(index + 1, || None);
-            }
-            let value = if value_us > HISTOGRAM_MAX_US {
-                data.clamped += 1;
-                HISTOGRAM_MAX_US
-            } else {
-                value_us
-            };
-            let recorded = data
-                .histograms
-                .get_mut(index)
-                .map(|slot| slot.get_or_insert_with(new_histogram).record(value).is_ok());
-            // `record` (not `saturating_record`, which clamps instead of growing) can only
-            // fail if the histogram could not grow; count the loss rather than hide it.
-            if recorded != Some(true) {
-                data.clamped += 1;
+            data.record_us(id, value_us);
+            for &(counter, n) in counts {
+                data.add(counter, n);
             }
         });
     }
@@ -108,15 +139,7 @@ impl Recorder {
     }
 
     pub fn add(&self, id: CounterId, n: u64) {
-        self.with_shard(|data| {
-            let index = id.0 as usize;
-            if data.counters.len() <= index {
-                data.counters.resize(index + 1, 0);
-            }
-            if let Some(c) = data.counters.get_mut(index) {
-                *c = c.saturating_add(n);
-            }
-        });
+        self.with_shard(|data| data.add(id, n));
     }
 
     /// Adds to several counters under one shard lock: what a message costs to count (messages
@@ -124,13 +147,7 @@ impl Recorder {
     pub fn add_many(&self, counts: &[(CounterId, u64)]) {
         self.with_shard(|data| {
             for &(id, n) in counts {
-                let index = id.0 as usize;
-                if data.counters.len() <= index {
-                    data.counters.resize(index + 1, 0);
-                }
-                if let Some(c) = data.counters.get_mut(index) {
-                    *c = c.saturating_add(n);
-                }
+                data.add(id, n);
             }
         });
     }
