@@ -69,7 +69,9 @@ impl Matcher {
             Matcher::Regex(regex) => frame.body_str().is_some_and(|text| regex.is_match(text)),
             // Like a regex, only a UTF-8 body can match.
             Matcher::Prefix { prefix, .. } => {
-                frame.body.starts_with(prefix.as_bytes()) && frame.body_str().is_some()
+                // `is_ascii` first: a word at a time, and chat protocols are mostly ASCII.
+                frame.body.starts_with(prefix.as_bytes())
+                    && (frame.body.is_ascii() || frame.body_str().is_some())
             }
             Matcher::Contains(needle) => contains(&frame.body, needle.as_bytes()),
             Matcher::Equals(expected) => frame.body == expected.as_bytes(),
