@@ -27,36 +27,16 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         Some(plan) => Arc::new(plan),
         None => return Ok(Exit::Error),
     };
-    let json = !args.no_report
-        && if args.format.is_empty() {
-            plan.report.json
-        } else {
-            args.format.contains(&ReportFormat::Json)
-        };
-    if !args.no_report
-        && args
-            .format
-            .iter()
-            .any(|f| matches!(f, ReportFormat::Csv | ReportFormat::Html))
-    {
-        eprintln!(
-            "warning: this build writes only result.json; CSV and HTML reports are not \
-             available yet"
-        );
-    }
+    let formats = formats(&args, &plan);
     let started = SystemTime::now();
     let out_dir = args.out.clone().unwrap_or_else(|| {
         let stamp = report::format_compact_utc(epoch_ms(started));
         plan.report.dir.join(format!("{}-{stamp}", plan.name))
     });
-    if json {
+    if formats.json || formats.csv || formats.html {
         // Before any load is sent: a run whose results cannot be written is not started.
-        std::fs::create_dir_all(&out_dir).with_context(|| {
-            format!(
-                "cannot create the output directory {} (choose another with --out DIR)",
-                out_dir.display()
-            )
-        })?;
+        report::prepare_outputs(&out_dir, formats)
+            .context("choose another output directory with --out DIR")?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,12 +44,15 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(drive(Arc::clone(&plan), args.quiet))?;
 
+    let mut result = build_result(&plan, &args.plan, &outcome);
     let exit = if outcome.interrupted {
         Exit::Interrupted
+    } else if outcome.aborted.is_some() || !result.thresholds_passed() {
+        Exit::ThresholdFailed
     } else {
         Exit::Success
     };
-    let result = build_result(&plan, &args.plan, &outcome, exit);
+    result.run.exit_code = exit as i32;
     for warning in &result.run.warnings {
         eprintln!("warning: {warning}");
     }
@@ -81,13 +64,35 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", report::summary_table(&result))?;
-    if json {
-        let path = out_dir.join("result.json");
-        report::write_result(&path, &result)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(stdout, "results: {}", path.display())?;
+    let written = report::write_reports(&result, &out_dir, formats)
+        .with_context(|| format!("cannot write the reports into {}", out_dir.display()))?;
+    for path in &written {
+        writeln!(stdout, "wrote {}", path.display())?;
     }
     Ok(exit)
+}
+
+/// Which report files to write: `--format` when given, else `config.report.formats`.
+fn formats(args: &RunArgs, plan: &Plan) -> report::Formats {
+    if args.no_report {
+        return report::Formats {
+            json: false,
+            csv: false,
+            html: false,
+        };
+    }
+    if args.format.is_empty() {
+        return report::Formats {
+            json: plan.report.json,
+            csv: plan.report.csv,
+            html: plan.report.html,
+        };
+    }
+    report::Formats {
+        json: args.format.contains(&ReportFormat::Json),
+        csv: args.format.contains(&ReportFormat::Csv),
+        html: args.format.contains(&ReportFormat::Html),
+    }
 }
 
 /// Loads the plan with the command-line overrides; `None` after printing its problems.
@@ -196,7 +201,7 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
     Ok(outcome?)
 }
 
-fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome, exit: Exit) -> RunResult {
+fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
     let ended = outcome.started_at + outcome.duration;
     let mut info = RunInfo::new(
         &plan.name,
@@ -206,7 +211,14 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome, exit: Exit) -> R
     );
     info.plan_path = Some(path.display().to_string());
     info.interrupted = outcome.interrupted;
-    info.exit_code = exit as i32;
+    if let Some(breach) = &outcome.aborted {
+        info.aborted = true;
+        info.abort_reason = Some(format!(
+            "abortOnFail: {} broke {:.1} s into the run",
+            breach.describe(),
+            breach.offset.as_secs_f64()
+        ));
+    }
     if outcome.overloaded_intervals > 0 {
         info.warnings.push(format!(
             "the load generator could not keep up in {} interval(s): schedule.lag p99 exceeded \
@@ -223,7 +235,9 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome, exit: Exit) -> R
             outcome.vusers_cancelled, plan.defaults.graceful_stop
         ));
     }
-    RunResult::new(info, outcome.metrics.clone(), plan.as_written.clone())
+    let mut result = RunResult::new(info, outcome.metrics.clone(), plan.as_written.clone());
+    result.thresholds = super::report::threshold_results(outcome.thresholds.clone());
+    result
 }
 
 /// The terminal display: a live status line on a TTY, a compact line every 10 s, loud
@@ -249,10 +263,19 @@ impl Display {
     }
 
     fn show(&mut self, p: &Progress) {
+        let mut err = std::io::stderr().lock();
+        if let Some(breach) = &p.breach {
+            // Shown even with --quiet: the run is about to stop early.
+            self.clear(&mut err);
+            let _ = writeln!(
+                err,
+                "ABORTING (abortOnFail): {} — stopping the run",
+                breach.describe()
+            );
+        }
         if self.quiet {
             return;
         }
-        let mut err = std::io::stderr().lock();
         if p.generator_overloaded
             && self
                 .last_warning

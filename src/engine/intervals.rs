@@ -1,15 +1,21 @@
 //! Cutting the collector's intervals (on a timer and at phase boundaries) into one ordered
-//! stream, aggregating them, and telling the caller about each one (live progress, the
-//! "generator cannot keep up" warning).
+//! stream, aggregating them, checking thresholds on them (`abortOnFail` stops the run at the
+//! first breach), and telling the caller about each one (live progress, the "generator
+//! cannot keep up" warning).
 //!
-//! What the numbers mean is `metrics`' business; how they are shown is the CLI's.
+//! What the numbers mean is `metrics`' business, what a threshold means `thresholds`'; how
+//! they are shown is the CLI's.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Aggregator, Collector, MetricsError, PeriodSummary, RunMetrics, names};
+use super::thresholds::{Breach, ThresholdEvaluator, ThresholdOutcome};
+use crate::metrics::{
+    Aggregator, Collector, IntervalSnapshot, MetricsError, PeriodSummary, RunMetrics, names,
+};
 
 /// An interval whose `schedule.lag` p99 is above this means the generator itself is late.
 pub const LAG_WARNING: Duration = Duration::from_millis(50);
@@ -30,34 +36,59 @@ pub struct Progress {
     /// `schedule.lag` p99 of the interval exceeded [`LAG_WARNING`]: the load generator cannot
     /// keep up, and its numbers understate the server.
     pub generator_overloaded: bool,
+    /// Set on the interval that breached a condition with `abortOnFail`: the run stops.
+    pub breach: Option<Breach>,
 }
 
 /// Called once per interval, from the engine's timer task; keep it quick.
 pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 
+/// What the intervals add up to at the end of the run.
+pub(crate) struct Finished {
+    pub metrics: RunMetrics,
+    pub thresholds: Vec<ThresholdOutcome>,
+    pub breach: Option<Breach>,
+    pub overloaded_intervals: u32,
+}
+
+struct State {
+    aggregator: Aggregator,
+    evaluator: ThresholdEvaluator,
+    breach: Option<Breach>,
+    overloaded: u32,
+}
+
 pub(crate) struct Intervals {
     collector: Collector,
-    aggregator: Mutex<Aggregator>,
+    state: Mutex<State>,
     on_progress: Option<ProgressFn>,
+    /// Cancelled on an `abortOnFail` breach.
+    abort: CancellationToken,
     start: Instant,
     total: Duration,
-    overloaded: Mutex<u32>,
 }
 
 impl Intervals {
     pub fn new(
         collector: Collector,
+        evaluator: ThresholdEvaluator,
         on_progress: Option<ProgressFn>,
+        abort: CancellationToken,
         start: Instant,
         total: Duration,
     ) -> Self {
         Intervals {
             collector,
-            aggregator: Mutex::new(Aggregator::new()),
+            state: Mutex::new(State {
+                aggregator: Aggregator::new(),
+                evaluator,
+                breach: None,
+                overloaded: 0,
+            }),
             on_progress,
+            abort,
             start,
             total,
-            overloaded: Mutex::new(0),
         }
     }
 
@@ -76,31 +107,37 @@ impl Intervals {
         self.cut(|c| c.end_phase());
     }
 
-    /// How many intervals showed the generator overloaded.
-    pub fn overloaded_intervals(&self) -> u32 {
-        *self
-            .overloaded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn finish(self) -> Result<RunMetrics, MetricsError> {
-        self.aggregator
+    pub fn finish(self) -> Result<Finished, MetricsError> {
+        let state = self
+            .state
             .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-            .finish()
+            .unwrap_or_else(PoisonError::into_inner);
+        let metrics = state.aggregator.finish()?;
+        let thresholds = state.evaluator.finish(&metrics.aggregate);
+        Ok(Finished {
+            metrics,
+            thresholds,
+            breach: state.breach,
+            overloaded_intervals: state.overloaded,
+        })
     }
 
-    fn cut(&self, take: impl FnOnce(&Collector) -> crate::metrics::IntervalSnapshot) {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cut(&self, take: impl FnOnce(&Collector) -> IntervalSnapshot) {
         // Cutting and pushing under one lock keeps the stream ordered whoever cuts.
         let progress = {
-            let mut aggregator = self
-                .aggregator
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.lock();
             let snapshot = take(&self.collector);
+            let breach = state.evaluator.push_interval(&snapshot);
+            if let Some(breach) = &breach {
+                state.breach = Some(breach.clone());
+                self.abort.cancel();
+            }
             let phase = snapshot.phase.as_ref().map(|p| p.name.clone());
-            let Some(interval) = aggregator.push(snapshot).cloned() else {
+            let Some(interval) = state.aggregator.push(snapshot).cloned() else {
                 return;
             };
             let lag_p99_ms = interval
@@ -110,12 +147,9 @@ impl Intervals {
                 .unwrap_or(0.0);
             let generator_overloaded = lag_p99_ms > LAG_WARNING.as_secs_f64() * 1000.0;
             if generator_overloaded {
-                *self
-                    .overloaded
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) += 1;
+                state.overloaded += 1;
             }
-            let aggregate = self.on_progress.as_ref().and(aggregator.aggregate());
+            let aggregate = self.on_progress.as_ref().and(state.aggregator.aggregate());
             Progress {
                 elapsed: self.start.elapsed(),
                 total: self.total,
@@ -123,6 +157,7 @@ impl Intervals {
                 interval,
                 aggregate,
                 generator_overloaded,
+                breach,
             }
         };
         if let Some(callback) = &self.on_progress {
@@ -148,7 +183,18 @@ mod tests {
                 all.push(p.clone());
             }
         });
-        let intervals = Intervals::new(collector, Some(sink), Instant::now(), Duration::ZERO);
+        let evaluator = ThresholdEvaluator::new(
+            &crate::plan::Ensure::default(),
+            std::time::SystemTime::now(),
+        );
+        let intervals = Intervals::new(
+            collector,
+            evaluator,
+            Some(sink),
+            CancellationToken::new(),
+            Instant::now(),
+            Duration::ZERO,
+        );
         (intervals, recorder)
     }
 
@@ -176,6 +222,7 @@ mod tests {
             flags,
             vec![(Some("hold".into()), false), (Some("hold".into()), true)]
         );
-        assert_eq!(intervals.overloaded_intervals(), 1);
+        let finished = intervals.finish().map(|f| f.overloaded_intervals).ok();
+        assert_eq!(finished, Some(1));
     }
 }

@@ -77,6 +77,10 @@ pub struct RunOutcome {
     pub metrics: RunMetrics,
     /// Stopped early through `RunOptions::shutdown`.
     pub interrupted: bool,
+    /// Stopped early because a condition with `abortOnFail` broke: the first breach.
+    pub aborted: Option<thresholds::Breach>,
+    /// Every `ensure` entry and how it went (empty when the plan has none).
+    pub thresholds: Vec<thresholds::ThresholdOutcome>,
     /// Vusers still running when the graceful stop ran out (also the counter
     /// `vusers.cancelled`).
     pub vusers_cancelled: u64,
@@ -131,9 +135,13 @@ pub async fn run(
         start,
         options.on_log.clone(),
     ));
+    // The runner stops on Ctrl-C (the parent token) or on an abortOnFail breach (this one).
+    let stop = options.shutdown.child_token();
     let intervals = Arc::new(intervals::Intervals::new(
         collector,
+        thresholds::ThresholdEvaluator::new(&plan.ensure, started_at),
         options.on_progress.clone(),
+        stop.clone(),
         start,
         planned,
     ));
@@ -145,26 +153,27 @@ pub async fn run(
         ticker_stop.clone(),
     ));
 
-    let runner = runner::Runner::new(Arc::clone(&ctx), options.shutdown.clone());
+    let runner = runner::Runner::new(Arc::clone(&ctx), stop);
     let ended = runner.run(&phases, &intervals).await;
 
     ticker_stop.cancel();
     let _ = ticker.await;
     intervals.tick();
-    let overloaded_intervals = intervals.overloaded_intervals();
     let error_samples = ctx.error_samples();
     let intervals = Arc::try_unwrap(intervals).map_err(|_| EngineError::Internal)?;
-    let metrics = intervals.finish()?;
+    let finished = intervals.finish()?;
     Ok(RunOutcome {
         run_id: run_id.to_string(),
         target,
         started_at,
         duration: start.elapsed(),
         planned,
-        metrics,
-        interrupted: ended.interrupted,
+        metrics: finished.metrics,
+        interrupted: options.shutdown.is_cancelled(),
+        aborted: finished.breach,
+        thresholds: finished.thresholds,
         vusers_cancelled: ended.vusers_cancelled,
-        overloaded_intervals,
+        overloaded_intervals: finished.overloaded_intervals,
         error_samples,
     })
 }

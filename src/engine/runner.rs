@@ -22,7 +22,7 @@ use crate::plan::{Phase, PhaseShape};
 /// How often a closed-model phase re-reads its target concurrency.
 const CLOSED_TICK: Duration = Duration::from_millis(20);
 
-/// On Ctrl-C the graceful stop is cut to at most this.
+/// On Ctrl-C or an abortOnFail breach the graceful stop is cut to at most this.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// A closed-model vuser the runner may retire.
@@ -45,9 +45,8 @@ pub(crate) struct Runner {
     cancelled: Arc<AtomicU64>,
 }
 
-/// How the phases ended.
+/// How the run ended.
 pub(crate) struct Ended {
-    pub interrupted: bool,
     pub vusers_cancelled: u64,
 }
 
@@ -237,7 +236,6 @@ impl Runner {
             self.tracker.wait().await;
         }
         Ended {
-            interrupted: interrupted || self.shutdown.is_cancelled(),
             vusers_cancelled: self.cancelled.load(Ordering::Relaxed),
         }
     }

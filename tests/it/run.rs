@@ -766,3 +766,97 @@ async fn connections_are_spread_over_source_addresses() {
     let (peers, _sockets) = accept.await.expect("accepted");
     assert_eq!(peers, ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]);
 }
+
+fn always_failing(metric: &str, abort_on_fail: bool) -> Ensure {
+    Ensure {
+        conditions: vec![Condition {
+            source: format!("{metric}.max < 0ms"),
+            expr: Expr::Compare {
+                metric: metric.into(),
+                stat: Stat::Max,
+                op: CompareOp::Lt,
+                value: 0.0,
+            },
+            strict: true,
+            window: None,
+        }],
+        max_error_rate_percent: Some(1.0),
+        abort_on_fail,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_are_evaluated_and_abort_on_fail_stops_the_run() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![
+        connect(),
+        Step::Loop {
+            steps: vec![b.send_expect("PING 1", "^PONG", "ping"), think(20, 20)],
+            bound: LoopBound::Forever,
+        },
+    ];
+    let mut plan = b.plan(vec![closed(Duration::from_secs(30), 2, None)], flow);
+    plan.ensure = always_failing("latency.ping", true);
+    let options = RunOptions {
+        interval: Some(ms(200)),
+        ..RunOptions::default()
+    };
+    let started = tokio::time::Instant::now();
+    let out = run_with(plan, &server, options).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!out.interrupted);
+    let breach = out.aborted.expect("aborted by the breach");
+    assert_eq!(breach.expression, "latency.ping.max < 0ms");
+    let passed: Vec<bool> = out.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(
+        passed,
+        vec![false, true],
+        "the latency check fails, maxErrorRate holds"
+    );
+}
+
+#[test]
+fn the_binary_exits_1_when_a_threshold_fails_and_writes_every_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("strict.yml");
+    std::fs::write(
+        &plan,
+        r#"
+config:
+  target: embedded
+  phases:
+    - {duration: 1s, arrivalRate: 4}
+  ensure:
+    thresholds:
+      - latency.ping.p95: 0
+scenarios:
+  - name: ping
+    flow:
+      - send: "PING 1"
+        expect: {match: "^PONG", name: ping}
+"#,
+    )
+    .expect("plan written");
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(["run", "--quiet", "--format", "json,csv,html", "--out"])
+        .arg(&out)
+        .arg(&plan)
+        .output()
+        .expect("binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    for file in ["result.json", "stats.csv", "history.csv", "report.html"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    let result: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(result["run"]["exitCode"], 1);
+    assert_eq!(result["thresholds"][0]["passed"], false);
+}
