@@ -9,12 +9,15 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod check;
+mod interactive;
 mod monitor;
 mod presets;
 mod probe;
 mod report;
 mod run;
+mod run_monitor;
 mod schema;
+mod search;
 mod serve;
 
 /// How a command ended; the process exit code is derived from it and nothing else.

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, ReportFormat, RunArgs};
+use super::{Exit, ReportFormat, RunArgs, interactive, run_monitor, search};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::metrics::{PeriodSummary, names};
 use crate::plan::{self, Load, Plan, Target, presets};
@@ -42,12 +42,18 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(drive(Arc::clone(&plan), args.quiet))?;
+    let breaking_point = search::is_stress(args.preset.as_deref(), &plan);
+    let (outcome, extras) = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
+    extras.apply(&outcome, &mut result);
+    let broke = outcome
+        .breaking_point
+        .as_ref()
+        .is_some_and(|b| b.failed_at.is_some());
     let exit = if outcome.interrupted {
         Exit::Interrupted
-    } else if outcome.aborted.is_some() || !result.thresholds_passed() {
+    } else if outcome.aborted.is_some() || broke || !result.thresholds_passed() {
         Exit::ThresholdFailed
     } else {
         Exit::Success
@@ -64,6 +70,12 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", report::summary_table(&result))?;
+    if let Some(adaptive) = &outcome.adaptive {
+        writeln!(stdout, "{}", search::adaptive_text(adaptive))?;
+    }
+    if let Some(breaking) = &outcome.breaking_point {
+        writeln!(stdout, "{}", search::breaking_text(breaking))?;
+    }
     let written = report::write_reports(&result, &out_dir, formats)
         .with_context(|| format!("cannot write the reports into {}", out_dir.display()))?;
     for path in &written {
@@ -132,14 +144,43 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
         };
         plan.load = Load::Phases(presets::expand(name, &params)?);
     }
-    if args.interactive {
-        eprintln!("warning: --interactive is not available in this build; running without it");
-    }
     Ok(Some(plan))
 }
 
-/// Starts the embedded server if needed, wires Ctrl-C and the progress display, runs.
-async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
+/// What the run produced besides the engine's outcome.
+struct Extras {
+    monitor: Vec<report::MonitorSample>,
+    warnings: Vec<String>,
+}
+
+impl Extras {
+    fn apply(self, outcome: &RunOutcome, result: &mut RunResult) {
+        result.monitor = self.monitor;
+        result.run.warnings.extend(self.warnings);
+        result.adaptive = outcome.adaptive.as_ref().map(search::adaptive_result);
+        result.breaking_point = outcome.breaking_point.as_ref().map(search::breaking_result);
+        if let Some(b) = &outcome.breaking_point
+            && b.failed_at.is_some()
+        {
+            result.run.aborted = true;
+            result.run.abort_reason = Some(search::breaking_text(b));
+        } else if outcome.stopped && !outcome.interrupted {
+            result.run.warnings.push(format!(
+                "stopped early from the interactive console after {:.1} s",
+                outcome.duration.as_secs_f64()
+            ));
+        }
+    }
+}
+
+/// Starts the embedded server if needed, wires Ctrl-C, the progress display, the monitor and
+/// the interactive console, runs.
+async fn drive(
+    plan: Arc<Plan>,
+    args: &RunArgs,
+    breaking_point: bool,
+) -> anyhow::Result<(RunOutcome, Extras)> {
+    let quiet = args.quiet;
     let (embedded, target) = match &plan.target {
         Target::Embedded(options) => {
             let handle = server::spawn(super::serve::embedded_config(options))
@@ -169,6 +210,24 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
         }
     });
     let display = Arc::new(Mutex::new(Display::new(quiet)));
+    let control = engine::RunControl::new();
+    let sampling = run_monitor::start(&plan, &control);
+    let console = args.interactive.then(|| {
+        let say = Arc::clone(&display);
+        let info = interactive::ExportInfo {
+            plan_name: plan.name.clone(),
+            plan_path: args.plan.display().to_string(),
+            target: target.clone(),
+            plan_json: plan.as_written.clone(),
+        };
+        interactive::start(
+            control.clone(),
+            info,
+            Arc::new(move |line: &str| {
+                say.lock().unwrap_or_else(PoisonError::into_inner).say(line);
+            }),
+        )
+    });
     let progress = Arc::clone(&display);
     let logs = Arc::clone(&display);
     let options = RunOptions {
@@ -185,12 +244,27 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .show(p);
         })),
+        control: Some(control),
+        breaking_point,
     };
     if !quiet {
         eprintln!("running {} against {target}", plan.name);
     }
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
     signals.abort();
+    if let Some(console) = console {
+        console.abort();
+    }
+    let mut extras = Extras {
+        monitor: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if let Some(sampling) = sampling {
+        match sampling.finish().await {
+            Ok(samples) => extras.monitor = samples,
+            Err(warning) => extras.warnings.push(warning),
+        }
+    }
     display
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -198,7 +272,7 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<RunOutcome> {
     if let Some(handle) = embedded {
         handle.shutdown().await;
     }
-    Ok(outcome?)
+    Ok((outcome?, extras))
 }
 
 fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
@@ -326,6 +400,24 @@ impl Display {
             self.line_shown = Some(status);
         }
         let _ = err.flush();
+    }
+
+    /// A reply of the interactive console, on stdout on its own line, above the status line.
+    fn say(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let shown = self.line_shown.take();
+        if shown.is_some() {
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        if let Some(status) = shown {
+            let _ = write!(err, "{status}");
+            let _ = err.flush();
+            self.line_shown = Some(status);
+        }
     }
 
     fn finish(&mut self) {

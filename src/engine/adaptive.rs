@@ -197,7 +197,10 @@ mod tests {
         for knee in [7, 30, 99, 200, 333, 777] {
             let (levels, found) = search(10, 10_000, knee);
             let found = found.unwrap_or(0);
-            assert!(found <= knee, "knee {knee}: {found} is above it ({levels:?})");
+            assert!(
+                found <= knee,
+                "knee {knee}: {found} is above it ({levels:?})"
+            );
             assert!(
                 (knee - found) * 100 <= knee * GAP_PERCENT,
                 "knee {knee}: {found} is more than 5 % below ({levels:?})"
@@ -274,7 +277,13 @@ mod tests {
             server_memory_percent: Some(70.0),
         };
         let reason = judge(&limits(), &stats).err().unwrap_or_default();
-        for part in ["p95 250.0 ms", "error rate", "success rate", "CPU", "memory"] {
+        for part in [
+            "p95 250.0 ms",
+            "error rate",
+            "success rate",
+            "CPU",
+            "memory",
+        ] {
             assert!(reason.contains(part), "{part} missing from {reason}");
         }
     }
@@ -290,6 +299,9 @@ mod tests {
             p95_ms: Some(200.0),
             ..Default::default()
         };
-        assert!(judge(&only_p95, &slow).is_err(), "p95 must stay below the limit");
+        assert!(
+            judge(&only_p95, &slow).is_err(),
+            "p95 must stay below the limit"
+        );
     }
 }

@@ -49,8 +49,10 @@ impl LoadMode {
 /// Why a control request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
-    #[error("the run is not generating closed-model load right now ({0}); `scale` applies to \
-             closed-model phases (`vusers: N`)")]
+    #[error(
+        "the run is not generating closed-model load right now ({0}); `scale` applies to \
+             closed-model phases (`vusers: N`)"
+    )]
     NotClosedModel(&'static str),
     #[error("the adaptive controller sets the concurrency of this run; `scale` is not available")]
     Adaptive,
@@ -276,7 +278,11 @@ mod tests {
         assert_eq!(control.scale(5), Ok(()));
         assert_eq!(control.scale_override(), Some(5));
         control.set_mode(LoadMode::Closed);
-        assert_eq!(control.scale_override(), None, "a new phase clears the override");
+        assert_eq!(
+            control.scale_override(),
+            None,
+            "a new phase clears the override"
+        );
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! What the numbers mean is `metrics`' business, what a threshold means `thresholds`'; how
 //! they are shown is the CLI's.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,8 @@ pub(crate) struct Intervals {
     abort: CancellationToken,
     start: Instant,
     total: Duration,
+    /// Gets a copy of every snapshot (the adaptive and breaking-point drivers judge them).
+    observer: OnceLock<mpsc::UnboundedSender<IntervalSnapshot>>,
 }
 
 impl Intervals {
@@ -89,7 +92,19 @@ impl Intervals {
             abort,
             start,
             total,
+            observer: OnceLock::new(),
         }
+    }
+
+    /// A stream of every snapshot cut from now on, in order (one observer per run).
+    pub fn observe(&self) -> Option<mpsc::UnboundedReceiver<IntervalSnapshot>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.observer.set(tx).ok().map(|()| rx)
+    }
+
+    /// The metrics so far, as `finish` would give them if the run ended now.
+    pub fn partial(&self) -> Result<RunMetrics, MetricsError> {
+        self.lock().aggregator.clone().finish()
     }
 
     /// Ends the current interval.
@@ -131,6 +146,9 @@ impl Intervals {
         let progress = {
             let mut state = self.lock();
             let snapshot = take(&self.collector);
+            if let Some(observer) = self.observer.get() {
+                let _ = observer.send(snapshot.clone());
+            }
             let breach = state.evaluator.push_interval(&snapshot);
             if let Some(breach) = &breach {
                 state.breach = Some(breach.clone());

@@ -20,6 +20,7 @@ use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use super::context::RunContext;
+use super::control::Inbox;
 use super::error::{ErrorKind, Failure};
 use super::program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use super::stamp;
@@ -35,7 +36,7 @@ const PENDING_FRAMES: usize = 64;
 const READ_BUFFER_BYTES: usize = 512;
 
 /// How the runner starts a vuser.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct VuserSpec {
     pub id: u64,
     pub scenario: usize,
@@ -48,6 +49,8 @@ pub(crate) struct VuserSpec {
     pub retire: CancellationToken,
     /// Cancelled when the run ends: ends `loop`s without a bound, for every vuser.
     pub run_end: CancellationToken,
+    /// Texts to send at once (`RunControl::broadcast`).
+    pub inbox: Option<Inbox>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +180,7 @@ pub(crate) struct Vuser {
     pub pending: VecDeque<(Frame, Instant)>,
     pub reconnects_left: u32,
     loops: Vec<LoopFrame>,
+    inbox: Option<Inbox>,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -204,6 +208,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         pending: VecDeque::new(),
         reconnects_left: ctx.plan.defaults.reconnect.attempts,
         loops: Vec::new(),
+        inbox: spec.inbox,
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -337,6 +342,11 @@ impl Vuser {
                 biased;
                 _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
                 item = conn.reader.next() => item,
+                Some(text) = recv_broadcast(&mut self.inbox) => {
+                    let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
+                    self.write(ctx, frame).await?;
+                    continue;
+                }
                 _ = sleep_until(until) => return Ok(Waited::Deadline),
             };
             let at = Instant::now();
@@ -408,6 +418,14 @@ impl Vuser {
             _ = self.retire.cancelled() => Control::Retired,
             _ = sleep_until(until) => Control::Next,
         }
+    }
+}
+
+/// The next broadcast text; never resolves without an inbox.
+async fn recv_broadcast(inbox: &mut Option<Inbox>) -> Option<Arc<str>> {
+    match inbox {
+        Some(inbox) => inbox.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
