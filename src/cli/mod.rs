@@ -15,7 +15,6 @@ mod presets;
 mod probe;
 mod report;
 mod run;
-mod run_monitor;
 mod schema;
 mod search;
 mod serve;
@@ -263,10 +262,4 @@ pub fn dispatch(command: Command) -> anyhow::Result<Exit> {
 /// exactly as durations in plans are.
 fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
     Ok(crate::plan::parse_duration(text)?)
-}
-
-/// The honest answer of a subcommand whose engine does not exist yet.
-fn not_built(command: &str) -> anyhow::Result<Exit> {
-    eprintln!("error: `chatload {command}` is not available in this build yet");
-    Ok(Exit::Error)
 }

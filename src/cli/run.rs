@@ -12,12 +12,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, ReportFormat, RunArgs, interactive, run_monitor, search};
+use super::{Exit, ReportFormat, RunArgs, interactive, search};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::metrics::{PeriodSummary, names};
 use crate::plan::{self, Load, Plan, Target, presets};
 use crate::report::{self, RunInfo, RunResult};
-use crate::server;
+use crate::{monitor, server};
 
 /// A compact progress line is printed this often (also when stderr is not a terminal).
 const COMPACT_EVERY: Duration = Duration::from_secs(10);
@@ -43,10 +43,16 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     let breaking_point = search::is_stress(args.preset.as_deref(), &plan);
-    let (outcome, extras) = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point))?;
+    let Driven {
+        outcome,
+        monitor,
+        warnings,
+    } = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
-    extras.apply(&outcome, &mut result);
+    result.monitor = monitor;
+    result.run.warnings.extend(warnings);
+    search::apply(&outcome, &mut result);
     let broke = outcome
         .breaking_point
         .as_ref()
@@ -147,39 +153,16 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     Ok(Some(plan))
 }
 
-/// What the run produced besides the engine's outcome.
-struct Extras {
+/// What a run produced besides the engine's outcome.
+struct Driven {
+    outcome: RunOutcome,
     monitor: Vec<report::MonitorSample>,
     warnings: Vec<String>,
 }
 
-impl Extras {
-    fn apply(self, outcome: &RunOutcome, result: &mut RunResult) {
-        result.monitor = self.monitor;
-        result.run.warnings.extend(self.warnings);
-        result.adaptive = outcome.adaptive.as_ref().map(search::adaptive_result);
-        result.breaking_point = outcome.breaking_point.as_ref().map(search::breaking_result);
-        if let Some(b) = &outcome.breaking_point
-            && b.failed_at.is_some()
-        {
-            result.run.aborted = true;
-            result.run.abort_reason = Some(search::breaking_text(b));
-        } else if outcome.stopped && !outcome.interrupted {
-            result.run.warnings.push(format!(
-                "stopped early from the interactive console after {:.1} s",
-                outcome.duration.as_secs_f64()
-            ));
-        }
-    }
-}
-
-/// Starts the embedded server if needed, wires Ctrl-C, the progress display, the monitor and
-/// the interactive console, runs.
-async fn drive(
-    plan: Arc<Plan>,
-    args: &RunArgs,
-    breaking_point: bool,
-) -> anyhow::Result<(RunOutcome, Extras)> {
+/// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C, the progress
+/// display and the interactive console, runs.
+async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow::Result<Driven> {
     let quiet = args.quiet;
     let (embedded, target) = match &plan.target {
         Target::Embedded(options) => {
@@ -211,7 +194,6 @@ async fn drive(
     });
     let display = Arc::new(Mutex::new(Display::new(quiet)));
     let control = engine::RunControl::new();
-    let sampling = run_monitor::start(&plan, &control);
     let console = args.interactive.then(|| {
         let say = Arc::clone(&display);
         let info = interactive::ExportInfo {
@@ -244,26 +226,21 @@ async fn drive(
                 .unwrap_or_else(PoisonError::into_inner)
                 .show(p);
         })),
-        control: Some(control),
+        control: Some(control.clone()),
         breaking_point,
     };
     if !quiet {
         eprintln!("running {} against {target}", plan.name);
     }
+    let monitoring = plan.monitor.as_ref().map(|m| start_monitor(m, &control));
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
+    let (monitor, warnings) = match monitoring {
+        Some((stop, task)) => finish_monitor(stop, task).await,
+        None => (Vec::new(), Vec::new()),
+    };
     signals.abort();
     if let Some(console) = console {
         console.abort();
-    }
-    let mut extras = Extras {
-        monitor: Vec::new(),
-        warnings: Vec::new(),
-    };
-    if let Some(sampling) = sampling {
-        match sampling.finish().await {
-            Ok(samples) => extras.monitor = samples,
-            Err(warning) => extras.warnings.push(warning),
-        }
     }
     display
         .lock()
@@ -272,7 +249,82 @@ async fn drive(
     if let Some(handle) = embedded {
         handle.shutdown().await;
     }
-    Ok((outcome?, extras))
+    Ok(Driven {
+        outcome: outcome?,
+        monitor,
+        warnings,
+    })
+}
+
+type MonitorTask = tokio::task::JoinHandle<Result<monitor::MonitorRun, monitor::MonitorError>>;
+
+/// Samples `config.monitor`'s process alongside the run, handing each reading to the engine
+/// too (adaptive CPU/memory limits).
+fn start_monitor(
+    config: &plan::Monitor,
+    control: &engine::RunControl,
+) -> (CancellationToken, MonitorTask) {
+    let selector = match &config.process {
+        plan::ProcessSelector::Pid(pid) => monitor::ProcessSelector::Pid(*pid),
+        plan::ProcessSelector::Name(name) => monitor::ProcessSelector::Name(name.clone()),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(monitor::run_monitor(
+        monitor::MonitorConfig {
+            selector,
+            port: config.port,
+            interval: config.interval,
+            duration: None,
+        },
+        stop.clone(),
+        {
+            let control = control.clone();
+            move |sample: &monitor::MonitorSample| {
+                control.server_load(engine::ServerLoad {
+                    at: std::time::UNIX_EPOCH + Duration::from_millis(sample.unix_time_ms),
+                    cpu_percent: sample.process_cpu_percent,
+                    memory_percent: sample.process_memory_percent(),
+                });
+            }
+        },
+    ));
+    (stop, task)
+}
+
+/// Stops the monitor; a monitor that could not run is a warning, not a failed run.
+async fn finish_monitor(
+    stop: CancellationToken,
+    task: MonitorTask,
+) -> (Vec<report::MonitorSample>, Vec<String>) {
+    stop.cancel();
+    match task.await {
+        Ok(Ok(run)) => (
+            run.samples.into_iter().map(monitor_sample).collect(),
+            Vec::new(),
+        ),
+        Ok(Err(err)) => (Vec::new(), vec![format!("monitor: {err}")]),
+        Err(err) => (
+            Vec::new(),
+            vec![format!("monitor stopped unexpectedly: {err}")],
+        ),
+    }
+}
+
+fn monitor_sample(s: monitor::MonitorSample) -> report::MonitorSample {
+    report::MonitorSample {
+        unix_time_ms: s.unix_time_ms,
+        elapsed_ms: s.elapsed_ms,
+        process_count: s.process_count,
+        process_cpu_percent: s.process_cpu_percent,
+        process_rss_bytes: s.process_rss_bytes,
+        process_threads: s.process_threads,
+        host_cpu_percent: s.host_cpu_percent,
+        host_memory_used_bytes: s.host_memory_used_bytes,
+        host_memory_total_bytes: s.host_memory_total_bytes,
+        net_received_bytes: s.net_received_bytes,
+        net_transmitted_bytes: s.net_transmitted_bytes,
+        tcp_established: s.tcp_established,
+    }
 }
 
 fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {

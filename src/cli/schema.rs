@@ -1,4 +1,4 @@
-//! `chatload schema`: print the JSON Schema of plans (results are wired by the report side).
+//! `chatload schema`: print the JSON Schema of plans or of `result.json`.
 
 use super::{Exit, SchemaArgs, SchemaKind};
 
@@ -8,7 +8,13 @@ pub fn execute(args: SchemaArgs) -> anyhow::Result<Exit> {
             println!("{}", plan_schema()?);
             Ok(Exit::Success)
         }
-        SchemaKind::Result => super::not_built("schema result"),
+        SchemaKind::Result => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::report::result_json_schema())?
+            );
+            Ok(Exit::Success)
+        }
     }
 }
 

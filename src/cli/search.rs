@@ -6,9 +6,9 @@
 
 use std::fmt::Write as _;
 
-use crate::engine::{AdaptiveOutcome, BreakingOutcome};
+use crate::engine::{AdaptiveOutcome, BreakingOutcome, RunOutcome};
 use crate::plan::{Load, Plan};
-use crate::report::{AdaptiveResult, AdaptiveStep, BreakingPoint};
+use crate::report::{AdaptiveResult, AdaptiveStep, BreakingPoint, RunResult};
 
 /// A run looks for its breaking point when its phases are the `stress` preset's steps (from
 /// `run --preset stress` or `phases: [{preset: stress, ...}]`).
@@ -21,6 +21,24 @@ pub(super) fn is_stress(preset: Option<&str>, plan: &Plan) -> bool {
             !phases.is_empty() && phases.iter().all(|p| p.name.starts_with("stress "))
         }
         Load::Adaptive(_) => false,
+    }
+}
+
+/// Puts the search results (and an early stop) into `result`. A breaking point found counts
+/// as an abort by a threshold (exit code 1); a `stop` from the console is only a warning.
+pub(super) fn apply(outcome: &RunOutcome, result: &mut RunResult) {
+    result.adaptive = outcome.adaptive.as_ref().map(adaptive_result);
+    result.breaking_point = outcome.breaking_point.as_ref().map(breaking_result);
+    if let Some(b) = &outcome.breaking_point
+        && b.failed_at.is_some()
+    {
+        result.run.aborted = true;
+        result.run.abort_reason = Some(breaking_text(b));
+    } else if outcome.stopped && !outcome.interrupted {
+        result.run.warnings.push(format!(
+            "stopped early from the interactive console after {:.1} s",
+            outcome.duration.as_secs_f64()
+        ));
     }
 }
 

@@ -243,3 +243,17 @@ fn schema_file_is_fresh() {
         "schemas/result.schema.json is stale; run `UPDATE_SCHEMAS=1 cargo test schema_file_is_fresh` and commit it"
     );
 }
+
+#[test]
+fn schema_result_command_prints_the_committed_schema() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(["schema", "result"])
+        .output()
+        .expect("the chatload binary runs");
+    assert_eq!(out.status.code(), Some(0));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON schema");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path()).expect("committed schema"))
+            .expect("committed schema is JSON");
+    assert_eq!(printed, committed);
+}

@@ -860,3 +860,48 @@ scenarios:
     assert_eq!(result["run"]["exitCode"], 1);
     assert_eq!(result["thresholds"][0]["passed"], false);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_records_monitor_samples_of_the_plan_s_process_alongside_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("monitored.yml");
+    // Any live process will do: the test process itself.
+    std::fs::write(
+        &plan,
+        format!(
+            r#"
+config:
+  target: embedded
+  monitor: {{pid: {pid}, interval: 200ms}}
+  phases:
+    - {{duration: 1s, arrivalRate: 4}}
+scenarios:
+  - name: ping
+    flow:
+      - send: "PING 1"
+        expect: {{match: "^PONG", name: ping}}
+"#,
+            pid = std::process::id()
+        ),
+    )
+    .expect("plan written");
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(["run", "--quiet", "--format", "json", "--out"])
+        .arg(&out)
+        .arg(&plan)
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    let result: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let samples = result["monitor"].as_array().map_or(0, Vec::len);
+    assert!(
+        samples >= 3,
+        "{samples} samples; warnings {}",
+        result["run"]["warnings"]
+    );
+    assert!(result["monitor"][0]["processRssBytes"].as_u64() > Some(0));
+}
