@@ -79,8 +79,6 @@ fn server_config(args: &super::ServeArgs) -> anyhow::Result<ServerConfig> {
 
 /// The server configuration of a plan's `target: embedded` (`config.embedded`), for
 /// `chatload run`, which starts it with [`crate::server::spawn`].
-// Not called until `cli::run` starts embedded targets (another branch).
-#[allow(dead_code)]
 pub(super) fn embedded_config(embedded: &crate::plan::EmbeddedServer) -> ServerConfig {
     ServerConfig {
         framing: if embedded.binary {

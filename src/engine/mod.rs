@@ -16,6 +16,7 @@ pub mod data;
 mod error;
 mod intervals;
 mod message;
+pub mod probe;
 mod program;
 mod runner;
 pub mod schedule;

@@ -905,3 +905,47 @@ scenarios:
     );
     assert!(result["monitor"][0]["processRssBytes"].as_u64() > Some(0));
 }
+
+#[test]
+fn the_binary_exits_2_on_a_bad_plan_or_an_unwritable_output_before_any_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "config:\n  target: embedded\n  phases:\n    - {duration: 5 mins, arrivalRate: 1}\nscenarios:\n  - flow: [connect]\n",
+    )
+    .expect("plan written");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&bad)
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.yml:4:18"), "{stderr}");
+
+    // A minute-long plan whose output folder cannot be created: it must fail at once.
+    let long = dir.path().join("long.yml");
+    std::fs::write(
+        &long,
+        "config:\n  target: embedded\n  phases:\n    - {duration: 60s, vusers: 2}\nscenarios:\n  - flow: [connect, {think: 1s}]\n",
+    )
+    .expect("plan written");
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a folder").expect("file written");
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&long)
+        .arg("--out")
+        .arg(blocker.join("out"))
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the run started before failing on its output folder"
+    );
+    assert!(stderr.contains("a-file"), "{stderr}");
+}
