@@ -46,7 +46,10 @@ pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
 fn plan_probe(path: &std::path::Path, message: Option<&str>) -> anyhow::Result<Probe> {
     let plan = match crate::plan::load(path) {
         Ok(plan) => std::sync::Arc::new(plan),
-        Err(problems) => anyhow::bail!("{problems}"),
+        Err(problems) => {
+            super::check::report_problems(&problems);
+            anyhow::bail!("{} is not a valid plan", path.display());
+        }
     };
     let framing_label = framing_label(&plan.protocol.framing);
     let messages = ProbeMessages::new(plan, message)?;

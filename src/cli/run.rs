@@ -130,7 +130,7 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     let mut plan = match plan::load_with(&args.plan, &options) {
         Ok(plan) => plan,
         Err(problems) => {
-            eprintln!("{problems}");
+            super::check::report_problems(&problems);
             return Ok(None);
         }
     };

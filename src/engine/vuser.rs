@@ -234,6 +234,12 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
                     }
                     continue;
                 }
+                if vu.closed_model {
+                    // Its replacement would fail the same way at once: hold the slot for a
+                    // backoff so a dead server gives a bounded error rate, not a busy loop.
+                    vu.conn = None;
+                    vu.backoff(&ctx).await;
+                }
                 break Outcome::Failed;
             }
         }

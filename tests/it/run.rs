@@ -949,3 +949,31 @@ fn the_binary_exits_2_on_a_bad_plan_or_an_unwritable_output_before_any_load() {
     );
     assert!(stderr.contains("a-file"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let refused = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let mut b = Builder::new();
+    let flow = vec![connect(), b.send("PING 1")];
+    // 5 slots for 2 s with a 100 ms backoff: at most ~5 × 20 attempts, not a busy loop.
+    let plan = b.plan(vec![closed(2 * SECOND, 5, None)], flow);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), &refused, RunOptions::default()),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts");
+    let agg = &outcome.metrics.aggregate;
+    let created = counter(agg, "vusers.created");
+    assert!(created >= 5, "the pool was filled: {created}");
+    assert!(
+        created <= 130,
+        "failed vusers were replaced at once: {created}"
+    );
+    assert_eq!(counter(agg, "errors.connect_refused"), created);
+}
