@@ -500,12 +500,16 @@ fn status_line(p: &Progress) -> String {
     let p95 = worst_latency_p95(interval)
         .map(|ms| format!("p95 {ms:.1} ms"))
         .unwrap_or_else(|| "p95 -".to_owned());
-    let errors = p.aggregate.as_ref().map_or(0, error_total);
+    let errors = p.aggregate.as_ref().map_or(0, PeriodSummary::errors_total);
+    // Adaptive runs have no planned length: show only how long they have been going.
+    let time = if p.total.is_zero() {
+        clock(p.elapsed)
+    } else {
+        format!("{}/{}", clock(p.elapsed), clock(p.total))
+    };
     format!(
-        "[{}/{}] {phase} · {active} vusers · {sent:.0} msg/s out, {received:.0} in · {p95} · \
-         {errors} errors",
-        clock(p.elapsed),
-        clock(p.total)
+        "[{time}] {phase} · {active} vusers · {sent:.0} msg/s out, {received:.0} in · {p95} · \
+         {errors} errors"
     )
 }
 
@@ -516,15 +520,6 @@ fn worst_latency_p95(summary: &PeriodSummary) -> Option<f64> {
         .filter(|(name, _)| name.starts_with(names::LATENCY_PREFIX))
         .map(|(_, s)| s.p95)
         .reduce(f64::max)
-}
-
-fn error_total(summary: &PeriodSummary) -> u64 {
-    summary
-        .counters
-        .iter()
-        .filter(|(name, _)| name.starts_with(names::ERRORS_PREFIX))
-        .map(|(_, n)| *n)
-        .sum()
 }
 
 fn clock(d: Duration) -> String {
