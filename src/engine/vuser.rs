@@ -267,10 +267,16 @@ impl Vuser {
         while let Some(op) = ops.get(pc) {
             pc = match op {
                 Op::LoopStart { bound, end } => self.enter_loop(bound, pc, *end),
-                Op::LoopEnd { start } => match self.loop_end(ops, *start, pc) {
-                    Some(next) => next,
-                    None => return Ok(Control::Retired),
-                },
+                Op::LoopEnd { start } => {
+                    // A loop body that never awaits (only `set`/`log`) must still let the
+                    // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
+                    // runs out (free on the common path).
+                    tokio::task::consume_budget().await;
+                    match self.loop_end(ops, *start, pc) {
+                        Some(next) => next,
+                        None => return Ok(Control::Retired),
+                    }
+                }
                 step => {
                     if self.step(ctx, scenario, step).await? == Control::Retired {
                         return Ok(Control::Retired);

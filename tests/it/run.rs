@@ -977,3 +977,23 @@ async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once(
     );
     assert_eq!(counter(agg, "errors.connect_refused"), created);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_that_never_awaits_still_lets_the_run_end() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let value = b.t("x");
+    let flow = vec![Step::Loop {
+        steps: vec![Step::Set {
+            variable: "a".into(),
+            value,
+        }],
+        bound: LoopBound::Forever,
+    }];
+    // More spinning vusers than worker threads: without yielding they would starve the
+    // runner and the run would never end (run_with times out after 60 s).
+    let plan = b.plan(vec![count(ms(500), 4)], flow);
+    let outcome = run(plan, &server).await;
+    assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
+    assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);
+}
