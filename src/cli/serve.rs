@@ -9,6 +9,7 @@ use crate::server::{ServerConfig, ServerFraming, Stall};
 
 pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
     let config = server_config(&args)?;
+    config.validate()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
