@@ -139,7 +139,13 @@ pub async fn run(
     let start = Instant::now();
     let run_id: Arc<str> = Arc::from(stamp::new_run_id());
     let renderer = template::Renderer::new(&plan.templates, Arc::clone(&run_id), start);
-    let planned = schedule::Timeline::new(&phases).total();
+    let timeline = schedule::Timeline::new(&phases);
+    let planned = timeline.total();
+    // Where the runner cuts intervals itself; the periodic ticker keeps clear of them.
+    let boundaries: Vec<Duration> = (1..phases.len())
+        .filter_map(|i| timeline.start_of(i))
+        .chain(std::iter::once(planned))
+        .collect();
     let interval = options
         .interval
         .unwrap_or(plan.report.interval)
@@ -184,6 +190,7 @@ pub async fn run(
         Arc::clone(&intervals),
         start,
         interval,
+        boundaries,
         ticker_stop.clone(),
     ));
 
@@ -253,20 +260,36 @@ pub async fn run(
     })
 }
 
+/// Cuts an interval every `every`, except close to a phase boundary: the runner cuts there
+/// itself, and a tick a few milliseconds away would leave a sliver interval with next to no
+/// samples. After a phase cut the period restarts from the cut.
 async fn tick(
     intervals: Arc<intervals::Intervals>,
     start: Instant,
     every: Duration,
+    boundaries: Vec<Duration>,
     stop: CancellationToken,
 ) {
     let mut timer = tokio::time::interval_at(start + every, every);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let margin = every / 4;
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
-            _ = timer.tick() => intervals.tick(),
+            _ = intervals.phase_cut() => timer.reset(),
+            _ = timer.tick() => {
+                let elapsed = start.elapsed();
+                if !near_any(elapsed, &boundaries, margin) {
+                    intervals.tick();
+                }
+            }
         }
     }
+}
+
+fn near_any(elapsed: Duration, boundaries: &[Duration], margin: Duration) -> bool {
+    boundaries.iter().any(|b| b.abs_diff(elapsed) < margin)
 }
 
 async fn resolve(target: &str) -> Result<SocketAddr, EngineError> {

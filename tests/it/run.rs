@@ -997,3 +997,31 @@ async fn a_loop_that_never_awaits_still_lets_the_run_end() {
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_boundaries_on_the_interval_grid_leave_no_sliver_intervals() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![connect(), b.send_expect("PING 1", "^PONG", "ping")];
+    // Boundaries at 1 s and 2 s fall exactly on the 1 s interval grid.
+    let plan = b.plan(
+        vec![rate(SECOND, 5.0), rate(SECOND, 5.0), rate(SECOND, 5.0)],
+        flow,
+    );
+    let outcome = run(plan, &server).await;
+    let phased: Vec<_> = outcome
+        .metrics
+        .intermediate
+        .iter()
+        .filter(|i| i.phase.is_some())
+        .collect();
+    for interval in &phased {
+        let length_ms = interval.end_ms - interval.start_ms;
+        assert!(
+            length_ms >= 250,
+            "a {length_ms} ms interval in {:?}",
+            interval.phase
+        );
+    }
+    assert!(phased.len() >= 3 && phased.len() <= 4, "{}", phased.len());
+}
