@@ -30,7 +30,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     let formats = formats(&args, &plan);
     let started = SystemTime::now();
     let out_dir = args.out.clone().unwrap_or_else(|| {
-        let stamp = report::format_compact_utc(epoch_ms(started));
+        let stamp = report::format_compact_utc(crate::metrics::epoch_ms(started));
         plan.report.dir.join(format!("{}-{stamp}", plan.name))
     });
     if formats.json || formats.csv || formats.html {
@@ -529,12 +529,6 @@ fn clock(d: Duration) -> String {
     } else {
         format!("{}:{:02}", s / 60, s % 60)
     }
-}
-
-fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
