@@ -1,6 +1,5 @@
 //! UTC timestamp formatting without a date crate: RFC 3339 from Unix epoch milliseconds.
 
-
 pub(crate) use crate::metrics::epoch_ms;
 
 /// `2024-05-06T07:08:09.010Z`.
