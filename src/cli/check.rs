@@ -61,6 +61,15 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
     })
 }
 
+/// Every problem of a plan that cannot run, rustc-style, on stderr (for `run` and `probe`).
+pub(super) fn report_problems(problems: &plan::Problems) {
+    for p in &problems.problems {
+        eprint!("{}", render_text(p));
+    }
+    let n = problems.problems.len();
+    eprintln!("{n} problem{} in the plan", plural(n));
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

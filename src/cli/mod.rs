@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod check;
+mod interactive;
 mod limits;
 mod monitor;
 mod presets;
@@ -16,6 +17,7 @@ mod probe;
 mod report;
 mod run;
 mod schema;
+mod search;
 mod serve;
 
 /// How a command ended; the process exit code is derived from it and nothing else.

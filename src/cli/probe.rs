@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 use super::Exit;
+use crate::engine::probe::ProbeMessages;
 use crate::protocol::{CodecConfig, Frame, FrameCodec};
 
 /// What to send and how to frame it.
@@ -20,7 +21,7 @@ struct Probe {
     /// Describes the framing in messages (`lines`, `lengthPrefixed`...).
     framing_label: String,
     /// The test message for probe number `n` (1-based).
-    message: Box<dyn Fn(u32) -> anyhow::Result<Frame>>,
+    message: Box<dyn FnMut(u32) -> anyhow::Result<Frame>>,
 }
 
 pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
@@ -41,14 +42,36 @@ pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
     Ok(runtime.block_on(run(&args.address, probe, args.count, timeout)))
 }
 
-fn plan_probe(_plan: &std::path::Path, _message: Option<&str>) -> anyhow::Result<Probe> {
-    anyhow::bail!(
-        "`chatload probe --plan` is not available in this build yet; \
-         probe with plain `PING probe-N` lines by leaving out --plan"
-    )
+/// The plan's framing and one of its messages, rendered as a vuser would.
+fn plan_probe(path: &std::path::Path, message: Option<&str>) -> anyhow::Result<Probe> {
+    let plan = match crate::plan::load(path) {
+        Ok(plan) => std::sync::Arc::new(plan),
+        Err(problems) => {
+            super::check::report_problems(&problems);
+            anyhow::bail!("{} is not a valid plan", path.display());
+        }
+    };
+    let framing_label = framing_label(&plan.protocol.framing);
+    let messages = ProbeMessages::new(plan, message)?;
+    println!("probe: sending {} from {}", messages.label, path.display());
+    let codec = messages.codec()?;
+    let mut messages = messages;
+    Ok(Probe {
+        codec,
+        framing_label,
+        message: Box::new(move |n| Ok(messages.frame(n)?)),
+    })
 }
 
-async fn run(address: &str, probe: Probe, count: u32, timeout: Duration) -> Exit {
+fn framing_label(framing: &crate::plan::Framing) -> String {
+    match framing {
+        crate::plan::Framing::Lines => "lines".to_owned(),
+        crate::plan::Framing::Delimiter(_) => "delimiter".to_owned(),
+        crate::plan::Framing::LengthPrefixed(_) => "lengthPrefixed".to_owned(),
+    }
+}
+
+async fn run(address: &str, mut probe: Probe, count: u32, timeout: Duration) -> Exit {
     let started = Instant::now();
     let connected = tokio::time::timeout(timeout, TcpStream::connect(address)).await;
     let mut socket = match connected {

@@ -71,7 +71,6 @@ pub fn execute_compare(args: CompareArgs) -> anyhow::Result<Exit> {
 }
 
 /// The engine's threshold outcomes as recorded in `result.json`.
-#[allow(dead_code)] // used by `run` once the engine lands
 pub(crate) fn threshold_results(outcomes: Vec<ThresholdOutcome>) -> Vec<ThresholdResult> {
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     outcomes

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, ReportFormat, RunArgs};
+use super::{Exit, ReportFormat, RunArgs, interactive, search};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::metrics::{PeriodSummary, names};
 use crate::plan::{self, Load, Plan, Target, presets};
@@ -30,7 +30,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     let formats = formats(&args, &plan);
     let started = SystemTime::now();
     let out_dir = args.out.clone().unwrap_or_else(|| {
-        let stamp = report::format_compact_utc(epoch_ms(started));
+        let stamp = report::format_compact_utc(crate::metrics::epoch_ms(started));
         plan.report.dir.join(format!("{}-{stamp}", plan.name))
     });
     if formats.json || formats.csv || formats.html {
@@ -49,19 +49,25 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let breaking_point = search::is_stress(args.preset.as_deref(), &plan);
     let Driven {
         outcome,
         monitor,
         warnings,
-    } = runtime.block_on(drive(Arc::clone(&plan), args.quiet))?;
+    } = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
     result.monitor = monitor;
     result.run.warnings.extend(limit_warning);
     result.run.warnings.extend(warnings);
+    search::apply(&outcome, &mut result);
+    let broke = outcome
+        .breaking_point
+        .as_ref()
+        .is_some_and(|b| b.failed_at.is_some());
     let exit = if outcome.interrupted {
         Exit::Interrupted
-    } else if outcome.aborted.is_some() || !result.thresholds_passed() {
+    } else if outcome.aborted.is_some() || broke || !result.thresholds_passed() {
         Exit::ThresholdFailed
     } else {
         Exit::Success
@@ -78,6 +84,12 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", report::summary_table(&result))?;
+    if let Some(adaptive) = &outcome.adaptive {
+        writeln!(stdout, "{}", search::adaptive_text(adaptive))?;
+    }
+    if let Some(breaking) = &outcome.breaking_point {
+        writeln!(stdout, "{}", search::breaking_text(breaking))?;
+    }
     let written = report::write_reports(&result, &out_dir, formats)
         .with_context(|| format!("cannot write the reports into {}", out_dir.display()))?;
     for path in &written {
@@ -126,7 +138,7 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     let mut plan = match plan::load_with(&args.plan, &options) {
         Ok(plan) => plan,
         Err(problems) => {
-            eprintln!("{problems}");
+            super::check::report_problems(&problems);
             return Ok(None);
         }
     };
@@ -146,9 +158,6 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
         };
         plan.load = Load::Phases(presets::expand(name, &params)?);
     }
-    if args.interactive {
-        eprintln!("warning: --interactive is not available in this build; running without it");
-    }
     Ok(Some(plan))
 }
 
@@ -159,9 +168,10 @@ struct Driven {
     warnings: Vec<String>,
 }
 
-/// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C and the
-/// progress display, runs.
-async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<Driven> {
+/// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C, the progress
+/// display and the interactive console, runs.
+async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow::Result<Driven> {
+    let quiet = args.quiet;
     let (embedded, target) = match &plan.target {
         Target::Embedded(options) => {
             let handle = server::spawn(super::serve::embedded_config(options))
@@ -191,6 +201,23 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<Driven> {
         }
     });
     let display = Arc::new(Mutex::new(Display::new(quiet)));
+    let control = engine::RunControl::new();
+    let console = args.interactive.then(|| {
+        let say = Arc::clone(&display);
+        let info = interactive::ExportInfo {
+            plan_name: plan.name.clone(),
+            plan_path: args.plan.display().to_string(),
+            target: target.clone(),
+            plan_json: plan.as_written.clone(),
+        };
+        interactive::start(
+            control.clone(),
+            info,
+            Arc::new(move |line: &str| {
+                say.lock().unwrap_or_else(PoisonError::into_inner).say(line);
+            }),
+        )
+    });
     let progress = Arc::clone(&display);
     let logs = Arc::clone(&display);
     let options = RunOptions {
@@ -207,17 +234,22 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<Driven> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .show(p);
         })),
+        control: Some(control.clone()),
+        breaking_point,
     };
     if !quiet {
         eprintln!("running {} against {target}", plan.name);
     }
-    let monitoring = plan.monitor.as_ref().map(start_monitor);
+    let monitoring = plan.monitor.as_ref().map(|m| start_monitor(m, &control));
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
     let (monitor, warnings) = match monitoring {
         Some((stop, task)) => finish_monitor(stop, task).await,
         None => (Vec::new(), Vec::new()),
     };
     signals.abort();
+    if let Some(console) = console {
+        console.abort();
+    }
     display
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -234,8 +266,12 @@ async fn drive(plan: Arc<Plan>, quiet: bool) -> anyhow::Result<Driven> {
 
 type MonitorTask = tokio::task::JoinHandle<Result<monitor::MonitorRun, monitor::MonitorError>>;
 
-/// Samples `config.monitor`'s process alongside the run.
-fn start_monitor(config: &plan::Monitor) -> (CancellationToken, MonitorTask) {
+/// Samples `config.monitor`'s process alongside the run, handing each reading to the engine
+/// too (adaptive CPU/memory limits).
+fn start_monitor(
+    config: &plan::Monitor,
+    control: &engine::RunControl,
+) -> (CancellationToken, MonitorTask) {
     let selector = match &config.process {
         plan::ProcessSelector::Pid(pid) => monitor::ProcessSelector::Pid(*pid),
         plan::ProcessSelector::Name(name) => monitor::ProcessSelector::Name(name.clone()),
@@ -249,7 +285,16 @@ fn start_monitor(config: &plan::Monitor) -> (CancellationToken, MonitorTask) {
             duration: None,
         },
         stop.clone(),
-        |_| {},
+        {
+            let control = control.clone();
+            move |sample: &monitor::MonitorSample| {
+                control.server_load(engine::ServerLoad {
+                    at: std::time::UNIX_EPOCH + Duration::from_millis(sample.unix_time_ms),
+                    cpu_percent: sample.process_cpu_percent,
+                    memory_percent: sample.process_memory_percent(),
+                });
+            }
+        },
     ));
     (stop, task)
 }
@@ -417,6 +462,24 @@ impl Display {
         let _ = err.flush();
     }
 
+    /// A reply of the interactive console, on stdout on its own line, above the status line.
+    fn say(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let shown = self.line_shown.take();
+        if shown.is_some() {
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+        if let Some(status) = shown {
+            let _ = write!(err, "{status}");
+            let _ = err.flush();
+            self.line_shown = Some(status);
+        }
+    }
+
     fn finish(&mut self) {
         let mut err = std::io::stderr().lock();
         self.clear(&mut err);
@@ -445,12 +508,16 @@ fn status_line(p: &Progress) -> String {
     let p95 = worst_latency_p95(interval)
         .map(|ms| format!("p95 {ms:.1} ms"))
         .unwrap_or_else(|| "p95 -".to_owned());
-    let errors = p.aggregate.as_ref().map_or(0, error_total);
+    let errors = p.aggregate.as_ref().map_or(0, PeriodSummary::errors_total);
+    // Adaptive runs have no planned length: show only how long they have been going.
+    let time = if p.total.is_zero() {
+        clock(p.elapsed)
+    } else {
+        format!("{}/{}", clock(p.elapsed), clock(p.total))
+    };
     format!(
-        "[{}/{}] {phase} · {active} vusers · {sent:.0} msg/s out, {received:.0} in · {p95} · \
-         {errors} errors",
-        clock(p.elapsed),
-        clock(p.total)
+        "[{time}] {phase} · {active} vusers · {sent:.0} msg/s out, {received:.0} in · {p95} · \
+         {errors} errors"
     )
 }
 
@@ -463,15 +530,6 @@ fn worst_latency_p95(summary: &PeriodSummary) -> Option<f64> {
         .reduce(f64::max)
 }
 
-fn error_total(summary: &PeriodSummary) -> u64 {
-    summary
-        .counters
-        .iter()
-        .filter(|(name, _)| name.starts_with(names::ERRORS_PREFIX))
-        .map(|(_, n)| *n)
-        .sum()
-}
-
 fn clock(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
@@ -479,12 +537,6 @@ fn clock(d: Duration) -> String {
     } else {
         format!("{}:{:02}", s / 60, s % 60)
     }
-}
-
-fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

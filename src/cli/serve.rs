@@ -9,6 +9,7 @@ use crate::server::{ServerConfig, ServerFraming, Stall};
 
 pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
     let config = server_config(&args)?;
+    config.validate()?;
     // Every client holds a descriptor: allow as many as the hard limit does.
     if let Some(limit) = super::limits::raise_nofile()
         && limit.soft < 10_000
@@ -89,8 +90,6 @@ fn server_config(args: &super::ServeArgs) -> anyhow::Result<ServerConfig> {
 
 /// The server configuration of a plan's `target: embedded` (`config.embedded`), for
 /// `chatload run`, which starts it with [`crate::server::spawn`].
-// Not called until `cli::run` starts embedded targets (another branch).
-#[allow(dead_code)]
 pub(super) fn embedded_config(embedded: &crate::plan::EmbeddedServer) -> ServerConfig {
     ServerConfig {
         framing: if embedded.binary {

@@ -143,3 +143,31 @@ impl RunContext {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::KnownMetrics;
+
+    /// `plan` (which validates threshold names) and `metrics` (which records) may not import
+    /// each other, so each keeps its list of names; this is where they must agree with what
+    /// the engine records.
+    #[test]
+    fn thresholds_accept_every_metric_the_engine_records() {
+        let known = KnownMetrics::default().all();
+        let recorded = names::STANDARD_COUNTERS
+            .iter()
+            .chain(&names::STANDARD_HISTOGRAMS)
+            .chain(&names::STANDARD_GAUGES)
+            .map(|n| n.to_string())
+            .chain([VUSERS_CANCELLED.to_owned(), names::CLAMPED.to_owned()])
+            .chain(ErrorKind::ALL.iter().map(|k| names::error(k.as_str())));
+        for name in recorded {
+            assert!(known.contains(&name), "thresholds reject `{name}`");
+        }
+        for kind in ErrorKind::ALL {
+            assert!(names::ERROR_KINDS.contains(&kind.as_str()), "{kind}");
+            assert!(crate::plan::ERROR_KINDS.contains(&kind.as_str()), "{kind}");
+        }
+    }
+}

@@ -7,11 +7,6 @@ use std::net::IpAddr;
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(
-        "the plan uses `adaptive` load, which `run` cannot drive yet; give it `phases` instead \
-         (or use --preset NAME)"
-    )]
-    AdaptiveUnsupported,
     #[error("the plan has no scenarios with a positive weight; add one under `scenarios`")]
     NoScenarios,
     #[error("cannot resolve target `{target}`: {reason}; give HOST:PORT (e.g. 127.0.0.1:9200)")]

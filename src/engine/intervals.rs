@@ -6,9 +6,10 @@
 //! What the numbers mean is `metrics`' business, what a threshold means `thresholds`'; how
 //! they are shown is the CLI's.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +67,11 @@ pub(crate) struct Intervals {
     abort: CancellationToken,
     start: Instant,
     total: Duration,
+    /// Gets a copy of every snapshot (the adaptive and breaking-point drivers judge them).
+    observer: OnceLock<mpsc::UnboundedSender<IntervalSnapshot>>,
+    /// Signalled when a phase boundary cut the interval, so the periodic timer restarts from
+    /// there instead of cutting a sliver a few milliseconds later.
+    phase_cut: Notify,
 }
 
 impl Intervals {
@@ -89,7 +95,20 @@ impl Intervals {
             abort,
             start,
             total,
+            observer: OnceLock::new(),
+            phase_cut: Notify::new(),
         }
+    }
+
+    /// A stream of every snapshot cut from now on, in order (one observer per run).
+    pub fn observe(&self) -> Option<mpsc::UnboundedReceiver<IntervalSnapshot>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.observer.set(tx).ok().map(|()| rx)
+    }
+
+    /// The metrics so far, as `finish` would give them if the run ended now.
+    pub fn partial(&self) -> Result<RunMetrics, MetricsError> {
+        self.lock().aggregator.clone().finish()
     }
 
     /// Ends the current interval.
@@ -100,11 +119,18 @@ impl Intervals {
     /// Ends the current interval and attributes what follows to phase `index`.
     pub fn begin_phase(&self, index: usize, name: &str) {
         self.cut(|c| c.begin_phase(index, name));
+        self.phase_cut.notify_one();
     }
 
     /// Ends the current interval; what follows (the graceful stop) is in no phase.
     pub fn end_phases(&self) {
         self.cut(|c| c.end_phase());
+        self.phase_cut.notify_one();
+    }
+
+    /// Resolves after the next phase boundary cut an interval.
+    pub async fn phase_cut(&self) {
+        self.phase_cut.notified().await;
     }
 
     pub fn finish(self) -> Result<Finished, MetricsError> {
@@ -131,6 +157,9 @@ impl Intervals {
         let progress = {
             let mut state = self.lock();
             let snapshot = take(&self.collector);
+            if let Some(observer) = self.observer.get() {
+                let _ = observer.send(snapshot.clone());
+            }
             let breach = state.evaluator.push_interval(&snapshot);
             if let Some(breach) = &breach {
                 state.breach = Some(breach.clone());

@@ -7,11 +7,16 @@
 //!
 //! Entry point: [`run`].
 
+pub mod adaptive;
+mod adaptive_run;
+mod breaking;
 mod context;
+pub mod control;
 pub mod data;
 mod error;
 mod intervals;
 mod message;
+pub mod probe;
 mod program;
 mod runner;
 pub mod schedule;
@@ -29,7 +34,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use adaptive_run::{AdaptiveOutcome, AdaptiveWindow};
+pub use breaking::BreakingOutcome;
 pub use context::VUSERS_CANCELLED;
+pub use control::{ControlError, LoadMode, PartialRun, RunControl, ServerLoad};
 pub use error::{EngineError, ErrorKind, Failure};
 pub use intervals::{LAG_WARNING, Progress, ProgressFn};
 
@@ -49,6 +57,12 @@ pub struct RunOptions {
     pub on_progress: Option<ProgressFn>,
     /// Receives the lines of `log` steps (`[vu N] text`); `None` prints them to stderr.
     pub on_log: Option<LogFn>,
+    /// Steers the run while it goes (`scale`, `broadcast`, `stats`, `stop`); `RunControl::stop`
+    /// ends it like an abort, not as interrupted.
+    pub control: Option<RunControl>,
+    /// Judge the plan's `ensure` on every phase on its own and stop at the first phase that
+    /// breaks it (the `stress` preset): the outcome's `breaking_point`.
+    pub breaking_point: bool,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -60,6 +74,8 @@ impl std::fmt::Debug for RunOptions {
             .field("interval", &self.interval)
             .field("on_progress", &self.on_progress.is_some())
             .field("on_log", &self.on_log.is_some())
+            .field("control", &self.control)
+            .field("breaking_point", &self.breaking_point)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +104,12 @@ pub struct RunOutcome {
     pub overloaded_intervals: u32,
     /// The first distinct error messages, to show the user what went wrong.
     pub error_samples: Vec<String>,
+    /// Ended early by `RunControl::stop` (or a breaking point).
+    pub stopped: bool,
+    /// The adaptive search, for a plan with `adaptive`.
+    pub adaptive: Option<AdaptiveOutcome>,
+    /// Where the steps broke, with `RunOptions::breaking_point`.
+    pub breaking_point: Option<BreakingOutcome>,
 }
 
 /// Runs `plan` against `target` (`host:port`) until its phases and graceful stop are over, or
@@ -97,10 +119,11 @@ pub async fn run(
     target: &str,
     options: RunOptions,
 ) -> Result<RunOutcome, EngineError> {
-    let phases = match &plan.load {
-        Load::Phases(phases) => phases.clone(),
-        Load::Adaptive(_) => return Err(EngineError::AdaptiveUnsupported),
+    let (phases, adaptive) = match &plan.load {
+        Load::Phases(phases) => (phases.clone(), None),
+        Load::Adaptive(config) => (Vec::new(), Some(config.clone())),
     };
+    let control = options.control.clone().unwrap_or_default();
     let target = resolve(target).await?;
     let mut registry = Registry::new().with_standard_metrics();
     let ids = context::Ids::register(&mut registry);
@@ -116,7 +139,13 @@ pub async fn run(
     let start = Instant::now();
     let run_id: Arc<str> = Arc::from(stamp::new_run_id());
     let renderer = template::Renderer::new(&plan.templates, Arc::clone(&run_id), start);
-    let planned = schedule::Timeline::new(&phases).total();
+    let timeline = schedule::Timeline::new(&phases);
+    let planned = timeline.total();
+    // Where the runner cuts intervals itself; the periodic ticker keeps clear of them.
+    let boundaries: Vec<Duration> = (1..phases.len())
+        .filter_map(|i| timeline.start_of(i))
+        .chain(std::iter::once(planned))
+        .collect();
     let interval = options
         .interval
         .unwrap_or(plan.report.interval)
@@ -137,10 +166,21 @@ pub async fn run(
     ));
     // The runner stops on Ctrl-C (the parent token) or on an abortOnFail breach (this one).
     let stop = options.shutdown.child_token();
+    let on_progress = {
+        let control = control.clone();
+        let user = options.on_progress.clone();
+        let publish: ProgressFn = Arc::new(move |p: &Progress| {
+            control.publish(p);
+            if let Some(user) = &user {
+                user(p);
+            }
+        });
+        Some(publish)
+    };
     let intervals = Arc::new(intervals::Intervals::new(
         collector,
         thresholds::ThresholdEvaluator::new(&plan.ensure, started_at),
-        options.on_progress.clone(),
+        on_progress,
         stop.clone(),
         start,
         planned,
@@ -150,11 +190,42 @@ pub async fn run(
         Arc::clone(&intervals),
         start,
         interval,
+        boundaries,
         ticker_stop.clone(),
     ));
 
-    let runner = runner::Runner::new(Arc::clone(&ctx), stop);
-    let ended = runner.run(&phases, &intervals).await;
+    control.attach(started_at, &intervals);
+    let forward_stop = tokio::spawn({
+        let (from, to) = (control.stop_token().clone(), stop.clone());
+        async move {
+            tokio::select! {
+                _ = from.cancelled() => to.cancel(),
+                _ = to.cancelled() => {}
+            }
+        }
+    });
+    let breaking = (options.breaking_point && adaptive.is_none())
+        .then(|| intervals.observe())
+        .flatten()
+        .map(|rx| {
+            tokio::spawn(breaking::watch(
+                phases.clone(),
+                plan.ensure.clone(),
+                rx,
+                stop.clone(),
+            ))
+        });
+    let runner = runner::Runner::new(Arc::clone(&ctx), stop.clone()).with_control(control.clone());
+    let (ended, adaptive) = match adaptive.as_ref().map(|c| (c, intervals.observe())) {
+        Some((config, Some(rx))) => {
+            let (ended, outcome) = runner.run_adaptive(config, &intervals, rx).await;
+            (ended, Some(outcome))
+        }
+        Some((_, None)) => return Err(EngineError::Internal),
+        None => (runner.run(&phases, &intervals).await, None),
+    };
+    control.detach();
+    forward_stop.abort();
 
     ticker_stop.cancel();
     let _ = ticker.await;
@@ -162,6 +233,11 @@ pub async fn run(
     let error_samples = ctx.error_samples();
     let intervals = Arc::try_unwrap(intervals).map_err(|_| EngineError::Internal)?;
     let finished = intervals.finish()?;
+    // The snapshot stream closed with `finish`: the watcher judges the last step and returns.
+    let breaking_point = match breaking {
+        Some(task) => Some(task.await.map_err(|_| EngineError::Internal)?),
+        None => None,
+    };
     Ok(RunOutcome {
         run_id: run_id.to_string(),
         target,
@@ -175,23 +251,45 @@ pub async fn run(
         vusers_cancelled: ended.vusers_cancelled,
         overloaded_intervals: finished.overloaded_intervals,
         error_samples,
+        stopped: control.is_stopped()
+            || breaking_point
+                .as_ref()
+                .is_some_and(|b| b.failed_at.is_some()),
+        adaptive,
+        breaking_point,
     })
 }
 
+/// Cuts an interval every `every`, except close to a phase boundary: the runner cuts there
+/// itself, and a tick a few milliseconds away would leave a sliver interval with next to no
+/// samples. After a phase cut the period restarts from the cut.
 async fn tick(
     intervals: Arc<intervals::Intervals>,
     start: Instant,
     every: Duration,
+    boundaries: Vec<Duration>,
     stop: CancellationToken,
 ) {
     let mut timer = tokio::time::interval_at(start + every, every);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let margin = every / 4;
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => return,
-            _ = timer.tick() => intervals.tick(),
+            _ = intervals.phase_cut() => timer.reset(),
+            _ = timer.tick() => {
+                let elapsed = start.elapsed();
+                if !near_any(elapsed, &boundaries, margin) {
+                    intervals.tick();
+                }
+            }
         }
     }
+}
+
+fn near_any(elapsed: Duration, boundaries: &[Duration], margin: Duration) -> bool {
+    boundaries.iter().any(|b| b.abs_diff(elapsed) < margin)
 }
 
 async fn resolve(target: &str) -> Result<SocketAddr, EngineError> {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::context::RunContext;
+use super::control::{LoadMode, RunControl};
 use super::intervals::Intervals;
 use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
 use super::vuser::{self, VuserSpec, after};
@@ -43,6 +44,7 @@ pub(crate) struct Runner {
     pool: Vec<Slot>,
     open_active: Arc<AtomicU64>,
     cancelled: Arc<AtomicU64>,
+    control: RunControl,
 }
 
 /// How the run ended.
@@ -62,7 +64,14 @@ impl Runner {
             pool: Vec::new(),
             open_active: Arc::new(AtomicU64::new(0)),
             cancelled: Arc::new(AtomicU64::new(0)),
+            control: RunControl::default(),
         }
+    }
+
+    /// Steered by `control` (`scale`, `broadcast`) instead of a private handle.
+    pub fn with_control(mut self, control: RunControl) -> Self {
+        self.control = control;
+        self
     }
 
     /// Runs every phase, then the graceful stop.
@@ -75,6 +84,10 @@ impl Runner {
             let phase_start = after(start, offset);
             let phase_end = after(phase_start, phase_duration(&phase.shape));
             intervals.begin_phase(index, &phase.name);
+            self.control.set_mode(match phase.shape {
+                PhaseShape::Concurrency { .. } => LoadMode::Closed,
+                _ => LoadMode::Open,
+            });
             if !matches!(phase.shape, PhaseShape::Concurrency { .. }) {
                 self.retire_pool(0);
             }
@@ -99,6 +112,7 @@ impl Runner {
             }
         }
         intervals.end_phases();
+        self.control.set_mode(LoadMode::Idle);
         self.stop(interrupted).await
     }
 
@@ -144,18 +158,12 @@ impl Runner {
             if now >= phase_end {
                 return true;
             }
-            let target = target_vusers(shape, now - phase_start).unwrap_or(0);
-            self.pool.retain(|slot| !slot.done.load(Ordering::Relaxed));
-            while (self.pool.len() as u64) < target {
-                let retire = self.run_end.child_token();
-                let done = Arc::new(AtomicBool::new(false));
-                let flag = Arc::clone(&done);
-                self.spawn(now, true, retire.clone(), move || {
-                    flag.store(true, Ordering::Relaxed);
-                });
-                self.pool.push(Slot { retire, done });
-            }
-            self.retire_pool(target);
+            let target = self
+                .control
+                .scale_override()
+                .or_else(|| target_vusers(shape, now - phase_start))
+                .unwrap_or(0);
+            self.keep_pool(target, now);
             if !self
                 .wait_until(after(now, CLOSED_TICK).min(phase_end))
                 .await
@@ -165,8 +173,31 @@ impl Runner {
         }
     }
 
+    /// Starts or retires closed-model vusers so that `target` run (replacing ended ones).
+    pub(crate) fn keep_pool(&mut self, target: u64, now: Instant) {
+        self.pool.retain(|slot| !slot.done.load(Ordering::Relaxed));
+        while (self.pool.len() as u64) < target {
+            let retire = self.run_end.child_token();
+            let done = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&done);
+            self.spawn(now, true, retire.clone(), move || {
+                flag.store(true, Ordering::Relaxed);
+            });
+            self.pool.push(Slot { retire, done });
+        }
+        self.retire_pool(target);
+    }
+
+    pub(crate) fn ctx(&self) -> &RunContext {
+        &self.ctx
+    }
+
+    pub(crate) fn control(&self) -> &RunControl {
+        &self.control
+    }
+
     /// Retires the newest closed-model vusers down to `target`.
-    fn retire_pool(&mut self, target: u64) {
+    pub(crate) fn retire_pool(&mut self, target: u64) {
         while self.pool.len() as u64 > target {
             if let Some(slot) = self.pool.pop() {
                 slot.retire.cancel();
@@ -189,6 +220,7 @@ impl Runner {
             closed_model,
             retire,
             run_end: self.run_end.clone(),
+            inbox: Some(self.control.inbox(self.next_id)),
         };
         self.next_id += 1;
         let ctx = Arc::clone(&self.ctx);
@@ -210,7 +242,7 @@ impl Runner {
     }
 
     /// Sleeps until `at`; false when the run was interrupted first.
-    async fn wait_until(&self, at: Instant) -> bool {
+    pub(crate) async fn wait_until(&self, at: Instant) -> bool {
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => false,
@@ -219,7 +251,7 @@ impl Runner {
     }
 
     /// Retires everyone, waits out the graceful stop, then cancels and counts the rest.
-    async fn stop(self, interrupted: bool) -> Ended {
+    pub(crate) async fn stop(self, interrupted: bool) -> Ended {
         self.run_end.cancel();
         self.tracker.close();
         let mut grace = self.ctx.plan.defaults.graceful_stop;

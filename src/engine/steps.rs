@@ -207,11 +207,15 @@ impl Vuser {
         match self.wait(ctx, scenario, until, None, true).await? {
             Waited::Retired => Ok(Control::Retired),
             _ => {
-                // Waking late means the generator's own scheduling is behind.
-                ctx.recorder.record(
-                    ctx.ids.schedule_lag,
-                    Instant::now().saturating_duration_since(until),
-                );
+                // Waking late means the generator's own scheduling is behind (timer
+                // granularity, a busy executor). That lateness is the generator's, reported as
+                // `schedule.lag`, not the server's: the send is measured from when the vuser
+                // actually woke. Only a vuser held up by the server (the early return above)
+                // measures from its past schedule.
+                let now = Instant::now();
+                ctx.recorder
+                    .record(ctx.ids.schedule_lag, now.saturating_duration_since(until));
+                self.clock.next_send = now.max(until);
                 Ok(Control::Next)
             }
         }

@@ -395,7 +395,7 @@ impl WindowState {
         if failed {
             self.failed += 1;
             if self.first_failure.is_none() {
-                let start_ms = metrics_epoch_ms(run_start);
+                let start_ms = crate::metrics::epoch_ms(run_start);
                 let offset = Duration::from_millis(window.start_ms.saturating_sub(start_ms));
                 self.first_failure = Some((offset, eval.observed.clone()));
             }
@@ -403,12 +403,6 @@ impl WindowState {
         self.last_observed = eval.observed;
         failed
     }
-}
-
-fn metrics_epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl From<&Condition> for Check {

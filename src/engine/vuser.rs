@@ -21,6 +21,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::context::RunContext;
+use super::control::Inbox;
 use super::error::{ErrorKind, Failure};
 use super::program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use super::stamp;
@@ -36,7 +37,7 @@ const PENDING_FRAMES: usize = 64;
 const READ_BUFFER_BYTES: usize = 512;
 
 /// How the runner starts a vuser.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct VuserSpec {
     pub id: u64,
     pub scenario: usize,
@@ -49,6 +50,8 @@ pub(crate) struct VuserSpec {
     pub retire: CancellationToken,
     /// Cancelled when the run ends: ends `loop`s without a bound, for every vuser.
     pub run_end: CancellationToken,
+    /// Texts to send at once (`RunControl::broadcast`).
+    pub inbox: Option<Inbox>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +181,7 @@ pub(crate) struct Vuser {
     pub pending: VecDeque<(Frame, Instant)>,
     pub reconnects_left: u32,
     loops: Vec<LoopFrame>,
+    inbox: Option<Inbox>,
     /// The deadline of the current wait, one timer reused for the vuser's life: pushing a
     /// registered deadline later is an atomic store, where a fresh timer per expect costs a
     /// timer-wheel insert and removal per message.
@@ -211,6 +215,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         pending: VecDeque::new(),
         reconnects_left: ctx.plan.defaults.reconnect.attempts,
         loops: Vec::new(),
+        inbox: spec.inbox,
         timer: Box::pin(sleep_until(Instant::now())),
         matched_bytes: 0,
     };
@@ -237,6 +242,12 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
                         break Outcome::Completed;
                     }
                     continue;
+                }
+                if vu.closed_model {
+                    // Its replacement would fail the same way at once: hold the slot for a
+                    // backoff so a dead server gives a bounded error rate, not a busy loop.
+                    vu.conn = None;
+                    vu.backoff(&ctx).await;
                 }
                 break Outcome::Failed;
             }
@@ -266,10 +277,16 @@ impl Vuser {
         while let Some(op) = ops.get(pc) {
             pc = match op {
                 Op::LoopStart { bound, end } => self.enter_loop(bound, pc, *end),
-                Op::LoopEnd { start } => match self.loop_end(ops, *start, pc) {
-                    Some(next) => next,
-                    None => return Ok(Control::Retired),
-                },
+                Op::LoopEnd { start } => {
+                    // A loop body that never awaits (only `set`/`log`) must still let the
+                    // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
+                    // runs out (free on the common path).
+                    tokio::task::consume_budget().await;
+                    match self.loop_end(ops, *start, pc) {
+                        Some(next) => next,
+                        None => return Ok(Control::Retired),
+                    }
+                }
                 step => {
                     if self.step(ctx, scenario, step).await? == Control::Retired {
                         return Ok(Control::Retired);
@@ -355,6 +372,11 @@ impl Vuser {
                 biased;
                 _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
                 item = conn.reader.next() => item,
+                Some(text) = recv_broadcast(&mut self.inbox) => {
+                    let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
+                    self.write(ctx, frame).await?;
+                    continue;
+                }
                 _ = self.timer.as_mut() => return Ok(Waited::Deadline),
             };
             let at = Instant::now();
@@ -437,6 +459,14 @@ impl Vuser {
             _ = self.retire.cancelled() => Control::Retired,
             _ = sleep_until(until) => Control::Next,
         }
+    }
+}
+
+/// The next broadcast text; never resolves without an inbox.
+async fn recv_broadcast(inbox: &mut Option<Inbox>) -> Option<Arc<str>> {
+    match inbox {
+        Some(inbox) => inbox.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

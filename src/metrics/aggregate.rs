@@ -28,7 +28,7 @@ pub struct RunMetrics {
 
 /// Feed it every snapshot the collector cuts, in order; read live values from it
 /// (e.g. for the status line); `finish` at the end.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Aggregator {
     total: Option<IntervalSnapshot>,
     phase: Option<(PhaseTag, IntervalSnapshot)>,

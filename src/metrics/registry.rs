@@ -185,8 +185,9 @@ pub mod names {
     pub const ERRORS: &str = "errors";
     /// Samples above the histogram ceiling (one hour), recorded as the ceiling.
     pub const CLAMPED: &str = "metrics.clamped";
-    /// The error kinds of DESIGN §3.
-    pub const ERROR_KINDS: [&str; 7] = [
+    /// The error kinds of DESIGN §3, plus `template` (a message that would not render or
+    /// encode) and `io` (any other socket error).
+    pub const ERROR_KINDS: [&str; 9] = [
         "connect_refused",
         "connect_timeout",
         "timeout",
@@ -194,6 +195,8 @@ pub mod names {
         "reset",
         "protocol",
         "capture",
+        "template",
+        "io",
     ];
 
     pub const STANDARD_COUNTERS: [&str; 8] = [

@@ -138,7 +138,8 @@ pub struct ScenarioSummary {
     pub summaries: BTreeMap<String, Summary>,
 }
 
-pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
+/// Milliseconds since the Unix epoch (0 before it), the time unit of every result field.
+pub fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)

@@ -12,10 +12,14 @@ use super::MonitorError;
 
 /// Socket state code of `TCP_ESTABLISHED` in the `st` column of `/proc/net/tcp`.
 const STATE_ESTABLISHED: u8 = 0x01;
+/// Socket state code of `TCP_LISTEN`.
+const STATE_LISTEN: u8 = 0x0A;
 
 /// One socket row of `/proc/net/tcp` or `/proc/net/tcp6`, reduced to what is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TcpSocket {
+pub(crate) struct TcpSocket<'a> {
+    /// The local address as the table writes it (hex).
+    pub local_address: &'a str,
     pub local_port: u16,
     pub state: u8,
 }
@@ -23,7 +27,7 @@ pub(crate) struct TcpSocket {
 /// Parses one row such as
 /// `0: 0100007F:1F90 0100007F:C350 01 00000000:00000000 ...`; the header row and anything
 /// malformed give `None` (a torn read of a busy table must not stop the monitor).
-pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket> {
+pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket<'_>> {
     let mut fields = line.split_whitespace();
     let slot = fields.next()?;
     // Data rows start with "N:"; the header starts with "sl".
@@ -31,8 +35,9 @@ pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket> {
     let local = fields.next()?;
     let _remote = fields.next()?;
     let state = fields.next()?;
-    let (_address, port_hex) = local.rsplit_once(':')?;
+    let (local_address, port_hex) = local.rsplit_once(':')?;
     Some(TcpSocket {
+        local_address,
         local_port: u16::from_str_radix(port_hex, 16).ok()?,
         state: u8::from_str_radix(state, 16).ok()?,
     })
@@ -42,12 +47,29 @@ pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket> {
 ///
 /// On loopback both ends of a connection are in the table: the server side has the listening
 /// port as its local port, the client side has it as its remote port. Matching only the local
-/// port counts each connection once, from the server's point of view.
+/// port counts each connection once, from the server's point of view. A client socket on
+/// another local address may happen to get the same port number as its ephemeral port, so when
+/// the table shows who listens on `port`, only sockets on a listening address count.
 pub(crate) fn count_established(table: &str, port: u16) -> u64 {
-    let matching = table
+    let sockets: Vec<TcpSocket<'_>> = table
         .lines()
         .filter_map(parse_tcp_line)
-        .filter(|socket| socket.state == STATE_ESTABLISHED && socket.local_port == port)
+        .filter(|socket| socket.local_port == port)
+        .collect();
+    let listening: Vec<&str> = sockets
+        .iter()
+        .filter(|s| s.state == STATE_LISTEN)
+        .map(|s| s.local_address)
+        .collect();
+    let wildcard = listening
+        .iter()
+        .any(|address| address.bytes().all(|b| b == b'0'));
+    let on_listener = |socket: &TcpSocket<'_>| {
+        listening.is_empty() || wildcard || listening.contains(&socket.local_address)
+    };
+    let matching = sockets
+        .iter()
+        .filter(|socket| socket.state == STATE_ESTABLISHED && on_listener(socket))
         .count();
     u64::try_from(matching).unwrap_or(u64::MAX)
 }
@@ -155,6 +177,7 @@ mod tests {
         assert_eq!(
             v4.next().and_then(parse_tcp_line),
             Some(TcpSocket {
+                local_address: "0100007F",
                 local_port: 8080,
                 state: 0x0A
             })
@@ -164,6 +187,7 @@ mod tests {
         assert_eq!(
             v6.get(1),
             Some(&TcpSocket {
+                local_address: "0000000000000000FFFF00000100007F",
                 local_port: 8080,
                 state: 0x01
             })
@@ -171,6 +195,7 @@ mod tests {
         assert_eq!(
             v6.get(3),
             Some(&TcpSocket {
+                local_address: "00000000000000000000000001000000",
                 local_port: 0xE001,
                 state: 0x01
             })
@@ -200,6 +225,15 @@ mod tests {
         assert_eq!(count_established(TCP4, 0xD431), 1);
         assert_eq!(count_established(TCP4, 9999), 0);
         assert_eq!(count_established("", 8080), 0);
+    }
+
+    #[test]
+    fn a_client_on_another_address_with_the_same_port_number_is_not_counted() {
+        // 127.0.0.2:8080 is an outgoing connection's ephemeral port, not the server's.
+        let table = format!(
+            "{TCP4}   8: 0200007F:1F90 0100007F:2328 01 00000000:00000000 00:00000000 00000000  1000        0 4307 1 0000000000000000 20 4 30 10 -1\n"
+        );
+        assert_eq!(count_established(&table, 8080), 2);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub enum DurationError {
     Malformed(String),
     #[error("`{0}` is negative; durations must be 0 or more")]
     Negative(String),
-    #[error("`{0}` is too long")]
+    #[error("`{0}` is too long: durations are at most 365 days")]
     TooLong(String),
 }
 
@@ -36,6 +36,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     seconds(value * scale, text)
 }
 
+/// The longest duration a plan may give. Far past any real test, and far enough from
+/// `Duration`/`Instant` limits that sums of phases and deadlines never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A number of seconds as a `Duration`.
 pub fn seconds(value: f64, text: &str) -> Result<Duration, DurationError> {
     if value.is_nan() {
@@ -44,12 +48,25 @@ pub fn seconds(value: f64, text: &str) -> Result<Duration, DurationError> {
     if value < 0.0 {
         return Err(DurationError::Negative(text.to_owned()));
     }
-    Duration::try_from_secs_f64(value).map_err(|_| DurationError::TooLong(text.to_owned()))
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| DurationError::TooLong(text.to_owned()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_durations_past_a_year() {
+        assert!(parse_duration("365d").is_err());
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        assert_eq!(
+            parse_duration("10000000000000000000"),
+            Err(DurationError::TooLong("10000000000000000000".to_owned()))
+        );
+    }
 
     #[test]
     fn parses_every_unit() {

@@ -23,6 +23,8 @@ pub const ERROR_KINDS: &[&str] = &[
     "reset",
     "protocol",
     "capture",
+    "template",
+    "io",
 ];
 
 /// Histograms that exist in every run (plus `latency.<name>`).
@@ -36,6 +38,8 @@ const COUNTERS: &[&str] = &[
     "vusers.completed",
     "vusers.failed",
     "vusers.skipped",
+    "vusers.cancelled",
+    "metrics.clamped",
 ];
 const GAUGES: &[&str] = &["vusers.active", "connections.open"];
 
@@ -76,6 +80,8 @@ pub struct KnownMetrics {
     pub latency_names: Vec<String>,
     /// `handled.<name>` names (named handlers).
     pub handler_names: Vec<String>,
+    /// Some handler has no name: its frames count as `handled`.
+    pub unnamed_handlers: bool,
 }
 
 impl KnownMetrics {
@@ -91,6 +97,9 @@ impl KnownMetrics {
         }
         if metric == "errors" {
             return Some(Kind::Errors);
+        }
+        if metric == "handled" && self.unnamed_handlers {
+            return Some(Kind::Counter);
         }
         if let Some(kind) = metric.strip_prefix("errors.") {
             return ERROR_KINDS.contains(&kind).then_some(Kind::Counter);
@@ -121,6 +130,9 @@ impl KnownMetrics {
             .map(|s| s.to_string())
             .collect();
         out.push("errors".to_owned());
+        if self.unnamed_handlers {
+            out.push("handled".to_owned());
+        }
         out.extend(ERROR_KINDS.iter().map(|k| format!("errors.{k}")));
         out.extend(self.latency_names.iter().map(|n| format!("latency.{n}")));
         out.extend(self.handler_names.iter().map(|n| format!("handled.{n}")));
@@ -387,6 +399,7 @@ mod tests {
         KnownMetrics {
             latency_names: vec!["chat".into()],
             handler_names: vec![],
+            unnamed_handlers: false,
         }
     }
 

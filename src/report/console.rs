@@ -48,7 +48,7 @@ pub fn summary_table(result: &RunResult) -> String {
             .iter()
             .map(|(name, g)| vec![name.clone(), g.max.to_string(), g.last.to_string()])
             .collect();
-        out.push_str(&table(&["gauges", "peak", "at end"], rows));
+        out.push_str(&table(&["gauges", "max sampled", "at end"], rows));
     }
     out.push('\n');
     out.push_str(&error_lines(agg));

@@ -185,7 +185,12 @@ pub struct AdaptiveResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdaptiveStep {
+    /// Window start, from the run start (its settling part included).
     pub offset_ms: u64,
+    /// Window end, from the run start (earlier than planned when it was cut short by a
+    /// breach).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_offset_ms: Option<u64>,
     pub vusers: u64,
     pub healthy: bool,
     /// Why the window was unhealthy.
@@ -195,6 +200,9 @@ pub struct AdaptiveStep {
     pub p95_ms: Option<f64>,
     #[serde(default)]
     pub error_rate_percent: Option<f64>,
+    /// Matched expects per expect outcome, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate_percent: Option<f64>,
     #[serde(default)]
     pub server_cpu_percent: Option<f64>,
     #[serde(default)]

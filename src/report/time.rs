@@ -1,12 +1,6 @@
 //! UTC timestamp formatting without a date crate: RFC 3339 from Unix epoch milliseconds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use crate::metrics::epoch_ms;
 
 /// `2024-05-06T07:08:09.010Z`.
 pub fn format_rfc3339_ms(epoch_ms: u64) -> String {

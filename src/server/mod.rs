@@ -97,7 +97,8 @@ impl ServerConfig {
         }
     }
 
-    fn validate(&self) -> Result<FrameCodec, ServerError> {
+    /// Checks the knobs and builds the server's codec; `run` and `spawn` call it first.
+    pub fn validate(&self) -> Result<FrameCodec, ServerError> {
         if self.xor_key.is_some() && self.framing == ServerFraming::Text {
             return Err(ServerError::Config(
                 "--xor applies to the binary flavour only (add --framing binary)".to_string(),

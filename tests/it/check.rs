@@ -412,3 +412,14 @@ fn schema_and_presets_commands() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
 }
+
+#[test]
+fn the_readme_plan_example_is_valid() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme.find("```yaml\n").expect("README shows a YAML plan") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").expect("closed code block");
+    let path = root().join("plans/readme-example.yml");
+    if let Err(problems) = plan::load_str(&readme[start..end], &path, Format::Yaml) {
+        panic!("the README's plan example is invalid:\n{problems}");
+    }
+}

@@ -125,3 +125,52 @@ async fn probe_reports_a_peer_that_closes() {
         out.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_with_a_plan_uses_its_framing_transform_and_message() {
+    let server = server::spawn(ServerConfig {
+        framing: ServerFraming::Binary,
+        xor_key: Some(b"k3y".to_vec()),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("server");
+    let addr = server.addr().to_string();
+    let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/plans/binary-xor.yml");
+    let out = probe(&[&addr, "--plan", plan, "--message", "login", "--count", "3"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("message login"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("framing: lengthPrefixed"),
+        "{}",
+        out.stdout
+    );
+    // type 101 = OK: the server understood the XOR-obfuscated binary LOGIN.
+    assert_eq!(
+        out.stdout.matches("type 101 \"bin0\"").count(),
+        3,
+        "{}",
+        out.stdout
+    );
+
+    let unknown = probe(&[&addr, "--plan", plan, "--message", "nope"]).await;
+    assert_eq!(unknown.code, Some(2));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_with_a_text_plan_sends_its_first_send_step() {
+    let server = server::spawn(ServerConfig::default())
+        .await
+        .expect("server");
+    let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/plans/basic.yml");
+    let out = probe(&[&server.addr().to_string(), "--plan", plan, "--count", "2"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("\"OK user0\"").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    server.shutdown().await;
+}

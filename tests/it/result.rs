@@ -103,11 +103,13 @@ fn synthetic_result() -> RunResult {
         max_stable_vusers: Some(8),
         trajectory: vec![AdaptiveStep {
             offset_ms: 0,
+            end_offset_ms: Some(2_000),
             vusers: 8,
             healthy: true,
             reason: None,
             p95_ms: p95,
             error_rate_percent: Some(0.0),
+            success_rate_percent: Some(100.0),
             server_cpu_percent: None,
             server_mem_percent: None,
         }],

@@ -905,3 +905,123 @@ scenarios:
     );
     assert!(result["monitor"][0]["processRssBytes"].as_u64() > Some(0));
 }
+
+#[test]
+fn the_binary_exits_2_on_a_bad_plan_or_an_unwritable_output_before_any_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "config:\n  target: embedded\n  phases:\n    - {duration: 5 mins, arrivalRate: 1}\nscenarios:\n  - flow: [connect]\n",
+    )
+    .expect("plan written");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&bad)
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.yml:4:18"), "{stderr}");
+
+    // A minute-long plan whose output folder cannot be created: it must fail at once.
+    let long = dir.path().join("long.yml");
+    std::fs::write(
+        &long,
+        "config:\n  target: embedded\n  phases:\n    - {duration: 60s, vusers: 2}\nscenarios:\n  - flow: [connect, {think: 1s}]\n",
+    )
+    .expect("plan written");
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "not a folder").expect("file written");
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&long)
+        .arg("--out")
+        .arg(blocker.join("out"))
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the run started before failing on its output folder"
+    );
+    assert!(stderr.contains("a-file"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let refused = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let mut b = Builder::new();
+    let flow = vec![connect(), b.send("PING 1")];
+    // 5 slots for 2 s with a 100 ms backoff: at most ~5 × 20 attempts, not a busy loop.
+    let plan = b.plan(vec![closed(2 * SECOND, 5, None)], flow);
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), &refused, RunOptions::default()),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts");
+    let agg = &outcome.metrics.aggregate;
+    let created = counter(agg, "vusers.created");
+    assert!(created >= 5, "the pool was filled: {created}");
+    assert!(
+        created <= 130,
+        "failed vusers were replaced at once: {created}"
+    );
+    assert_eq!(counter(agg, "errors.connect_refused"), created);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_that_never_awaits_still_lets_the_run_end() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let value = b.t("x");
+    let flow = vec![Step::Loop {
+        steps: vec![Step::Set {
+            variable: "a".into(),
+            value,
+        }],
+        bound: LoopBound::Forever,
+    }];
+    // More spinning vusers than worker threads: without yielding they would starve the
+    // runner and the run would never end (run_with times out after 60 s).
+    let plan = b.plan(vec![count(ms(500), 4)], flow);
+    let outcome = run(plan, &server).await;
+    assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
+    assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_boundaries_on_the_interval_grid_leave_no_sliver_intervals() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let flow = vec![connect(), b.send_expect("PING 1", "^PONG", "ping")];
+    // Boundaries at 1 s and 2 s fall exactly on the 1 s interval grid.
+    let plan = b.plan(
+        vec![rate(SECOND, 5.0), rate(SECOND, 5.0), rate(SECOND, 5.0)],
+        flow,
+    );
+    let outcome = run(plan, &server).await;
+    let phased: Vec<_> = outcome
+        .metrics
+        .intermediate
+        .iter()
+        .filter(|i| i.phase.is_some())
+        .collect();
+    for interval in &phased {
+        let length_ms = interval.end_ms - interval.start_ms;
+        assert!(
+            length_ms >= 250,
+            "a {length_ms} ms interval in {:?}",
+            interval.phase
+        );
+    }
+    assert!(phased.len() >= 3 && phased.len() <= 4, "{}", phased.len());
+}

@@ -33,6 +33,12 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
             server.xor_key = e.xor.as_ref().map(|k| k.as_bytes().to_vec());
             if server.xor_key.as_ref().is_some_and(Vec::is_empty) {
                 ctx.out.error(&key(&p, "xor"), "the XOR key is empty", None);
+            } else if server.xor_key.is_some() && !server.binary {
+                ctx.out.error(
+                    &key(&p, "xor"),
+                    "`xor` applies to the binary flavour only",
+                    Some("add `framing: binary` under `config.embedded`".to_owned()),
+                );
             }
             server.delay = ctx.opt_duration(&p, "delay", e.delay.as_ref(), Duration::ZERO);
             server.jitter = ctx.opt_duration(&p, "jitter", e.jitter.as_ref(), Duration::ZERO);
@@ -52,8 +58,21 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
                 (Some(s), Some(v)) => {
                     let duration = ctx.duration(&key(&p, "stall"), s);
                     let every = ctx.duration(&key(&p, "every"), v);
-                    if let (Some(duration), Some(every)) = (duration, every) {
-                        server.stall = Some(Stall { duration, every });
+                    match (duration, every) {
+                        (Some(duration), Some(every)) if every.is_zero() || duration >= every => {
+                            ctx.out.error(
+                                &key(&p, "stall"),
+                                format!(
+                                    "a stall of {duration:?} every {every:?} never ends: the \
+                                     stall must be shorter than the period"
+                                ),
+                                Some("e.g. `stall: 1s` with `every: 5s`".to_owned()),
+                            )
+                        }
+                        (Some(duration), Some(every)) => {
+                            server.stall = Some(Stall { duration, every });
+                        }
+                        _ => {}
                     }
                 }
                 (None, None) => {}

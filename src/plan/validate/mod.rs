@@ -216,8 +216,9 @@ pub(crate) fn validate(
     let raw_handlers = raw.config.handlers.iter();
     let scenario_handlers = raw.scenarios.iter().flat_map(|s| s.handlers.iter());
     for h in raw_handlers.chain(scenario_handlers) {
-        if let Some(name) = &h.name {
-            ctx.metrics.handler_names.push(name.clone());
+        match &h.name {
+            Some(name) => ctx.metrics.handler_names.push(name.clone()),
+            None => ctx.metrics.unnamed_handlers = true,
         }
     }
     let ensure = ensure::ensure(&mut ctx, &config_path, raw.config.ensure.as_ref());

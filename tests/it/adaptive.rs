@@ -1,0 +1,253 @@
+//! Integration tests: the adaptive search and the breaking point against a reference server
+//! that saturates (`capacity_per_sec`), and `run --interactive` driven through stdin of the
+//! real binary.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatload::engine::{self, RunControl, RunOptions, RunOutcome};
+use chatload::plan::{self, Format, Load, Plan, presets};
+use chatload::server::{self, ServerConfig, ServerHandle};
+
+/// Vusers doing PING/PONG paced at 10 per second: against 300 commands/s the knee is 30.
+const PING_FLOW: &str = r#"
+scenarios:
+  - name: ping
+    flow:
+      - connect
+      - loop:
+          - send: "PING {{ random_int(1, 1000000) }}"
+            expect: {match: "^PONG ", name: ping}
+          - think: 100ms
+"#;
+
+fn plan(config: &str) -> Plan {
+    let text = format!("config:\n  target: 127.0.0.1:1\n{config}{PING_FLOW}");
+    match plan::load_str(&text, Path::new("test.yml"), Format::Yaml) {
+        Ok(plan) => plan,
+        Err(problems) => panic!("test plan is invalid:\n{problems}"),
+    }
+}
+
+async fn saturating_server() -> ServerHandle {
+    server::spawn(ServerConfig {
+        capacity_per_sec: Some(300.0),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("server starts")
+}
+
+async fn run(plan: Plan, server: &ServerHandle, options: RunOptions) -> RunOutcome {
+    let target = server.addr().to_string();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), &target, options),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_finds_the_knee_of_a_saturating_server() {
+    let server = saturating_server().await;
+    let plan = plan(
+        "  adaptive:
+    startVusers: 5
+    maxVusers: 100
+    window: 2s
+    limits: {p95: 200ms}
+",
+    );
+    let options = RunOptions {
+        interval: Some(Duration::from_millis(250)),
+        ..RunOptions::default()
+    };
+    let outcome = run(plan, &server, options).await;
+    let adaptive = outcome.adaptive.expect("an adaptive outcome");
+    let levels: Vec<(u64, bool)> = adaptive
+        .trajectory
+        .iter()
+        .map(|w| (w.vusers, w.healthy))
+        .collect();
+    assert!(adaptive.completed, "{levels:?}");
+    let found = adaptive.max_stable_vusers.expect("some level held");
+    assert!(
+        (24..=36).contains(&found),
+        "max stable {found} is not within 20 % of the knee (30): {levels:?}"
+    );
+    // It climbed, broke above the knee, and bisected back.
+    assert!(levels.iter().any(|&(v, h)| !h && v > 30), "{levels:?}");
+    assert!(
+        levels.starts_with(&[(5, true), (10, true), (20, true)]),
+        "{levels:?}"
+    );
+    // Each window is a phase named after its level.
+    assert_eq!(outcome.metrics.phases.len(), adaptive.trajectory.len());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_steps_stop_at_the_breaking_point() {
+    let server = saturating_server().await;
+    let mut plan = plan(
+        "  phases: [{vusers: 1, duration: 1s}]
+  ensure:
+    thresholds:
+      - latency.ping.p95: 200
+",
+    );
+    let params = presets::PresetParams {
+        from: Some(10),
+        to: Some(80),
+        by: Some(10),
+        every: Some(Duration::from_secs(2)),
+        duration: None,
+    };
+    plan.load = Load::Phases(presets::expand("stress", &params).expect("preset expands"));
+    let options = RunOptions {
+        interval: Some(Duration::from_millis(250)),
+        breaking_point: true,
+        ..RunOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let outcome = run(plan, &server, options).await;
+    let breaking = outcome.breaking_point.expect("a breaking-point outcome");
+    let stable = breaking.max_stable_vusers.expect("some step held");
+    assert!((20..=30).contains(&stable), "{breaking:?}");
+    assert_eq!(breaking.failed_at, Some(stable + 10), "{breaking:?}");
+    assert!(breaking.reason.contains("latency.ping.p95"), "{breaking:?}");
+    assert!(outcome.stopped);
+    // Stopped early: 8 steps of 2 s were planned.
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "{:?}",
+        started.elapsed()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_and_broadcast_steer_a_running_closed_model_phase() {
+    let server = server::spawn(ServerConfig::default())
+        .await
+        .expect("server starts");
+    let plan = plan("  phases: [{vusers: 2, duration: 4s}]\n");
+    let control = RunControl::new();
+    let steer = control.clone();
+    let steering = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        steer.scale(6).expect("closed-model phase");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Replies to the broadcast PINGs are server pushes nobody waits for: they are counted
+        // as received and dropped.
+        let reached = steer.broadcast("PING broadcast");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let latest = steer.latest().expect("intervals have finished");
+        let partial = steer.partial().expect("partial results");
+        steer.stop();
+        (reached, latest, partial)
+    });
+    let options = RunOptions {
+        interval: Some(Duration::from_millis(200)),
+        control: Some(control),
+        ..RunOptions::default()
+    };
+    let outcome = run(plan, &server, options).await;
+    let (reached, latest, partial) = steering.await.expect("steering task");
+    assert_eq!(reached, 6, "every connected vuser gets the broadcast");
+    let active = latest
+        .interval
+        .gauges
+        .get("vusers.active")
+        .map_or(0, |g| g.last);
+    assert_eq!(active, 6);
+    assert!(
+        partial
+            .metrics
+            .aggregate
+            .counters
+            .get("messages.sent")
+            .copied()
+            > Some(0)
+    );
+    assert!(outcome.stopped && !outcome.interrupted);
+    assert!(
+        outcome.duration < Duration::from_millis(3800),
+        "{:?}",
+        outcome.duration
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn interactive_commands_on_stdin_steer_the_real_binary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("console.yml");
+    std::fs::write(
+        &plan,
+        format!(
+            "config:\n  target: embedded\n  phases: [{{vusers: 2, duration: 20s}}]\n  report: {{interval: 250ms}}\n{PING_FLOW}"
+        ),
+    )
+    .expect("plan written");
+    let out = dir.path().join("out");
+    let export = dir.path().join("partial.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(["run", "--interactive", "--format", "json", "--out"])
+        .arg(&out)
+        .arg(&plan)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let pause = || std::thread::sleep(Duration::from_millis(1200));
+    pause();
+    for command in [
+        "help".to_owned(),
+        "stats".to_owned(),
+        "scale 5".to_owned(),
+        "broadcast PING all".to_owned(),
+        format!("export {}", export.display()),
+    ] {
+        writeln!(stdin, "{command}").expect("command written");
+        pause();
+    }
+    writeln!(stdin, "stop").expect("stop written");
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().expect("binary ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stop ends the run early"
+    );
+    for reply in [
+        "commands: scale N",
+        "stats at",
+        "latency.ping",
+        "scale: holding 5 vusers",
+        "broadcast: handed to 5 vusers",
+        "export: wrote",
+        "stop: retiring vusers",
+    ] {
+        assert!(stdout.contains(reply), "`{reply}` missing from:\n{stdout}");
+    }
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).expect("result"))
+            .expect("valid JSON");
+    assert_eq!(result["run"]["exitCode"], 0);
+    let warnings = result["run"]["warnings"].to_string();
+    assert!(warnings.contains("stopped early"), "{warnings}");
+    assert!(result["aggregate"]["gauges"]["vusers.active"]["max"].as_i64() >= Some(5));
+    let partial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&export).expect("export")).expect("JSON");
+    assert_eq!(partial["format"], "chatload.result/v1");
+}
