@@ -22,8 +22,16 @@ async fn chatload_monitor(args: &[&str]) -> anyhow::Result<Output> {
     Ok(tokio::time::timeout(TIME_LIMIT, child).await??)
 }
 
-/// A listener on 127.0.0.1:0 with `CLIENTS` connections accepted; keep the vectors alive.
-async fn listener_with_clients() -> anyhow::Result<(u16, Vec<TcpStream>, Vec<TcpStream>)> {
+/// A listener on 127.0.0.1:0 with `CLIENTS` connections accepted. Keep all of it alive: while
+/// the listener holds the port, no other test's client can get it as an ephemeral port.
+struct Connected {
+    port: u16,
+    _listener: TcpListener,
+    _clients: Vec<TcpStream>,
+    _accepted: Vec<TcpStream>,
+}
+
+async fn listener_with_clients() -> anyhow::Result<Connected> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let mut clients = Vec::with_capacity(CLIENTS);
@@ -32,7 +40,12 @@ async fn listener_with_clients() -> anyhow::Result<(u16, Vec<TcpStream>, Vec<Tcp
         clients.push(TcpStream::connect(("127.0.0.1", port)).await?);
         accepted.push(listener.accept().await?.0);
     }
-    Ok((port, clients, accepted))
+    Ok(Connected {
+        port,
+        _listener: listener,
+        _clients: clients,
+        _accepted: accepted,
+    })
 }
 
 fn stderr(output: &Output) -> String {
@@ -41,7 +54,8 @@ fn stderr(output: &Output) -> String {
 
 #[tokio::test]
 async fn reports_the_connections_on_the_port_by_pid() -> anyhow::Result<()> {
-    let (port, _clients, _accepted) = listener_with_clients().await?;
+    let connected = listener_with_clients().await?;
+    let port = connected.port;
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("m.json");
     let pid = std::process::id().to_string();
@@ -86,7 +100,8 @@ async fn reports_the_connections_on_the_port_by_pid() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn selects_by_process_name_and_writes_csv() -> anyhow::Result<()> {
-    let (port, _clients, _accepted) = listener_with_clients().await?;
+    let connected = listener_with_clients().await?;
+    let port = connected.port;
     let exe = std::env::current_exe()?;
     let name = exe
         .file_name()
