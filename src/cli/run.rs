@@ -236,6 +236,7 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
         })),
         control: Some(control.clone()),
         breaking_point,
+        broadcasts: args.interactive,
     };
     if !quiet {
         eprintln!("running {} against {target}", plan.name);

@@ -63,6 +63,9 @@ pub struct RunOptions {
     /// Judge the plan's `ensure` on every phase on its own and stop at the first phase that
     /// breaks it (the `stress` preset): the outcome's `breaking_point`.
     pub breaking_point: bool,
+    /// Vusers accept `RunControl::broadcast` (the interactive console). Off by default: every
+    /// wait of every vuser would poll the inbox.
+    pub broadcasts: bool,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -76,6 +79,7 @@ impl std::fmt::Debug for RunOptions {
             .field("on_log", &self.on_log.is_some())
             .field("control", &self.control)
             .field("breaking_point", &self.breaking_point)
+            .field("broadcasts", &self.broadcasts)
             .finish_non_exhaustive()
     }
 }
@@ -215,7 +219,8 @@ pub async fn run(
                 stop.clone(),
             ))
         });
-    let runner = runner::Runner::new(Arc::clone(&ctx), stop.clone()).with_control(control.clone());
+    let runner = runner::Runner::new(Arc::clone(&ctx), stop.clone())
+        .with_control(control.clone(), options.broadcasts);
     let (ended, adaptive) = match adaptive.as_ref().map(|c| (c, intervals.observe())) {
         Some((config, Some(rx))) => {
             let (ended, outcome) = runner.run_adaptive(config, &intervals, rx).await;

@@ -45,6 +45,9 @@ pub(crate) struct Runner {
     open_active: Arc<AtomicU64>,
     cancelled: Arc<AtomicU64>,
     control: RunControl,
+    /// Whether vusers get a broadcast inbox: only when someone holds the control handle, since
+    /// every wait of every vuser polls it.
+    broadcasts: bool,
 }
 
 /// How the run ended.
@@ -65,12 +68,15 @@ impl Runner {
             open_active: Arc::new(AtomicU64::new(0)),
             cancelled: Arc::new(AtomicU64::new(0)),
             control: RunControl::default(),
+            broadcasts: false,
         }
     }
 
-    /// Steered by `control` (`scale`, `broadcast`) instead of a private handle.
-    pub fn with_control(mut self, control: RunControl) -> Self {
+    /// Steered by `control` (`scale`, `broadcast`) instead of a private handle; vusers take
+    /// broadcasts only when `broadcasts` is set.
+    pub fn with_control(mut self, control: RunControl, broadcasts: bool) -> Self {
         self.control = control;
+        self.broadcasts = broadcasts;
         self
     }
 
@@ -220,7 +226,7 @@ impl Runner {
             closed_model,
             retire,
             run_end: self.run_end.clone(),
-            inbox: Some(self.control.inbox(self.next_id)),
+            inbox: self.broadcasts.then(|| self.control.inbox(self.next_id)),
         };
         self.next_id += 1;
         let ctx = Arc::clone(&self.ctx);

@@ -155,6 +155,7 @@ async fn scale_and_broadcast_steer_a_running_closed_model_phase() {
     let options = RunOptions {
         interval: Some(Duration::from_millis(200)),
         control: Some(control),
+        broadcasts: true,
         ..RunOptions::default()
     };
     let outcome = run(plan, &server, options).await;
