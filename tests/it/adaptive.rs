@@ -5,12 +5,13 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use chatload::engine::{self, RunControl, RunOptions, RunOutcome};
+use chatload::engine::{RunControl, RunOptions};
 use chatload::plan::{self, Format, Load, Plan, presets};
 use chatload::server::{self, ServerConfig, ServerHandle};
+
+use crate::run::run_with as run;
 
 /// Vusers doing PING/PONG paced at 10 per second: against 300 commands/s the knee is 30.
 const PING_FLOW: &str = r#"
@@ -39,17 +40,6 @@ async fn saturating_server() -> ServerHandle {
     })
     .await
     .expect("server starts")
-}
-
-async fn run(plan: Plan, server: &ServerHandle, options: RunOptions) -> RunOutcome {
-    let target = server.addr().to_string();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), &target, options),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

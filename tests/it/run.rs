@@ -179,7 +179,8 @@ async fn run(plan: Plan, server: &ServerHandle) -> RunOutcome {
     run_with(plan, server, RunOptions::default()).await
 }
 
-async fn run_with(plan: Plan, server: &ServerHandle, options: RunOptions) -> RunOutcome {
+/// Runs `plan` against `server`, bounded in time; shared by the other test modules.
+pub(crate) async fn run_with(plan: Plan, server: &ServerHandle, options: RunOptions) -> RunOutcome {
     let target = server.addr().to_string();
     tokio::time::timeout(
         Duration::from_secs(60),
