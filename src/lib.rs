@@ -13,3 +13,4 @@ pub mod plan;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod vocab;

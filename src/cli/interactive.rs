@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::engine::{Progress, RunControl};
-use crate::metrics::{PeriodSummary, names};
+use crate::metrics::PeriodSummary;
 use crate::report::{self, RunInfo, RunResult};
+use crate::vocab::names;
 
 /// Prints one reply line (without disturbing the status line).
 pub(super) type SayFn = Arc<dyn Fn(&str) + Send + Sync>;

@@ -63,11 +63,11 @@ fn plan_probe(path: &std::path::Path, message: Option<&str>) -> anyhow::Result<P
     })
 }
 
-fn framing_label(framing: &crate::plan::Framing) -> String {
+fn framing_label(framing: &crate::protocol::Framing) -> String {
     match framing {
-        crate::plan::Framing::Lines => "lines".to_owned(),
-        crate::plan::Framing::Delimiter(_) => "delimiter".to_owned(),
-        crate::plan::Framing::LengthPrefixed(_) => "lengthPrefixed".to_owned(),
+        crate::protocol::Framing::Lines => "lines".to_owned(),
+        crate::protocol::Framing::Delimiter(_) => "delimiter".to_owned(),
+        crate::protocol::Framing::LengthPrefixed { .. } => "lengthPrefixed".to_owned(),
     }
 }
 

@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Exit, ReportFormat, RunArgs, interactive, search};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
-use crate::metrics::{PeriodSummary, names};
+use crate::metrics::PeriodSummary;
 use crate::plan::{self, Load, Plan, Target, presets};
 use crate::report::{self, RunInfo, RunResult};
+use crate::vocab::names;
 use crate::{monitor, server};
 
 /// A compact progress line is printed this often (also when stderr is not a terminal).

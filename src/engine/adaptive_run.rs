@@ -26,8 +26,9 @@ use super::control::{LoadMode, ServerLoad};
 use super::intervals::Intervals;
 use super::runner::{Ended, Runner};
 use super::vuser::after;
-use crate::metrics::{IntervalSnapshot, PeriodSummary, names};
+use crate::metrics::{IntervalSnapshot, PeriodSummary};
 use crate::plan::Adaptive;
+use crate::vocab::names;
 
 /// How often the pool is topped up (vusers whose flow failed are replaced).
 const POOL_TICK: Duration = Duration::from_millis(20);

@@ -151,7 +151,8 @@ mod tests {
 
     use super::*;
     use crate::metrics::{PhaseTag, new_histogram};
-    use crate::plan::{CompareOp, Condition, Curve, Expr, Stat};
+    use crate::plan::{CompareOp, Condition, Curve, Expr};
+    use crate::vocab::Stat;
 
     fn step(vusers: u64) -> Phase {
         Phase {

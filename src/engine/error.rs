@@ -19,84 +19,7 @@ pub enum EngineError {
     Internal,
 }
 
-/// The kind of a vuser error, reported as the counter `errors.<kind>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    ConnectRefused,
-    ConnectTimeout,
-    /// An expect waited longer than its timeout.
-    Timeout,
-    /// The server closed the connection while the flow still needed it.
-    Closed,
-    Reset,
-    /// A frame could not be decoded, or a strict expect saw an unexpected frame.
-    Protocol,
-    /// An expect matched but a capture found nothing.
-    Capture,
-    /// A template failed to render or a message failed to encode (a plan bug).
-    Template,
-    /// Any other I/O error (e.g. out of local ports).
-    Io,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
-        ErrorKind::ConnectRefused,
-        ErrorKind::ConnectTimeout,
-        ErrorKind::Timeout,
-        ErrorKind::Closed,
-        ErrorKind::Reset,
-        ErrorKind::Protocol,
-        ErrorKind::Capture,
-        ErrorKind::Template,
-        ErrorKind::Io,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::ConnectRefused => "connect_refused",
-            ErrorKind::ConnectTimeout => "connect_timeout",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Closed => "closed",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Capture => "capture",
-            ErrorKind::Template => "template",
-            ErrorKind::Io => "io",
-        }
-    }
-
-    /// Position in `ALL`, for per-kind arrays.
-    pub fn index(self) -> usize {
-        ErrorKind::ALL.iter().position(|k| *k == self).unwrap_or(0)
-    }
-
-    /// The connection is gone: the reconnect policy may start over.
-    pub fn is_connection_lost(self) -> bool {
-        matches!(self, ErrorKind::Closed | ErrorKind::Reset)
-    }
-
-    /// Classifies an I/O error on an established connection.
-    pub fn of_io(err: &std::io::Error) -> Self {
-        use std::io::ErrorKind as Io;
-        match err.kind() {
-            Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe => ErrorKind::Reset,
-            Io::UnexpectedEof => ErrorKind::Closed,
-            Io::TimedOut => ErrorKind::Timeout,
-            _ => ErrorKind::Io,
-        }
-    }
-
-    /// Classifies an I/O error while connecting.
-    pub fn of_connect(err: &std::io::Error) -> Self {
-        use std::io::ErrorKind as Io;
-        match err.kind() {
-            Io::ConnectionRefused => ErrorKind::ConnectRefused,
-            Io::TimedOut => ErrorKind::ConnectTimeout,
-            _ => ErrorKind::of_io(err),
-        }
-    }
-}
+pub use crate::vocab::ErrorKind;
 
 /// What to do when connecting failed because the *generator* ran out of something (descriptors,
 /// ephemeral ports) rather than because of the target; `None` for any other error. `source`
@@ -136,12 +59,6 @@ fn nofile_limit() -> Option<u64> {
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     #[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux but not on every target
     ok.then(|| u64::try_from(limit.rlim_cur).ok()).flatten()
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// What ended a vuser's flow.

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::thresholds::{Breach, ThresholdEvaluator, ThresholdOutcome};
 use crate::metrics::{
-    Aggregator, Collector, IntervalSnapshot, MetricsError, PeriodSummary, RunMetrics, names,
+    Aggregator, Collector, IntervalSnapshot, MetricsError, PeriodSummary, RunMetrics,
 };
+use crate::vocab::names;
 
 /// An interval whose `schedule.lag` p99 is above this means the generator itself is late.
 pub const LAG_WARNING: Duration = Duration::from_millis(50);

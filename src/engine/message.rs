@@ -7,7 +7,6 @@ use bytes::{Bytes, BytesMut};
 use minijinja::value::Value;
 
 use super::template::{Renderer, Scope, TemplateError};
-use super::wire;
 use crate::plan::{Content, MessageBody, Plan, SendSpec};
 use crate::protocol::{EncodeError, Endian, Frame, encode_fields, encode_json};
 
@@ -72,10 +71,7 @@ fn encode(
         Content::Fields(fields) => {
             let mut rendered = Vec::with_capacity(fields.len());
             for field in fields {
-                rendered.push((
-                    wire::field_kind(field.kind),
-                    renderer.render(&field.value, scope)?,
-                ));
+                rendered.push((field.kind, renderer.render(&field.value, scope)?));
             }
             let parts: Vec<_> = rendered.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let mut out = BytesMut::new();

@@ -25,7 +25,6 @@ mod steps;
 pub mod template;
 pub mod thresholds;
 mod vuser;
-pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +35,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use adaptive_run::{AdaptiveOutcome, AdaptiveWindow};
 pub use breaking::BreakingOutcome;
-pub use context::VUSERS_CANCELLED;
 pub use control::{ControlError, LoadMode, PartialRun, RunControl, ServerLoad};
 pub use error::{EngineError, ErrorKind, Failure};
 pub use intervals::{LAG_WARNING, Progress, ProgressFn};
@@ -135,8 +133,8 @@ pub async fn run(
     if program.total_weight == 0 {
         return Err(EngineError::NoScenarios);
     }
-    let codec = FrameCodec::new(wire::codec_config(&plan.protocol))?;
-    let endian = wire::field_endian(&plan.protocol);
+    let codec = FrameCodec::new(plan.protocol.clone())?;
+    let endian = plan.protocol.field_endian();
     let collector = Collector::new(registry);
     let recorder = collector.recorder();
     let started_at = SystemTime::now();

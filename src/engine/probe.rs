@@ -10,7 +10,7 @@ use minijinja::value::Value;
 
 use super::message::{self, MessageError};
 use super::template::{LoopVar, Renderer, Scope, env_value};
-use super::{data::DataSource, stamp, wire};
+use super::{data::DataSource, stamp};
 use crate::plan::{MessageId, Plan, SendSpec, Step};
 use crate::protocol::{Endian, Frame, FrameCodec, ProtocolError};
 
@@ -52,7 +52,7 @@ impl ProbeMessages {
         let scenario = plan.scenarios.first().map_or("probe", |s| s.name.as_str());
         let scope = Scope::new(vars, 0, scenario, env_value());
         Ok(ProbeMessages {
-            endian: wire::field_endian(&plan.protocol),
+            endian: plan.protocol.field_endian(),
             plan,
             renderer,
             spec,
@@ -63,7 +63,7 @@ impl ProbeMessages {
 
     /// The plan's codec (framing, transform, frame cap).
     pub fn codec(&self) -> Result<FrameCodec, ProtocolError> {
-        FrameCodec::new(wire::codec_config(&self.plan.protocol))
+        FrameCodec::new(self.plan.protocol.clone())
     }
 
     /// Test message number `n` (1-based), visible to templates as `loop.index`.

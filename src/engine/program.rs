@@ -6,11 +6,10 @@
 
 use std::time::Duration;
 
-use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId, names};
+use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
 use crate::plan::{Expect, Handler, LoopBound, Plan, SendSpec, Step, Text, Think};
 use crate::protocol::{CaptureSource, Matcher};
-
-use super::wire;
+use crate::vocab::names;
 
 #[derive(Debug)]
 pub(crate) struct Program {
@@ -186,8 +185,8 @@ fn flatten(steps: &[Step], scenario: ScenarioId, registry: &mut Registry, ops: &
 
 fn expect_op(expect: &Expect, scenario: ScenarioId, registry: &mut Registry) -> ExpectOp {
     ExpectOp {
-        matcher: wire::matcher(&expect.matcher),
-        sources: wire::capture_sources(&expect.captures),
+        matcher: expect.matcher.clone(),
+        sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
         variables: expect.captures.iter().map(|c| c.variable.clone()).collect(),
         timeout: expect.timeout,
         latency: registry.scenario_histogram(scenario, &names::latency(&expect.metric)),
@@ -196,10 +195,10 @@ fn expect_op(expect: &Expect, scenario: ScenarioId, registry: &mut Registry) -> 
 }
 
 fn handler(handler: &Handler, registry: &mut Registry) -> HandlerOp {
-    let matcher = wire::matcher(&handler.matcher);
-    let groups: Vec<String> = match &matcher {
-        Matcher::Regex(regex) => regex.capture_names().flatten().map(str::to_owned).collect(),
-        _ => Vec::new(),
+    let matcher = handler.matcher.clone();
+    let groups: Vec<String> = match matcher.as_regex() {
+        Some(regex) => regex.capture_names().flatten().map(str::to_owned).collect(),
+        None => Vec::new(),
     };
     let counter = match &handler.name {
         Some(name) => registry.counter(&format!("handled.{name}")),

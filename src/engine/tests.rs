@@ -14,11 +14,9 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
         source: PathBuf::from("t.yml"),
         name: "t".into(),
         target: Target::Address("127.0.0.1:1".into()),
-        protocol: Protocol {
-            framing: Framing::Lines,
-            line_ending: LineEnding::Lf,
-            transform: None,
+        protocol: crate::protocol::CodecConfig {
             max_frame_bytes: 1024,
+            ..crate::protocol::CodecConfig::lines()
         },
         messages: Vec::new(),
         load: Load::Phases(

@@ -22,8 +22,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::metrics::{self, IntervalSnapshot, PeriodSummary, Window};
-use crate::plan::{CompareOp, Condition, Ensure, Expr, Stat};
+use crate::metrics::{IntervalSnapshot, PeriodSummary, Window};
+use crate::plan::{CompareOp, Condition, Ensure, Expr};
+use crate::vocab::Stat;
 
 /// One `METRIC.STAT` term of an expression and the value it had.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,7 +141,7 @@ fn eval_node(expr: &Expr, period: &PeriodSummary, mode: Mode, out: &mut Vec<Obse
             op,
             value,
         } => {
-            let mstat = metrics_stat(*stat);
+            let mstat = *stat;
             let observed = period.stat(metric, mstat);
             let name = format!("{metric}.{}", mstat.as_str());
             if !out.iter().any(|o| o.metric == name) {
@@ -175,25 +176,9 @@ fn compare(observed: f64, op: CompareOp, limit: f64) -> bool {
     }
 }
 
-fn metrics_stat(stat: Stat) -> metrics::Stat {
-    match stat {
-        Stat::Min => metrics::Stat::Min,
-        Stat::Max => metrics::Stat::Max,
-        Stat::Mean => metrics::Stat::Mean,
-        Stat::P50 => metrics::Stat::P50,
-        Stat::P75 => metrics::Stat::P75,
-        Stat::P90 => metrics::Stat::P90,
-        Stat::P95 => metrics::Stat::P95,
-        Stat::P99 => metrics::Stat::P99,
-        Stat::P999 => metrics::Stat::P999,
-        Stat::Count => metrics::Stat::Count,
-        Stat::Rate => metrics::Stat::Rate,
-    }
-}
-
 fn unit_of(period: &PeriodSummary, metric: &str, stat: Stat) -> &'static str {
     match stat {
-        Stat::Rate if metric == metrics::names::ERRORS => "%",
+        Stat::Rate if metric == crate::vocab::names::ERRORS => "%",
         Stat::Rate => "/s",
         Stat::Count => "",
         _ if period.gauges.contains_key(metric) => "",
@@ -239,7 +224,7 @@ impl ThresholdEvaluator {
             checks.push(Check {
                 expression: format!("errors.rate <= {}%", trim_number(max)),
                 expr: Expr::Compare {
-                    metric: metrics::names::ERRORS.to_owned(),
+                    metric: crate::vocab::names::ERRORS.to_owned(),
                     stat: Stat::Rate,
                     op: CompareOp::Le,
                     value: max,

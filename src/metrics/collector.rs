@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use hdrhistogram::Histogram;
 
 use super::recorder::{Recorder, Shard, ShardData, new_histogram};
-use super::registry::names::CLAMPED;
 use super::registry::{Kind, Names, Registry, ScenarioId};
 use super::snapshot::{IntervalSnapshot, PhaseTag, ScenarioSnapshot};
+use crate::vocab::names::CLAMPED;
 
 static NEXT_COLLECTOR_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -35,11 +35,9 @@ pub use codec::{decode_histogram, encode_histogram};
 pub use collector::Collector;
 pub use hdrhistogram::Histogram;
 pub use recorder::{HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG, Recorder, new_histogram};
-pub use registry::{CounterId, GaugeId, HistogramId, Registry, ScenarioId, names};
+pub use registry::{CounterId, GaugeId, HistogramId, Registry, ScenarioId};
 pub use snapshot::{GaugeLevel, IntervalSnapshot, PhaseTag, ScenarioSnapshot};
-pub use summary::{
-    GaugeSummary, PeriodSummary, PhaseSummary, ScenarioSummary, Stat, Summary, epoch_ms,
-};
+pub use summary::{GaugeSummary, PeriodSummary, PhaseSummary, ScenarioSummary, Summary, epoch_ms};
 pub use window::Window;
 
 /// Errors of the metrics module (only histogram (de)serialization can fail).

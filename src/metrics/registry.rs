@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::vocab::{ErrorKind, names};
+
 /// A latency-style metric recorded into an HdrHistogram (values in microseconds).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HistogramId(pub(crate) u32);
@@ -155,70 +157,9 @@ impl Registry {
         for name in names::STANDARD_GAUGES {
             self.gauge(name);
         }
-        for kind in names::ERROR_KINDS {
+        for kind in ErrorKind::ALL {
             self.counter(&names::error(kind));
         }
         self
-    }
-}
-
-/// The metric names of DESIGN §3, so the engine, thresholds and reports spell them alike.
-pub mod names {
-    pub const CONNECT: &str = "connect";
-    pub const DELIVERY: &str = "delivery";
-    pub const SCHEDULE_LAG: &str = "schedule.lag";
-    /// Prefix of the per-expect latency histograms: `latency.<expect name>`.
-    pub const LATENCY_PREFIX: &str = "latency.";
-    pub const MESSAGES_SENT: &str = "messages.sent";
-    pub const MESSAGES_RECEIVED: &str = "messages.received";
-    pub const BYTES_SENT: &str = "bytes.sent";
-    pub const BYTES_RECEIVED: &str = "bytes.received";
-    pub const VUSERS_CREATED: &str = "vusers.created";
-    pub const VUSERS_COMPLETED: &str = "vusers.completed";
-    pub const VUSERS_FAILED: &str = "vusers.failed";
-    pub const VUSERS_SKIPPED: &str = "vusers.skipped";
-    pub const VUSERS_ACTIVE: &str = "vusers.active";
-    pub const CONNECTIONS_OPEN: &str = "connections.open";
-    /// Prefix of the error counters: `errors.<kind>`.
-    pub const ERRORS_PREFIX: &str = "errors.";
-    /// The derived metric `errors` (sum of every `errors.<kind>`), see `Stat::Rate`.
-    pub const ERRORS: &str = "errors";
-    /// Samples above the histogram ceiling (one hour), recorded as the ceiling.
-    pub const CLAMPED: &str = "metrics.clamped";
-    /// The error kinds of DESIGN §3, plus `template` (a message that would not render or
-    /// encode) and `io` (any other socket error).
-    pub const ERROR_KINDS: [&str; 9] = [
-        "connect_refused",
-        "connect_timeout",
-        "timeout",
-        "closed",
-        "reset",
-        "protocol",
-        "capture",
-        "template",
-        "io",
-    ];
-
-    pub const STANDARD_COUNTERS: [&str; 8] = [
-        MESSAGES_SENT,
-        MESSAGES_RECEIVED,
-        BYTES_SENT,
-        BYTES_RECEIVED,
-        VUSERS_CREATED,
-        VUSERS_COMPLETED,
-        VUSERS_FAILED,
-        VUSERS_SKIPPED,
-    ];
-    pub const STANDARD_HISTOGRAMS: [&str; 3] = [CONNECT, DELIVERY, SCHEDULE_LAG];
-    pub const STANDARD_GAUGES: [&str; 2] = [VUSERS_ACTIVE, CONNECTIONS_OPEN];
-
-    /// `errors.<kind>`.
-    pub fn error(kind: &str) -> String {
-        format!("{ERRORS_PREFIX}{kind}")
-    }
-
-    /// `latency.<name>`.
-    pub fn latency(name: &str) -> String {
-        format!("{LATENCY_PREFIX}{name}")
     }
 }

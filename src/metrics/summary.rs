@@ -11,8 +11,9 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::registry::names::{ERRORS, ERRORS_PREFIX, MESSAGES_SENT, VUSERS_CREATED};
 use super::snapshot::{GaugeLevel, IntervalSnapshot};
+use crate::vocab::Stat;
+use crate::vocab::names::{ERRORS, ERRORS_PREFIX, MESSAGES_SENT, VUSERS_CREATED};
 
 /// Statistics of one histogram, milliseconds (µs resolution). Artillery's summary shape;
 /// `median` repeats `p50` for Artillery compatibility.
@@ -199,84 +200,6 @@ impl IntervalSnapshot {
                 summaries: summaries(&s.histograms),
             })
             .collect()
-    }
-}
-
-/// The statistics a threshold can ask for (DESIGN §3).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Stat {
-    Min,
-    Max,
-    Mean,
-    P50,
-    P75,
-    P90,
-    P95,
-    P99,
-    P999,
-    Count,
-    Rate,
-}
-
-impl Stat {
-    pub const ALL: [Stat; 11] = [
-        Stat::Min,
-        Stat::Max,
-        Stat::Mean,
-        Stat::P50,
-        Stat::P75,
-        Stat::P90,
-        Stat::P95,
-        Stat::P99,
-        Stat::P999,
-        Stat::Count,
-        Stat::Rate,
-    ];
-
-    /// Parses a stat name; `median` is accepted for `p50`.
-    pub fn parse(s: &str) -> Option<Stat> {
-        Some(match s {
-            "min" => Stat::Min,
-            "max" => Stat::Max,
-            "mean" => Stat::Mean,
-            "p50" | "median" => Stat::P50,
-            "p75" => Stat::P75,
-            "p90" => Stat::P90,
-            "p95" => Stat::P95,
-            "p99" => Stat::P99,
-            "p999" => Stat::P999,
-            "count" => Stat::Count,
-            "rate" => Stat::Rate,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stat::Min => "min",
-            Stat::Max => "max",
-            Stat::Mean => "mean",
-            Stat::P50 => "p50",
-            Stat::P75 => "p75",
-            Stat::P90 => "p90",
-            Stat::P95 => "p95",
-            Stat::P99 => "p99",
-            Stat::P999 => "p999",
-            Stat::Count => "count",
-            Stat::Rate => "rate",
-        }
-    }
-
-    /// Splits `latency.chat.p95` into (`latency.chat`, `P95`) at the last dot.
-    pub fn split(metric_stat: &str) -> Option<(&str, Stat)> {
-        let (metric, stat) = metric_stat.rsplit_once('.')?;
-        Some((metric, Stat::parse(stat)?)).filter(|(m, _)| !m.is_empty())
-    }
-}
-
-impl std::fmt::Display for Stat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

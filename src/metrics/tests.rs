@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::vocab::{Stat, names};
 
 fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
@@ -281,7 +282,7 @@ fn stat_lookup_covers_every_kind() {
     let mut reg = Registry::new().with_standard_metrics();
     let sent = reg.counter(names::MESSAGES_SENT);
     let created = reg.counter(names::VUSERS_CREATED);
-    let timeout = reg.counter(&names::error("timeout"));
+    let timeout = reg.counter(&names::error(crate::vocab::ErrorKind::Timeout));
     let chat = reg.histogram("latency.chat");
     let active = reg.gauge(names::VUSERS_ACTIVE);
     let collector = Collector::with_start(reg, t(0));

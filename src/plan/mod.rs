@@ -30,7 +30,7 @@ pub use problem::{Problem, Problems, suggest};
 pub use raw::RawPlan;
 pub use resolved::*;
 pub use source::Format;
-pub use threshold::{ERROR_KINDS, ExprError, KnownMetrics, parse_expression};
+pub use threshold::{ExprError, KnownMetrics, parse_expression};
 
 use problem::{Collector, PositionIndex, Seg};
 

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::protocol::{CaptureSource, CodecConfig, FieldKind, Matcher};
+use crate::vocab::Stat;
+
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -16,7 +19,8 @@ pub struct Plan {
     /// The plan's name: its file stem, used for the run folder.
     pub name: String,
     pub target: Target,
-    pub protocol: Protocol,
+    /// `config.protocol`: the codec configuration as the protocol module takes it.
+    pub protocol: CodecConfig,
     /// Named messages; `SendSpec::Message` refers to them by index.
     pub messages: Vec<Message>,
     pub load: Load,
@@ -63,63 +67,6 @@ pub struct Stall {
     pub every: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Protocol {
-    pub framing: Framing,
-    pub line_ending: LineEnding,
-    pub transform: Option<Transform>,
-    pub max_frame_bytes: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Framing {
-    Lines,
-    Delimiter(Vec<u8>),
-    LengthPrefixed(LengthPrefixed),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineEnding {
-    Lf,
-    CrLf,
-}
-
-/// A binary header as an ordered list of fields; exactly one `Length`, at most one `Type`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LengthPrefixed {
-    pub header: Vec<HeaderField>,
-    pub endian: Endian,
-    pub length_counts: LengthCounts,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum HeaderField {
-    /// The length field, 1, 2, 4 or 8 bytes.
-    Length { bytes: u8 },
-    /// The packet type id, 1, 2 or 4 bytes.
-    Type { bytes: u8 },
-    /// Filler bytes written as given and skipped on read.
-    Fixed { value: Vec<u8> },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endian {
-    Little,
-    Big,
-}
-
-/// What the length field counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LengthCounts {
-    Body,
-    Frame,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transform {
-    Xor { key: Vec<u8> },
-}
-
 /// Index into `Plan::messages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageId(pub usize);
@@ -164,38 +111,6 @@ pub enum Content {
 pub struct Field {
     pub kind: FieldKind,
     pub value: Text,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKind {
-    U8,
-    U16,
-    U32,
-    U64,
-    I8,
-    I16,
-    I32,
-    I64,
-    F32,
-    F64,
-    Str {
-        width: StrWidth,
-        encoding: StrEncoding,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrWidth {
-    /// Padded with zeros (or cut) to exactly this many bytes.
-    Fixed(usize),
-    /// Preceded by its byte length in a field of this many bytes (1, 2 or 4).
-    Prefixed(u8),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StrEncoding {
-    Utf8,
-    Utf16Le,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -300,29 +215,6 @@ pub struct Handler {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    Regex(regex::Regex),
-    Contains(String),
-    Equals(String),
-    /// Every (JSON pointer, value) pair must be equal in the decoded JSON body.
-    Json(Vec<(String, serde_json::Value)>),
-    Type(u32),
-}
-
-impl PartialEq for Matcher {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Matcher::Regex(a), Matcher::Regex(b)) => a.as_str() == b.as_str(),
-            (Matcher::Contains(a), Matcher::Contains(b))
-            | (Matcher::Equals(a), Matcher::Equals(b)) => a == b,
-            (Matcher::Json(a), Matcher::Json(b)) => a == b,
-            (Matcher::Type(a), Matcher::Type(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
     pub name: String,
@@ -384,14 +276,6 @@ pub struct Capture {
     pub source: CaptureSource,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum CaptureSource {
-    /// A named group of the expect's regex.
-    Group(String),
-    /// A JSON pointer into the decoded JSON body.
-    JsonPointer(String),
-}
-
 /// Uniform think time in `[min, max]` (equal for a fixed think).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Think {
@@ -439,21 +323,6 @@ pub enum Expr {
         op: CompareOp,
         value: f64,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stat {
-    Min,
-    Max,
-    Mean,
-    P50,
-    P75,
-    P90,
-    P95,
-    P99,
-    P999,
-    Count,
-    Rate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

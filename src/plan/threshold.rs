@@ -4,7 +4,8 @@
 //! Values are normalized to the units the metrics module compares in: latencies in
 //! milliseconds, rates per second, `errors.rate` in percent.
 
-use super::resolved::{CompareOp, Expr, Stat};
+use super::resolved::{CompareOp, Expr};
+use crate::vocab::{ErrorKind, Stat, names};
 
 /// A parse error, with the 1-based column inside the expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,54 +15,17 @@ pub struct ExprError {
     pub message: String,
 }
 
-/// The error kinds counted as `errors.<kind>`.
-pub const ERROR_KINDS: &[&str] = &[
-    "connect_refused",
-    "connect_timeout",
-    "timeout",
-    "closed",
-    "reset",
-    "protocol",
-    "capture",
-    "template",
-    "io",
-];
-
 /// Histograms that exist in every run (plus `latency.<name>`).
-const HISTOGRAMS: &[&str] = &["connect", "delivery", "schedule.lag"];
-const COUNTERS: &[&str] = &[
-    "messages.sent",
-    "messages.received",
-    "bytes.sent",
-    "bytes.received",
-    "vusers.created",
-    "vusers.completed",
-    "vusers.failed",
-    "vusers.skipped",
-    "vusers.cancelled",
-    "metrics.clamped",
-];
-const GAUGES: &[&str] = &["vusers.active", "connections.open"];
+const HISTOGRAMS: &[&str] = &names::STANDARD_HISTOGRAMS;
+const GAUGES: &[&str] = &names::STANDARD_GAUGES;
 
-pub const STATS: &[&str] = &[
-    "min", "max", "mean", "p50", "p75", "p90", "p95", "p99", "p999", "count", "rate",
-];
-
-fn stat_of(name: &str) -> Option<Stat> {
-    Some(match name {
-        "min" => Stat::Min,
-        "max" => Stat::Max,
-        "mean" => Stat::Mean,
-        "p50" | "median" => Stat::P50,
-        "p75" => Stat::P75,
-        "p90" => Stat::P90,
-        "p95" => Stat::P95,
-        "p99" => Stat::P99,
-        "p999" => Stat::P999,
-        "count" => Stat::Count,
-        "rate" => Stat::Rate,
-        _ => return None,
-    })
+/// Counters a threshold may name besides `errors.<kind>`, `handled.<name>`.
+fn is_counter(metric: &str) -> bool {
+    names::STANDARD_COUNTERS.contains(&metric)
+        || names::OPTIONAL_COUNTERS.contains(&metric)
+        || metric
+            .strip_prefix(names::WS_CLOSE_PREFIX)
+            .is_some_and(|code| code.parse::<u16>().is_ok())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +53,7 @@ impl KnownMetrics {
         if HISTOGRAMS.contains(&metric) {
             return Some(Kind::Histogram);
         }
-        if COUNTERS.contains(&metric) {
+        if is_counter(metric) {
             return Some(Kind::Counter);
         }
         if GAUGES.contains(&metric) {
@@ -102,7 +66,7 @@ impl KnownMetrics {
             return Some(Kind::Counter);
         }
         if let Some(kind) = metric.strip_prefix("errors.") {
-            return ERROR_KINDS.contains(&kind).then_some(Kind::Counter);
+            return ErrorKind::parse(kind).map(|_| Kind::Counter);
         }
         if let Some(name) = metric.strip_prefix("latency.") {
             return self
@@ -125,7 +89,8 @@ impl KnownMetrics {
     pub fn all(&self) -> Vec<String> {
         let mut out: Vec<String> = HISTOGRAMS
             .iter()
-            .chain(COUNTERS)
+            .chain(&names::STANDARD_COUNTERS)
+            .chain(&names::OPTIONAL_COUNTERS)
             .chain(GAUGES)
             .map(|s| s.to_string())
             .collect();
@@ -133,7 +98,7 @@ impl KnownMetrics {
         if self.unnamed_handlers {
             out.push("handled".to_owned());
         }
-        out.extend(ERROR_KINDS.iter().map(|k| format!("errors.{k}")));
+        out.extend(ErrorKind::ALL.into_iter().map(names::error));
         out.extend(self.latency_names.iter().map(|n| format!("latency.{n}")));
         out.extend(self.handler_names.iter().map(|n| format!("handled.{n}")));
         out
@@ -326,12 +291,15 @@ impl ExprParser<'_> {
                 tok.text
             ),
         })?;
-        let stat = stat_of(stat_name).ok_or_else(|| {
+        let stat = Stat::parse(stat_name).ok_or_else(|| {
             let mut message = format!("unknown statistic `{stat_name}`");
-            if let Some(s) = super::problem::suggest(stat_name, STATS.iter().copied()) {
+            if let Some(s) = super::problem::suggest(stat_name, Stat::ALL.map(Stat::as_str)) {
                 message.push_str(&format!(", did you mean `{s}`?"));
             } else {
-                message.push_str(&format!("; use one of {}", STATS.join(", ")));
+                message.push_str(&format!(
+                    "; use one of {}",
+                    Stat::ALL.map(Stat::as_str).join(", ")
+                ));
             }
             ExprError {
                 column: tok.column + metric.chars().count() + 1,

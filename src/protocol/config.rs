@@ -46,6 +46,15 @@ impl CodecConfig {
         }
     }
 
+    /// Byte order for a message's typed binary fields: the header's when the framing is
+    /// length-prefixed, little endian otherwise (the common case for binary payloads).
+    pub fn field_endian(&self) -> Endian {
+        match &self.framing {
+            Framing::LengthPrefixed { endian, .. } => *endian,
+            _ => Endian::Little,
+        }
+    }
+
     /// Checks the invariants the codec relies on; the error says which one broke.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         if self.max_frame_bytes == 0 {

@@ -50,7 +50,33 @@ impl std::fmt::Debug for Matcher {
     }
 }
 
+/// Two matchers are equal when they match the same frames as written: a regex compares by its
+/// pattern, whichever variant [`Matcher::regex`] chose for it.
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Matcher::Regex(a) | Matcher::Prefix { regex: a, .. },
+                Matcher::Regex(b) | Matcher::Prefix { regex: b, .. },
+            ) => a.as_str() == b.as_str(),
+            (Matcher::Contains(a), Matcher::Contains(b))
+            | (Matcher::Equals(a), Matcher::Equals(b)) => a == b,
+            (Matcher::Json(a), Matcher::Json(b)) => a == b,
+            (Matcher::Type(a), Matcher::Type(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl Matcher {
+    /// The regex as written, for a `Regex` or `Prefix` matcher (capture groups come from it).
+    pub fn as_regex(&self) -> Option<&Regex> {
+        match self {
+            Matcher::Regex(regex) | Matcher::Prefix { regex, .. } => Some(regex),
+            _ => None,
+        }
+    }
+
     /// A matcher for `regex`: `Prefix` when the pattern is `^` followed by text without regex
     /// syntax (the common `^PONG`, `^OK `), `Regex` otherwise.
     pub fn regex(regex: Regex) -> Self {

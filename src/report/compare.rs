@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::metrics::PeriodSummary;
-use crate::metrics::names::{CONNECT, DELIVERY, LATENCY_PREFIX, MESSAGES_RECEIVED, MESSAGES_SENT};
+use crate::vocab::names::{CONNECT, DELIVERY, LATENCY_PREFIX, MESSAGES_RECEIVED, MESSAGES_SENT};
 
 use super::csv::fmt;
 use super::model::RunResult;

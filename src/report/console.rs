@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 
-use crate::metrics::names::ERRORS_PREFIX;
-use crate::metrics::{PeriodSummary, Stat};
+use crate::metrics::PeriodSummary;
+use crate::vocab::Stat;
+use crate::vocab::names::ERRORS_PREFIX;
 
 use super::model::RunResult;
 

@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::metrics::names::{
+use crate::metrics::{Histogram, PeriodSummary, decode_histogram, new_histogram};
+use crate::vocab::names::{
     BYTES_RECEIVED, BYTES_SENT, CONNECTIONS_OPEN, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED,
     MESSAGES_SENT, VUSERS_ACTIVE, VUSERS_CREATED,
 };
-use crate::metrics::{Histogram, PeriodSummary, decode_histogram, new_histogram};
 
 use super::ReportError;
 use super::model::RunResult;

@@ -8,11 +8,11 @@ use std::path::Path;
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
-use crate::metrics::names::{
+use crate::metrics::{PeriodSummary, Summary};
+use crate::vocab::names::{
     DELIVERY, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED, MESSAGES_SENT, VUSERS_ACTIVE,
     VUSERS_CREATED,
 };
-use crate::metrics::{PeriodSummary, Summary};
 
 use super::ReportError;
 use super::charts::{clock, render_svg};

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::metrics::PeriodSummary;
-use crate::metrics::names::{
+use crate::vocab::names::{
     CONNECT, CONNECTIONS_OPEN, DELIVERY, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED,
     MESSAGES_SENT, SCHEDULE_LAG, VUSERS_ACTIVE,
 };

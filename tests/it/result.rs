@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use chatload::metrics::{Aggregator, Collector, Registry, Stat, Summary, decode_histogram, names};
+use chatload::metrics::{Aggregator, Collector, Registry, Summary, decode_histogram};
 use chatload::report::{
     AdaptiveResult, AdaptiveStep, MonitorSample, ObservedValue, ReportError, RunInfo, RunResult,
     ThresholdResult, read_result, result_json_schema, summary_table, write_result,
 };
+use chatload::vocab::{Stat, names};
 
 fn at(offset_ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + offset_ms)
@@ -51,7 +52,7 @@ fn synthetic_result() -> RunResult {
         }
         agg.push(collector.snapshot_at(at((second + 1) * 1_000)));
     }
-    let timeout = rec.counter(&names::error("timeout"));
+    let timeout = rec.counter(&names::error(chatload::vocab::ErrorKind::Timeout));
     rec.add(timeout, 2);
     agg.push(collector.end_phase_at(at(4_500)));
     let metrics = agg.finish().expect("histograms encode");

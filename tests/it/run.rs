@@ -8,7 +8,9 @@ use std::time::Duration;
 use chatload::engine::{self, RunOptions, RunOutcome};
 use chatload::metrics::PeriodSummary;
 use chatload::plan::*;
+use chatload::protocol::{CaptureSource, CodecConfig, Matcher};
 use chatload::server::{self, ServerConfig, ServerHandle};
+use chatload::vocab::Stat;
 use tokio_util::sync::CancellationToken;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -64,7 +66,7 @@ impl Builder {
     fn handler(&mut self, pattern: &str, reply: &str, name: &str) {
         let reply = SendSpec::Text(self.t(reply));
         self.handlers.push(Handler {
-            matcher: Matcher::Regex(regex::Regex::new(pattern).expect("regex")),
+            matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
             reply: Some(reply),
             name: Some(name.to_owned()),
         });
@@ -75,12 +77,7 @@ impl Builder {
             source: PathBuf::from("test.yml"),
             name: "test".into(),
             target: Target::Address("127.0.0.1:1".into()),
-            protocol: Protocol {
-                framing: Framing::Lines,
-                line_ending: LineEnding::Lf,
-                transform: None,
-                max_frame_bytes: 1 << 20,
-            },
+            protocol: CodecConfig::lines(),
             messages: Vec::new(),
             load: Load::Phases(
                 phases
@@ -128,7 +125,7 @@ impl Builder {
 
 fn expect(pattern: &str, metric: &str) -> Expect {
     Expect {
-        matcher: Matcher::Regex(regex::Regex::new(pattern).expect("regex")),
+        matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
         timeout: None,
         captures: Vec::new(),
         metric: metric.into(),

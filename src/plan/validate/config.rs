@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::super::problem::{Collector, Seg, idx, key};
+use super::super::problem::{Collector, Seg, key};
 use super::super::raw::{
-    RawConfig, RawDefaults, RawEndian, RawFraming, RawLengthCounts, RawLineEnding, RawMonitor,
-    RawProtocol, RawReport, RawReportFormat, RawServerFraming,
+    RawConfig, RawDefaults, RawMonitor, RawReport, RawReportFormat, RawServerFraming,
 };
 use super::super::resolved::*;
 use super::Ctx;
-use super::messages::parse_hex;
 
-const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
 /// Largest CIDR block `sourceAddresses` expands (a /16).
@@ -104,165 +101,6 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
             None
         }
     }
-}
-
-pub(super) fn protocol(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawProtocol>) -> Option<Protocol> {
-    let p = key(path, "protocol");
-    let Some(raw) = raw else {
-        ctx.type_bytes = Some(None);
-        return Some(Protocol {
-            framing: Framing::Lines,
-            line_ending: LineEnding::Lf,
-            transform: None,
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-        });
-    };
-    let framing = match &raw.framing {
-        None | Some(RawFraming::Lines) => Some(Framing::Lines),
-        Some(RawFraming::Delimiter(d)) => {
-            let at = key(&key(&p, "framing"), "delimiter");
-            match unescape(d) {
-                Ok(bytes) if !bytes.is_empty() => Some(Framing::Delimiter(bytes)),
-                Ok(_) => {
-                    ctx.out.error(&at, "the delimiter is empty", None);
-                    None
-                }
-                Err(e) => {
-                    ctx.out.error(&at, e, None);
-                    None
-                }
-            }
-        }
-        Some(RawFraming::LengthPrefixed(lp)) => {
-            let at = key(&key(&p, "framing"), "lengthPrefixed");
-            let mut header = Vec::new();
-            let mut ok = true;
-            for (i, f) in lp.header.iter().enumerate() {
-                let fp = idx(&key(&at, "header"), i);
-                let which = ctx.exactly_one(
-                    &fp,
-                    "a header field",
-                    &[
-                        ("length", f.length.is_some()),
-                        ("type", f.type_bytes.is_some()),
-                        ("fixed", f.fixed.is_some()),
-                    ],
-                );
-                match (which, f.length, f.type_bytes, &f.fixed) {
-                    (Some("length"), Some(b), _, _) if [1, 2, 4, 8].contains(&b) => {
-                        header.push(HeaderField::Length { bytes: b })
-                    }
-                    (Some("type"), _, Some(b), _) if [1, 2, 4].contains(&b) => {
-                        header.push(HeaderField::Type { bytes: b })
-                    }
-                    (Some("fixed"), _, _, Some(hex)) => match parse_hex(hex) {
-                        Ok(value) if !value.is_empty() => header.push(HeaderField::Fixed { value }),
-                        Ok(_) => {
-                            ok = false;
-                            ctx.out.error(&key(&fp, "fixed"), "`fixed` is empty", None);
-                        }
-                        Err(e) => {
-                            ok = false;
-                            ctx.out.error(&key(&fp, "fixed"), e, None);
-                        }
-                    },
-                    (Some(k), ..) => {
-                        ok = false;
-                        let sizes = if k == "length" {
-                            "1, 2, 4 or 8"
-                        } else {
-                            "1, 2 or 4"
-                        };
-                        ctx.out.error(
-                            &key(&fp, k),
-                            format!("a `{k}` field is {sizes} bytes long"),
-                            None,
-                        );
-                    }
-                    (None, ..) => ok = false,
-                }
-            }
-            let lengths = lp.header.iter().filter(|f| f.length.is_some()).count();
-            let types = lp.header.iter().filter(|f| f.type_bytes.is_some()).count();
-            if lengths != 1 {
-                ok = false;
-                ctx.out.error(
-                    &key(&at, "header"),
-                    format!("the header needs exactly one `length` field, found {lengths}"),
-                    Some("e.g. `header: [{length: 2}, {type: 2}]`".to_owned()),
-                );
-            }
-            if types > 1 {
-                ok = false;
-                ctx.out.error(
-                    &key(&at, "header"),
-                    format!("the header may have at most one `type` field, found {types}"),
-                    None,
-                );
-            }
-            ok.then_some({
-                Framing::LengthPrefixed(LengthPrefixed {
-                    header,
-                    endian: match lp.endian {
-                        Some(RawEndian::Big) => Endian::Big,
-                        _ => Endian::Little,
-                    },
-                    length_counts: match lp.length_counts {
-                        Some(RawLengthCounts::Frame) => LengthCounts::Frame,
-                        _ => LengthCounts::Body,
-                    },
-                })
-            })
-        }
-    };
-    let transform = match &raw.transform {
-        None => Some(None),
-        Some(t) => {
-            let tp = key(&p, "transform");
-            ctx.exactly_one(&tp, "a transform", &[("xor", t.xor.is_some())])
-                .and(t.xor.as_ref())
-                .and_then(|x| {
-                    if x.key.is_empty() {
-                        ctx.out
-                            .error(&key(&key(&tp, "xor"), "key"), "the XOR key is empty", None);
-                        None
-                    } else {
-                        Some(Some(Transform::Xor {
-                            key: x.key.as_bytes().to_vec(),
-                        }))
-                    }
-                })
-        }
-    };
-    let max_frame_bytes = match raw.max_frame_bytes {
-        None => DEFAULT_MAX_FRAME_BYTES,
-        Some(0) => {
-            ctx.out.error(
-                &key(&p, "maxFrameBytes"),
-                "`maxFrameBytes` must be above 0",
-                None,
-            );
-            DEFAULT_MAX_FRAME_BYTES
-        }
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-    };
-    ctx.type_bytes = match &framing {
-        Some(Framing::LengthPrefixed(lp)) => Some(lp.header.iter().find_map(|f| match f {
-            HeaderField::Type { bytes } => Some(*bytes),
-            _ => None,
-        })),
-        Some(_) => Some(None),
-        None => None,
-    };
-    Some(Protocol {
-        framing: framing?,
-        line_ending: match raw.line_ending {
-            Some(RawLineEnding::Crlf) => LineEnding::CrLf,
-            _ => LineEnding::Lf,
-        },
-        transform: transform?,
-        max_frame_bytes,
-    })
 }
 
 pub(super) fn variables(config: &RawConfig) -> Vec<Variable> {
@@ -489,37 +327,4 @@ pub(super) fn report(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawReport>) -> Re
         html: has(RawReportFormat::Html),
         interval,
     }
-}
-
-/// Unescapes `\0 \n \r \t \\ \xNN` in a delimiter.
-fn unescape(text: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            continue;
-        }
-        match chars.next() {
-            Some('0') => out.push(0),
-            Some('n') => out.push(b'\n'),
-            Some('r') => out.push(b'\r'),
-            Some('t') => out.push(b'\t'),
-            Some('\\') => out.push(b'\\'),
-            Some('x') => {
-                let hex: String = chars.by_ref().take(2).collect();
-                let byte = u8::from_str_radix(&hex, 16)
-                    .map_err(|_| format!("`\\x{hex}` is not a hex byte escape"))?;
-                out.push(byte);
-            }
-            other => {
-                return Err(format!(
-                    "unknown escape `\\{}`; use \\0 \\n \\r \\t \\\\ or \\xNN",
-                    other.map(String::from).unwrap_or_default()
-                ));
-            }
-        }
-    }
-    Ok(out)
 }

@@ -13,6 +13,7 @@ use super::super::raw::{
 use super::super::resolved::*;
 use super::Ctx;
 use super::sends::{handlers, json_pointer, matcher, send_spec};
+use crate::protocol::{CaptureSource, Matcher};
 
 /// Every name a flow binds (captures, `set`, `with` keys), over all scenarios.
 pub(super) fn all_locals(scenarios: &[RawScenario]) -> BTreeSet<String> {
@@ -323,7 +324,7 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
     for (var, from) in e.capture.iter().flatten() {
         let cp = key(&key(path, "capture"), var);
         let source = match &matcher {
-            Matcher::Regex(re) => {
+            Matcher::Regex(re) | Matcher::Prefix { regex: re, .. } => {
                 if re.capture_names().flatten().any(|n| n == from) {
                     Some(CaptureSource::Group(from.clone()))
                 } else {

@@ -9,6 +9,7 @@ use super::super::problem::{Seg, idx, key};
 use super::super::raw::{RawEncoding, RawFieldDef, RawMessage};
 use super::super::resolved::*;
 use super::Ctx;
+use crate::protocol::{FieldKind, StrEncoding, StrWidth};
 
 pub(super) fn messages(
     ctx: &mut Ctx,

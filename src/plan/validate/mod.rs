@@ -11,6 +11,7 @@ mod flow;
 mod load;
 mod messages;
 mod payload;
+mod protocol;
 mod sends;
 mod templates;
 
@@ -197,7 +198,7 @@ pub(crate) fn validate(
     };
 
     let target = config::target(&mut ctx, &config_path, &raw.config);
-    let protocol = config::protocol(&mut ctx, &config_path, raw.config.protocol.as_ref());
+    let protocol = protocol::protocol(&mut ctx, &config_path, raw.config.protocol.as_ref());
     let messages = messages::messages(&mut ctx, &config_path, &raw.config.messages);
     let variables = config::variables(&raw.config);
     let load = load::load(&mut ctx, &config_path, &raw.config);

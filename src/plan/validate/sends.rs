@@ -10,6 +10,7 @@ use super::super::raw::{RawHandler, RawSend, RawSendSpec};
 use super::super::resolved::*;
 use super::Ctx;
 use super::messages::{MessageParts, message_body};
+use crate::protocol::Matcher;
 
 /// A send: text, a named message, or an inline message.
 pub(super) fn send_spec(
@@ -149,7 +150,7 @@ pub(super) fn matcher(
         _ => {
             let source = regex.1?;
             match regex::Regex::new(source) {
-                Ok(re) => Matcher::Regex(re),
+                Ok(re) => Matcher::regex(re),
                 Err(err) => {
                     let detail = err.to_string();
                     let last = detail.lines().last().unwrap_or_default().trim();

@@ -6,9 +6,11 @@
 use std::time::{Duration, SystemTime};
 
 use chatload::engine::thresholds::ThresholdEvaluator;
-use chatload::metrics::{Aggregator, Collector, Registry, names};
-use chatload::plan::{CompareOp, Condition, Ensure, Expr, Stat};
+use chatload::metrics::{Aggregator, Collector, Registry};
+use chatload::plan::{CompareOp, Condition, Ensure, Expr};
 use chatload::report::{MonitorSample, ObservedValue, RunInfo, RunResult, ThresholdResult};
+use chatload::vocab::names;
+use chatload::vocab::{ErrorKind, Stat};
 
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -47,8 +49,8 @@ pub fn synthetic_result(intervals: u64, samples: u64, latency_scale: f64) -> Run
     let lag = reg.histogram(names::SCHEDULE_LAG);
     let active = reg.gauge(names::VUSERS_ACTIVE);
     let open = reg.gauge(names::CONNECTIONS_OPEN);
-    let timeout = reg.counter(&names::error("timeout"));
-    let closed = reg.counter(&names::error("closed"));
+    let timeout = reg.counter(&names::error(ErrorKind::Timeout));
+    let closed = reg.counter(&names::error(ErrorKind::Closed));
     let collector = Collector::with_start(reg, at(0));
     let rec = collector.recorder();
     let mut agg = Aggregator::new();
