@@ -1,9 +1,10 @@
-//! chatload: a load-testing tool for TCP chat servers.
+//! chatload: a load-testing tool for chat servers (TCP, TLS, WebSocket).
 //!
-//! Dependencies between modules point one way (see `DESIGN.md` §6):
-//! `cli → {plan, engine, report, server, monitor}`, `engine → {plan, protocol, metrics}`,
-//! `report → metrics`, `server → protocol`. `plan`, `protocol` and `metrics` import nothing
-//! else from the crate.
+//! Dependencies between modules point one way (see `docs/architecture.md`):
+//! `cli → {plan, engine, report, server, monitor}`, `engine → {transport, plan, protocol,
+//! metrics}`, `transport → {protocol, certs, vocab}`, `report → metrics`, `server → {protocol,
+//! certs}`, `plan → {protocol, vocab}`, `metrics → vocab`. `vocab`, `protocol` and `certs`
+//! are leaves: they import nothing else from the crate.
 
 pub mod cli;
 pub mod engine;

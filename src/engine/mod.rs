@@ -7,24 +7,11 @@
 //!
 //! Entry point: [`run`].
 
-pub mod adaptive;
-mod adaptive_run;
-mod breaking;
-mod context;
-pub mod control;
-pub mod data;
 mod error;
-mod intervals;
-mod message;
+pub mod load;
 pub mod probe;
-mod program;
-mod runner;
-pub mod schedule;
-pub mod stamp;
-mod steps;
-pub mod template;
 pub mod thresholds;
-mod vuser;
+pub mod vuser;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,15 +20,17 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use adaptive_run::{AdaptiveOutcome, AdaptiveWindow};
-pub use breaking::BreakingOutcome;
-pub use control::{ControlError, LoadMode, PartialRun, RunControl, ServerLoad};
 pub use error::{EngineError, ErrorKind, Failure};
-pub use intervals::{LAG_WARNING, Progress, ProgressFn};
+pub use load::{
+    AdaptiveOutcome, AdaptiveWindow, BreakingOutcome, ControlError, LAG_WARNING, LoadMode,
+    PartialRun, Progress, ProgressFn, RunControl, ServerLoad,
+};
 
 use crate::metrics::{Collector, Registry, RunMetrics};
 use crate::plan::{Load, Plan};
 use crate::protocol::FrameCodec;
+use load::{breaking, intervals, runner, schedule};
+use vuser::{context, program, stamp, template};
 
 /// How to run a plan.
 #[derive(Clone, Default)]
@@ -221,7 +210,7 @@ pub async fn run(
         .with_control(control.clone(), options.broadcasts);
     let (ended, adaptive) = match adaptive.as_ref().map(|c| (c, intervals.observe())) {
         Some((config, Some(rx))) => {
-            let (ended, outcome) = runner.run_adaptive(config, &intervals, rx).await;
+            let (ended, outcome) = load::run_adaptive(runner, config, &intervals, rx).await;
             (ended, Some(outcome))
         }
         Some((_, None)) => return Err(EngineError::Internal),

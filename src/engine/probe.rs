@@ -8,9 +8,9 @@ use tokio::time::Instant;
 
 use minijinja::value::Value;
 
-use super::message::{self, MessageError};
-use super::template::{LoopVar, Renderer, Scope, env_value};
-use super::{data::DataSource, stamp};
+use super::vuser::message::{self, MessageError};
+use super::vuser::template::{LoopVar, Renderer, Scope, env_value};
+use super::vuser::{data::DataSource, stamp};
 use crate::plan::{MessageId, Plan, SendSpec, Step};
 use crate::protocol::{Endian, Frame, FrameCodec, ProtocolError};
 

@@ -11,9 +11,9 @@ use minijinja::value::Value;
 use tokio::time::Instant;
 
 use super::data::DataSource;
-use super::error::{ErrorKind, Failure};
 use super::program::Program;
 use super::template::Renderer;
+use crate::engine::error::{ErrorKind, Failure};
 use crate::metrics::{CounterId, GaugeId, HistogramId, Recorder, Registry};
 use crate::plan::Plan;
 use crate::protocol::{Endian, FrameCodec};
@@ -70,7 +70,7 @@ pub(crate) struct RunContext {
     /// `env` in templates.
     pub env: Value,
     /// Where `log` steps write (`None`: stderr).
-    pub on_log: Option<super::LogFn>,
+    pub on_log: Option<crate::engine::LogFn>,
     errors_seen: Mutex<Vec<String>>,
     /// Set once `errors_seen` is full, so an error storm does not queue on its lock.
     errors_full: AtomicBool,
@@ -89,7 +89,7 @@ impl RunContext {
         ids: Ids,
         run_id: Arc<str>,
         start: Instant,
-        on_log: Option<super::LogFn>,
+        on_log: Option<crate::engine::LogFn>,
     ) -> Self {
         RunContext {
             data: DataSource::new(&plan.payloads, &plan.variables),

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::thresholds::ThresholdEvaluator;
+use crate::engine::thresholds::ThresholdEvaluator;
 use crate::metrics::IntervalSnapshot;
 use crate::plan::{Ensure, Phase, PhaseShape};
 
@@ -123,7 +123,7 @@ fn judge_end(step: Step) -> Result<usize, (usize, String)> {
             format!(
                 "{} (observed {})",
                 o.expression,
-                super::thresholds::describe_observed(&o.observed)
+                crate::engine::thresholds::describe_observed(&o.observed)
             )
         })
         .collect();

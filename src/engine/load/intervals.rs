@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::thresholds::{Breach, ThresholdEvaluator, ThresholdOutcome};
+use crate::engine::thresholds::{Breach, ThresholdEvaluator, ThresholdOutcome};
 use crate::metrics::{
     Aggregator, Collector, IntervalSnapshot, MetricsError, PeriodSummary, RunMetrics,
 };

@@ -11,12 +11,10 @@ use tokio::net::TcpSocket;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::context::RunContext;
-use super::error::{ErrorKind, Failure, exhaustion_hint};
 use super::message;
 use super::program::{ExpectOp, Op, ScenarioProgram};
-use super::vuser::{
-    Clock, Conn, Control, GaugeGuard, Vuser, Waited, after, preview, protocol_failure,
-};
+use super::{Clock, Conn, Control, GaugeGuard, Vuser, Waited, after, preview, protocol_failure};
+use crate::engine::error::{ErrorKind, Failure, exhaustion_hint};
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
 

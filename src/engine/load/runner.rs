@@ -13,11 +13,11 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::context::RunContext;
 use super::control::{LoadMode, RunControl};
 use super::intervals::Intervals;
 use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
-use super::vuser::{self, VuserSpec, after};
+use crate::engine::vuser::context::RunContext;
+use crate::engine::vuser::{self, VuserSpec, after};
 use crate::plan::{Phase, PhaseShape};
 
 /// How often a closed-model phase re-reads its target concurrency.

@@ -5,6 +5,14 @@
 //!
 //! The step kinds themselves are in `steps`; starting and retiring vusers is the runner's job.
 
+pub(crate) mod context;
+pub mod data;
+pub(crate) mod message;
+pub(crate) mod program;
+pub mod stamp;
+mod steps;
+pub mod template;
+
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,15 +28,14 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::context::RunContext;
-use super::control::Inbox;
-use super::error::{ErrorKind, Failure};
-use super::program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
-use super::stamp;
-use super::template::{LoopVar, Scope};
+use crate::engine::error::{ErrorKind, Failure};
+use crate::engine::load::control::Inbox;
 use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::plan::LoopBound;
 use crate::protocol::{Frame, FrameCodec, ProtocolError};
+use context::RunContext;
+use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
+use template::{LoopVar, Scope};
 
 /// Frames kept for a later expect when nothing was waiting for them (oldest dropped first).
 const PENDING_FRAMES: usize = 64;
@@ -484,7 +491,7 @@ fn loop_var(bound: &LoopBound, iteration: u64) -> LoopVar {
     let value = match bound {
         LoopBound::Over(values) => values
             .get(iteration as usize)
-            .map(super::data::json_value)
+            .map(data::json_value)
             .unwrap_or_default(),
         _ => Value::UNDEFINED,
     };
