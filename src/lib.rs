@@ -6,6 +6,7 @@
 //! certs}`, `plan → {protocol, vocab}`, `metrics → vocab`. `vocab`, `protocol` and `certs`
 //! are leaves: they import nothing else from the crate.
 
+pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod metrics;
