@@ -15,4 +15,5 @@ pub mod plan;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod transport;
 pub mod vocab;

@@ -13,7 +13,6 @@ pub mod probe;
 pub mod thresholds;
 pub mod vuser;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -27,8 +26,10 @@ pub use load::{
 };
 
 use crate::metrics::{Collector, Registry, RunMetrics};
+use crate::plan::Endpoint;
 use crate::plan::{Load, Plan};
 use crate::protocol::FrameCodec;
+use crate::transport::Connector;
 use load::{breaking, intervals, runner, schedule};
 use vuser::{context, program, stamp, template};
 
@@ -76,7 +77,10 @@ impl std::fmt::Debug for RunOptions {
 pub struct RunOutcome {
     /// The id embedded in delivery stamps.
     pub run_id: String,
-    pub target: SocketAddr,
+    /// The target URL with its scheme (`tcp://…`, `tls://…`, `ws://…`, `wss://…`).
+    pub target: String,
+    /// TLS certificates were not verified (`config.tls.insecureSkipVerify`).
+    pub insecure_tls: bool,
     pub started_at: SystemTime,
     pub duration: Duration,
     /// Planned length of all phases.
@@ -103,7 +107,7 @@ pub struct RunOutcome {
     pub breaking_point: Option<BreakingOutcome>,
 }
 
-/// Runs `plan` against `target` (`host:port`) until its phases and graceful stop are over, or
+/// Runs `plan` against `target` (a URL: `host:port`, `tls://…`, `ws://…`, `wss://…`) until its phases and graceful stop are over, or
 /// `options.shutdown` is cancelled.
 pub async fn run(
     plan: Arc<Plan>,
@@ -115,7 +119,10 @@ pub async fn run(
         Load::Adaptive(config) => (Vec::new(), Some(config.clone())),
     };
     let control = options.control.clone().unwrap_or_default();
-    let target = resolve(target).await?;
+    let endpoint = Endpoint::parse(target).map_err(|e| EngineError::Target {
+        target: target.to_owned(),
+        reason: e.to_string(),
+    })?;
     let mut registry = Registry::new().with_standard_metrics();
     let ids = context::Ids::register(&mut registry);
     let program = program::Program::compile(&plan, &mut registry);
@@ -124,6 +131,16 @@ pub async fn run(
     }
     let codec = FrameCodec::new(plan.protocol.clone())?;
     let endian = plan.protocol.field_endian();
+    let connector = Connector::new(
+        endpoint,
+        plan.tls.as_ref(),
+        &plan.websocket,
+        codec,
+        plan.source_addresses.clone(),
+    )
+    .await?;
+    let target = connector.endpoint().to_string();
+    let insecure_tls = connector.insecure();
     let collector = Collector::new(registry);
     let recorder = collector.recorder();
     let started_at = SystemTime::now();
@@ -146,9 +163,8 @@ pub async fn run(
         Arc::clone(&plan),
         program,
         renderer,
-        codec,
+        connector,
         endian,
-        target,
         recorder,
         ids,
         Arc::clone(&run_id),
@@ -233,6 +249,7 @@ pub async fn run(
     Ok(RunOutcome {
         run_id: run_id.to_string(),
         target,
+        insecure_tls,
         started_at,
         duration: start.elapsed(),
         planned,
@@ -282,19 +299,6 @@ async fn tick(
 
 fn near_any(elapsed: Duration, boundaries: &[Duration], margin: Duration) -> bool {
     boundaries.iter().any(|b| b.abs_diff(elapsed) < margin)
-}
-
-async fn resolve(target: &str) -> Result<SocketAddr, EngineError> {
-    let fail = |reason: String| EngineError::Target {
-        target: target.to_owned(),
-        reason,
-    };
-    let mut addrs = tokio::net::lookup_host(target)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    addrs
-        .next()
-        .ok_or_else(|| fail("it resolves to no address".to_owned()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             max_frame_bytes: 1024,
             ..crate::protocol::CodecConfig::lines()
         },
+        tls: None,
+        websocket: Default::default(),
         messages: Vec::new(),
         load: Load::Phases(
             phases

@@ -9,6 +9,7 @@
 //! `structure` → `Plan` with every semantic problem collected in `validate`.
 
 mod duration;
+mod endpoint;
 mod functions;
 mod problem;
 mod resolved;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use duration::{DurationError, parse_duration};
+pub use endpoint::{Endpoint, EndpointError, Scheme};
 pub use functions::{FUNCTION_NAMES, register_functions};
 pub use problem::{Problem, Problems, suggest};
 pub use raw::RawPlan;

@@ -21,6 +21,9 @@ pub struct Plan {
     pub target: Target,
     /// `config.protocol`: the codec configuration as the protocol module takes it.
     pub protocol: CodecConfig,
+    /// `config.tls` (`None`: not written; TLS targets then use the defaults).
+    pub tls: Option<TlsSettings>,
+    pub websocket: WebSocketSettings,
     /// Named messages; `SendSpec::Message` refers to them by index.
     pub messages: Vec<Message>,
     pub load: Load,
@@ -45,8 +48,53 @@ pub struct Plan {
 pub enum Target {
     /// Start the reference server in-process on a free loopback port.
     Embedded(EmbeddedServer),
-    /// `host:port` as written.
+    /// A URL as written (`host:port`, `tls://…`, `ws://…`, `wss://…`), checked by
+    /// [`Endpoint::parse`](super::Endpoint::parse).
     Address(String),
+}
+
+/// `config.tls`: how TLS connections are verified and what they offer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsSettings {
+    /// SNI and the name checked (`None`: the target's host).
+    pub server_name: Option<String>,
+    pub roots: TlsRoots,
+    /// Accept any certificate (testing only; the run warns).
+    pub insecure_skip_verify: bool,
+    /// Client certificate and key files for mutual TLS.
+    pub client_identity: Option<ClientIdentity>,
+    pub alpn: Vec<String>,
+    /// Refuse TLS 1.2 (`minVersion: 1.3`).
+    pub tls13_only: bool,
+}
+
+/// Which certificate authorities a TLS connection trusts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum TlsRoots {
+    /// The operating system's trust store.
+    #[default]
+    System,
+    /// A PEM bundle on disk (`caFile`).
+    File(PathBuf),
+    /// PEM text held in memory: the embedded server's generated certificate.
+    Pem(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientIdentity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `config.websocket`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WebSocketSettings {
+    pub subprotocols: Vec<String>,
+    /// Upgrade request headers, rendered per vuser.
+    pub headers: Vec<(String, Text)>,
+    /// Cap on one message (`None`: the framing's `maxFrameBytes`).
+    pub max_message_bytes: Option<usize>,
+    pub ping_interval: Option<Duration>,
 }
 
 /// `config.embedded`: the same knobs as `chatload serve`.
@@ -59,6 +107,9 @@ pub struct EmbeddedServer {
     pub capacity_per_sec: Option<f64>,
     pub stall: Option<Stall>,
     pub max_clients: Option<usize>,
+    /// Serve TLS with a certificate generated for the run.
+    pub tls: bool,
+    pub websocket: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,7 +4,7 @@
 //! header is read, a text frame as soon as more than the cap is buffered without a terminator.
 //! Nothing is ever reserved for a frame over the cap.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::protocol::Frame;
@@ -106,6 +106,59 @@ impl FrameCodec {
                 Ok(())
             }
         }
+    }
+
+    /// Encodes one frame as one whole message of a message transport (WebSocket): the
+    /// message boundary is the frame boundary, so text framings write the body alone (no
+    /// terminator, which may then appear in the body) and length-prefixed framings write one
+    /// packet, header included. The transform and the frame cap apply as on a stream.
+    pub fn encode_message(
+        &self,
+        type_id: Option<u32>,
+        body: &[u8],
+        dst: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        if matches!(self.config.framing, Framing::LengthPrefixed { .. }) {
+            return self.encode_parts(type_id, body, dst);
+        }
+        self.check_cap(body.len() as u64)?;
+        let body_start = dst.len();
+        dst.extend_from_slice(body);
+        if let Some(transform) = &self.config.transform {
+            transform.apply(&mut dst[body_start..]);
+        }
+        Ok(())
+    }
+
+    /// Decodes one whole message of a message transport into one frame: the inverse of
+    /// [`FrameCodec::encode_message`]. A length-prefixed message must hold exactly one
+    /// packet.
+    pub fn decode_message(&mut self, message: Bytes) -> Result<Frame, ProtocolError> {
+        if matches!(self.config.framing, Framing::LengthPrefixed { .. }) {
+            let mut buffer = BytesMut::from(message);
+            return match self.decode_length_prefixed(&mut buffer)? {
+                Some(frame) if buffer.is_empty() => Ok(frame),
+                Some(_) => Err(ProtocolError::TrailingBytes {
+                    trailing_bytes: buffer.len(),
+                }),
+                None => Err(ProtocolError::TruncatedFrame {
+                    buffered_bytes: buffer.len(),
+                }),
+            };
+        }
+        self.check_cap(message.len() as u64)?;
+        let body = match &self.config.transform {
+            None => message,
+            Some(transform) => {
+                let mut body = BytesMut::from(message);
+                transform.apply(&mut body);
+                body.freeze()
+            }
+        };
+        Ok(Frame {
+            type_id: None,
+            body,
+        })
     }
 
     fn encode_terminated(

@@ -1,7 +1,7 @@
 //! Codec tests: round trips over every framing and header layout, split reads, the frame cap,
 //! CRLF, XOR, and malformed input.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -400,4 +400,53 @@ fn inconsistent_configs_are_refused() {
     for cfg in bad {
         assert!(FrameCodec::new(cfg.clone()).is_err(), "{cfg:?}");
     }
+}
+
+#[test]
+fn a_message_is_one_frame_without_terminator() {
+    let mut codec = FrameCodec::new(CodecConfig {
+        transform: Some(Transform::Xor { key: b"k".to_vec() }),
+        ..CodecConfig::lines()
+    })
+    .expect("valid");
+    let mut wire = BytesMut::new();
+    codec
+        .encode_message(None, b"SAY a\nb", &mut wire)
+        .expect("a newline is fine inside a message");
+    assert_eq!(wire.len(), 7, "no terminator added");
+    let frame = codec.decode_message(wire.freeze()).expect("decodes");
+    assert_eq!(frame, Frame::text("SAY a\nb"));
+}
+
+#[test]
+fn a_length_prefixed_message_holds_exactly_one_packet() {
+    let mut codec = FrameCodec::new(CodecConfig::u16_length_type_le()).expect("valid");
+    let mut wire = BytesMut::new();
+    codec
+        .encode_message(Some(7), b"hi", &mut wire)
+        .expect("encodes");
+    assert_eq!(&wire[..], [6, 0, 7, 0, b'h', b'i']);
+    let one = wire.clone().freeze();
+    assert_eq!(
+        codec.decode_message(one).expect("one"),
+        Frame::typed(7, "hi")
+    );
+    wire.extend_from_slice(&[0]);
+    assert!(matches!(
+        codec.decode_message(wire.clone().freeze()),
+        Err(ProtocolError::TrailingBytes { trailing_bytes: 1 })
+    ));
+    assert!(matches!(
+        codec.decode_message(Bytes::from_static(&[6, 0, 7])),
+        Err(ProtocolError::TruncatedFrame { .. })
+    ));
+    let capped = FrameCodec::new(CodecConfig {
+        max_frame_bytes: 3,
+        ..CodecConfig::lines()
+    })
+    .expect("valid");
+    assert!(matches!(
+        capped.encode_message(None, b"four", &mut BytesMut::new()),
+        Err(ProtocolError::FrameTooLarge { .. })
+    ));
 }

@@ -31,6 +31,10 @@ pub enum ProtocolError {
     TerminatorInBody,
     #[error("connection closed in the middle of a frame ({buffered_bytes} bytes buffered)")]
     TruncatedFrame { buffered_bytes: usize },
+    #[error(
+        "a message held one packet and {trailing_bytes} bytes more; one message carries one packet"
+    )]
+    TrailingBytes { trailing_bytes: usize },
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -78,6 +78,8 @@ impl Builder {
             name: "test".into(),
             target: Target::Address("127.0.0.1:1".into()),
             protocol: CodecConfig::lines(),
+            tls: None,
+            websocket: Default::default(),
             messages: Vec::new(),
             load: Load::Phases(
                 phases

@@ -3,7 +3,6 @@
 //!
 //! Built once per run by the runner; read-only afterwards except the error sample.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -16,7 +15,8 @@ use super::template::Renderer;
 use crate::engine::error::{ErrorKind, Failure};
 use crate::metrics::{CounterId, GaugeId, HistogramId, Recorder, Registry};
 use crate::plan::Plan;
-use crate::protocol::{Endian, FrameCodec};
+use crate::protocol::Endian;
+use crate::transport::Connector;
 use crate::vocab::names;
 
 /// How many distinct error messages a run keeps to show the user.
@@ -26,6 +26,9 @@ const ERROR_SAMPLES: usize = 10;
 #[derive(Debug, Clone)]
 pub(crate) struct Ids {
     pub connect: HistogramId,
+    pub tls: HistogramId,
+    pub handshake: HistogramId,
+    pub ws_pings: CounterId,
     pub delivery: HistogramId,
     pub schedule_lag: HistogramId,
     pub skipped: CounterId,
@@ -39,6 +42,9 @@ impl Ids {
     pub fn register(registry: &mut Registry) -> Self {
         Ids {
             connect: registry.histogram(names::CONNECT),
+            tls: registry.histogram(names::TLS),
+            handshake: registry.histogram(names::HANDSHAKE),
+            ws_pings: registry.counter(names::WS_PINGS),
             delivery: registry.histogram(names::DELIVERY),
             schedule_lag: registry.histogram(names::SCHEDULE_LAG),
             skipped: registry.counter(names::VUSERS_SKIPPED),
@@ -58,10 +64,9 @@ pub(crate) struct RunContext {
     pub program: Program,
     pub renderer: Renderer,
     pub data: DataSource,
-    pub codec: FrameCodec,
     pub endian: Endian,
-    pub target: SocketAddr,
-    pub source_addresses: Vec<IpAddr>,
+    /// Opens connections to the target (resolved, TLS configured once per run).
+    pub connector: Connector,
     pub recorder: Recorder,
     pub ids: Ids,
     pub run_id: Arc<str>,
@@ -82,9 +87,8 @@ impl RunContext {
         plan: Arc<Plan>,
         program: Program,
         renderer: Renderer,
-        codec: FrameCodec,
+        connector: Connector,
         endian: Endian,
-        target: SocketAddr,
         recorder: Recorder,
         ids: Ids,
         run_id: Arc<str>,
@@ -93,13 +97,11 @@ impl RunContext {
     ) -> Self {
         RunContext {
             data: DataSource::new(&plan.payloads, &plan.variables),
-            source_addresses: plan.source_addresses.clone(),
             plan,
             program,
             renderer,
-            codec,
+            connector,
             endian,
-            target,
             recorder,
             ids,
             run_id,

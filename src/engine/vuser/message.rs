@@ -54,6 +54,20 @@ pub fn build(
     }
 }
 
+/// Whether `spec` sends binary data (typed fields or hex), which a WebSocket carries as a
+/// binary message; text and JSON bodies go as text messages.
+pub fn is_binary(plan: &Plan, spec: &SendSpec) -> bool {
+    let body = match spec {
+        SendSpec::Text(_) => return false,
+        SendSpec::Inline(body) => body,
+        SendSpec::Message { id, .. } => match plan.messages.get(id.0) {
+            Some(message) => &message.body,
+            None => return false,
+        },
+    };
+    body.type_id.is_some() || matches!(body.content, Content::Hex(_) | Content::Fields(_))
+}
+
 fn encode(
     renderer: &Renderer,
     endian: Endian,

@@ -18,30 +18,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures_util::StreamExt;
 use minijinja::value::Value;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, Sleep, sleep_until};
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::load::control::Inbox;
 use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::plan::LoopBound;
-use crate::protocol::{Frame, FrameCodec, ProtocolError};
+use crate::protocol::Frame;
+use crate::transport::{Conn, Incoming, TransportError};
+use crate::vocab::names;
 use context::RunContext;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use template::{LoopVar, Scope};
 
 /// Frames kept for a later expect when nothing was waiting for them (oldest dropped first).
 const PENDING_FRAMES: usize = 64;
-
-/// Initial read buffer per connection.
-const READ_BUFFER_BYTES: usize = 512;
 
 /// How the runner starts a vuser.
 #[derive(Debug)]
@@ -109,40 +102,25 @@ impl Drop for GaugeGuard {
     }
 }
 
-/// An open connection: frames are read through the codec; writes are encoded into a reused
-/// buffer and written whole (one write per message, no per-message allocation).
-pub(crate) struct Conn {
-    pub reader: FramedRead<OwnedReadHalf, FrameCodec>,
-    pub writer: OwnedWriteHalf,
-    pub encoder: FrameCodec,
-    pub buffer: BytesMut,
-    pub _open: GaugeGuard,
+/// An open connection with what the vuser keeps about it: the gauge it holds raised, and
+/// whether anything arrived yet (a plain connection closed before any frame hints at TLS).
+pub(crate) struct Link {
+    pub conn: Conn,
+    pub received_any: bool,
+    _open: GaugeGuard,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, codec: FrameCodec, open: GaugeGuard) -> Self {
-        let (read, writer) = stream.into_split();
-        Conn {
-            // Chat frames are small: start small (the buffer grows for a big frame) so 10 000
-            // idle connections do not hold 8 KiB each.
-            reader: FramedRead::with_capacity(read, codec.clone(), READ_BUFFER_BYTES),
-            writer,
-            encoder: codec,
-            buffer: BytesMut::new(),
+impl Link {
+    pub fn new(conn: Conn, open: GaugeGuard) -> Self {
+        Link {
+            conn,
+            received_any: false,
             _open: open,
         }
     }
 
-    pub async fn write(&mut self, type_id: Option<u32>, body: &[u8]) -> Result<(), ProtocolError> {
-        self.buffer.clear();
-        self.encoder.encode_parts(type_id, body, &mut self.buffer)?;
-        self.writer.write_all(&self.buffer).await?;
-        Ok(())
-    }
-
-    /// Half-closes the connection so the server sees a clean end.
-    pub async fn close(mut self) {
-        let _ = self.writer.shutdown().await;
+    pub async fn close(self) {
+        self.conn.close().await;
     }
 }
 
@@ -182,7 +160,7 @@ pub(crate) struct Vuser {
     pub retire: CancellationToken,
     run_end: CancellationToken,
     pub scope: Scope,
-    pub conn: Option<Conn>,
+    pub conn: Option<Link>,
     pub clock: Clock,
     /// Frames received since the last send that no expect or handler took.
     pub pending: VecDeque<(Frame, Instant)>,
@@ -378,31 +356,59 @@ impl Vuser {
             let item = tokio::select! {
                 biased;
                 _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                item = conn.reader.next() => item,
+                item = conn.conn.recv() => item,
                 Some(text) = recv_broadcast(&mut self.inbox) => {
                     let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
-                    self.write(ctx, frame).await?;
+                    self.write(ctx, frame, false).await?;
                     continue;
                 }
                 _ = self.timer.as_mut() => return Ok(Waited::Deadline),
             };
             let at = Instant::now();
             match item {
-                None => {
-                    self.conn = None;
-                    return Err(Failure::new(
-                        ErrorKind::Closed,
-                        format!("{} closed the connection", ctx.target),
-                    ));
-                }
-                Some(Err(err)) => {
-                    self.conn = None;
-                    return Err(protocol_failure(err));
-                }
-                Some(Ok(frame)) => {
+                Ok(Incoming::Frame(frame)) => {
+                    conn.received_any = true;
                     if let Some(captures) = self.on_frame(ctx, scenario, frame, at, expect).await? {
                         return Ok(Waited::Matched { at, captures });
                     }
+                }
+                Ok(Incoming::Ping) => ctx.recorder.incr(ctx.ids.ws_pings),
+                Ok(Incoming::Close { code, reason }) => {
+                    // Rare, so the counter is looked up by name here rather than registered
+                    // for every possible code.
+                    let code_counter = ctx.recorder.counter(&names::ws_close(code.unwrap_or(1005)));
+                    ctx.recorder.incr(code_counter);
+                    self.conn = None;
+                    let code = code.map_or_else(|| "no code".to_owned(), |c| c.to_string());
+                    let reason = if reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {reason}")
+                    };
+                    return Err(Failure::new(
+                        ErrorKind::Closed,
+                        format!(
+                            "{} closed the WebSocket (close code {code}{reason})",
+                            ctx.connector.endpoint()
+                        ),
+                    ));
+                }
+                Ok(Incoming::End) => {
+                    let silent = !conn.received_any;
+                    self.conn = None;
+                    let mut detail = format!("{} closed the connection", ctx.connector.endpoint());
+                    if let Some(hint) = silent
+                        .then(|| ctx.connector.hint_for_silent_close())
+                        .flatten()
+                    {
+                        detail = format!("{detail}; {hint}");
+                    }
+                    return Err(Failure::new(ErrorKind::Closed, detail));
+                }
+                Err(err) => {
+                    let silent = !conn.received_any;
+                    self.conn = None;
+                    return Err(transport_failure(ctx, err, silent));
                 }
             }
         }
@@ -506,12 +512,17 @@ pub(crate) fn after(at: Instant, d: Duration) -> Instant {
         .unwrap_or(at)
 }
 
-/// A decode error on an open connection.
-pub(crate) fn protocol_failure(err: ProtocolError) -> Failure {
-    match err {
-        ProtocolError::Io(io) => Failure::new(ErrorKind::of_io(&io), io.to_string()),
-        other => Failure::new(ErrorKind::Protocol, other.to_string()),
+/// A failure on an open connection; `silent`: nothing had arrived on it yet.
+pub(crate) fn transport_failure(ctx: &RunContext, err: TransportError, silent: bool) -> Failure {
+    let kind = err.kind();
+    let mut detail = err.to_string();
+    if silent
+        && kind.is_connection_lost()
+        && let Some(hint) = ctx.connector.hint_for_silent_close()
+    {
+        detail = format!("{detail}; {hint}");
     }
+    Failure::new(kind, detail)
 }
 
 /// The start of a frame, for error messages.

@@ -3,18 +3,16 @@
 //!
 //! Loops are not here: they are jumps in the flat program, run by `vuser`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use minijinja::value::Value;
-use tokio::net::TcpSocket;
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until};
 
 use super::context::RunContext;
 use super::message;
 use super::program::{ExpectOp, Op, ScenarioProgram};
-use super::{Clock, Conn, Control, GaugeGuard, Vuser, Waited, after, preview, protocol_failure};
-use crate::engine::error::{ErrorKind, Failure, exhaustion_hint};
+use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview, transport_failure};
+use crate::engine::error::{ErrorKind, Failure};
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
 
@@ -58,9 +56,9 @@ impl Vuser {
         self.disconnect().await;
         let limit = connect_timeout.unwrap_or(ctx.plan.defaults.timeout);
         loop {
-            match open(ctx, self.id, limit).await {
-                Ok(conn) => {
-                    self.conn = Some(conn);
+            match self.open(ctx, limit).await {
+                Ok(link) => {
+                    self.conn = Some(link);
                     self.clock = Clock::at(Instant::now());
                     self.pending.clear();
                     return Ok(Control::Next);
@@ -87,20 +85,27 @@ impl Vuser {
         let scheduled = self.clock.next_send;
         if let SendSpec::Text(Text::Literal(text)) = spec {
             // Nothing to render: encode the plan's own text, no copy of it per message.
-            self.write_body(ctx, None, text.as_bytes()).await?;
+            self.write_body(ctx, None, text.as_bytes(), false).await?;
         } else {
             let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut self.scope)
                 .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-            self.write(ctx, frame).await?;
+            self.write(ctx, frame, message::is_binary(&ctx.plan, spec))
+                .await?;
         }
         self.pending.clear();
         self.clock.measure_from = scheduled;
         Ok(Control::Next)
     }
 
-    /// Writes a frame and counts it.
-    pub(crate) async fn write(&mut self, ctx: &RunContext, frame: Frame) -> Result<(), Failure> {
-        self.write_body(ctx, frame.type_id, &frame.body).await
+    /// Writes a frame and counts it; `binary`: typed or hex data (a binary WebSocket message).
+    pub(crate) async fn write(
+        &mut self,
+        ctx: &RunContext,
+        frame: Frame,
+        binary: bool,
+    ) -> Result<(), Failure> {
+        self.write_body(ctx, frame.type_id, &frame.body, binary)
+            .await
     }
 
     /// Writes a frame given as its parts and counts it.
@@ -109,17 +114,19 @@ impl Vuser {
         ctx: &RunContext,
         type_id: Option<u32>,
         body: &[u8],
+        binary: bool,
     ) -> Result<(), Failure> {
-        let Some(conn) = self.conn.as_mut() else {
+        let Some(link) = self.conn.as_mut() else {
             return Err(Failure::new(
                 ErrorKind::Closed,
                 "send without an open connection",
             ));
         };
         let body_bytes = body.len() as u64;
-        if let Err(err) = conn.write(type_id, body).await {
+        if let Err(err) = link.conn.send(type_id, body, binary).await {
+            let silent = !link.received_any;
             self.conn = None;
-            return Err(protocol_failure(err));
+            return Err(transport_failure(ctx, err, silent));
         }
         ctx.recorder.add_many(&[
             (self.ids.messages_sent, 1),
@@ -241,6 +248,38 @@ impl Vuser {
         Ok(Control::Next)
     }
 
+    /// Opens one connection through the run's connector (TCP, then TLS, then the WebSocket
+    /// upgrade with this vuser's rendered headers) and records each stage's time.
+    async fn open(&mut self, ctx: &RunContext, limit: Duration) -> Result<Link, Failure> {
+        let mut headers = Vec::with_capacity(ctx.plan.websocket.headers.len());
+        for (name, value) in &ctx.plan.websocket.headers {
+            let value = ctx.renderer.render(value, &self.scope).map_err(|e| {
+                Failure::new(
+                    ErrorKind::Template,
+                    format!("websocket header `{name}`: {e}"),
+                )
+            })?;
+            headers.push((name.clone(), value));
+        }
+        let (conn, timings) = ctx
+            .connector
+            .connect(self.id, limit, &headers)
+            .await
+            .map_err(|e| Failure::new(e.kind, e.detail))?;
+        let recorder = &ctx.recorder;
+        recorder.record(ctx.ids.connect, timings.tcp);
+        if let Some(tls) = timings.tls {
+            recorder.record(ctx.ids.tls, tls);
+        }
+        if let Some(upgrade) = timings.upgrade {
+            recorder.record(ctx.ids.handshake, upgrade);
+        }
+        Ok(Link::new(
+            conn,
+            GaugeGuard::new(recorder, ctx.ids.connections),
+        ))
+    }
+
     pub(crate) async fn disconnect(&mut self) {
         if let Some(conn) = self.conn.take() {
             conn.close().await;
@@ -259,7 +298,7 @@ impl Vuser {
                 continue;
             };
             ctx.recorder.incr(handler.counter);
-            if let Some(reply) = &handler.reply {
+            if let Some(reply_spec) = &handler.reply {
                 let bound = handler
                     .groups
                     .iter()
@@ -267,8 +306,13 @@ impl Vuser {
                     .filter_map(|(name, value)| Some((name.clone(), Value::from(value?))))
                     .collect();
                 let outer = std::mem::replace(&mut self.scope.with, bound);
-                let built =
-                    message::build(&ctx.plan, &ctx.renderer, ctx.endian, reply, &mut self.scope);
+                let built = message::build(
+                    &ctx.plan,
+                    &ctx.renderer,
+                    ctx.endian,
+                    reply_spec,
+                    &mut self.scope,
+                );
                 self.scope.with = outer;
                 let reply = built.map_err(|e| {
                     Failure::new(
@@ -276,65 +320,12 @@ impl Vuser {
                         format!("handler reply to {}: {e}", preview(frame)),
                     )
                 })?;
-                self.write(ctx, reply).await?;
+                self.write(ctx, reply, message::is_binary(&ctx.plan, reply_spec))
+                    .await?;
             }
             return Ok(true);
         }
         Ok(false)
-    }
-}
-
-/// Opens one TCP connection to the target (from a source address if the plan lists any) and
-/// records the `connect` histogram.
-async fn open(ctx: &RunContext, vu: u64, limit: Duration) -> Result<Conn, Failure> {
-    let target = ctx.target;
-    let started = Instant::now();
-    // Round-robin over the plan's source addresses by vuser id: consecutive vusers take
-    // consecutive addresses, so each address carries an equal share of the connections.
-    let source = match ctx.source_addresses.len() {
-        0 => None,
-        n => ctx.source_addresses.get((vu % n as u64) as usize).copied(),
-    };
-    let socket = match target {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .map_err(|e| io_failure(format!("cannot create a socket: {e}"), &e, source))?;
-    if let Some(ip) = source {
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .map_err(|e| io_failure(format!("cannot bind source address {ip}: {e}"), &e, source))?;
-    }
-    let stream = match timeout(limit, socket.connect(target)).await {
-        Err(_) => {
-            return Err(Failure::new(
-                ErrorKind::ConnectTimeout,
-                format!("connecting to {target} took longer than {limit:?}"),
-            ));
-        }
-        Ok(Err(e)) => {
-            let detail = format!("cannot connect to {target}: {e}");
-            return Err(match exhaustion_hint(&e, source) {
-                Some(hint) => Failure::new(ErrorKind::Io, format!("{detail}; {hint}")),
-                None => Failure::new(ErrorKind::of_connect(&e), detail),
-            });
-        }
-        Ok(Ok(stream)) => stream,
-    };
-    let _ = stream.set_nodelay(true);
-    ctx.recorder.record(ctx.ids.connect, started.elapsed());
-    Ok(Conn::new(
-        stream,
-        ctx.codec.clone(),
-        GaugeGuard::new(&ctx.recorder, ctx.ids.connections),
-    ))
-}
-
-/// A local failure to set up a socket, with the fix when the generator ran out of something.
-fn io_failure(detail: String, err: &std::io::Error, source: Option<IpAddr>) -> Failure {
-    match exhaustion_hint(err, source) {
-        Some(hint) => Failure::new(ErrorKind::Io, format!("{detail}; {hint}")),
-        None => Failure::new(ErrorKind::Io, detail),
     }
 }
 

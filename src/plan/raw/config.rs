@@ -11,7 +11,9 @@ use super::shapes::{OneOrMany, RawDuration, RawPercent, RawScalar};
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig {
-    /// `host:port`, or `embedded` to start the reference server in-process.
+    /// A URL whose scheme picks the transport: `host:port` or `tcp://host:port`,
+    /// `tls://host:port`, `ws://host:port/path`, `wss://host:port/path`; or `embedded` to
+    /// start the reference server in-process.
     pub target: String,
     /// Named partial configs, deep-merged over this one by `run -e NAME`.
     #[serde(default)]
@@ -21,6 +23,10 @@ pub struct RawConfig {
     pub embedded: Option<RawEmbedded>,
     /// Framing, line ending, transform and frame size limit.
     pub protocol: Option<RawProtocol>,
+    /// TLS settings for `tls://` and `wss://` targets (or to put TLS under a plain target).
+    pub tls: Option<RawTls>,
+    /// WebSocket settings for `ws://` and `wss://` targets.
+    pub websocket: Option<RawWebSocket>,
     /// Named message definitions (packet types).
     #[serde(default)]
     pub messages: BTreeMap<String, RawMessage>,
@@ -87,6 +93,58 @@ pub struct RawEmbedded {
     /// ... this often.
     pub every: Option<RawDuration>,
     pub max_clients: Option<usize>,
+    /// Serve TLS with a certificate generated in memory (trusted by this run only).
+    #[serde(default)]
+    pub tls: bool,
+    /// Serve WebSocket: one message is one command.
+    #[serde(default)]
+    pub websocket: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTlsVersion {
+    #[serde(rename = "1.2")]
+    V12,
+    #[serde(rename = "1.3")]
+    V13,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTls {
+    /// The name sent as SNI and checked against the certificate (default: the target's host).
+    pub server_name: Option<String>,
+    /// PEM bundle of the CAs to trust (relative to the plan file); default: the system's roots.
+    pub ca_file: Option<String>,
+    /// Accept any certificate. Testing only: the run warns loudly and records it.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// PEM client certificate for mutual TLS (with `clientKey`).
+    pub client_cert: Option<String>,
+    /// PEM private key of `clientCert`.
+    pub client_key: Option<String>,
+    /// ALPN protocols to offer, in order of preference.
+    #[serde(default)]
+    pub alpn: Vec<String>,
+    /// The lowest TLS version accepted: `1.2` (default) or `1.3`.
+    pub min_version: Option<RawTlsVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawWebSocket {
+    /// Subprotocols offered in `Sec-WebSocket-Protocol`, in order of preference.
+    #[serde(default)]
+    pub subprotocols: Vec<String>,
+    /// Extra upgrade request headers; values are templates rendered per vuser at connect time.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Largest message accepted or sent (default: `protocol.maxFrameBytes`, 1 MiB).
+    pub max_message_bytes: Option<u64>,
+    /// Send a ping this often while connected (default: never; server pings are always
+    /// answered).
+    pub ping_interval: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]

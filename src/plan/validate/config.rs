@@ -85,22 +85,12 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
                 ),
             }
             server.max_clients = e.max_clients;
+            server.tls = e.tls;
+            server.websocket = e.websocket;
         }
         return Some(Target::Embedded(server));
     }
-    match target.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
-            Some(Target::Address(target.to_owned()))
-        }
-        _ => {
-            ctx.out.error(
-                &at,
-                format!("`{target}` is not a target"),
-                Some("write `host:port` (e.g. `127.0.0.1:9200`) or `embedded`".to_owned()),
-            );
-            None
-        }
-    }
+    super::transport::address(ctx, &at, target)
 }
 
 pub(super) fn variables(config: &RawConfig) -> Vec<Variable> {

@@ -14,6 +14,7 @@ mod payload;
 mod protocol;
 mod sends;
 mod templates;
+mod transport;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -199,6 +200,8 @@ pub(crate) fn validate(
 
     let target = config::target(&mut ctx, &config_path, &raw.config);
     let protocol = protocol::protocol(&mut ctx, &config_path, raw.config.protocol.as_ref());
+    let tls = transport::tls(&mut ctx, &config_path, raw.config.tls.as_ref(), base_dir);
+    let websocket = transport::websocket(&mut ctx, &config_path, raw.config.websocket.as_ref());
     let messages = messages::messages(&mut ctx, &config_path, &raw.config.messages);
     let variables = config::variables(&raw.config);
     let load = load::load(&mut ctx, &config_path, &raw.config);
@@ -245,6 +248,8 @@ pub(crate) fn validate(
             .to_owned(),
         target: target?,
         protocol: protocol?,
+        tls: tls?,
+        websocket: websocket?,
         messages: messages?,
         load: load?,
         payloads,

@@ -1,0 +1,308 @@
+//! Everything between a flow step and the socket: resolving the target URL, the TCP connect
+//! (with `sourceAddresses`), TLS (rustls), the WebSocket upgrade (tokio-tungstenite), and
+//! framed I/O. The engine sees one [`Connector`] per run and one [`Conn`] per connection,
+//! with `send` / `recv` whatever the transport.
+//!
+//! [`Conn`] is an enum over the kinds (plain stream, TLS stream, WebSocket, WebSocket over
+//! TLS), not a boxed trait object: the per-message path is a match, no virtual call and no
+//! boxed future. It records no metrics: it reports timings and events (pings, close codes)
+//! and the engine counts them. Framing itself is `protocol`'s.
+
+mod connect;
+mod stream;
+mod tls;
+mod ws;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+
+pub use connect::exhaustion_hint;
+pub use stream::FramedStream;
+pub use ws::WsConn;
+
+use crate::certs::CertError;
+use crate::plan::{Endpoint, Scheme, TlsSettings, WebSocketSettings};
+use crate::protocol::{Frame, FrameCodec, ProtocolError};
+use crate::vocab::ErrorKind;
+
+type TlsHalves = FramedStream<
+    tokio::io::ReadHalf<TlsStream<TcpStream>>,
+    tokio::io::WriteHalf<TlsStream<TcpStream>>,
+>;
+
+/// One open connection. The TLS and WebSocket states are large, so they are boxed: a vuser
+/// on plain TCP pays only for what it uses.
+pub enum Conn {
+    Plain(FramedStream<OwnedReadHalf, OwnedWriteHalf>),
+    Tls(Box<TlsHalves>),
+    Ws(Box<WsConn<TcpStream>>),
+    Wss(Box<WsConn<TlsStream<TcpStream>>>),
+    /// An in-memory connection for tests (paused-clock flows without sockets).
+    #[cfg(test)]
+    Duplex(
+        FramedStream<
+            tokio::io::ReadHalf<tokio::io::DuplexStream>,
+            tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        >,
+    ),
+}
+
+/// What a read produced.
+#[derive(Debug)]
+pub enum Incoming {
+    Frame(Frame),
+    /// The server pinged (WebSocket); the pong has been sent.
+    Ping,
+    /// The server closed the WebSocket with this code.
+    Close {
+        code: Option<u16>,
+        reason: String,
+    },
+    /// The stream ended.
+    End,
+}
+
+/// A failure on an open connection.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error(transparent)]
+    Protocol(ProtocolError),
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// A WebSocket protocol violation or an oversized message.
+    #[error("{0}")]
+    Message(String),
+}
+
+impl TransportError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TransportError::Protocol(ProtocolError::Io(io)) | TransportError::Io(io) => {
+                ErrorKind::of_io(io)
+            }
+            TransportError::Protocol(_) | TransportError::Message(_) => ErrorKind::Protocol,
+        }
+    }
+}
+
+impl Conn {
+    /// Sends one frame. `binary` says the body is binary data (typed fields, hex): on
+    /// WebSocket it goes as a binary message; streams ignore it.
+    pub async fn send(
+        &mut self,
+        type_id: Option<u32>,
+        body: &[u8],
+        binary: bool,
+    ) -> Result<(), TransportError> {
+        match self {
+            Conn::Plain(stream) => stream.send(type_id, body).await,
+            Conn::Tls(stream) => stream.send(type_id, body).await,
+            Conn::Ws(ws) => ws.send(type_id, body, binary).await,
+            Conn::Wss(ws) => ws.send(type_id, body, binary).await,
+            #[cfg(test)]
+            Conn::Duplex(stream) => stream.send(type_id, body).await,
+        }
+    }
+
+    /// The next frame or event; cancel-safe (use it in `select!`).
+    pub async fn recv(&mut self) -> Result<Incoming, TransportError> {
+        match self {
+            Conn::Plain(stream) => stream.recv().await,
+            Conn::Tls(stream) => stream.recv().await,
+            Conn::Ws(ws) => ws.recv().await,
+            Conn::Wss(ws) => ws.recv().await,
+            #[cfg(test)]
+            Conn::Duplex(stream) => stream.recv().await,
+        }
+    }
+
+    /// Ends the connection cleanly: a half-close on streams (with TLS close_notify), a
+    /// close frame on WebSocket.
+    pub async fn close(self) {
+        match self {
+            Conn::Plain(stream) => stream.close().await,
+            Conn::Tls(stream) => stream.close().await,
+            Conn::Ws(ws) => ws.close().await,
+            Conn::Wss(ws) => ws.close().await,
+            #[cfg(test)]
+            Conn::Duplex(stream) => stream.close().await,
+        }
+    }
+}
+
+/// Why the transport could not be set up for the run (before any connection).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot resolve target `{target}`: {reason}")]
+    Resolve { target: String, reason: String },
+    #[error("TLS settings: {0}")]
+    Tls(String),
+    #[error("TLS settings: {0}")]
+    Cert(#[from] CertError),
+}
+
+/// Why one connection attempt failed: the error kind and what happened, with a fix when
+/// there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+impl ConnectError {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        ConnectError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// How long each stage of opening a connection took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// The TCP connect.
+    pub tcp: Duration,
+    /// The TLS handshake, for TLS transports.
+    pub tls: Option<Duration>,
+    /// Upgrade request sent → `101`, for WebSocket.
+    pub upgrade: Option<Duration>,
+}
+
+/// Opens connections to one target for a whole run: resolved once, TLS configured once.
+#[derive(Clone)]
+pub struct Connector {
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    codec: FrameCodec,
+    tls: Option<tls::TlsClient>,
+    ws: Option<ws::WsClient>,
+    source_addresses: Vec<IpAddr>,
+    insecure: bool,
+}
+
+impl Connector {
+    /// Resolves the target and builds the TLS client configuration (reading `caFile` and the
+    /// client identity). `tls: None` uses the defaults (system roots) for TLS schemes.
+    pub async fn new(
+        endpoint: Endpoint,
+        tls_settings: Option<&TlsSettings>,
+        websocket: &WebSocketSettings,
+        codec: FrameCodec,
+        source_addresses: Vec<IpAddr>,
+    ) -> Result<Connector, SetupError> {
+        let addr = connect::resolve(&endpoint.authority())
+            .await
+            .map_err(|reason| SetupError::Resolve {
+                target: endpoint.to_string(),
+                reason,
+            })?;
+        let defaults = TlsSettings::default();
+        let settings = tls_settings.unwrap_or(&defaults);
+        let tls = if endpoint.scheme.is_tls() {
+            let alpn: &[&str] = if endpoint.scheme.is_websocket() {
+                &["http/1.1"]
+            } else {
+                &[]
+            };
+            Some(tls::TlsClient::new(settings, &endpoint.host, alpn)?)
+        } else {
+            None
+        };
+        let ws = endpoint.scheme.is_websocket().then(|| ws::WsClient {
+            url: endpoint.to_string(),
+            subprotocols: websocket.subprotocols.clone(),
+            max_message_bytes: websocket
+                .max_message_bytes
+                .unwrap_or(codec.config().max_frame_bytes),
+            ping_interval: websocket.ping_interval,
+        });
+        Ok(Connector {
+            insecure: tls.is_some() && settings.insecure_skip_verify,
+            endpoint,
+            addr,
+            codec,
+            tls,
+            ws,
+            source_addresses,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Certificates are not verified (`insecureSkipVerify` on a TLS target).
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// Opens one connection for vuser `vu`: TCP (from its share of the source addresses),
+    /// then TLS, then the WebSocket upgrade with `headers`, each stage within `limit`.
+    pub async fn connect(
+        &self,
+        vu: u64,
+        limit: Duration,
+        headers: &[(String, String)],
+    ) -> Result<(Conn, Timings), ConnectError> {
+        // Round-robin over the source addresses by vuser id: consecutive vusers take
+        // consecutive addresses, so each address carries an equal share of the connections.
+        let source = match self.source_addresses.len() {
+            0 => None,
+            n => self.source_addresses.get((vu % n as u64) as usize).copied(),
+        };
+        let started = Instant::now();
+        let tcp = connect::tcp(self.addr, source, limit).await?;
+        let mut timings = Timings {
+            tcp: started.elapsed(),
+            tls: None,
+            upgrade: None,
+        };
+        let codec = self.codec.clone();
+        let conn = match (&self.tls, &self.ws, self.endpoint.scheme) {
+            (None, None, _) => Conn::Plain(FramedStream::plain(tcp, codec)),
+            (Some(tls), ws, _) => {
+                let at = Instant::now();
+                let stream = tls.handshake(tcp, limit).await?;
+                timings.tls = Some(at.elapsed());
+                match ws {
+                    None => Conn::Tls(Box::new(FramedStream::split(stream, codec))),
+                    Some(ws) => {
+                        let at = Instant::now();
+                        let conn = ws.upgrade(stream, headers, codec, limit).await?;
+                        timings.upgrade = Some(at.elapsed());
+                        Conn::Wss(Box::new(conn))
+                    }
+                }
+            }
+            (None, Some(ws), _) => {
+                let at = Instant::now();
+                let conn = ws.upgrade(tcp, headers, codec, limit).await?;
+                timings.upgrade = Some(at.elapsed());
+                Conn::Ws(Box::new(conn))
+            }
+        };
+        Ok((conn, timings))
+    }
+
+    /// A hint for a plain connection the server closed before sending anything: a TLS-only
+    /// port does exactly that to a client that does not start a handshake.
+    pub fn hint_for_silent_close(&self) -> Option<String> {
+        (self.endpoint.scheme == Scheme::Tcp).then(|| {
+            format!(
+                "the server closed the connection without sending anything: if {} expects \
+                 TLS, use tls://{}",
+                self.endpoint.authority(),
+                self.endpoint.authority()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! WebSocket (tokio-tungstenite over our own TCP or TLS stream): the HTTP/1.1 upgrade with
+//! the plan's subprotocols and headers, and one message = one frame in both directions,
+//! through the plan's codec (`FrameCodec::encode_message` / `decode_message`), so a
+//! length-prefixed packet or an XOR'd body travels inside a message as it would on a stream.
+//!
+//! Server pings are answered by tungstenite while reading; they and close frames are reported
+//! to the caller as [`Incoming`] events so the engine can count them.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::{ConnectError, Incoming, TransportError};
+use crate::protocol::FrameCodec;
+use crate::vocab::ErrorKind;
+
+/// What every WebSocket connection of a run shares.
+#[derive(Debug, Clone)]
+pub(super) struct WsClient {
+    /// `ws://host:port/path` or `wss://…`: the request target and `Host` header.
+    pub url: String,
+    pub subprotocols: Vec<String>,
+    pub max_message_bytes: usize,
+    pub ping_interval: Option<Duration>,
+}
+
+impl WsClient {
+    /// Sends the upgrade request over `stream` and waits for `101`, within `limit`.
+    pub(super) async fn upgrade<S>(
+        &self,
+        stream: S,
+        headers: &[(String, String)],
+        codec: FrameCodec,
+        limit: Duration,
+    ) -> Result<WsConn<S>, ConnectError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let request = self.request(headers)?;
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(self.max_message_bytes);
+        config.max_frame_size = Some(self.max_message_bytes);
+        let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
+        let (ws, _response) = match tokio::time::timeout(limit, handshake).await {
+            Err(_) => {
+                return Err(ConnectError::new(
+                    ErrorKind::WsUpgrade,
+                    format!(
+                        "the WebSocket upgrade of {} took longer than {limit:?}",
+                        self.url
+                    ),
+                ));
+            }
+            Ok(Err(err)) => return Err(upgrade_failure(&self.url, err)),
+            Ok(Ok(done)) => done,
+        };
+        let ping = self.ping_interval.map(|every| {
+            let mut timer = interval_at(Instant::now() + every, every);
+            timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            timer
+        });
+        Ok(WsConn {
+            ws,
+            codec,
+            buffer: BytesMut::new(),
+            ping,
+        })
+    }
+
+    fn request(&self, headers: &[(String, String)]) -> Result<Request, ConnectError> {
+        let bad = |detail: String| ConnectError::new(ErrorKind::WsUpgrade, detail);
+        let mut request = self.url.as_str().into_client_request().map_err(|e| {
+            bad(format!(
+                "cannot build the upgrade request for {}: {e}",
+                self.url
+            ))
+        })?;
+        let fields = request.headers_mut();
+        if !self.subprotocols.is_empty() {
+            let offered = self.subprotocols.join(", ");
+            let value = HeaderValue::from_str(&offered)
+                .map_err(|_| bad(format!("subprotocols {offered:?} are not a header value")))?;
+            fields.insert("sec-websocket-protocol", value);
+        }
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| bad(format!("`{name}` is not a header name")))?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                bad(format!(
+                    "websocket header `{name}` rendered to {value:?}, which is not a header value"
+                ))
+            })?;
+            fields.insert(name, value);
+        }
+        Ok(request)
+    }
+}
+
+/// A refused or broken upgrade: `ws_upgrade` with the status and the first line of the body.
+fn upgrade_failure(url: &str, err: WsError) -> ConnectError {
+    match err {
+        WsError::Http(response) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .and_then(|text| text.lines().next().map(|l| l.trim().to_owned()))
+                .filter(|line| !line.is_empty())
+                .map(|line| format!(": {}", truncate(&line, 200)))
+                .unwrap_or_default();
+            ConnectError::new(
+                ErrorKind::WsUpgrade,
+                format!(
+                    "{url} refused the WebSocket upgrade with HTTP {}{body}; check the path, \
+                     config.websocket.subprotocols and headers",
+                    status
+                ),
+            )
+        }
+        WsError::Io(io) => ConnectError::new(
+            ErrorKind::of_io(&io),
+            format!("the WebSocket upgrade of {url} failed: {io}"),
+        ),
+        other => ConnectError::new(
+            ErrorKind::WsUpgrade,
+            format!(
+                "the WebSocket upgrade of {url} failed: {other}; is this a WebSocket endpoint?"
+            ),
+        ),
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// An upgraded connection.
+pub struct WsConn<S> {
+    ws: WebSocketStream<S>,
+    codec: FrameCodec,
+    /// Reused for encoding; its bytes are handed to tungstenite per message.
+    buffer: BytesMut,
+    ping: Option<Interval>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
+    /// Sends one frame as one message: a text message for a text body, a binary message for
+    /// a binary one (`binary`, or a body that is not UTF-8 after the transform).
+    pub(super) async fn send(
+        &mut self,
+        type_id: Option<u32>,
+        body: &[u8],
+        binary: bool,
+    ) -> Result<(), TransportError> {
+        self.buffer.clear();
+        self.codec
+            .encode_message(type_id, body, &mut self.buffer)
+            .map_err(TransportError::Protocol)?;
+        let payload = self.buffer.split().freeze();
+        let message = if binary {
+            Message::Binary(payload)
+        } else {
+            // Cloning `Bytes` is a reference count, not a copy.
+            match Utf8Bytes::try_from(payload.clone()) {
+                Ok(text) => Message::Text(text),
+                Err(_) => Message::Binary(payload),
+            }
+        };
+        self.ws.send(message).await.map_err(ws_error)
+    }
+
+    /// The next frame or event. Cancel-safe: a message is either returned or still queued.
+    pub(super) async fn recv(&mut self) -> Result<Incoming, TransportError> {
+        loop {
+            let next = match &mut self.ping {
+                Some(timer) => tokio::select! {
+                    next = self.ws.next() => next,
+                    _ = timer.tick() => {
+                        // Queued, then flushed with the next read or write if this is dropped.
+                        self.ws.send(Message::Ping(Bytes::new())).await.map_err(ws_error)?;
+                        continue;
+                    }
+                },
+                None => self.ws.next().await,
+            };
+            let message = match next {
+                None => return Ok(Incoming::End),
+                Some(Err(err)) => return Err(ws_error(err)),
+                Some(Ok(message)) => message,
+            };
+            let payload = match message {
+                Message::Text(text) => Bytes::from(text),
+                Message::Binary(bytes) => bytes,
+                Message::Ping(_) => return Ok(Incoming::Ping),
+                Message::Pong(_) | Message::Frame(_) => continue,
+                Message::Close(frame) => {
+                    let (code, reason) = frame.map_or((None, String::new()), |f| {
+                        (Some(u16::from(f.code)), f.reason.to_string())
+                    });
+                    return Ok(Incoming::Close { code, reason });
+                }
+            };
+            return self
+                .codec
+                .decode_message(payload)
+                .map(Incoming::Frame)
+                .map_err(TransportError::Protocol);
+        }
+    }
+
+    /// A clean close: close frame 1000, then wait briefly for the server's.
+    pub(super) async fn close(mut self) {
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: Utf8Bytes::from_static(""),
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            self.ws.close(Some(frame)).await?;
+            while self.ws.next().await.is_some() {}
+            Ok::<_, WsError>(())
+        })
+        .await;
+    }
+}
+
+fn ws_error(err: WsError) -> TransportError {
+    match err {
+        WsError::Io(io) => TransportError::Io(io),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io(
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the WebSocket is closed"),
+        ),
+        WsError::Capacity(cap) => TransportError::Message(format!(
+            "{cap}; raise config.websocket.maxMessageBytes if such messages are expected"
+        )),
+        other => TransportError::Message(other.to_string()),
+    }
+}
