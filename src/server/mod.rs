@@ -14,6 +14,10 @@ mod commands;
 mod connection;
 mod pacing;
 mod registry;
+mod session;
+mod tls;
+mod websocket;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +33,8 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::{CodecConfig, FrameCodec, ProtocolError, Transform};
 
 pub use commands::{ReplyType, RequestType};
+pub use tls::{HANDSHAKE_TIMEOUT, SELF_SIGNED_NAMES, ServerTls, self_signed_tls};
+pub use websocket::{BAD_REQUEST_BODY, REFUSED_BODY};
 
 /// The server's wire flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +71,13 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Messages queued per client before it counts as a slow consumer and is disconnected.
     pub queue_depth: usize,
+    /// Serve over TLS (mutual TLS when `client_ca` is set); `None`: plain TCP.
+    pub tls: Option<ServerTls>,
+    /// Speak WebSocket (over TLS when `tls` is set): one message = one command.
+    pub websocket: bool,
+    /// Testing knob: a WebSocket server refuses every upgrade with this HTTP status (4xx or
+    /// 5xx) and the body [`REFUSED_BODY`], so clients can test their upgrade errors.
+    pub ws_refuse: Option<u16>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +92,9 @@ impl Default for ServerConfig {
             max_clients: None,
             max_frame_bytes: 64 * 1024,
             queue_depth: 4096,
+            tls: None,
+            websocket: false,
+            ws_refuse: None,
         }
     }
 }
@@ -119,6 +135,21 @@ impl ServerConfig {
                 stall.duration, stall.every
             )));
         }
+        if let Some(status) = self.ws_refuse {
+            if !self.websocket {
+                return Err(ServerError::Config(
+                    "ws_refuse applies to the WebSocket flavour only".to_string(),
+                ));
+            }
+            if !(400..=599).contains(&status) {
+                return Err(ServerError::Config(format!(
+                    "ws_refuse must be an HTTP error status (400-599), not {status}"
+                )));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            tls::acceptor(tls, self.websocket)?;
+        }
         if self.queue_depth == 0 {
             return Err(ServerError::Config(
                 "queue_depth must be at least 1".to_string(),
@@ -134,6 +165,10 @@ pub enum ServerError {
     Config(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    #[error("invalid TLS configuration: {reason}")]
+    Tls { reason: String },
+    #[error(transparent)]
+    Cert(#[from] crate::certs::CertError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -154,6 +189,8 @@ pub(crate) struct Shared {
     pub registry: registry::Registry,
     pub pacing: pacing::Pacing,
     pub clients: AtomicUsize,
+    /// Present when the server speaks TLS; each connection's task runs its handshake.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then closes every
@@ -164,7 +201,13 @@ pub async fn run(
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
     let codec = config.validate()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| tls::acceptor(tls, config.websocket))
+        .transpose()?;
     let shared = Arc::new(Shared {
+        tls,
         pacing: pacing::Pacing::new(&config),
         out_codec: FrameCodec::new(CodecConfig {
             max_frame_bytes: config.max_frame_bytes.saturating_add(REPLY_OVERHEAD_BYTES),
