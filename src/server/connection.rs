@@ -108,14 +108,16 @@ async fn serve_bytes<R, W>(
 }
 
 /// Runs the session over any transport: reads `inbound` until it ends, the session quits or
-/// the client is kicked; returns once the writer has finished (its last message written).
+/// the client is kicked; returns once the writer has finished (its last message written),
+/// with the finished output (`None` only if the writer task was lost).
 pub async fn serve_with<St, O>(
     inbound: &mut St,
     output: O,
     shared: &Arc<Shared>,
     kick: &CancellationToken,
     over_limit: bool,
-) where
+) -> Option<O>
+where
     St: Stream<Item = Inbound> + Unpin,
     O: Output,
 {
@@ -158,5 +160,5 @@ pub async fn serve_with<St, O>(
     }
     session.leave_everything();
     drop(session);
-    let _ = writer.await;
+    writer.await.ok()
 }

@@ -95,10 +95,15 @@ pub async fn serve<S>(
         batch: Vec::new(),
         pending: 0,
     };
-    serve_with(&mut inbound, output, shared, kick, over_limit).await;
-    // Our close frame is out (the writer sent it); wait for the client's, briefly.
+    let output = serve_with(&mut inbound, output, shared, kick, over_limit).await;
+    // Our close frame is out (the writer sent it): wait for the client's, briefly, then end
+    // the stream itself, which over TLS sends close_notify.
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while inbound.next().await.is_some() {}
+        let Some(output) = output else { return };
+        if let Ok(ws) = inbound.read.reunite(output.sink) {
+            let _ = ws.into_inner().shutdown().await;
+        }
     })
     .await;
 }
@@ -258,7 +263,7 @@ where
         self.sink.flush().await.map_err(std::io::Error::other)
     }
 
-    async fn finish(mut self, clean: bool) {
+    async fn finish(mut self, clean: bool) -> Self {
         // 1000 after a last message (`BYE`, or an `ERR` that ends the session); 1001 when
         // the server stops or drops a slow consumer.
         let code = if clean {
@@ -271,6 +276,7 @@ where
             reason: Utf8Bytes::from_static(""),
         };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
+        self
     }
 }
 

@@ -29,8 +29,9 @@ pub trait Output: Send + 'static {
     /// Writes the pending batch; an error means the peer is gone.
     fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Ends the connection: `clean` after a last message (`BYE`, an `ERR` that closes),
-    /// otherwise because the server stopped or kicked the client.
-    fn finish(self, clean: bool) -> impl Future<Output = ()> + Send;
+    /// otherwise because the server stopped or kicked the client. Gives the output back, so
+    /// a transport that was split can be reunited and closed properly.
+    fn finish(self, clean: bool) -> impl Future<Output = Self> + Send;
 }
 
 /// A byte stream (TCP, TLS): messages are concatenated into one buffer per write.
@@ -66,18 +67,20 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Output for ByteOutput<W> {
         result
     }
 
-    async fn finish(mut self, _clean: bool) {
+    async fn finish(mut self, _clean: bool) -> Self {
         // For TLS this also sends close_notify, so the peer sees a clean end of stream.
         let _ = self.write.shutdown().await;
+        self
     }
 }
 
+/// Runs until the connection ends; returns the finished output.
 pub async fn write_loop<O: Output>(
     mut out: O,
     mut rx: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
     kick: CancellationToken,
-) {
+) -> O {
     let mut clean = false;
     'connection: loop {
         let first = tokio::select! {
@@ -127,5 +130,5 @@ pub async fn write_loop<O: Output>(
     }
     // Wake the reader (it may be blocked on a client that never sends again).
     kick.cancel();
-    out.finish(clean).await;
+    out.finish(clean).await
 }
