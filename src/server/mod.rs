@@ -113,6 +113,18 @@ impl ServerConfig {
         }
     }
 
+    /// How clients address this server listening on `addr`: `HOST:PORT` for plain TCP (what
+    /// a plan's `target` takes), otherwise `tls://HOST:PORT`, `ws://HOST:PORT/` or
+    /// `wss://HOST:PORT/`.
+    pub fn client_address(&self, addr: SocketAddr) -> String {
+        match (self.tls.is_some(), self.websocket) {
+            (false, false) => addr.to_string(),
+            (true, false) => format!("tls://{addr}"),
+            (false, true) => format!("ws://{addr}/"),
+            (true, true) => format!("wss://{addr}/"),
+        }
+    }
+
     /// Checks the knobs and builds the server's codec; `run` and `spawn` call it first.
     pub fn validate(&self) -> Result<FrameCodec, ServerError> {
         if self.xor_key.is_some() && self.framing == ServerFraming::Text {
