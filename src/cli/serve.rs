@@ -267,7 +267,7 @@ mod tests {
 
         let args = serve_args(&["--tls-cert", &cert, "--tls-key", &key]);
         let tls = tls_config(&args).expect("tls").expect("some tls");
-        assert_eq!(tls.cert_chain, [server.cert_der.clone()]);
+        assert_eq!(tls.cert_chain, vec![server.cert_der]);
         assert_eq!(tls.client_ca, None);
 
         let flags = [
