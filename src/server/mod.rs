@@ -1,14 +1,21 @@
 //! The reference chat server (`chatload serve`, `target: embedded`): DESIGN §7.
 //!
 //! Owns the chat semantics (login, rooms, broadcast, whispers), the text and binary wire
-//! flavours, and the knobs that make it behave like a real, imperfect server (delay, jitter,
-//! capacity, stalls, client limit). Framing is delegated to [`crate::protocol::FrameCodec`].
-//! It does not parse command lines (`cli::serve`) or know about plans.
+//! flavours, the transports they run over (plain TCP, TLS and mutual TLS, WebSocket and
+//! WebSocket over TLS), and the knobs that make it behave like a real, imperfect server
+//! (delay, jitter, capacity, stalls, client limit). Framing is delegated to
+//! [`crate::protocol::FrameCodec`], certificate files and generation to [`crate::certs`].
+//! It does not parse command lines (`cli::serve`), read files, or know about plans.
 //!
 //! Shape, chosen for 20 000 concurrent clients: one reader task and one writer task per
 //! connection joined by a bounded queue; a broadcast is encoded once and the same `Bytes` is
 //! queued to every member; locks are held only to enqueue, never while writing to a socket;
 //! a member whose queue is full is disconnected (a slow consumer must not stall the room).
+//!
+//! Layers: `connection` runs the TLS handshake (in the connection's task, 10 s timeout) and
+//! the WebSocket upgrade (`websocket`), then one generic session loop (`session`) and writer
+//! (`writer`) over whatever stream results, monomorphised per transport so plain TCP pays
+//! nothing for the others. Over WebSocket one message is one command and one reply.
 
 mod commands;
 mod connection;

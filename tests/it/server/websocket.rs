@@ -223,3 +223,21 @@ async fn plain_http_get_gets_a_400() {
     assert_eq!(recv_text(&mut ws).await, "PONG ok");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_message_over_the_cap_gets_err_and_close() {
+    let server = start(ServerConfig {
+        max_frame_bytes: 100,
+        ..ws_server(ServerFraming::Text)
+    })
+    .await;
+    let mut ws = ws_connect(&server).await;
+    send_text(&mut ws, &format!("ECHO {}", "x".repeat(200))).await;
+    let reply = recv_text(&mut ws).await;
+    assert!(
+        reply.starts_with("ERR message over the size cap"),
+        "{reply}"
+    );
+    assert!(matches!(recv(&mut ws).await, Message::Close(Some(_))));
+    server.shutdown().await;
+}
