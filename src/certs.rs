@@ -233,10 +233,9 @@ mod tests {
             let key_path = dir.path().join(format!("{stem}-key.pem"));
             std::fs::write(&cert_path, &issued.cert_pem).expect("write cert");
             std::fs::write(&key_path, &issued.key_pem).expect("write key");
-            assert_eq!(
-                load_certs(&cert_path).expect("certs"),
-                [issued.cert_der.clone()]
-            );
+            let certs = load_certs(&cert_path).expect("certs");
+            assert_eq!(certs.len(), 1);
+            assert_eq!(certs[0], issued.cert_der);
             let key = load_private_key(&key_path).expect("key");
             assert_eq!(key.secret_der(), issued.key_der.secret_der());
         }

@@ -2,7 +2,7 @@
 //!
 //! Dependencies between modules point one way (see `docs/architecture.md`):
 //! `cli → {plan, engine, report, server, monitor}`, `engine → {transport, plan, protocol,
-//! metrics}`, `transport → {protocol, certs, vocab}`, `report → metrics`, `server → {protocol,
+//! metrics}`, `transport → {plan, protocol, certs, vocab}`, `report → metrics`, `server → {protocol,
 //! certs}`, `plan → {protocol, vocab}`, `metrics → vocab`. `vocab`, `protocol` and `certs`
 //! are leaves: they import nothing else from the crate.
 

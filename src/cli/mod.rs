@@ -194,6 +194,28 @@ pub struct ServeArgs {
     /// Refuse clients beyond this many.
     #[arg(long)]
     pub max_clients: Option<usize>,
+    /// Serve TLS with this certificate chain (PEM, leaf first); give --tls-key too.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate generated at start for localhost, 127.0.0.1 and ::1;
+    /// its PEM is written to a file that clients use as their CA file.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+    /// Where --tls-self-signed writes the certificate PEM (default: the temp directory).
+    #[arg(long, value_name = "PATH", requires = "tls_self_signed")]
+    pub tls_cert_out: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate issued by this CA (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Speak WebSocket (wss with TLS): one message is one command, on any path.
+    #[arg(long)]
+    pub websocket: bool,
+    /// Testing knob: refuse every WebSocket upgrade with this HTTP status (400-599).
+    #[arg(long, value_name = "STATUS", hide = true)]
+    pub ws_refuse: Option<u16>,
 }
 
 #[derive(Debug, Args)]

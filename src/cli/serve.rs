@@ -1,14 +1,16 @@
 //! `chatload serve`: runs the reference chat server until Ctrl-C.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use super::{Exit, parse_duration};
-use crate::server::{ServerConfig, ServerFraming, Stall};
+use crate::server::{SELF_SIGNED_NAMES, ServerConfig, ServerFraming, ServerTls, Stall};
 
 pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
-    let config = server_config(&args)?;
+    let mut config = server_config(&args)?;
+    config.tls = tls_config(&args)?;
     config.validate()?;
     // Every client holds a descriptor: allow as many as the hard limit does.
     if let Some(limit) = super::limits::raise_nofile()
@@ -32,7 +34,8 @@ pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
             })?;
         let addr = listener.local_addr()?;
         println!(
-            "chatload serve: listening on {addr} ({})",
+            "chatload serve: listening on {} ({})",
+            config.client_address(addr),
             describe(&config)
         );
         crate::server::run(listener, config, async {
@@ -84,7 +87,63 @@ fn server_config(args: &super::ServeArgs) -> anyhow::Result<ServerConfig> {
         capacity_per_sec,
         stall,
         max_clients: args.max_clients,
+        websocket: args.websocket,
+        ws_refuse: args.ws_refuse,
         ..ServerConfig::default()
+    })
+}
+
+/// The TLS material the flags ask for, loaded now so the server itself does no file I/O.
+/// `--tls-self-signed` also writes the generated certificate where clients can read it.
+fn tls_config(args: &super::ServeArgs) -> anyhow::Result<Option<ServerTls>> {
+    let tls = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), false) => {
+            let chain = crate::certs::load_certs(cert)?;
+            let key = crate::certs::load_private_key(key)?;
+            ServerTls::new(chain, key)
+        }
+        (Some(_), None, _) => bail!("--tls-cert needs --tls-key (the certificate's private key)"),
+        (None, Some(_), _) => bail!("--tls-key needs --tls-cert (the certificate chain)"),
+        (_, _, true) => {
+            let (tls, pem) = crate::server::self_signed_tls()?;
+            let path = args.tls_cert_out.clone().unwrap_or_else(default_cert_out);
+            write_cert(&path, &pem)?;
+            println!(
+                "chatload serve: self-signed certificate for {} written to {} \
+                 (clients trust it as their CA file)",
+                SELF_SIGNED_NAMES.join(", "),
+                path.display()
+            );
+            tls
+        }
+        (None, None, false) => {
+            if let Some(ca) = &args.tls_client_ca {
+                bail!(
+                    "--tls-client-ca {} needs TLS: add --tls-cert and --tls-key, or \
+                     --tls-self-signed",
+                    ca.display()
+                );
+            }
+            return Ok(None);
+        }
+    };
+    Ok(Some(match &args.tls_client_ca {
+        Some(ca) => tls.with_client_ca(crate::certs::load_certs(ca)?),
+        None => tls,
+    }))
+}
+
+fn default_cert_out() -> PathBuf {
+    std::env::temp_dir().join(format!("chatload-serve-{}-cert.pem", std::process::id()))
+}
+
+fn write_cert(path: &Path, pem: &str) -> anyhow::Result<()> {
+    std::fs::write(path, pem).with_context(|| {
+        format!(
+            "cannot write the self-signed certificate to {} (choose another place with \
+             --tls-cert-out PATH)",
+            path.display()
+        )
     })
 }
 
@@ -134,6 +193,18 @@ fn describe(config: &ServerConfig) -> String {
     if let Some(max) = config.max_clients {
         parts.push(format!("max {max} clients"));
     }
+    if config.websocket {
+        parts.push("websocket: one message per command".to_string());
+    }
+    if let Some(tls) = &config.tls {
+        parts.push(match tls.client_ca {
+            Some(_) => "mutual TLS".to_string(),
+            None => "TLS".to_string(),
+        });
+    }
+    if let Some(status) = config.ws_refuse {
+        parts.push(format!("refusing upgrades with {status}"));
+    }
     parts.join(", ")
 }
 
@@ -162,5 +233,83 @@ mod tests {
         assert_eq!(config.capacity_per_sec, Some(100.0));
         assert_eq!(config.stall.map(|s| s.every), Some(Duration::from_secs(5)));
         assert_eq!(config.max_clients, Some(3));
+    }
+
+    fn serve_args(flags: &[&str]) -> super::super::ServeArgs {
+        use clap::Parser;
+        let argv = ["chatload", "serve"].iter().chain(flags);
+        match super::super::Cli::try_parse_from(argv)
+            .expect("parses")
+            .command
+        {
+            super::super::Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    fn path(dir: &tempfile::TempDir, name: &str) -> String {
+        dir.path().join(name).display().to_string()
+    }
+
+    #[test]
+    fn tls_flags_load_files_and_need_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = crate::certs::TestCa::new("test").expect("ca");
+        let server = ca.issue_server(&["localhost"]).expect("server");
+        std::fs::write(path(&dir, "cert.pem"), &server.cert_pem).expect("write");
+        std::fs::write(path(&dir, "key.pem"), &server.key_pem).expect("write");
+        std::fs::write(path(&dir, "ca.pem"), ca.cert_pem()).expect("write");
+        let (cert, key, client_ca) = (
+            path(&dir, "cert.pem"),
+            path(&dir, "key.pem"),
+            path(&dir, "ca.pem"),
+        );
+
+        let args = serve_args(&["--tls-cert", &cert, "--tls-key", &key]);
+        let tls = tls_config(&args).expect("tls").expect("some tls");
+        assert_eq!(tls.cert_chain, vec![server.cert_der]);
+        assert_eq!(tls.client_ca, None);
+
+        let flags = [
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &client_ca,
+        ];
+        let tls = tls_config(&serve_args(&flags)).expect("tls").expect("some");
+        assert_eq!(tls.client_ca, Some(vec![ca.cert_der()]));
+
+        let error = tls_config(&serve_args(&["--tls-cert", &cert])).expect_err("no key");
+        assert!(error.to_string().contains("--tls-key"), "{error}");
+        let error = tls_config(&serve_args(&["--tls-client-ca", &client_ca])).expect_err("no tls");
+        assert!(error.to_string().contains("needs TLS"), "{error}");
+        // The key file given as the certificate: the error names the file.
+        let error = tls_config(&serve_args(&["--tls-cert", &key, "--tls-key", &key]))
+            .expect_err("no certificate");
+        assert!(error.to_string().contains("key.pem"), "{error}");
+        assert!(tls_config(&serve_args(&[])).expect("plain").is_none());
+    }
+
+    #[test]
+    fn self_signed_writes_the_certificate_clients_trust() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = path(&dir, "served.pem");
+        let args = serve_args(&["--tls-self-signed", "--tls-cert-out", &out, "--websocket"]);
+        let tls = tls_config(&args).expect("tls").expect("some tls");
+        assert_eq!(
+            crate::certs::load_certs(&out).expect("written"),
+            tls.cert_chain
+        );
+        let mut config = server_config(&args).expect("config");
+        config.tls = Some(tls);
+        assert!(config.validate().is_ok());
+        let addr = "127.0.0.1:9200".parse().expect("addr");
+        assert_eq!(config.client_address(addr), "wss://127.0.0.1:9200/");
+        config.tls = None;
+        assert_eq!(config.client_address(addr), "ws://127.0.0.1:9200/");
+        config.websocket = false;
+        assert_eq!(config.client_address(addr), "127.0.0.1:9200");
     }
 }

@@ -1,19 +1,30 @@
 //! The reference chat server (`chatload serve`, `target: embedded`): DESIGN §7.
 //!
 //! Owns the chat semantics (login, rooms, broadcast, whispers), the text and binary wire
-//! flavours, and the knobs that make it behave like a real, imperfect server (delay, jitter,
-//! capacity, stalls, client limit). Framing is delegated to [`crate::protocol::FrameCodec`].
-//! It does not parse command lines (`cli::serve`) or know about plans.
+//! flavours, the transports they run over (plain TCP, TLS and mutual TLS, WebSocket and
+//! WebSocket over TLS), and the knobs that make it behave like a real, imperfect server
+//! (delay, jitter, capacity, stalls, client limit). Framing is delegated to
+//! [`crate::protocol::FrameCodec`], certificate files and generation to [`crate::certs`].
+//! It does not parse command lines (`cli::serve`), read files, or know about plans.
 //!
 //! Shape, chosen for 20 000 concurrent clients: one reader task and one writer task per
 //! connection joined by a bounded queue; a broadcast is encoded once and the same `Bytes` is
 //! queued to every member; locks are held only to enqueue, never while writing to a socket;
 //! a member whose queue is full is disconnected (a slow consumer must not stall the room).
+//!
+//! Layers: `connection` runs the TLS handshake (in the connection's task, 10 s timeout) and
+//! the WebSocket upgrade (`websocket`), then one generic session loop (`session`) and writer
+//! (`writer`) over whatever stream results, monomorphised per transport so plain TCP pays
+//! nothing for the others. Over WebSocket one message is one command and one reply.
 
 mod commands;
 mod connection;
 mod pacing;
 mod registry;
+mod session;
+mod tls;
+mod websocket;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +40,8 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::{CodecConfig, FrameCodec, ProtocolError, Transform};
 
 pub use commands::{ReplyType, RequestType};
+pub use tls::{HANDSHAKE_TIMEOUT, SELF_SIGNED_NAMES, ServerTls, self_signed_tls};
+pub use websocket::{BAD_REQUEST_BODY, REFUSED_BODY};
 
 /// The server's wire flavour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +78,13 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Messages queued per client before it counts as a slow consumer and is disconnected.
     pub queue_depth: usize,
+    /// Serve over TLS (mutual TLS when `client_ca` is set); `None`: plain TCP.
+    pub tls: Option<ServerTls>,
+    /// Speak WebSocket (over TLS when `tls` is set): one message = one command.
+    pub websocket: bool,
+    /// Testing knob: a WebSocket server refuses every upgrade with this HTTP status (4xx or
+    /// 5xx) and the body [`REFUSED_BODY`], so clients can test their upgrade errors.
+    pub ws_refuse: Option<u16>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +99,9 @@ impl Default for ServerConfig {
             max_clients: None,
             max_frame_bytes: 64 * 1024,
             queue_depth: 4096,
+            tls: None,
+            websocket: false,
+            ws_refuse: None,
         }
     }
 }
@@ -94,6 +117,18 @@ impl ServerConfig {
             transform: self.xor_key.clone().map(|key| Transform::Xor { key }),
             max_frame_bytes: self.max_frame_bytes,
             ..base
+        }
+    }
+
+    /// How clients address this server listening on `addr`: `HOST:PORT` for plain TCP (what
+    /// a plan's `target` takes), otherwise `tls://HOST:PORT`, `ws://HOST:PORT/` or
+    /// `wss://HOST:PORT/`.
+    pub fn client_address(&self, addr: SocketAddr) -> String {
+        match (self.tls.is_some(), self.websocket) {
+            (false, false) => addr.to_string(),
+            (true, false) => format!("tls://{addr}"),
+            (false, true) => format!("ws://{addr}/"),
+            (true, true) => format!("wss://{addr}/"),
         }
     }
 
@@ -119,6 +154,21 @@ impl ServerConfig {
                 stall.duration, stall.every
             )));
         }
+        if let Some(status) = self.ws_refuse {
+            if !self.websocket {
+                return Err(ServerError::Config(
+                    "ws_refuse applies to the WebSocket flavour only".to_string(),
+                ));
+            }
+            if !(400..=599).contains(&status) {
+                return Err(ServerError::Config(format!(
+                    "ws_refuse must be an HTTP error status (400-599), not {status}"
+                )));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            tls::acceptor(tls, self.websocket)?;
+        }
         if self.queue_depth == 0 {
             return Err(ServerError::Config(
                 "queue_depth must be at least 1".to_string(),
@@ -134,6 +184,10 @@ pub enum ServerError {
     Config(String),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    #[error("invalid TLS configuration: {reason}")]
+    Tls { reason: String },
+    #[error(transparent)]
+    Cert(#[from] crate::certs::CertError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -154,6 +208,8 @@ pub(crate) struct Shared {
     pub registry: registry::Registry,
     pub pacing: pacing::Pacing,
     pub clients: AtomicUsize,
+    /// Present when the server speaks TLS; each connection's task runs its handshake.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then closes every
@@ -164,7 +220,13 @@ pub async fn run(
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
     let codec = config.validate()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| tls::acceptor(tls, config.websocket))
+        .transpose()?;
     let shared = Arc::new(Shared {
+        tls,
         pacing: pacing::Pacing::new(&config),
         out_codec: FrameCodec::new(CodecConfig {
             max_frame_bytes: config.max_frame_bytes.saturating_add(REPLY_OVERHEAD_BYTES),

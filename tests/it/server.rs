@@ -1,4 +1,9 @@
-//! Integration tests: the reference chat server, in-process on port 0.
+//! Integration tests: the reference chat server, in-process on port 0. TLS and WebSocket
+//! flavours are in the submodules, talking to it with clients built directly on
+//! tokio-rustls and tokio-tungstenite.
+
+mod tls;
+mod websocket;
 
 use std::time::Duration;
 
