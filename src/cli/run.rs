@@ -159,6 +159,10 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     Ok(Some(plan))
 }
 
+/// Said loudly at the start and kept in result.json's warnings.
+const INSECURE_TLS: &str = "config.tls.insecureSkipVerify is on: the server's TLS certificate \
+     was NOT verified (testing only; set config.tls.caFile to verify against your CA)";
+
 /// What a run produced besides the engine's outcome.
 struct Driven {
     outcome: RunOutcome,
@@ -170,19 +174,35 @@ struct Driven {
 /// display and the interactive console, runs.
 async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow::Result<Driven> {
     let quiet = args.quiet;
-    let (embedded, target) = match &plan.target {
+    let (embedded, target, plan) = match &plan.target {
         Target::Embedded(options) => {
-            let handle = server::spawn(super::serve::embedded_config(options))
+            let mut config = super::serve::embedded_config(options);
+            let mut plan = plan.clone();
+            if options.tls {
+                // A certificate made for this run only, trusted by this run only.
+                let (tls, cert_pem) = server::self_signed_tls()
+                    .context("cannot make the embedded server's certificate")?;
+                config.tls = Some(tls);
+                let mut settings = plan.tls.clone().unwrap_or_default();
+                settings.roots = plan::TlsRoots::Pem(cert_pem);
+                settings.server_name = None;
+                Arc::make_mut(&mut plan).tls = Some(settings);
+            }
+            let handle = server::spawn(config.clone())
                 .await
                 .context("cannot start the embedded server")?;
-            let addr = handle.addr().to_string();
+            let url = config.client_address(handle.addr());
             if !quiet {
-                eprintln!("embedded server listening on {addr}");
+                eprintln!("embedded server listening on {url}");
             }
-            (Some(handle), addr)
+            (Some(handle), url, plan)
         }
-        Target::Address(address) => (None, address.clone()),
+        Target::Address(address) => (None, address.clone(), plan),
     };
+    if plan.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+        // Shown even with --quiet: results measured this way may hide a broken certificate.
+        eprintln!("WARNING: {INSECURE_TLS}");
+    }
     let shutdown = CancellationToken::new();
     let on_ctrl_c = shutdown.clone();
     let signals = tokio::spawn(async move {
@@ -360,6 +380,9 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
             outcome.overloaded_intervals,
             engine::LAG_WARNING.as_millis()
         ));
+    }
+    if outcome.insecure_tls {
+        info.warnings.push(INSECURE_TLS.to_owned());
     }
     if outcome.vusers_cancelled > 0 {
         info.warnings.push(format!(

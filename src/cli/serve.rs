@@ -165,6 +165,7 @@ pub(super) fn embedded_config(embedded: &crate::plan::EmbeddedServer) -> ServerC
             every: stall.every,
         }),
         max_clients: embedded.max_clients,
+        websocket: embedded.websocket,
         ..ServerConfig::default()
     }
 }

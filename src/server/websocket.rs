@@ -57,9 +57,9 @@ pub async fn serve<S>(
     let refuse = shared.config.ws_refuse;
     // The error type is tungstenite's `Callback` contract, large or not.
     #[allow(clippy::result_large_err)]
-    let callback = move |_: &Request, response: Response| match refuse {
+    let callback = move |request: &Request, response: Response| match refuse {
         Some(status) => Err(refusal(status)),
-        None => Ok(response),
+        None => Ok(accept_subprotocol(request, response)),
     };
     // The handshake borrows the stream, so a request that is not an upgrade can still be
     // answered with a 400 on it (tungstenite itself answers nothing in that case).
@@ -116,6 +116,25 @@ fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
 }
 
 /// The response of a server told to refuse upgrades; `status` is validated as 4xx/5xx.
+/// Chooses the client's first offered subprotocol, as a server that speaks them all would:
+/// clients that offer one refuse an upgrade that names none.
+fn accept_subprotocol(request: &Request, mut response: Response) -> Response {
+    let first = request
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|offered| offered.to_str().ok())
+        .and_then(|offered| offered.split(',').next())
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .and_then(|name| name.parse().ok());
+    if let Some(chosen) = first {
+        response
+            .headers_mut()
+            .insert("sec-websocket-protocol", chosen);
+    }
+    response
+}
+
 fn refusal(status: u16) -> ErrorResponse {
     let mut response = ErrorResponse::new(Some(REFUSED_BODY.to_string()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
