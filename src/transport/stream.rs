@@ -67,7 +67,7 @@ where
         self.writer
             .write_all(&self.buffer)
             .await
-            .map_err(TransportError::Io)?;
+            .map_err(TransportError::from)?;
         Ok(())
     }
 
@@ -75,7 +75,7 @@ where
         match self.reader.next().await {
             None => Ok(Incoming::End),
             Some(Ok(frame)) => Ok(Incoming::Frame(frame)),
-            Some(Err(ProtocolError::Io(io))) => Err(TransportError::Io(io)),
+            Some(Err(ProtocolError::Io(io))) => Err(TransportError::from(io)),
             Some(Err(err)) => Err(TransportError::Protocol(err)),
         }
     }

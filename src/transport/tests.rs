@@ -57,3 +57,13 @@ fn errors_keep_their_kind() {
         ErrorKind::Protocol
     );
 }
+
+#[test]
+fn tls_records_are_recognised() {
+    assert!(looks_like_tls_record(&[
+        0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32
+    ]));
+    assert!(looks_like_tls_record(&[0x16, 0x03, 0x01, 0x00]));
+    assert!(!looks_like_tls_record(b"PONG x"));
+    assert!(!looks_like_tls_record(&[0x15, 0x03]));
+}

@@ -144,6 +144,14 @@ fn roots(roots: &TlsRoots) -> Result<RootCertStore, SetupError> {
     Ok(store)
 }
 
+/// A TLS error reported on an established connection (a TLS 1.3 server refusing the client
+/// certificate after the handshake), classified like a handshake failure.
+pub(super) fn classify_alert(err: &std::io::Error) -> Option<ConnectError> {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .map(|_| classify(err, "the server"))
+}
+
 /// Turns a failed handshake into the error kind and a message that says what to change.
 fn classify(err: &std::io::Error, name: &str) -> ConnectError {
     let tls = err

@@ -10,3 +10,4 @@ mod report;
 mod result;
 mod run;
 mod server;
+mod transport;

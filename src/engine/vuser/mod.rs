@@ -107,6 +107,8 @@ impl Drop for GaugeGuard {
 pub(crate) struct Link {
     pub conn: Conn,
     pub received_any: bool,
+    /// The first bytes received were a TLS record (a TLS-only port answering plain text).
+    pub tls_reply: bool,
     _open: GaugeGuard,
 }
 
@@ -115,6 +117,7 @@ impl Link {
         Link {
             conn,
             received_any: false,
+            tls_reply: false,
             _open: open,
         }
     }
@@ -367,6 +370,9 @@ impl Vuser {
             let at = Instant::now();
             match item {
                 Ok(Incoming::Frame(frame)) => {
+                    if !conn.received_any {
+                        conn.tls_reply = crate::transport::looks_like_tls_record(&frame.body);
+                    }
                     conn.received_any = true;
                     if let Some(captures) = self.on_frame(ctx, scenario, frame, at, expect).await? {
                         return Ok(Waited::Matched { at, captures });
@@ -394,7 +400,7 @@ impl Vuser {
                     ));
                 }
                 Ok(Incoming::End) => {
-                    let silent = !conn.received_any;
+                    let silent = !conn.received_any || conn.tls_reply;
                     self.conn = None;
                     let mut detail = format!("{} closed the connection", ctx.connector.endpoint());
                     if let Some(hint) = silent
@@ -406,7 +412,7 @@ impl Vuser {
                     return Err(Failure::new(ErrorKind::Closed, detail));
                 }
                 Err(err) => {
-                    let silent = !conn.received_any;
+                    let silent = !conn.received_any || conn.tls_reply;
                     self.conn = None;
                     return Err(transport_failure(ctx, err, silent));
                 }

@@ -1,0 +1,283 @@
+//! Integration tests: the same chat flow over every transport (plain TCP, TLS, mutual TLS,
+//! WebSocket, WebSocket over TLS) against the reference server on port 0, and the errors a
+//! user meets when TLS or the upgrade goes wrong.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatload::certs::TestCa;
+use chatload::engine::{self, RunOptions, RunOutcome};
+use chatload::plan::Format;
+use chatload::server::{self, ServerConfig, ServerTls};
+
+/// Certificates for one test: a CA, a server certificate for 127.0.0.1 and a client one.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: TestCa,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new("chatload test CA").expect("CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).expect("write CA");
+        let client = ca.issue_client("vu").expect("client cert");
+        std::fs::write(dir.path().join("client.pem"), &client.cert_pem).expect("write");
+        std::fs::write(dir.path().join("client.key"), &client.key_pem).expect("write");
+        Pki { dir, ca }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn server_tls(&self) -> ServerTls {
+        let issued = self
+            .ca
+            .issue_server(&["localhost", "127.0.0.1"])
+            .expect("server cert");
+        ServerTls::new(vec![issued.cert_der], issued.key_der)
+    }
+}
+
+/// Five vusers in one room: log in (capturing the name), join, say something stamped, ping,
+/// and let a handler count the room's messages.
+fn chat_plan(tls_yaml: &str, dir: &Path) -> chatload::plan::Plan {
+    let yaml = format!(
+        r#"
+config:
+  target: embedded
+{tls_yaml}
+  phases:
+    - {{duration: 100ms, arrivalCount: 5}}
+  defaults: {{timeout: 10s}}
+  handlers:
+    - {{on: "^MSG lobby ", name: chat}}
+scenarios:
+  - name: chatter
+    flow:
+      - connect
+      - send: "LOGIN u{{{{ vu.id }}}}"
+        expect: {{match: "^OK (?P<me>\\S+)", name: login, capture: {{me: me}}}}
+      - send: "JOIN lobby"
+        expect: {{match: "^JOINED lobby", name: join}}
+      - think: 700ms
+      - send: "SAY {{{{ stamp() }}}} from {{{{ me }}}}"
+      - send: "PING {{{{ me }}}}"
+        expect: {{match: "^PONG u", name: ping}}
+      - think: 700ms
+      - disconnect
+"#
+    );
+    chatload::plan::load_str(&yaml, &dir.join("chat.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"))
+}
+
+async fn run_against(plan: chatload::plan::Plan, target: &str) -> RunOutcome {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), target, RunOptions::default()),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts")
+}
+
+fn counter(out: &RunOutcome, name: &str) -> u64 {
+    out.metrics
+        .aggregate
+        .counters
+        .get(name)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn count(out: &RunOutcome, histogram: &str) -> u64 {
+    out.metrics
+        .aggregate
+        .summaries
+        .get(histogram)
+        .map_or(0, |s| s.count)
+}
+
+fn errors(out: &RunOutcome) -> u64 {
+    out.metrics.aggregate.errors_total()
+}
+
+/// Runs the chat flow over one transport and checks the counts every transport must give.
+async fn chat_over(config: ServerConfig, tls_yaml: &str, pki: &Pki) -> RunOutcome {
+    let server = server::spawn(config.clone()).await.expect("server starts");
+    let target = config.client_address(server.addr());
+    let out = run_against(chat_plan(tls_yaml, pki.dir.path()), &target).await;
+    assert_eq!(errors(&out), 0, "{target}: {:?}", out.error_samples);
+    let url = chatload::plan::Endpoint::parse(&target).expect("a URL");
+    assert_eq!(out.target, url.to_string(), "the outcome names the URL");
+    assert_eq!(count(&out, "latency.login"), 5, "{target}");
+    assert_eq!(count(&out, "latency.ping"), 5, "{target}");
+    assert_eq!(count(&out, "connect"), 5, "{target}");
+    // Every member gets every stamped SAY, its own included: 5 × 5.
+    assert_eq!(count(&out, "delivery"), 25, "{target}");
+    assert_eq!(counter(&out, "handled.chat"), 25, "{target}");
+    assert_eq!(counter(&out, "messages.sent"), 20, "{target}");
+    assert_eq!(counter(&out, "vusers.completed"), 5, "{target}");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_runs_the_same_chat_flow_with_the_same_counts() {
+    let pki = Pki::new();
+    let ca = pki.path("ca.pem");
+    let tls_yaml = format!("  tls: {{caFile: {:?}}}", ca.display().to_string());
+    let mutual_yaml = format!(
+        "  tls: {{caFile: {:?}, clientCert: {:?}, clientKey: {:?}}}",
+        ca.display().to_string(),
+        pki.path("client.pem").display().to_string(),
+        pki.path("client.key").display().to_string()
+    );
+
+    let plain = chat_over(ServerConfig::default(), "", &pki).await;
+    assert!(plain.target.starts_with("tcp://"), "{}", plain.target);
+    assert_eq!(count(&plain, "tls"), 0);
+    assert_eq!(count(&plain, "handshake"), 0);
+
+    let tls = ServerConfig {
+        tls: Some(pki.server_tls()),
+        ..ServerConfig::default()
+    };
+    let out = chat_over(tls.clone(), &tls_yaml, &pki).await;
+    assert!(out.target.starts_with("tls://"), "{}", out.target);
+    assert_eq!(count(&out, "tls"), 5, "one TLS handshake per connection");
+
+    let mutual = ServerConfig {
+        tls: Some(pki.server_tls().with_client_ca(vec![pki.ca.cert_der()])),
+        ..ServerConfig::default()
+    };
+    let out = chat_over(mutual, &mutual_yaml, &pki).await;
+    assert_eq!(count(&out, "tls"), 5);
+
+    let ws = ServerConfig {
+        websocket: true,
+        ..ServerConfig::default()
+    };
+    let out = chat_over(ws, "", &pki).await;
+    assert!(out.target.starts_with("ws://"), "{}", out.target);
+    assert_eq!(count(&out, "handshake"), 5, "one upgrade per connection");
+    assert_eq!(count(&out, "tls"), 0);
+
+    let wss = ServerConfig {
+        websocket: true,
+        tls: Some(pki.server_tls()),
+        ..ServerConfig::default()
+    };
+    let out = chat_over(wss, &tls_yaml, &pki).await;
+    assert!(out.target.starts_with("wss://"), "{}", out.target);
+    assert_eq!(count(&out, "tls"), 5);
+    assert_eq!(count(&out, "handshake"), 5);
+}
+
+/// One vuser that only connects, against `config`, with `tls_yaml`; returns the outcome.
+async fn connect_once(
+    config: ServerConfig,
+    target_scheme: Option<&str>,
+    tls_yaml: &str,
+) -> RunOutcome {
+    let server = server::spawn(config.clone()).await.expect("server starts");
+    let target = match target_scheme {
+        Some(scheme) => format!("{scheme}://{}", server.addr()),
+        None => config.client_address(server.addr()),
+    };
+    let yaml = format!(
+        r#"
+config:
+  target: embedded
+{tls_yaml}
+  phases:
+    - {{duration: 10ms, arrivalCount: 1}}
+  defaults: {{timeout: 5s}}
+scenarios:
+  - flow:
+      - connect
+      - send: "PING x"
+        expect: {{match: "^PONG", name: ping}}
+"#
+    );
+    let plan = chatload::plan::load_str(&yaml, Path::new("one.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    run_against(plan, &target).await
+}
+
+fn only_error(out: &RunOutcome, kind: &str) -> String {
+    assert_eq!(
+        counter(out, &format!("errors.{kind}")),
+        1,
+        "{:?}",
+        out.error_samples
+    );
+    assert_eq!(errors(out), 1, "{:?}", out.error_samples);
+    out.error_samples.first().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verification_failures_name_the_setting_to_change() {
+    let pki = Pki::new();
+    let tls = ServerConfig {
+        tls: Some(pki.server_tls()),
+        ..ServerConfig::default()
+    };
+    let ca = pki.path("ca.pem").display().to_string();
+
+    // The certificate holds localhost and 127.0.0.1, not this name.
+    let wrong_name = format!("  tls: {{caFile: {ca:?}, serverName: wrong.example}}");
+    let out = connect_once(tls.clone(), None, &wrong_name).await;
+    let message = only_error(&out, "tls_verify");
+    assert!(message.contains("serverName"), "{message}");
+
+    // Signed by a CA the run does not trust.
+    let other = TestCa::new("another CA").expect("CA");
+    let other_path = pki.path("other.pem");
+    std::fs::write(&other_path, other.cert_pem()).expect("write");
+    let unknown = format!("  tls: {{caFile: {:?}}}", other_path.display().to_string());
+    let out = connect_once(tls.clone(), None, &unknown).await;
+    let message = only_error(&out, "tls_verify");
+    assert!(message.contains("caFile"), "{message}");
+
+    // Mutual TLS without a client certificate: the server refuses the handshake.
+    let mutual = ServerConfig {
+        tls: Some(pki.server_tls().with_client_ca(vec![pki.ca.cert_der()])),
+        ..ServerConfig::default()
+    };
+    let trusted = format!("  tls: {{caFile: {ca:?}}}");
+    let out = connect_once(mutual, None, &trusted).await;
+    let message = only_error(&out, "tls_handshake");
+    assert!(message.contains("clientCert"), "{message}");
+
+    // A plain client on the TLS port: the failure says to use tls://.
+    let out = connect_once(tls, Some("tcp"), "").await;
+    assert_eq!(errors(&out), 1, "{:?}", out.error_samples);
+    let message = out.error_samples.first().cloned().unwrap_or_default();
+    assert!(message.contains("use tls://"), "{message}");
+
+    // A TLS client on a plain port.
+    let out = connect_once(ServerConfig::default(), Some("tls"), &trusted).await;
+    let message = only_error(&out, "tls_handshake");
+    assert!(message.contains("TLS port"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upgrade_is_ws_upgrade_with_the_status_and_body() {
+    let refusing = ServerConfig {
+        websocket: true,
+        ws_refuse: Some(403),
+        ..ServerConfig::default()
+    };
+    let out = connect_once(refusing, None, "").await;
+    let message = only_error(&out, "ws_upgrade");
+    assert!(message.contains("403"), "{message}");
+    assert!(message.contains(server::REFUSED_BODY), "{message}");
+    assert_eq!(
+        count(&out, "handshake"),
+        0,
+        "a refused upgrade records no handshake"
+    );
+}
