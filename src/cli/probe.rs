@@ -18,6 +18,9 @@ use crate::protocol::{CodecConfig, Frame, FrameCodec};
 /// What to send and how to frame it.
 struct Probe {
     codec: FrameCodec,
+    /// `config.tls` / `config.websocket` of the plan, for tls://, ws:// and wss:// targets.
+    tls: Option<crate::plan::TlsSettings>,
+    websocket: crate::plan::WebSocketSettings,
     /// Describes the framing in messages (`lines`, `lengthPrefixed`...).
     framing_label: String,
     /// The test message for probe number `n` (1-based).
@@ -30,6 +33,8 @@ pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
     let probe = match &args.plan {
         None => Probe {
             codec: FrameCodec::new(CodecConfig::lines())?,
+            tls: None,
+            websocket: Default::default(),
             framing_label: "lines".to_string(),
             message: Box::new(|n| Ok(Frame::text(format!("PING probe-{n}")))),
         },
@@ -52,12 +57,15 @@ fn plan_probe(path: &std::path::Path, message: Option<&str>) -> anyhow::Result<P
         }
     };
     let framing_label = framing_label(&plan.protocol.framing);
+    let (tls, websocket) = (plan.tls.clone(), plan.websocket.clone());
     let messages = ProbeMessages::new(plan, message)?;
     println!("probe: sending {} from {}", messages.label, path.display());
     let codec = messages.codec()?;
     let mut messages = messages;
     Ok(Probe {
         codec,
+        tls,
+        websocket,
         framing_label,
         message: Box::new(move |n| Ok(messages.frame(n)?)),
     })
@@ -71,7 +79,122 @@ fn framing_label(framing: &crate::protocol::Framing) -> String {
     }
 }
 
-async fn run(address: &str, mut probe: Probe, count: u32, timeout: Duration) -> Exit {
+async fn run(address: &str, probe: Probe, count: u32, timeout: Duration) -> Exit {
+    let endpoint = match crate::plan::Endpoint::parse(address) {
+        Ok(endpoint) => endpoint,
+        Err(err) => {
+            println!("probe {address}: {err}");
+            return Exit::Error;
+        }
+    };
+    if endpoint.scheme == crate::plan::Scheme::Tcp {
+        // Plain TCP keeps the byte-level diagnosis (what arrived when nothing decodes).
+        return run_tcp(&endpoint.authority(), probe, count, timeout).await;
+    }
+    run_transport(endpoint, probe, count, timeout).await
+}
+
+/// TLS and WebSocket targets: through the same transport the vusers use, timing each stage.
+async fn run_transport(
+    endpoint: crate::plan::Endpoint,
+    mut probe: Probe,
+    count: u32,
+    timeout: Duration,
+) -> Exit {
+    use crate::transport::{Connector, Incoming};
+    let url = endpoint.to_string();
+    let connector = match Connector::new(
+        endpoint,
+        probe.tls.as_ref(),
+        &probe.websocket,
+        probe.codec.clone(),
+        Vec::new(),
+    )
+    .await
+    {
+        Ok(connector) => connector,
+        Err(err) => {
+            println!("probe {url}: {err}");
+            return Exit::Error;
+        }
+    };
+    let (mut conn, timings) = match connector.connect(0, timeout, &[]).await {
+        Ok(done) => done,
+        Err(err) => {
+            println!("probe {url}: {}: {}", err.kind, err.detail);
+            return Exit::Error;
+        }
+    };
+    let mut stages = vec![format!("connected in {}", millis(timings.tcp))];
+    stages.extend(timings.tls.map(|d| format!("TLS handshake {}", millis(d))));
+    stages.extend(
+        timings
+            .upgrade
+            .map(|d| format!("WebSocket upgrade {}", millis(d))),
+    );
+    println!(
+        "probe {url}: {} (framing: {})",
+        stages.join(", "),
+        probe.framing_label
+    );
+    let mut rtts = Vec::new();
+    let mut failure = None;
+    for n in 1..=count {
+        let frame = match (probe.message)(n) {
+            Ok(frame) => frame,
+            Err(err) => {
+                failure = Some(format!("cannot build test message {n}: {err:#}"));
+                break;
+            }
+        };
+        let sent = Instant::now();
+        if let Err(err) = conn
+            .send(frame.type_id, &frame.body, frame.type_id.is_some())
+            .await
+        {
+            failure = Some(format!("send failed: {err}"));
+            break;
+        }
+        let reply = loop {
+            match tokio::time::timeout(timeout, conn.recv()).await {
+                Err(_) => {
+                    break Err(format!(
+                        "timeout: no reply to message {n} within {timeout:?}"
+                    ));
+                }
+                Ok(Ok(Incoming::Frame(reply))) => break Ok(reply),
+                Ok(Ok(Incoming::Ping)) => continue,
+                Ok(Ok(Incoming::Close { code, reason })) => {
+                    break Err(format!(
+                        "the server closed the WebSocket (code {code:?}) {reason}"
+                    ));
+                }
+                Ok(Ok(Incoming::End)) => break Err("connection closed by peer".to_owned()),
+                Ok(Err(err)) => break Err(format!("receive failed: {err}")),
+            }
+        };
+        match reply {
+            Ok(reply) => {
+                let rtt = sent.elapsed();
+                println!(
+                    "  {n:>3}  {}  ->  {}  {}",
+                    show(&frame),
+                    show(&reply),
+                    millis(rtt)
+                );
+                rtts.push(rtt);
+            }
+            Err(reason) => {
+                failure = Some(reason);
+                break;
+            }
+        }
+    }
+    conn.close().await;
+    summarize(&rtts, count, failure)
+}
+
+async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration) -> Exit {
     let started = Instant::now();
     let connected = tokio::time::timeout(timeout, TcpStream::connect(address)).await;
     let mut socket = match connected {

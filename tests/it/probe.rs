@@ -174,3 +174,19 @@ async fn probe_with_a_text_plan_sends_its_first_send_step() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_speaks_websocket_and_times_the_upgrade() {
+    let config = ServerConfig {
+        websocket: true,
+        ..ServerConfig::default()
+    };
+    let server = server::spawn(config.clone()).await.expect("server");
+    let url = config.client_address(server.addr());
+    let out = probe(&[&url]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("WebSocket upgrade"), "{}", out.stdout);
+    assert!(out.stdout.contains("\"PONG probe-3\""), "{}", out.stdout);
+    assert!(out.stdout.contains("5/5 replies"), "{}", out.stdout);
+    server.shutdown().await;
+}
