@@ -5,6 +5,7 @@
 //! The parsers are pure functions over text so they are tested on fixed tables; the readers
 //! only add file access and error mapping. Nothing here samples CPU or memory.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ pub(crate) struct TcpSocket<'a> {
     pub local_address: &'a str,
     pub local_port: u16,
     pub state: u8,
+    /// The socket's inode, which `/proc/<pid>/fd` links to (`socket:[inode]`).
+    pub inode: u64,
 }
 
 /// Parses one row such as
@@ -35,11 +38,14 @@ pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket<'_>> {
     let local = fields.next()?;
     let _remote = fields.next()?;
     let state = fields.next()?;
+    // tx_queue:rx_queue, tr:when, retransmits, uid, timeout, then the inode.
+    let inode = fields.nth(5)?.parse::<u64>().ok()?;
     let (local_address, port_hex) = local.rsplit_once(':')?;
     Some(TcpSocket {
         local_address,
         local_port: u16::from_str_radix(port_hex, 16).ok()?,
         state: u8::from_str_radix(state, 16).ok()?,
+        inode,
     })
 }
 
@@ -50,7 +56,11 @@ pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket<'_>> {
 /// port counts each connection once, from the server's point of view. A client socket on
 /// another local address may happen to get the same port number as its ephemeral port, so when
 /// the table shows who listens on `port`, only sockets on a listening address count.
-pub(crate) fn count_established(table: &str, port: u16) -> u64 {
+///
+/// `owned`: the socket inodes of the watched process, when readable. The table lists every
+/// socket of the network namespace, so without them another process's server on the same port
+/// of another address (`::1` next to `127.0.0.1`) would be counted too.
+pub(crate) fn count_established(table: &str, port: u16, owned: Option<&HashSet<u64>>) -> u64 {
     let sockets: Vec<TcpSocket<'_>> = table
         .lines()
         .filter_map(parse_tcp_line)
@@ -70,6 +80,7 @@ pub(crate) fn count_established(table: &str, port: u16) -> u64 {
     let matching = sockets
         .iter()
         .filter(|socket| socket.state == STATE_ESTABLISHED && on_listener(socket))
+        .filter(|socket| owned.is_none_or(|inodes| inodes.contains(&socket.inode)))
         .count();
     u64::try_from(matching).unwrap_or(u64::MAX)
 }
@@ -89,7 +100,26 @@ pub(crate) fn established_on_port(pid: u32, port: u16) -> Result<u64, MonitorErr
     let v4 = read_table(pid, "tcp")?.unwrap_or_default();
     // A kernel without IPv6 has no tcp6 table: that is zero sockets, not an error.
     let v6 = read_table(pid, "tcp6")?.unwrap_or_default();
-    Ok(count_established(&v4, port) + count_established(&v6, port))
+    let owned = socket_inodes(pid);
+    Ok(count_established(&v4, port, owned.as_ref()) + count_established(&v6, port, owned.as_ref()))
+}
+
+/// The inodes of the sockets process `pid` holds open; `None` when its descriptors are not
+/// readable to us (another user's process), and the count falls back to the whole table.
+fn socket_inodes(pid: u32) -> Option<HashSet<u64>> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let inodes = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_str()?;
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    Some(inodes)
 }
 
 /// Reads `/proc/<pid>/net/<name>`, falling back to `/proc/net/<name>` (our own namespace) when
@@ -179,7 +209,8 @@ mod tests {
             Some(TcpSocket {
                 local_address: "0100007F",
                 local_port: 8080,
-                state: 0x0A
+                state: 0x0A,
+                inode: 4301,
             })
         );
         let v6: Vec<_> = TCP6.lines().filter_map(parse_tcp_line).collect();
@@ -189,7 +220,8 @@ mod tests {
             Some(&TcpSocket {
                 local_address: "0000000000000000FFFF00000100007F",
                 local_port: 8080,
-                state: 0x01
+                state: 0x01,
+                inode: 5302,
             })
         );
         assert_eq!(
@@ -197,7 +229,8 @@ mod tests {
             Some(&TcpSocket {
                 local_address: "00000000000000000000000001000000",
                 local_port: 0xE001,
-                state: 0x01
+                state: 0x01,
+                inode: 5304,
             })
         );
     }
@@ -218,13 +251,13 @@ mod tests {
     fn counts_only_established_server_side_sockets() {
         // Two clients: the two server-side sockets count, their client ends do not, and neither
         // do the listener, TIME_WAIT or the unrelated connection.
-        assert_eq!(count_established(TCP4, 8080), 2);
+        assert_eq!(count_established(TCP4, 8080, None), 2);
         // Mapped IPv4 client and ::1 client; not the listener, CLOSE_WAIT or SYN_RECV.
-        assert_eq!(count_established(TCP6, 8080), 2);
+        assert_eq!(count_established(TCP6, 8080, None), 2);
         // The client ends are counted when asked about their own (ephemeral) port.
-        assert_eq!(count_established(TCP4, 0xD431), 1);
-        assert_eq!(count_established(TCP4, 9999), 0);
-        assert_eq!(count_established("", 8080), 0);
+        assert_eq!(count_established(TCP4, 0xD431, None), 1);
+        assert_eq!(count_established(TCP4, 9999, None), 0);
+        assert_eq!(count_established("", 8080, None), 0);
     }
 
     #[test]
@@ -233,7 +266,15 @@ mod tests {
         let table = format!(
             "{TCP4}   8: 0200007F:1F90 0100007F:2328 01 00000000:00000000 00:00000000 00000000  1000        0 4307 1 0000000000000000 20 4 30 10 -1\n"
         );
-        assert_eq!(count_established(&table, 8080), 2);
+        assert_eq!(count_established(&table, 8080, None), 2);
+    }
+
+    #[test]
+    fn only_the_watched_process_sockets_count_when_its_descriptors_are_known() {
+        // Another process's server on the same port (the namespace-wide table lists both).
+        let owned: HashSet<u64> = [4302].into_iter().collect();
+        assert_eq!(count_established(TCP4, 8080, Some(&owned)), 1);
+        assert_eq!(count_established(TCP4, 8080, Some(&HashSet::new())), 0);
     }
 
     #[test]
