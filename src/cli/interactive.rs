@@ -27,6 +27,7 @@ pub(super) struct ExportInfo {
     pub plan_name: String,
     pub plan_path: String,
     pub target: String,
+    pub seed: u64,
     pub plan_json: serde_json::Value,
 }
 
@@ -111,6 +112,7 @@ fn export(control: &RunControl, info: &ExportInfo, path: &Path) -> anyhow::Resul
         std::time::SystemTime::now(),
     );
     run.plan_path = Some(info.plan_path.clone());
+    run.seed = Some(info.seed);
     run.warnings
         .push("partial export from the interactive console: the run was still going".to_owned());
     let result = RunResult::new(run, partial.metrics, info.plan_json.clone());
@@ -160,6 +162,7 @@ mod tests {
             plan_name: "t".into(),
             plan_path: "t.yml".into(),
             target: "127.0.0.1:1".into(),
+            seed: 1,
             plan_json: serde_json::Value::Null,
         }
     }

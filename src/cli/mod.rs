@@ -93,6 +93,11 @@ pub struct RunArgs {
     /// No live progress, only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Seed of every random choice (Poisson arrivals, scenario and data picks, think times,
+    /// template functions): the same seed replays them for the same plan. Default: a random
+    /// seed, printed at the start and stored in result.json as `run.seed`.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Replace the plan's phases with a preset.
     #[arg(long)]
     pub preset: Option<String>,

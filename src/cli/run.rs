@@ -216,6 +216,8 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
             }
         }
     });
+    // Chosen here rather than in the engine so it can be shown before the run starts.
+    let seed = args.seed.unwrap_or_else(engine::seed::random_seed);
     let display = Arc::new(Mutex::new(display::Display::new(quiet)));
     let control = engine::RunControl::new();
     let console = args.interactive.then(|| {
@@ -224,6 +226,7 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
             plan_name: plan.name.clone(),
             plan_path: args.plan.display().to_string(),
             target: target.clone(),
+            seed,
             plan_json: plan.as_written.clone(),
         };
         interactive::start(
@@ -253,9 +256,10 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
         control: Some(control.clone()),
         breaking_point,
         broadcasts: args.interactive,
+        seed: Some(seed),
     };
     if !quiet {
-        eprintln!("running {} against {target}", plan.name);
+        eprintln!("running {} against {target}, seed {seed}", plan.name);
     }
     let monitoring = plan.monitor.as_ref().map(|m| start_monitor(m, &control));
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
@@ -361,6 +365,7 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
         ended,
     );
     info.plan_path = Some(path.display().to_string());
+    info.seed = Some(outcome.seed);
     info.interrupted = outcome.interrupted;
     if let Some(breach) = &outcome.aborted {
         info.aborted = true;

@@ -10,6 +10,7 @@
 mod error;
 pub mod load;
 pub mod probe;
+pub mod seed;
 pub mod thresholds;
 pub mod vuser;
 
@@ -54,6 +55,10 @@ pub struct RunOptions {
     /// Vusers accept `RunControl::broadcast` (the interactive console). Off by default: every
     /// wait of every vuser would poll the inbox.
     pub broadcasts: bool,
+    /// The seed of every random choice (arrivals, scenario picks, data, think times, template
+    /// functions): the same seed replays them for the same plan. `None`: a random one, reported
+    /// in `RunOutcome::seed`.
+    pub seed: Option<u64>,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -68,6 +73,7 @@ impl std::fmt::Debug for RunOptions {
             .field("control", &self.control)
             .field("breaking_point", &self.breaking_point)
             .field("broadcasts", &self.broadcasts)
+            .field("seed", &self.seed)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +83,8 @@ impl std::fmt::Debug for RunOptions {
 pub struct RunOutcome {
     /// The id embedded in delivery stamps.
     pub run_id: String,
+    /// The seed the run's randomness came from (`RunOptions::seed` or the one picked).
+    pub seed: u64,
     /// The target URL with its scheme (`tcp://…`, `tls://…`, `ws://…`, `wss://…`).
     pub target: String,
     /// TLS certificates were not verified (`config.tls.insecureSkipVerify`).
@@ -146,6 +154,7 @@ pub async fn run(
     let started_at = SystemTime::now();
     let start = Instant::now();
     let run_id: Arc<str> = Arc::from(stamp::new_run_id());
+    let seed = options.seed.unwrap_or_else(seed::random_seed);
     let renderer = template::Renderer::new(&plan.templates, Arc::clone(&run_id), start);
     let timeline = schedule::Timeline::new(&phases);
     let planned = timeline.total();
@@ -168,6 +177,7 @@ pub async fn run(
         recorder,
         ids,
         Arc::clone(&run_id),
+        seed,
         start,
         options.on_log.clone(),
     ));
@@ -248,6 +258,7 @@ pub async fn run(
     };
     Ok(RunOutcome {
         run_id: run_id.to_string(),
+        seed,
         target,
         insecure_tls,
         started_at,

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use minijinja::value::Value;
 
+use super::seed;
 use super::vuser::message::{self, MessageError};
 use super::vuser::template::{LoopVar, Renderer, Scope, env_value};
 use super::vuser::{data::DataSource, stamp};
@@ -48,9 +49,11 @@ impl ProbeMessages {
             Arc::from(stamp::new_run_id()),
             Instant::now(),
         );
-        let vars = DataSource::new(&plan.payloads, &plan.variables).vars_for_vuser();
+        // A probe is no replayable run: a fresh seed, vuser 0's stream.
+        let mut rng = seed::vuser_rng(seed::random_seed(), 0);
+        let vars = DataSource::new(&plan.payloads, &plan.variables).vars_for_vuser(&mut rng);
         let scenario = plan.scenarios.first().map_or("probe", |s| s.name.as_str());
-        let scope = Scope::new(vars, 0, scenario, env_value());
+        let scope = Scope::new(vars, 0, scenario, env_value(), rng);
         Ok(ProbeMessages {
             endian: plan.protocol.field_endian(),
             plan,

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 pub use duration::{DurationError, parse_duration};
 pub use endpoint::{Endpoint, EndpointError, Scheme};
-pub use functions::{FUNCTION_NAMES, register_functions};
+pub use functions::{FUNCTION_NAMES, register_functions, with_rng};
 pub use problem::{Problem, Problems, suggest};
 pub use raw::RawPlan;
 pub use resolved::*;

@@ -26,6 +26,10 @@ pub fn summary_table(result: &RunResult) -> String {
         format_duration_ms(run.duration_ms),
         run.exit_code
     );
+    // Shown with --quiet too: the seed is what it takes to replay the run.
+    if let Some(seed) = run.seed {
+        let _ = write!(status, " · seed {seed}");
+    }
     if run.interrupted {
         status.push_str(" · interrupted (partial results)");
     }

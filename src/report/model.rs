@@ -61,6 +61,10 @@ pub struct RunInfo {
     pub plan_path: Option<String>,
     /// `host:port` the load went to (the resolved address for `embedded`).
     pub target: String,
+    /// The seed of the run's randomness (`run --seed`): the same seed and plan replay the same
+    /// arrivals, scenario picks, data picks, think times and template functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// RFC 3339 UTC, millisecond precision.
     pub started_at: String,
     pub ended_at: String,
@@ -92,6 +96,7 @@ impl RunInfo {
             plan_name: plan_name.to_owned(),
             plan_path: None,
             target: target.to_owned(),
+            seed: None,
             started_at: format_rfc3339_ms(started_at_ms),
             ended_at: format_rfc3339_ms(ended_at_ms),
             started_at_ms,

@@ -59,6 +59,7 @@ fn synthetic_result() -> RunResult {
 
     let mut info = RunInfo::new("basic", "127.0.0.1:9200", at(0), at(4_500));
     info.plan_path = Some("plans/basic.yml".into());
+    info.seed = Some(42);
     info.warnings
         .push("schedule.lag p99 reached 120 ms: the generator is overloaded".into());
     let plan = serde_json::json!({"config": {"target": "embedded"}, "scenarios": []});
@@ -214,6 +215,7 @@ fn summary_table_shows_latencies_counters_errors_and_thresholds() {
     println!("{table}");
     for needle in [
         "basic (plans/basic.yml) → 127.0.0.1:9200",
+        "· seed 42",
         "latency (ms)",
         "latency.chat",
         "delivery",

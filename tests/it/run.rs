@@ -556,6 +556,7 @@ scenarios:
         .arg("--out")
         .arg(&out)
         .arg("--quiet")
+        .args(["--seed", "9007199254740993"])
         .output()
         .expect("binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -564,6 +565,8 @@ scenarios:
     let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
     let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(result["format"], "chatload.result/v1");
+    // Above 2^53 on purpose: the seed is written exactly, not through a double.
+    assert_eq!(result["run"]["seed"].as_u64(), Some(9_007_199_254_740_993));
     let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(schema_path).expect("schema exists"))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use rand::RngExt;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::control::{LoadMode, RunControl};
 use super::intervals::Intervals;
 use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
+use crate::engine::seed;
 use crate::engine::vuser::context::RunContext;
 use crate::engine::vuser::{self, VuserSpec, after};
 use crate::plan::{Phase, PhaseShape};
@@ -86,6 +88,7 @@ impl Runner {
         let start = self.ctx.start;
         let mut interrupted = false;
         for (index, phase) in phases.iter().enumerate() {
+            let schedule_seed = seed::schedule_seed(self.ctx.seed, index);
             let offset = timeline.start_of(index).unwrap_or_default();
             let phase_start = after(start, offset);
             let phase_end = after(phase_start, phase_duration(&phase.shape));
@@ -99,11 +102,17 @@ impl Runner {
             }
             let completed = match &phase.shape {
                 PhaseShape::Arrivals { max_vusers, .. } => {
-                    self.open_phase(&phase.shape, *max_vusers, phase_start, phase_end)
-                        .await
+                    self.open_phase(
+                        &phase.shape,
+                        schedule_seed,
+                        *max_vusers,
+                        phase_start,
+                        phase_end,
+                    )
+                    .await
                 }
                 PhaseShape::ArrivalCount { .. } => {
-                    self.open_phase(&phase.shape, None, phase_start, phase_end)
+                    self.open_phase(&phase.shape, schedule_seed, None, phase_start, phase_end)
                         .await
                 }
                 PhaseShape::Pause(_) => self.wait_until(phase_end).await,
@@ -126,11 +135,12 @@ impl Runner {
     async fn open_phase(
         &mut self,
         shape: &PhaseShape,
+        schedule_seed: u64,
         max_vusers: Option<u64>,
         phase_start: Instant,
         phase_end: Instant,
     ) -> bool {
-        let arrivals = ArrivalTimes::new(shape, rand::random())
+        let arrivals = ArrivalTimes::new(shape, schedule_seed)
             .into_iter()
             .flatten();
         for offset in arrivals {
@@ -218,10 +228,13 @@ impl Runner {
         retire: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) {
-        let ticket = rand::random_range(0..self.ctx.program.total_weight.max(1));
+        // The vuser's own stream: its first draw picks the scenario, the vuser keeps the rest.
+        let mut rng = seed::vuser_rng(self.ctx.seed, self.next_id);
+        let ticket = rng.random_range(0..self.ctx.program.total_weight.max(1));
         let spec = VuserSpec {
             id: self.next_id,
             scenario: self.ctx.program.pick(ticket),
+            rng,
             scheduled,
             closed_model,
             retire,

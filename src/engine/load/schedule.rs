@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use crate::engine::seed::SeededRng;
 use crate::plan::{Arrivals, Curve, Phase, PhaseShape};
 
 /// Where each phase starts, relative to the start of the run.
@@ -77,14 +77,18 @@ enum Kind {
     Uniform { next: u64 },
     /// Time rescaling: unit-rate exponential gaps in "cumulative rate" space, mapped back
     /// through the inverse of the integrated rate. Exact for a time-varying rate.
-    Poisson { cumulative: f64, rng: Box<StdRng> },
+    Poisson {
+        cumulative: f64,
+        rng: Box<SeededRng>,
+    },
     /// `arrivalCount`: `count` arrivals evenly spread.
     Count { next: u64, count: u64 },
 }
 
 impl ArrivalTimes {
     /// The arrivals of `shape`, or `None` for a phase that has no arrivals (closed model,
-    /// pause). `seed` drives the Poisson draws, so a schedule can be replayed.
+    /// pause). `seed` (the phase's stream, `seed::schedule_seed`) drives the Poisson draws and
+    /// nothing else does, so a schedule is replayed exactly from it whatever the vusers do.
     pub fn new(shape: &PhaseShape, seed: u64) -> Option<Self> {
         match shape {
             PhaseShape::Arrivals {
@@ -106,7 +110,7 @@ impl ArrivalTimes {
                     Arrivals::Uniform => Kind::Uniform { next: 0 },
                     Arrivals::Poisson => Kind::Poisson {
                         cumulative: 0.0,
-                        rng: Box::new(StdRng::seed_from_u64(seed)),
+                        rng: Box::new(SeededRng::seed_from_u64(seed)),
                     },
                 };
                 Some(ArrivalTimes {
@@ -319,6 +323,31 @@ mod tests {
         }
         let mean = total as f64 / 20.0;
         assert!((mean - 2000.0).abs() < 60.0, "mean {mean}");
+    }
+
+    #[test]
+    fn the_same_seed_replays_the_schedule() {
+        use crate::engine::seed::schedule_seed;
+        let at = |shape: &PhaseShape, seed: u64| -> Vec<Duration> {
+            ArrivalTimes::new(shape, schedule_seed(seed, 0))
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        let poisson = rate(30, 5.0, Some(40.0), Arrivals::Poisson);
+        let first = at(&poisson, 1234);
+        assert!(first.len() > 100);
+        assert_eq!(first, at(&poisson, 1234));
+        assert_ne!(first, at(&poisson, 1235));
+        // Each phase has its own stream: the same shape in the next phase draws other times.
+        let next_phase: Vec<Duration> = ArrivalTimes::new(&poisson, schedule_seed(1234, 1))
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_ne!(first, next_phase);
+        let ramp = rate(10, 0.0, Some(10.0), Arrivals::Uniform);
+        assert_eq!(at(&ramp, 1234), at(&ramp, 1234));
+        assert_eq!(at(&ramp, 1234), at(&ramp, 99)); // uniform spacing draws nothing
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub(crate) struct RunContext {
     pub recorder: Recorder,
     pub ids: Ids,
     pub run_id: Arc<str>,
+    /// The run seed every random choice derives from (`seed`).
+    pub seed: u64,
     /// The run's clock origin (stamps count from it).
     pub start: Instant,
     /// `env` in templates.
@@ -92,6 +94,7 @@ impl RunContext {
         recorder: Recorder,
         ids: Ids,
         run_id: Arc<str>,
+        seed: u64,
         start: Instant,
         on_log: Option<crate::engine::LogFn>,
     ) -> Self {
@@ -105,6 +108,7 @@ impl RunContext {
             recorder,
             ids,
             run_id,
+            seed,
             start,
             env: super::template::env_value(),
             on_log,

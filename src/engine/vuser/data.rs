@@ -7,8 +7,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minijinja::value::Value;
+use rand::RngExt;
 
 use super::template::Vars;
+use crate::engine::seed::SeededRng;
 use crate::plan::{Payload, PayloadOrder, Variable};
 
 /// Shared by every vuser of a run.
@@ -56,14 +58,15 @@ impl DataSource {
         }
     }
 
-    /// The starting variables of a new vuser.
-    pub fn vars_for_vuser(&self) -> Vars {
+    /// The starting variables of a new vuser; its random picks come from `rng`, the vuser's
+    /// own stream, so they depend on the seed and the vuser id only.
+    pub fn vars_for_vuser(&self, rng: &mut SeededRng) -> Vars {
         let mut vars = Vars::new();
         for (name, values) in &self.variables {
             let pick = match values.len() {
                 0 => continue,
                 1 => values.first(),
-                n => values.get(rand::random_range(0..n)),
+                n => values.get(rng.random_range(0..n)),
             };
             if let Some(value) = pick {
                 vars.insert(name.clone(), value.clone());
@@ -82,7 +85,7 @@ impl DataSource {
                 PayloadOrder::Sequence => {
                     source.next_row.fetch_add(1, Ordering::Relaxed) % p.rows.len()
                 }
-                PayloadOrder::Random => rand::random_range(0..p.rows.len()),
+                PayloadOrder::Random => rng.random_range(0..p.rows.len()),
             };
             if let Some(row) = p.rows.get(index) {
                 for (field, value) in p.fields.iter().zip(row) {
@@ -134,6 +137,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::engine::seed::vuser_rng;
 
     fn payload(order: PayloadOrder, rows: usize, load_all_as: Option<&str>) -> Payload {
         Payload {
@@ -160,11 +164,12 @@ mod tests {
             &[],
         ));
         let handles: Vec<_> = (0..4)
-            .map(|_| {
+            .map(|t| {
                 let source = Arc::clone(&source);
                 std::thread::spawn(move || {
+                    let mut rng = vuser_rng(1, t);
                     (0..100)
-                        .map(|_| name(&source.vars_for_vuser()))
+                        .map(|_| name(&source.vars_for_vuser(&mut rng)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -177,7 +182,7 @@ mod tests {
         }
         assert_eq!(seen.len(), 400);
         // Exhausted: wraps around to the first row.
-        assert_eq!(name(&source.vars_for_vuser()), "user0");
+        assert_eq!(name(&source.vars_for_vuser(&mut vuser_rng(1, 9))), "user0");
     }
 
     #[test]
@@ -189,7 +194,7 @@ mod tests {
             ],
             &[],
         );
-        let vars = source.vars_for_vuser();
+        let vars = source.vars_for_vuser(&mut vuser_rng(1, 0));
         let n = name(&vars);
         let pw = vars
             .get("password")
@@ -212,8 +217,8 @@ mod tests {
         };
         let source = DataSource::new(&[], &[rooms, fixed]);
         let mut picked = HashSet::new();
-        for _ in 0..200 {
-            let vars = source.vars_for_vuser();
+        for id in 0..200 {
+            let vars = source.vars_for_vuser(&mut vuser_rng(1, id));
             picked.insert(vars.get("room").map(|v| v.to_string()).unwrap_or_default());
             assert_eq!(
                 vars.get("greeting").map(|v| v.to_string()).as_deref(),
@@ -222,5 +227,26 @@ mod tests {
         }
         let all: HashSet<String> = ["lobby", "games", "music"].map(String::from).into();
         assert_eq!(picked, all);
+    }
+
+    #[test]
+    fn random_picks_depend_on_the_seed_and_vuser_only() {
+        let rooms = Variable {
+            name: "room".into(),
+            values: (0..50).map(|i| format!("room{i}").into()).collect(),
+        };
+        let source = DataSource::new(&[payload(PayloadOrder::Random, 50, None)], &[rooms]);
+        let pick = |seed, id| {
+            let vars = source.vars_for_vuser(&mut vuser_rng(seed, id));
+            let room = vars.get("room").map(|v| v.to_string()).unwrap_or_default();
+            format!("{room}/{}", name(&vars))
+        };
+        let forward: Vec<String> = (0..40).map(|id| pick(3, id)).collect();
+        // Vusers starting in another order pick the same.
+        let mut backward: Vec<String> = (0..40).rev().map(|id| pick(3, id)).collect();
+        backward.reverse();
+        assert_eq!(forward, backward);
+        let other: Vec<String> = (0..40).map(|id| pick(4, id)).collect();
+        assert_ne!(forward, other);
     }
 }

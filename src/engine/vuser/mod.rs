@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::load::control::Inbox;
+use crate::engine::seed::SeededRng;
 use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::plan::LoopBound;
 use crate::protocol::Frame;
@@ -52,6 +53,8 @@ pub(crate) struct VuserSpec {
     pub run_end: CancellationToken,
     /// Texts to send at once (`RunControl::broadcast`).
     pub inbox: Option<Inbox>,
+    /// The vuser's stream of the run seed (`seed::vuser_rng`), after the scenario pick.
+    pub rng: SeededRng,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,14 +193,15 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         ctx.ids.schedule_lag,
         Instant::now().saturating_duration_since(spec.scheduled),
     );
-    let vars = ctx.data.vars_for_vuser();
+    let mut rng = spec.rng;
+    let vars = ctx.data.vars_for_vuser(&mut rng);
     let mut vu = Vuser {
         id: spec.id,
         ids: scenario.ids,
         closed_model: spec.closed_model,
         retire: spec.retire,
         run_end: spec.run_end,
-        scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone()),
+        scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone(), rng),
         conn: None,
         clock: Clock::at(Instant::now()),
         pending: VecDeque::new(),

@@ -13,7 +13,8 @@ pub const RUN_ID_LEN: usize = 6;
 
 const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-/// A fresh random run id.
+/// A fresh random run id. Deliberately not drawn from the run seed: two runs with one seed
+/// must still tell their stamps apart (a server replaying history to a later run).
 pub fn new_run_id() -> String {
     (0..RUN_ID_LEN)
         .map(|_| {

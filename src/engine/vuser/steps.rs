@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use minijinja::value::Value;
+use rand::RngExt;
 use tokio::time::{Instant, sleep_until};
 
 use super::context::RunContext;
@@ -13,6 +14,7 @@ use super::message;
 use super::program::{ExpectOp, Op, ScenarioProgram};
 use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview, transport_failure};
 use crate::engine::error::{ErrorKind, Failure};
+use crate::engine::seed::SeededRng;
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
 
@@ -202,7 +204,11 @@ impl Vuser {
         scenario: &ScenarioProgram,
         think: &Think,
     ) -> Result<Control, Failure> {
-        let pause = think_duration(think, ctx.plan.defaults.think_jitter);
+        let pause = think_duration(
+            think,
+            ctx.plan.defaults.think_jitter,
+            self.scope.rng.get_mut(),
+        );
         self.clock.intended = after(self.clock.intended, pause);
         self.clock.next_send = self.clock.intended;
         let until = self.clock.intended;
@@ -329,16 +335,17 @@ impl Vuser {
     }
 }
 
-/// A think time: uniform in `[min, max]`, then the plan's jitter (± fraction).
-pub(crate) fn think_duration(think: &Think, jitter: f64) -> Duration {
+/// A think time: uniform in `[min, max]`, then the plan's jitter (± fraction), drawn from the
+/// vuser's generator.
+pub(crate) fn think_duration(think: &Think, jitter: f64, rng: &mut SeededRng) -> Duration {
     let base = if think.max > think.min {
         let span = (think.max - think.min).as_secs_f64();
-        think.min + Duration::from_secs_f64(span * rand::random::<f64>())
+        think.min + Duration::from_secs_f64(span * rng.random::<f64>())
     } else {
         think.min
     };
     if jitter > 0.0 {
-        let factor = 1.0 + jitter * (2.0 * rand::random::<f64>() - 1.0);
+        let factor = 1.0 + jitter * (2.0 * rng.random::<f64>() - 1.0);
         Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0)).unwrap_or(base)
     } else {
         base
@@ -348,15 +355,17 @@ pub(crate) fn think_duration(think: &Think, jitter: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::seed::vuser_rng;
 
     #[test]
     fn think_stays_in_its_range() {
+        let rng = &mut vuser_rng(1, 1);
         let think = Think {
             min: Duration::from_millis(100),
             max: Duration::from_millis(300),
         };
         for _ in 0..1000 {
-            let d = think_duration(&think, 0.0);
+            let d = think_duration(&think, 0.0, rng);
             assert!(d >= think.min && d <= think.max, "{d:?}");
         }
         let fixed = Think {
@@ -364,8 +373,24 @@ mod tests {
             max: Duration::from_secs(1),
         };
         for _ in 0..1000 {
-            let d = think_duration(&fixed, 0.1);
+            let d = think_duration(&fixed, 0.1, rng);
             assert!(d >= Duration::from_millis(900) && d <= Duration::from_millis(1100));
         }
+    }
+
+    #[test]
+    fn think_times_replay_from_the_seed() {
+        let think = Think {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(3),
+        };
+        let draws = |seed| {
+            let rng = &mut vuser_rng(seed, 4);
+            (0..20)
+                .map(|_| think_duration(&think, 0.2, rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(draws(5), draws(5));
+        assert_ne!(draws(5), draws(6));
     }
 }

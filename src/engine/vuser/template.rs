@@ -2,8 +2,10 @@
 //! variables, captures, `vu`, `loop`, `env`) and the run-aware `stamp()` function.
 //!
 //! Compiling templates and the pure functions (`random_int`, `words`, ...) belong to `plan`;
-//! this file only adds what needs the run's identity and clock.
+//! this file only adds what needs the run's identity and clock, and lends the vuser's seeded
+//! generator to the random functions for each render (`plan::with_rng`).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,7 +14,8 @@ use minijinja::{Environment, State};
 use tokio::time::Instant;
 
 use super::stamp;
-use crate::plan::{Templates, Text};
+use crate::engine::seed::SeededRng;
+use crate::plan::{Templates, Text, with_rng};
 
 /// Variables of one vuser: payload fields, plan variables, captures and `set`s.
 pub type Vars = BTreeMap<String, Value>;
@@ -60,9 +63,10 @@ impl Renderer {
                     source,
                 };
                 let template = self.env.get_template(&id.0).map_err(fail)?;
-                template
-                    .render(Value::from_object(scope.context()))
-                    .map_err(fail)
+                let context = Value::from_object(scope.context());
+                // Rendering does not re-enter here, so the borrow is always free.
+                let mut rng = scope.rng.borrow_mut();
+                with_rng(&mut rng, || template.render(context)).map_err(fail)
             }
         }
     }
@@ -82,10 +86,13 @@ pub struct Scope {
     pub env: Value,
     /// `send: {message, with}` bindings, visible for that one send only.
     pub with: Vec<(String, Value)>,
+    /// The vuser's seeded generator: template functions, think times. A cell because renders
+    /// only borrow the scope; the vuser task is the only one that ever touches it.
+    pub rng: RefCell<SeededRng>,
 }
 
 impl Scope {
-    pub fn new(vars: Vars, vu_id: u64, scenario: &str, env: Value) -> Self {
+    pub fn new(vars: Vars, vu_id: u64, scenario: &str, env: Value, rng: SeededRng) -> Self {
         let vu = minijinja::context! { id => vu_id, scenario => scenario };
         Scope {
             vars: Arc::new(vars),
@@ -93,6 +100,7 @@ impl Scope {
             loop_: None,
             env,
             with: Vec::new(),
+            rng: RefCell::new(rng),
         }
     }
 
@@ -168,6 +176,7 @@ mod tests {
 
     fn renderer(source: &str) -> Renderer {
         let mut env = Environment::new();
+        crate::plan::register_functions(&mut env);
         let _ = env.add_template_owned("t".to_owned(), source.to_owned());
         Renderer::new(&Templates { env }, Arc::from("abc123"), Instant::now())
     }
@@ -176,7 +185,13 @@ mod tests {
         let mut vars = Vars::new();
         vars.insert("name".into(), Value::from("ann"));
         let env = minijinja::context! { HOME_TEST => "/x" };
-        Scope::new(vars, 7, "chatter", env)
+        Scope::new(
+            vars,
+            7,
+            "chatter",
+            env,
+            crate::engine::seed::vuser_rng(1, 7),
+        )
     }
 
     fn render(source: &str, scope: &Scope) -> String {
@@ -217,6 +232,15 @@ mod tests {
         let found: Vec<_> = stamp::scan(out.as_bytes(), "abc123").collect();
         assert_eq!(found.len(), 1);
         assert_eq!(found.first().map(|f| f.sender), Some(7));
+    }
+
+    #[test]
+    fn random_functions_follow_the_scope_generator() {
+        let source = "{{ random_int(1, 1000000) }} {{ uuid() }}";
+        let (a, b) = (scope(), scope());
+        let first = render(source, &a);
+        assert_eq!(first, render(source, &b));
+        assert_ne!(first, render(source, &a));
     }
 
     #[test]
