@@ -18,8 +18,6 @@ use crate::plan::{self, Load, Plan, Target, presets};
 use crate::report::{self, RunInfo, RunResult};
 use crate::{monitor, server};
 
-/// A compact progress line is printed this often (also when stderr is not a terminal).
-
 pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     let plan = match load(&args)? {
         Some(plan) => Arc::new(plan),

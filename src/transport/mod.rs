@@ -37,6 +37,7 @@ type TlsHalves = FramedStream<
 
 /// One open connection. The TLS and WebSocket states are large, so they are boxed: a vuser
 /// on plain TCP pays only for what it uses.
+#[allow(clippy::large_enum_variant)] // plain TCP, the common case, stays unboxed on purpose
 pub enum Conn {
     Plain(FramedStream<OwnedReadHalf, OwnedWriteHalf>),
     Tls(Box<TlsHalves>),
