@@ -280,7 +280,7 @@ impl Vuser {
                     }
                 }
                 step => {
-                    if self.step(ctx, scenario, step).await? == Control::Retired {
+                    if steps::step(self, ctx, scenario, step).await? == Control::Retired {
                         return Ok(Control::Retired);
                     }
                     pc + 1
@@ -366,7 +366,7 @@ impl Vuser {
                 item = conn.conn.recv() => item,
                 Some(text) = recv_broadcast(&mut self.inbox) => {
                     let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
-                    self.write(ctx, frame, false).await?;
+                    steps::write(self, ctx, frame, false).await?;
                     continue;
                 }
                 _ = self.timer.as_mut() => return Ok(Waited::Deadline),
@@ -457,7 +457,7 @@ impl Vuser {
             }
         }
         recorder.add_many(&self.received_counts(body_bytes));
-        if self.handle(ctx, scenario, &frame).await? {
+        if steps::handle(self, ctx, scenario, &frame).await? {
             return Ok(None);
         }
         if self.pending.len() >= PENDING_FRAMES {

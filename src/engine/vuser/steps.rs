@@ -1,5 +1,7 @@
 //! One function per flow step kind (connect, send, expect, think, set, log, disconnect) plus
-//! the handler dispatch and the frame writer they share.
+//! the handler dispatch and the frame writer they share. They are free functions over a
+//! `&mut Vuser`: the vuser's own methods (its loop, waits and frame dispatch) live in one
+//! `impl Vuser`, in `vuser/mod.rs`.
 //!
 //! Loops are not here: they are jumps in the flat program, run by `vuser`.
 
@@ -18,321 +20,310 @@ use crate::engine::seed::SeededRng;
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
 
-impl Vuser {
-    /// Executes one non-loop step.
-    pub(crate) async fn step(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
-        op: &Op,
-    ) -> Result<Control, Failure> {
-        match op {
-            Op::Connect { timeout } => self.connect(ctx, *timeout).await,
-            Op::Send { message, expect } => {
-                if self.send(ctx, message).await? == Control::Retired {
-                    return Ok(Control::Retired);
-                }
-                match expect {
-                    Some(op) => self.expect(ctx, scenario, op).await,
-                    None => Ok(Control::Next),
-                }
+/// Executes one non-loop step.
+pub(super) async fn step(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    scenario: &ScenarioProgram,
+    op: &Op,
+) -> Result<Control, Failure> {
+    match op {
+        Op::Connect { timeout } => connect(vu, ctx, *timeout).await,
+        Op::Send { message, expect } => {
+            if send(vu, ctx, message).await? == Control::Retired {
+                return Ok(Control::Retired);
             }
-            Op::Expect(op) => self.expect(ctx, scenario, op).await,
-            Op::Think(think) => self.think(ctx, scenario, think).await,
-            Op::Set { variable, value } => self.set(ctx, variable, value),
-            Op::Log(text) => self.log(ctx, text),
-            Op::Disconnect => {
-                self.disconnect().await;
-                Ok(Control::Next)
-            }
-            Op::LoopStart { .. } | Op::LoopEnd { .. } => Ok(Control::Next),
-        }
-    }
-
-    /// Opens a connection (closing any previous one), retrying per `defaults.reconnect`.
-    pub(crate) async fn connect(
-        &mut self,
-        ctx: &RunContext,
-        connect_timeout: Option<Duration>,
-    ) -> Result<Control, Failure> {
-        self.disconnect().await;
-        let limit = connect_timeout.unwrap_or(ctx.plan.defaults.timeout);
-        loop {
-            match self.open(ctx, limit).await {
-                Ok(link) => {
-                    self.conn = Some(link);
-                    self.clock = Clock::at(Instant::now());
-                    self.pending.clear();
-                    return Ok(Control::Next);
-                }
-                Err(failure) if self.reconnects_left > 0 && !self.retire.is_cancelled() => {
-                    ctx.count_error(&failure);
-                    self.reconnects_left -= 1;
-                    let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
-                    tokio::select! {
-                        _ = self.retire.cancelled() => return Ok(Control::Retired),
-                        _ = sleep_until(until) => {}
-                    }
-                }
-                Err(failure) => return Err(failure),
+            match expect {
+                Some(op) => self::expect(vu, ctx, scenario, op).await,
+                None => Ok(Control::Next),
             }
         }
-    }
-
-    /// Renders and writes one message; connects first if the flow has not.
-    async fn send(&mut self, ctx: &RunContext, spec: &SendSpec) -> Result<Control, Failure> {
-        if self.conn.is_none() && self.connect(ctx, None).await? == Control::Retired {
-            return Ok(Control::Retired);
+        Op::Expect(op) => expect(vu, ctx, scenario, op).await,
+        Op::Think(pause) => self::think(vu, ctx, scenario, pause).await,
+        Op::Set { variable, value } => set(vu, ctx, variable, value),
+        Op::Log(text) => log(vu, ctx, text),
+        Op::Disconnect => {
+            disconnect(vu).await;
+            Ok(Control::Next)
         }
-        let scheduled = self.clock.next_send;
-        if let SendSpec::Text(Text::Literal(text)) = spec {
-            // Nothing to render: encode the plan's own text, no copy of it per message.
-            self.write_body(ctx, None, text.as_bytes(), false).await?;
-        } else {
-            let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut self.scope)
-                .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-            self.write(ctx, frame, message::is_binary(&ctx.plan, spec))
-                .await?;
-        }
-        self.pending.clear();
-        self.clock.measure_from = scheduled;
-        Ok(Control::Next)
+        Op::LoopStart { .. } | Op::LoopEnd { .. } => Ok(Control::Next),
     }
+}
 
-    /// Writes a frame and counts it; `binary`: typed or hex data (a binary WebSocket message).
-    pub(crate) async fn write(
-        &mut self,
-        ctx: &RunContext,
-        frame: Frame,
-        binary: bool,
-    ) -> Result<(), Failure> {
-        self.write_body(ctx, frame.type_id, &frame.body, binary)
-            .await
-    }
-
-    /// Writes a frame given as its parts and counts it.
-    async fn write_body(
-        &mut self,
-        ctx: &RunContext,
-        type_id: Option<u32>,
-        body: &[u8],
-        binary: bool,
-    ) -> Result<(), Failure> {
-        let Some(link) = self.conn.as_mut() else {
-            return Err(Failure::new(
-                ErrorKind::Closed,
-                "send without an open connection",
-            ));
-        };
-        let body_bytes = body.len() as u64;
-        if let Err(err) = link.conn.send(type_id, body, binary).await {
-            let silent = !link.received_any;
-            self.conn = None;
-            return Err(transport_failure(ctx, err, silent));
-        }
-        ctx.recorder.add_many(&[
-            (self.ids.messages_sent, 1),
-            (self.ids.bytes_sent, body_bytes),
-        ]);
-        Ok(())
-    }
-
-    /// Waits for the first frame since the last send that matches, records its latency from
-    /// the send's *scheduled* time and stores the captures.
-    async fn expect(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
-        op: &ExpectOp,
-    ) -> Result<Control, Failure> {
-        let earlier = self
-            .pending
-            .iter()
-            .enumerate()
-            .find_map(|(i, (frame, at))| {
-                op.matcher
-                    .match_captures(frame, &op.sources)
-                    .map(|captures| (i, *at, captures))
-            });
-        let (at, captures, counts) = match earlier {
-            // Counted when it arrived.
-            Some((index, at, captures)) => {
-                self.pending.remove(index);
-                (at, captures, [(self.ids.messages_received, 0); 2])
+/// Opens a connection (closing any previous one), retrying per `defaults.reconnect`.
+pub(super) async fn connect(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    connect_timeout: Option<Duration>,
+) -> Result<Control, Failure> {
+    disconnect(vu).await;
+    let limit = connect_timeout.unwrap_or(ctx.plan.defaults.timeout);
+    loop {
+        match open(vu, ctx, limit).await {
+            Ok(link) => {
+                vu.conn = Some(link);
+                vu.clock = Clock::at(Instant::now());
+                vu.pending.clear();
+                return Ok(Control::Next);
             }
-            None => {
-                let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
-                let until = after(Instant::now(), limit);
-                match self.wait(ctx, scenario, until, Some(op), false).await? {
-                    Waited::Matched { at, captures } => {
-                        (at, captures, self.received_counts(self.matched_bytes))
-                    }
-                    Waited::Deadline | Waited::Retired => {
-                        return Err(Failure::new(
-                            ErrorKind::Timeout,
-                            format!("no frame matched within {limit:?} ({:?})", op.matcher),
-                        ));
-                    }
+            Err(failure) if vu.reconnects_left > 0 && !vu.retire.is_cancelled() => {
+                ctx.count_error(&failure);
+                vu.reconnects_left -= 1;
+                let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
+                tokio::select! {
+                    _ = vu.retire.cancelled() => return Ok(Control::Retired),
+                    _ = sleep_until(until) => {}
                 }
             }
-        };
-        ctx.recorder.record_and_add(
-            op.latency,
-            at.saturating_duration_since(self.clock.measure_from),
-            &counts,
-        );
-        self.clock.next_send = self.clock.next_send.max(at);
-        for (variable, value) in op.variables.iter().zip(captures) {
-            match value {
-                Some(value) => self.scope.set(variable, Value::from(value)),
-                None => {
+            Err(failure) => return Err(failure),
+        }
+    }
+}
+
+/// Renders and writes one message; connects first if the flow has not.
+async fn send(vu: &mut Vuser, ctx: &RunContext, spec: &SendSpec) -> Result<Control, Failure> {
+    if vu.conn.is_none() && connect(vu, ctx, None).await? == Control::Retired {
+        return Ok(Control::Retired);
+    }
+    let scheduled = vu.clock.next_send;
+    if let SendSpec::Text(Text::Literal(text)) = spec {
+        // Nothing to render: encode the plan's own text, no copy of it per message.
+        write_body(vu, ctx, None, text.as_bytes(), false).await?;
+    } else {
+        let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut vu.scope)
+            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+        write(vu, ctx, frame, message::is_binary(&ctx.plan, spec)).await?;
+    }
+    vu.pending.clear();
+    vu.clock.measure_from = scheduled;
+    Ok(Control::Next)
+}
+
+/// Writes a frame and counts it; `binary`: typed or hex data (a binary WebSocket message).
+pub(super) async fn write(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    frame: Frame,
+    binary: bool,
+) -> Result<(), Failure> {
+    write_body(vu, ctx, frame.type_id, &frame.body, binary).await
+}
+
+/// Writes a frame given as its parts and counts it.
+async fn write_body(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    type_id: Option<u32>,
+    body: &[u8],
+    binary: bool,
+) -> Result<(), Failure> {
+    let Some(link) = vu.conn.as_mut() else {
+        return Err(Failure::new(
+            ErrorKind::Closed,
+            "send without an open connection",
+        ));
+    };
+    let body_bytes = body.len() as u64;
+    if let Err(err) = link.conn.send(type_id, body, binary).await {
+        let silent = !link.received_any;
+        vu.conn = None;
+        return Err(transport_failure(ctx, err, silent));
+    }
+    ctx.recorder
+        .add_many(&[(vu.ids.messages_sent, 1), (vu.ids.bytes_sent, body_bytes)]);
+    Ok(())
+}
+
+/// Waits for the first frame since the last send that matches, records its latency from
+/// the send's *scheduled* time and stores the captures.
+async fn expect(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    scenario: &ScenarioProgram,
+    op: &ExpectOp,
+) -> Result<Control, Failure> {
+    let earlier = vu.pending.iter().enumerate().find_map(|(i, (frame, at))| {
+        op.matcher
+            .match_captures(frame, &op.sources)
+            .map(|captures| (i, *at, captures))
+    });
+    let (at, captures, counts) = match earlier {
+        // Counted when it arrived.
+        Some((index, at, captures)) => {
+            vu.pending.remove(index);
+            (at, captures, [(vu.ids.messages_received, 0); 2])
+        }
+        None => {
+            let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
+            let until = after(Instant::now(), limit);
+            match vu.wait(ctx, scenario, until, Some(op), false).await? {
+                Waited::Matched { at, captures } => {
+                    (at, captures, vu.received_counts(vu.matched_bytes))
+                }
+                Waited::Deadline | Waited::Retired => {
                     return Err(Failure::new(
-                        ErrorKind::Capture,
-                        format!("capture `{variable}` found nothing in the matched frame"),
+                        ErrorKind::Timeout,
+                        format!("no frame matched within {limit:?} ({:?})", op.matcher),
                     ));
                 }
             }
         }
-        Ok(Control::Next)
-    }
-
-    /// Advances the pacing clock and sleeps until it, answering frames meanwhile. Behind
-    /// schedule (a slow reply held the vuser up), it does not sleep at all.
-    async fn think(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
-        think: &Think,
-    ) -> Result<Control, Failure> {
-        let pause = think_duration(
-            think,
-            ctx.plan.defaults.think_jitter,
-            self.scope.rng.get_mut(),
-        );
-        self.clock.intended = after(self.clock.intended, pause);
-        self.clock.next_send = self.clock.intended;
-        let until = self.clock.intended;
-        if until <= Instant::now() {
-            return Ok(Control::Next);
-        }
-        match self.wait(ctx, scenario, until, None, true).await? {
-            Waited::Retired => Ok(Control::Retired),
-            _ => {
-                // Waking late means the generator's own scheduling is behind (timer
-                // granularity, a busy executor). That lateness is the generator's, reported as
-                // `schedule.lag`, not the server's: the send is measured from when the vuser
-                // actually woke. Only a vuser held up by the server (the early return above)
-                // measures from its past schedule.
-                let now = Instant::now();
-                ctx.recorder
-                    .record(ctx.ids.schedule_lag, now.saturating_duration_since(until));
-                self.clock.next_send = now.max(until);
-                Ok(Control::Next)
+    };
+    ctx.recorder.record_and_add(
+        op.latency,
+        at.saturating_duration_since(vu.clock.measure_from),
+        &counts,
+    );
+    vu.clock.next_send = vu.clock.next_send.max(at);
+    for (variable, value) in op.variables.iter().zip(captures) {
+        match value {
+            Some(value) => vu.scope.set(variable, Value::from(value)),
+            None => {
+                return Err(Failure::new(
+                    ErrorKind::Capture,
+                    format!("capture `{variable}` found nothing in the matched frame"),
+                ));
             }
         }
     }
+    Ok(Control::Next)
+}
 
-    fn set(&mut self, ctx: &RunContext, variable: &str, value: &Text) -> Result<Control, Failure> {
-        let value = ctx
-            .renderer
-            .render(value, &self.scope)
-            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-        self.scope.set(variable, Value::from(value));
-        Ok(Control::Next)
+/// Advances the pacing clock and sleeps until it, answering frames meanwhile. Behind
+/// schedule (a slow reply held the vuser up), it does not sleep at all.
+async fn think(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    scenario: &ScenarioProgram,
+    think: &Think,
+) -> Result<Control, Failure> {
+    let pause = think_duration(
+        think,
+        ctx.plan.defaults.think_jitter,
+        vu.scope.rng.get_mut(),
+    );
+    vu.clock.intended = after(vu.clock.intended, pause);
+    vu.clock.next_send = vu.clock.intended;
+    let until = vu.clock.intended;
+    if until <= Instant::now() {
+        return Ok(Control::Next);
     }
-
-    fn log(&mut self, ctx: &RunContext, text: &Text) -> Result<Control, Failure> {
-        let line = ctx
-            .renderer
-            .render(text, &self.scope)
-            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-        let line = format!("[vu {}] {line}", self.id);
-        match &ctx.on_log {
-            Some(log) => log(&line),
-            None => eprintln!("{line}"),
+    match vu.wait(ctx, scenario, until, None, true).await? {
+        Waited::Retired => Ok(Control::Retired),
+        _ => {
+            // Waking late means the generator's own scheduling is behind (timer
+            // granularity, a busy executor). That lateness is the generator's, reported as
+            // `schedule.lag`, not the server's: the send is measured from when the vuser
+            // actually woke. Only a vuser held up by the server (the early return above)
+            // measures from its past schedule.
+            let now = Instant::now();
+            ctx.recorder
+                .record(ctx.ids.schedule_lag, now.saturating_duration_since(until));
+            vu.clock.next_send = now.max(until);
+            Ok(Control::Next)
         }
-        Ok(Control::Next)
     }
+}
 
-    /// Opens one connection through the run's connector (TCP, then TLS, then the WebSocket
-    /// upgrade with this vuser's rendered headers) and records each stage's time.
-    async fn open(&mut self, ctx: &RunContext, limit: Duration) -> Result<Link, Failure> {
-        let mut headers = Vec::with_capacity(ctx.plan.websocket.headers.len());
-        for (name, value) in &ctx.plan.websocket.headers {
-            let value = ctx.renderer.render(value, &self.scope).map_err(|e| {
+fn set(vu: &mut Vuser, ctx: &RunContext, variable: &str, value: &Text) -> Result<Control, Failure> {
+    let value = ctx
+        .renderer
+        .render(value, &vu.scope)
+        .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+    vu.scope.set(variable, Value::from(value));
+    Ok(Control::Next)
+}
+
+fn log(vu: &mut Vuser, ctx: &RunContext, text: &Text) -> Result<Control, Failure> {
+    let line = ctx
+        .renderer
+        .render(text, &vu.scope)
+        .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+    let line = format!("[vu {}] {line}", vu.id);
+    match &ctx.on_log {
+        Some(log) => log(&line),
+        None => eprintln!("{line}"),
+    }
+    Ok(Control::Next)
+}
+
+/// Opens one connection through the run's connector (TCP, then TLS, then the WebSocket
+/// upgrade with this vuser's rendered headers) and records each stage's time.
+async fn open(vu: &mut Vuser, ctx: &RunContext, limit: Duration) -> Result<Link, Failure> {
+    let mut headers = Vec::with_capacity(ctx.plan.websocket.headers.len());
+    for (name, value) in &ctx.plan.websocket.headers {
+        let value = ctx.renderer.render(value, &vu.scope).map_err(|e| {
+            Failure::new(
+                ErrorKind::Template,
+                format!("websocket header `{name}`: {e}"),
+            )
+        })?;
+        headers.push((name.clone(), value));
+    }
+    let (conn, timings) = ctx
+        .connector
+        .connect(vu.id, limit, &headers)
+        .await
+        .map_err(|e| Failure::new(e.kind, e.detail))?;
+    let recorder = &ctx.recorder;
+    recorder.record(ctx.ids.connect, timings.tcp);
+    if let Some(tls) = timings.tls {
+        recorder.record(ctx.ids.tls, tls);
+    }
+    if let Some(upgrade) = timings.upgrade {
+        recorder.record(ctx.ids.handshake, upgrade);
+    }
+    Ok(Link::new(
+        conn,
+        GaugeGuard::new(recorder, ctx.ids.connections),
+    ))
+}
+
+pub(super) async fn disconnect(vu: &mut Vuser) {
+    if let Some(conn) = vu.conn.take() {
+        conn.close().await;
+    }
+}
+
+/// Offers a frame to the handlers; true when one took it (and replied, if it says so).
+pub(super) async fn handle(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    scenario: &ScenarioProgram,
+    frame: &Frame,
+) -> Result<bool, Failure> {
+    for handler in &scenario.handlers {
+        let Some(captures) = handler.matcher.match_captures(frame, &handler.sources) else {
+            continue;
+        };
+        ctx.recorder.incr(handler.counter);
+        if let Some(reply_spec) = &handler.reply {
+            let bound = handler
+                .groups
+                .iter()
+                .zip(captures)
+                .filter_map(|(name, value)| Some((name.clone(), Value::from(value?))))
+                .collect();
+            let outer = std::mem::replace(&mut vu.scope.with, bound);
+            let built = message::build(
+                &ctx.plan,
+                &ctx.renderer,
+                ctx.endian,
+                reply_spec,
+                &mut vu.scope,
+            );
+            vu.scope.with = outer;
+            let reply = built.map_err(|e| {
                 Failure::new(
                     ErrorKind::Template,
-                    format!("websocket header `{name}`: {e}"),
+                    format!("handler reply to {}: {e}", preview(frame)),
                 )
             })?;
-            headers.push((name.clone(), value));
+            write(vu, ctx, reply, message::is_binary(&ctx.plan, reply_spec)).await?;
         }
-        let (conn, timings) = ctx
-            .connector
-            .connect(self.id, limit, &headers)
-            .await
-            .map_err(|e| Failure::new(e.kind, e.detail))?;
-        let recorder = &ctx.recorder;
-        recorder.record(ctx.ids.connect, timings.tcp);
-        if let Some(tls) = timings.tls {
-            recorder.record(ctx.ids.tls, tls);
-        }
-        if let Some(upgrade) = timings.upgrade {
-            recorder.record(ctx.ids.handshake, upgrade);
-        }
-        Ok(Link::new(
-            conn,
-            GaugeGuard::new(recorder, ctx.ids.connections),
-        ))
+        return Ok(true);
     }
-
-    pub(crate) async fn disconnect(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            conn.close().await;
-        }
-    }
-
-    /// Offers a frame to the handlers; true when one took it (and replied, if it says so).
-    pub(crate) async fn handle(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
-        frame: &Frame,
-    ) -> Result<bool, Failure> {
-        for handler in &scenario.handlers {
-            let Some(captures) = handler.matcher.match_captures(frame, &handler.sources) else {
-                continue;
-            };
-            ctx.recorder.incr(handler.counter);
-            if let Some(reply_spec) = &handler.reply {
-                let bound = handler
-                    .groups
-                    .iter()
-                    .zip(captures)
-                    .filter_map(|(name, value)| Some((name.clone(), Value::from(value?))))
-                    .collect();
-                let outer = std::mem::replace(&mut self.scope.with, bound);
-                let built = message::build(
-                    &ctx.plan,
-                    &ctx.renderer,
-                    ctx.endian,
-                    reply_spec,
-                    &mut self.scope,
-                );
-                self.scope.with = outer;
-                let reply = built.map_err(|e| {
-                    Failure::new(
-                        ErrorKind::Template,
-                        format!("handler reply to {}: {e}", preview(frame)),
-                    )
-                })?;
-                self.write(ctx, reply, message::is_binary(&ctx.plan, reply_spec))
-                    .await?;
-            }
-            return Ok(true);
-        }
-        Ok(false)
-    }
+    Ok(false)
 }
 
 /// A think time: uniform in `[min, max]`, then the plan's jitter (± fraction), drawn from the
