@@ -1,6 +1,8 @@
 //! Validation of scenarios, flow steps, sends, expects and handlers.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -135,54 +137,13 @@ fn steps(ctx: &mut Ctx, path: &[Seg], flow: &[RawFlowItem], scope: &mut Scope) -
     out
 }
 
+/// One flow item: which step it is, then that step's own validation.
 fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<Step> {
-    let present: [(&str, bool); 8] = [
-        ("connect", s.connect.is_some()),
-        ("send", s.send.is_some()),
-        ("expect", s.expect.is_some() && s.send.is_none()),
-        ("think", s.think.is_some()),
-        ("loop", s.loop_steps.is_some()),
-        ("set", s.set.is_some()),
-        ("log", s.log.is_some()),
-        ("disconnect", s.disconnect.is_some()),
-    ];
-    let keys: Vec<&str> = present
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(k, _)| *k)
-        .collect();
-    let loop_siblings: Vec<&str> = [
-        ("count", s.count.is_some()),
-        ("over", s.over.is_some()),
-        ("duration", s.duration.is_some()),
-    ]
-    .iter()
-    .filter(|(_, on)| *on)
-    .map(|(k, _)| *k)
-    .collect();
-    let step = match keys.as_slice() {
-        [one] => *one,
-        [] => {
-            let message = match loop_siblings.first() {
-                Some(k) => format!("`{k}` goes with `loop`, which is missing here"),
-                None => format!("a flow item needs a step: one of {}", STEP_KEYS.join(", ")),
-            };
-            ctx.out.error(path, message, None);
-            return Vec::new();
-        }
-        [first, second, ..] => {
-            ctx.out.key_error(
-                &key(path, second),
-                format!("a flow item has exactly one step, found `{first}` and `{second}`"),
-                Some(format!(
-                    "make them two list items: `- {first}: ...` and `- {second}: ...`"
-                )),
-            );
-            return Vec::new();
-        }
+    let Some(step) = step_key(ctx, path, s) else {
+        return Vec::new();
     };
     if step != "loop" {
-        for k in &loop_siblings {
+        for k in loop_bounds(s) {
             ctx.out
                 .key_error(&key(path, k), format!("`{k}` only applies to `loop`"), None);
         }
@@ -190,12 +151,10 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
     let at = key(path, step);
     match step {
         "connect" => {
-            let timeout = s
-                .connect
-                .as_ref()
-                .and_then(|c| c.0.timeout.as_ref())
-                .and_then(|t| ctx.positive_duration(&key(&at, "timeout"), t));
-            vec![Step::Connect { timeout }]
+            let raw = s.connect.as_ref().and_then(|c| c.0.timeout.as_ref());
+            vec![Step::Connect {
+                timeout: timeout(ctx, &at, raw),
+            }]
         }
         "send" => send_step(ctx, path, s, scope).into_iter().collect(),
         "expect" => s
@@ -213,34 +172,100 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
             .into_iter()
             .collect(),
         "loop" => loop_step(ctx, path, s, scope).into_iter().collect(),
-        "set" => {
-            let mut out = Vec::new();
-            for (name, value) in s.set.iter().flatten() {
-                if let Some(t) =
-                    ctx.templates
-                        .text(ctx.out, &key(&at, name), &value.0, &scope.locals)
-                {
-                    out.push(Step::Set {
-                        variable: name.clone(),
-                        value: t,
-                    });
-                }
-            }
-            out
-        }
-        "log" => ctx
-            .templates
-            .text(
-                ctx.out,
-                &at,
-                s.log.as_deref().unwrap_or_default(),
-                &scope.locals,
-            )
-            .map(Step::Log)
-            .into_iter()
-            .collect(),
+        "set" => set_steps(ctx, &at, s, scope),
+        "log" => log_step(ctx, &at, s, scope).into_iter().collect(),
         _ => vec![Step::Disconnect],
     }
+}
+
+/// The one step key a flow item has. None is reported at the item (naming `loop` when only
+/// its bounds are there), two or more at the second one.
+fn step_key(ctx: &mut Ctx, path: &[Seg], s: &RawStep) -> Option<&'static str> {
+    let present: [(&'static str, bool); 8] = [
+        ("connect", s.connect.is_some()),
+        ("send", s.send.is_some()),
+        // An `expect` beside `send` belongs to the send.
+        ("expect", s.expect.is_some() && s.send.is_none()),
+        ("think", s.think.is_some()),
+        ("loop", s.loop_steps.is_some()),
+        ("set", s.set.is_some()),
+        ("log", s.log.is_some()),
+        ("disconnect", s.disconnect.is_some()),
+    ];
+    let keys: Vec<&'static str> = present
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
+    match keys.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            let message = match loop_bounds(s).first() {
+                Some(k) => format!("`{k}` goes with `loop`, which is missing here"),
+                None => format!("a flow item needs a step: one of {}", STEP_KEYS.join(", ")),
+            };
+            ctx.out.error(path, message, None);
+            None
+        }
+        [first, second, ..] => {
+            ctx.out.key_error(
+                &key(path, second),
+                format!("a flow item has exactly one step, found `{first}` and `{second}`"),
+                Some(format!(
+                    "make them two list items: `- {first}: ...` and `- {second}: ...`"
+                )),
+            );
+            None
+        }
+    }
+}
+
+/// The loop bounds a flow item sets, in the order they are checked.
+fn loop_bounds(s: &RawStep) -> Vec<&'static str> {
+    [
+        ("count", s.count.is_some()),
+        ("over", s.over.is_some()),
+        ("duration", s.duration.is_some()),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(k, _)| *k)
+    .collect()
+}
+
+/// A `timeout` under `at`, if one is written: above 0.
+fn timeout(ctx: &mut Ctx, at: &[Seg], raw: Option<&RawDuration>) -> Option<Duration> {
+    raw.and_then(|t| ctx.positive_duration(&key(at, "timeout"), t))
+}
+
+/// `set: {name: template}`: one step per variable, in the map's order; a bad template drops
+/// only its own variable.
+fn set_steps(ctx: &mut Ctx, at: &[Seg], s: &RawStep, scope: &Scope) -> Vec<Step> {
+    let mut out = Vec::new();
+    for (name, value) in s.set.iter().flatten() {
+        if let Some(t) = ctx
+            .templates
+            .text(ctx.out, &key(at, name), &value.0, &scope.locals)
+        {
+            out.push(Step::Set {
+                variable: name.clone(),
+                value: t,
+            });
+        }
+    }
+    out
+}
+
+/// `log: template`.
+fn log_step(ctx: &mut Ctx, at: &[Seg], s: &RawStep, scope: &Scope) -> Option<Step> {
+    ctx.templates
+        .text(
+            ctx.out,
+            at,
+            s.log.as_deref().unwrap_or_default(),
+            &scope.locals,
+        )
+        .map(Step::Log)
 }
 
 fn send_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Option<Step> {
@@ -274,25 +299,10 @@ fn send_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
     })
 }
 
+/// An expect, in either spelling: a bare regex, or a map with one matcher, captures, a
+/// timeout and a metric name. Every problem among captures and the name is reported.
 fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) -> Option<Expect> {
-    let owned;
-    let e: &RawExpect = match arg {
-        RawExpectArg::Regex(r) => {
-            owned = RawExpect {
-                regex: Some(r.clone()),
-                contains: None,
-                equals: None,
-                json: None,
-                type_id: None,
-                timeout: None,
-                capture: None,
-                name: None,
-                strict: None,
-            };
-            &owned
-        }
-        RawExpectArg::Map(m) => m,
-    };
+    let e = expect_map(arg);
     let metric = e
         .name
         .clone()
@@ -300,11 +310,50 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
     if !ctx.metrics.latency_names.contains(&metric) {
         ctx.metrics.latency_names.push(metric.clone());
     }
+    let matcher = expect_matcher(ctx, path, arg, &e)?;
+    let timeout = timeout(ctx, path, e.timeout.as_ref());
+    let captures = captures(ctx, path, &e, &matcher);
+    let metric = metric_name(ctx, path, metric);
+    Some(Expect {
+        matcher,
+        timeout,
+        captures: captures?,
+        metric: metric?,
+        strict: e.strict.unwrap_or(false),
+    })
+}
+
+/// `expect: "regex"` is short for `expect: {match: "regex"}`.
+fn expect_map(arg: &RawExpectArg) -> Cow<'_, RawExpect> {
+    match arg {
+        RawExpectArg::Regex(r) => Cow::Owned(RawExpect {
+            regex: Some(r.clone()),
+            contains: None,
+            equals: None,
+            json: None,
+            type_id: None,
+            timeout: None,
+            capture: None,
+            name: None,
+            strict: None,
+        }),
+        RawExpectArg::Map(m) => Cow::Borrowed(m),
+    }
+}
+
+/// The expect's one matcher. A bad bare regex is reported at the expect itself, a bad
+/// `match` at `match`.
+fn expect_matcher(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    arg: &RawExpectArg,
+    e: &RawExpect,
+) -> Option<Matcher> {
     let matcher_path = match arg {
         RawExpectArg::Regex(_) => path.to_vec(),
         RawExpectArg::Map(_) => key(path, "match"),
     };
-    let matcher = matcher(
+    matcher(
         ctx,
         path,
         &matcher_path,
@@ -314,54 +363,16 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
         e.equals.as_deref(),
         e.json.as_ref(),
         e.type_id,
-    )?;
-    let timeout = e
-        .timeout
-        .as_ref()
-        .and_then(|t| ctx.positive_duration(&key(path, "timeout"), t));
+    )
+}
+
+/// `capture: {variable: source}`; every bad source is reported.
+fn captures(ctx: &mut Ctx, path: &[Seg], e: &RawExpect, matcher: &Matcher) -> Option<Vec<Capture>> {
     let mut captures = Vec::new();
     let mut ok = true;
     for (var, from) in e.capture.iter().flatten() {
         let cp = key(&key(path, "capture"), var);
-        let source = match &matcher {
-            Matcher::Regex(re) | Matcher::Prefix { regex: re, .. } => {
-                if re.capture_names().flatten().any(|n| n == from) {
-                    Some(CaptureSource::Group(from.clone()))
-                } else {
-                    let groups: Vec<&str> = re.capture_names().flatten().collect();
-                    let mut message = format!("the regex has no group named `{from}`");
-                    if let Some(s) = suggest(from, groups.iter().copied()) {
-                        message.push_str(&format!(", did you mean `{s}`?"));
-                    }
-                    ctx.out.error(
-                        &cp,
-                        message,
-                        Some("name a group in the regex: `(?P<name>...)`".to_owned()),
-                    );
-                    None
-                }
-            }
-            Matcher::Json(_) => match json_pointer(from) {
-                Some(p) => Some(CaptureSource::JsonPointer(p)),
-                None => {
-                    ctx.out.error(
-                        &cp,
-                        format!("`{from}` is not a JSON pointer (`/a/b`) or path (`$.a.b`)"),
-                        None,
-                    );
-                    None
-                }
-            },
-            _ => {
-                ctx.out.error(
-                    &cp,
-                    "captures need a `match` regex with named groups, or a `json` match",
-                    None,
-                );
-                None
-            }
-        };
-        match source {
+        match capture_source(ctx, &cp, from, matcher) {
             Some(source) => captures.push(Capture {
                 variable: var.clone(),
                 source,
@@ -369,6 +380,59 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
             None => ok = false,
         }
     }
+    ok.then_some(captures)
+}
+
+/// Where a capture reads from, which depends on the matcher: a named group of the regex, or
+/// a JSON pointer into a `json` match. Other matchers capture nothing.
+fn capture_source(
+    ctx: &mut Ctx,
+    cp: &[Seg],
+    from: &str,
+    matcher: &Matcher,
+) -> Option<CaptureSource> {
+    match matcher {
+        Matcher::Regex(re) | Matcher::Prefix { regex: re, .. } => {
+            if re.capture_names().flatten().any(|n| n == from) {
+                return Some(CaptureSource::Group(from.to_owned()));
+            }
+            let groups: Vec<&str> = re.capture_names().flatten().collect();
+            let mut message = format!("the regex has no group named `{from}`");
+            if let Some(s) = suggest(from, groups.iter().copied()) {
+                message.push_str(&format!(", did you mean `{s}`?"));
+            }
+            ctx.out.error(
+                cp,
+                message,
+                Some("name a group in the regex: `(?P<name>...)`".to_owned()),
+            );
+            None
+        }
+        Matcher::Json(_) => match json_pointer(from) {
+            Some(p) => Some(CaptureSource::JsonPointer(p)),
+            None => {
+                ctx.out.error(
+                    cp,
+                    format!("`{from}` is not a JSON pointer (`/a/b`) or path (`$.a.b`)"),
+                    None,
+                );
+                None
+            }
+        },
+        _ => {
+            ctx.out.error(
+                cp,
+                "captures need a `match` regex with named groups, or a `json` match",
+                None,
+            );
+            None
+        }
+    }
+}
+
+/// The latency metric's name: thresholds spell it `latency.<name>`, so it cannot hold spaces
+/// or the characters their expressions are made of.
+fn metric_name(ctx: &mut Ctx, path: &[Seg], metric: String) -> Option<String> {
     if metric.is_empty()
         || metric
             .chars()
@@ -383,15 +447,9 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
                     .to_owned(),
             ),
         );
-        ok = false;
+        return None;
     }
-    ok.then_some(Expect {
-        matcher,
-        timeout,
-        captures,
-        metric,
-        strict: e.strict.unwrap_or(false),
-    })
+    Some(metric)
 }
 
 fn think(ctx: &mut Ctx, path: &[Seg], t: &RawThink) -> Option<Think> {
@@ -430,16 +488,7 @@ fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
         ctx.out.error(&at, "the loop has no steps", None);
     }
     let body = steps(ctx, &at, inner, scope);
-    let bounds = [
-        ("count", s.count.is_some()),
-        ("over", s.over.is_some()),
-        ("duration", s.duration.is_some()),
-    ];
-    let set: Vec<&str> = bounds
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(k, _)| *k)
-        .collect();
+    let set = loop_bounds(s);
     if let [first, second, ..] = set.as_slice() {
         ctx.out.key_error(
             &key(path, second),

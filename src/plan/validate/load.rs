@@ -71,6 +71,8 @@ fn present(p: &RawPhase) -> Vec<&'static str> {
     keys.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
 }
 
+/// One entry of `config.phases`: its shape, then what every shape shares (which keys apply,
+/// the duration), then the shape's own checks. A preset expands to several phases.
 fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phase>> {
     let keys = present(p);
     // Parsed first: a bad duration is worth reporting even when the shape is wrong too.
@@ -78,13 +80,36 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
         .duration
         .as_ref()
         .map(|d| ctx.duration(&key(path, "duration"), d));
-    let shapes: Vec<&str> = keys
+    let shape = shape_of(ctx, path, p, &keys)?;
+    let mut ok = keys_apply(ctx, path, shape, &keys);
+    let duration = phase_duration(ctx, path, shape, parsed_duration, &mut ok)?;
+    let shape = match shape {
+        "pause" => pause(ctx, path, p),
+        "arrivalCount" => arrival_count(ctx, path, p, duration),
+        "arrivalRate" => arrival_rate(ctx, path, p, duration),
+        "vusers" => vusers(ctx, path, p, duration),
+        _ => return preset(ctx, path, p, duration).filter(|_| ok),
+    };
+    let name = p.name.clone().unwrap_or_else(|| format!("phase {}", i + 1));
+    let shape = shape?;
+    ok.then_some(vec![Phase { name, shape }])
+}
+
+/// The one key of [`SHAPES`] the phase has. None is reported at the phase, two or more at the
+/// second one.
+fn shape_of(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    p: &RawPhase,
+    keys: &[&'static str],
+) -> Option<&'static str> {
+    let shapes: Vec<&'static str> = keys
         .iter()
         .copied()
         .filter(|k| SHAPES.contains(k))
         .collect();
-    let shape = match shapes.as_slice() {
-        [one] => *one,
+    match shapes.as_slice() {
+        [one] => Some(*one),
         [] => {
             let message = if p.ramp_to.is_some() {
                 "`rampTo` needs a starting point: add `arrivalRate` (open model) or `vusers` (closed model)"
@@ -96,7 +121,7 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
                 message,
                 Some("e.g. `{duration: 30s, arrivalRate: 2, rampTo: 10}`".to_owned()),
             );
-            return None;
+            None
         }
         [first, second, ..] => {
             ctx.out.key_error(
@@ -104,9 +129,13 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
                 format!("a phase has one shape, but `{first}` and `{second}` are both set"),
                 Some("split it into two phases".to_owned()),
             );
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Reports each present key that the shape does not take; false if there was one.
+fn keys_apply(ctx: &mut Ctx, path: &[Seg], shape: &str, keys: &[&str]) -> bool {
     let allowed: &[&str] = match shape {
         "arrivalRate" => &["duration", "arrivalRate", "rampTo", "maxVusers", "arrivals"],
         "arrivalCount" => &["duration", "arrivalCount"],
@@ -115,7 +144,7 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
         _ => &["preset", "from", "to", "by", "every", "duration"],
     };
     let mut ok = true;
-    for k in &keys {
+    for k in keys {
         if !allowed.contains(k) {
             ok = false;
             ctx.out.key_error(
@@ -128,9 +157,21 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
             );
         }
     }
-    let name = p.name.clone().unwrap_or_else(|| format!("phase {}", i + 1));
+    ok
+}
+
+/// The phase's duration, `parsed` beforehand (a bad one is already reported). The shapes that
+/// run for a while need one above 0; a pause or a preset without one gets zero. A zero
+/// duration still lets the shape's own checks run, so it only clears `ok`.
+fn phase_duration(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    shape: &str,
+    parsed: Option<Option<Duration>>,
+    ok: &mut bool,
+) -> Option<Duration> {
     let needs_duration = matches!(shape, "arrivalRate" | "arrivalCount" | "vusers");
-    let duration = match parsed_duration {
+    let duration = match parsed {
         Some(d) => d,
         None if needs_duration => {
             ctx.out.error(
@@ -148,142 +189,163 @@ fn phase(ctx: &mut Ctx, path: &[Seg], i: usize, p: &RawPhase) -> Option<Vec<Phas
             "`duration` must be longer than 0",
             None,
         );
+        *ok = false;
+    }
+    duration
+}
+
+/// `{pause: 10s}`: an idle phase.
+fn pause(ctx: &mut Ctx, path: &[Seg], p: &RawPhase) -> Option<PhaseShape> {
+    let d = ctx.duration(&key(path, "pause"), p.pause.as_ref()?)?;
+    Some(PhaseShape::Pause(d))
+}
+
+/// `{duration, arrivalCount}`: a fixed number of arrivals spread over the duration.
+fn arrival_count(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    p: &RawPhase,
+    duration: Duration,
+) -> Option<PhaseShape> {
+    let count = p.arrival_count?;
+    if count == 0 {
+        ctx.out.error(
+            &key(path, "arrivalCount"),
+            "`arrivalCount` must be above 0",
+            None,
+        );
+        return None;
+    }
+    Some(PhaseShape::ArrivalCount { duration, count })
+}
+
+/// The open model, `{duration, arrivalRate, rampTo, maxVusers, arrivals}`: new vusers per
+/// second, whatever the ones already running do. Every bad number is reported.
+fn arrival_rate(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    p: &RawPhase,
+    duration: Duration,
+) -> Option<PhaseShape> {
+    let rate = p.arrival_rate?;
+    let ramp = p.ramp_to;
+    let mut ok = true;
+    if !(rate >= 0.0 && rate.is_finite()) {
+        ctx.out.error(
+            &key(path, "arrivalRate"),
+            format!("`arrivalRate` must be 0 or more, found {rate}"),
+            None,
+        );
         ok = false;
     }
-    let duration = duration?;
-    let shape = match shape {
-        "pause" => {
-            let d = ctx.duration(&key(path, "pause"), p.pause.as_ref()?)?;
-            PhaseShape::Pause(d)
-        }
-        "arrivalCount" => {
-            let count = p.arrival_count?;
-            if count == 0 {
-                ctx.out.error(
-                    &key(path, "arrivalCount"),
-                    "`arrivalCount` must be above 0",
-                    None,
-                );
-                ok = false;
-            }
-            PhaseShape::ArrivalCount { duration, count }
-        }
-        "arrivalRate" => {
-            let rate = p.arrival_rate?;
-            let ramp = p.ramp_to;
-            if !(rate >= 0.0 && rate.is_finite()) {
-                ctx.out.error(
-                    &key(path, "arrivalRate"),
-                    format!("`arrivalRate` must be 0 or more, found {rate}"),
-                    None,
-                );
-                ok = false;
-            }
-            if let Some(r) = ramp
-                && !(r >= 0.0 && r.is_finite())
-            {
-                ctx.out.error(
-                    &key(path, "rampTo"),
-                    format!("`rampTo` must be 0 or more, found {r}"),
-                    None,
-                );
-                ok = false;
-            }
-            if rate == 0.0 && ramp.is_none_or(|r| r == 0.0) {
-                ctx.out.error(
-                    &key(path, "arrivalRate"),
-                    "an arrival rate of 0 starts no vusers",
-                    Some("use `pause` for an idle phase, or ramp with `rampTo`".to_owned()),
-                );
-                ok = false;
-            }
-            if p.max_vusers == Some(0) {
-                ctx.out
-                    .error(&key(path, "maxVusers"), "`maxVusers` must be above 0", None);
-                ok = false;
-            }
-            PhaseShape::Arrivals {
-                duration,
-                rate_per_sec: rate,
-                ramp_to_per_sec: ramp,
-                max_vusers: p.max_vusers,
-                distribution: match p.arrivals {
-                    Some(RawArrivals::Poisson) => Arrivals::Poisson,
-                    _ => Arrivals::Uniform,
-                },
-            }
-        }
-        "vusers" => {
-            let vusers = p.vusers?;
-            let ramp_to = match p.ramp_to {
-                None => None,
-                Some(r) if r >= 0.0 && r.fract() == 0.0 && r <= u64::MAX as f64 => Some(r as u64),
-                Some(r) => {
-                    ctx.out.error(
-                        &key(path, "rampTo"),
-                        format!("with `vusers`, `rampTo` is a whole number of vusers, found {r}"),
-                        None,
-                    );
-                    ok = false;
-                    None
-                }
-            };
-            if vusers == 0 && ramp_to.is_none_or(|r| r == 0) {
-                ctx.out.error(
-                    &key(path, "vusers"),
-                    "0 vusers do nothing",
-                    Some("use `pause` for an idle phase".to_owned()),
-                );
-                ok = false;
-            }
-            if p.steps == Some(0) {
-                ctx.out
-                    .error(&key(path, "steps"), "`steps` must be above 0", None);
-                ok = false;
-            }
-            if p.steps.is_some() && ramp_to.is_none() {
-                ctx.out.key_error(
-                    &key(path, "steps"),
-                    "`steps` only applies with `rampTo`",
-                    None,
-                );
-                ok = false;
-            }
-            PhaseShape::Concurrency {
-                duration,
-                vusers,
-                ramp_to,
-                curve: match p.curve {
-                    Some(RawCurve::Exponential) => Curve::Exponential,
-                    _ => Curve::Linear,
-                },
-                steps: p.steps,
-            }
-        }
-        _ => {
-            let preset = p.preset.as_deref().unwrap_or_default();
-            let every = p
-                .every
-                .as_ref()
-                .and_then(|e| ctx.duration(&key(path, "every"), e));
-            let params = PresetParams {
-                from: p.from,
-                to: p.to,
-                by: p.by,
-                every,
-                duration: p.duration.as_ref().map(|_| duration),
-            };
-            return match expand(preset, &params) {
-                Ok(phases) if ok => Some(phases),
-                Ok(_) => None,
-                Err(e) => {
-                    ctx.out.error(&key(path, "preset"), e.to_string(), None);
-                    None
-                }
-            };
+    if let Some(r) = ramp
+        && !(r >= 0.0 && r.is_finite())
+    {
+        ctx.out.error(
+            &key(path, "rampTo"),
+            format!("`rampTo` must be 0 or more, found {r}"),
+            None,
+        );
+        ok = false;
+    }
+    if rate == 0.0 && ramp.is_none_or(|r| r == 0.0) {
+        ctx.out.error(
+            &key(path, "arrivalRate"),
+            "an arrival rate of 0 starts no vusers",
+            Some("use `pause` for an idle phase, or ramp with `rampTo`".to_owned()),
+        );
+        ok = false;
+    }
+    if p.max_vusers == Some(0) {
+        ctx.out
+            .error(&key(path, "maxVusers"), "`maxVusers` must be above 0", None);
+        ok = false;
+    }
+    ok.then_some(PhaseShape::Arrivals {
+        duration,
+        rate_per_sec: rate,
+        ramp_to_per_sec: ramp,
+        max_vusers: p.max_vusers,
+        distribution: match p.arrivals {
+            Some(RawArrivals::Poisson) => Arrivals::Poisson,
+            _ => Arrivals::Uniform,
+        },
+    })
+}
+
+/// The closed model, `{duration, vusers, rampTo, curve, steps}`: a number of vusers kept
+/// running. Every bad number is reported.
+fn vusers(ctx: &mut Ctx, path: &[Seg], p: &RawPhase, duration: Duration) -> Option<PhaseShape> {
+    let vusers = p.vusers?;
+    let mut ok = true;
+    let ramp_to = match p.ramp_to {
+        None => None,
+        Some(r) if r >= 0.0 && r.fract() == 0.0 && r <= u64::MAX as f64 => Some(r as u64),
+        Some(r) => {
+            ctx.out.error(
+                &key(path, "rampTo"),
+                format!("with `vusers`, `rampTo` is a whole number of vusers, found {r}"),
+                None,
+            );
+            ok = false;
+            None
         }
     };
-    ok.then_some(vec![Phase { name, shape }])
+    if vusers == 0 && ramp_to.is_none_or(|r| r == 0) {
+        ctx.out.error(
+            &key(path, "vusers"),
+            "0 vusers do nothing",
+            Some("use `pause` for an idle phase".to_owned()),
+        );
+        ok = false;
+    }
+    if p.steps == Some(0) {
+        ctx.out
+            .error(&key(path, "steps"), "`steps` must be above 0", None);
+        ok = false;
+    }
+    if p.steps.is_some() && ramp_to.is_none() {
+        ctx.out.key_error(
+            &key(path, "steps"),
+            "`steps` only applies with `rampTo`",
+            None,
+        );
+        ok = false;
+    }
+    ok.then_some(PhaseShape::Concurrency {
+        duration,
+        vusers,
+        ramp_to,
+        curve: match p.curve {
+            Some(RawCurve::Exponential) => Curve::Exponential,
+            _ => Curve::Linear,
+        },
+        steps: p.steps,
+    })
+}
+
+/// `{preset, from, to, by, every, duration}`: expanded here into the phases it stands for.
+/// Only the parameters the phase sets are passed on, so the others keep the preset's defaults.
+fn preset(ctx: &mut Ctx, path: &[Seg], p: &RawPhase, duration: Duration) -> Option<Vec<Phase>> {
+    let preset = p.preset.as_deref().unwrap_or_default();
+    let every = p
+        .every
+        .as_ref()
+        .and_then(|e| ctx.duration(&key(path, "every"), e));
+    let params = PresetParams {
+        from: p.from,
+        to: p.to,
+        by: p.by,
+        every,
+        duration: p.duration.as_ref().map(|_| duration),
+    };
+    match expand(preset, &params) {
+        Ok(phases) => Some(phases),
+        Err(e) => {
+            ctx.out.error(&key(path, "preset"), e.to_string(), None);
+            None
+        }
+    }
 }
 
 fn adaptive(ctx: &mut Ctx, path: &[Seg], raw: &RawAdaptive) -> Option<Adaptive> {
