@@ -189,7 +189,11 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
             let handle = server::spawn(config.clone())
                 .await
                 .context("cannot start the embedded server")?;
-            let url = config.client_address(handle.addr());
+            // With a scheme, so a plan's own `config.tls` never puts TLS under a plain server.
+            let url = match config.client_address(handle.addr()) {
+                url if url.contains("://") => url,
+                plain => format!("tcp://{plain}"),
+            };
             if !quiet {
                 eprintln!("embedded server listening on {url}");
             }

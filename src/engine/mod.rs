@@ -27,7 +27,7 @@ pub use load::{
 };
 
 use crate::metrics::{Collector, Registry, RunMetrics};
-use crate::plan::Endpoint;
+use crate::plan::{Endpoint, Scheme};
 use crate::plan::{Load, Plan};
 use crate::protocol::FrameCodec;
 use crate::transport::Connector;
@@ -127,10 +127,14 @@ pub async fn run(
         Load::Adaptive(config) => (Vec::new(), Some(config.clone())),
     };
     let control = options.control.clone().unwrap_or_default();
-    let endpoint = Endpoint::parse(target).map_err(|e| EngineError::Target {
+    let mut endpoint = Endpoint::parse(target).map_err(|e| EngineError::Target {
         target: target.to_owned(),
         reason: e.to_string(),
     })?;
+    // `config.tls` under a bare `host:port` puts TLS under it; `tcp://` stays plain.
+    if plan.tls.is_some() && endpoint.scheme == Scheme::Tcp && !target.contains("://") {
+        endpoint.scheme = Scheme::Tls;
+    }
     let mut registry = Registry::new().with_standard_metrics();
     let ids = context::Ids::register(&mut registry);
     let program = program::Program::compile(&plan, &mut registry);

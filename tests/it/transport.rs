@@ -184,6 +184,7 @@ async fn connect_once(
 ) -> RunOutcome {
     let server = server::spawn(config.clone()).await.expect("server starts");
     let target = match target_scheme {
+        Some("") => server.addr().to_string(),
         Some(scheme) => format!("{scheme}://{}", server.addr()),
         None => config.client_address(server.addr()),
     };
@@ -251,6 +252,12 @@ async fn tls_verification_failures_name_the_setting_to_change() {
     let out = connect_once(mutual, None, &trusted).await;
     let message = only_error(&out, "tls_handshake");
     assert!(message.contains("clientCert"), "{message}");
+
+    // `config.tls` under a bare host:port target is TLS too.
+    let out = connect_once(tls.clone(), Some(""), &trusted).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert!(out.target.starts_with("tls://"), "{}", out.target);
+    assert_eq!(count(&out, "tls"), 1);
 
     // A plain client on the TLS port: the failure says to use tls://.
     let out = connect_once(tls, Some("tcp"), "").await;
