@@ -288,3 +288,89 @@ async fn a_refused_upgrade_is_ws_upgrade_with_the_status_and_body() {
         "a refused upgrade records no handshake"
     );
 }
+
+/// A WebSocket server we script in the test: pings the client first, records whether the
+/// pong came back, answers `PING x` with `PONG x`, and closes with 4001 on `BYE?`.
+async fn scripted_ws_server() -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Receiver<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (pong_tx, pong_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut ws) = tokio_tungstenite::accept_async(socket).await else {
+            return;
+        };
+        let _ = ws
+            .send(Message::Ping(bytes::Bytes::from_static(b"hi")))
+            .await;
+        let mut pong_tx = Some(pong_tx);
+        while let Some(Ok(message)) = ws.next().await {
+            match message {
+                Message::Pong(payload) if payload.as_ref() == b"hi" => {
+                    if let Some(tx) = pong_tx.take() {
+                        let _ = tx.send(true);
+                    }
+                }
+                Message::Text(text) if text.as_str() == "BYE?" => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(4001),
+                        reason: "done".into(),
+                    };
+                    let _ = ws.close(Some(frame)).await;
+                }
+                Message::Text(text) => {
+                    let reply = text.as_str().replacen("PING", "PONG", 1);
+                    let _ = ws.send(Message::text(reply)).await;
+                }
+                _ => {}
+            }
+        }
+    });
+    (addr, pong_rx, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_pings_are_answered_and_close_codes_counted() {
+    let (addr, pong_rx, server) = scripted_ws_server().await;
+    let yaml = r#"
+config:
+  target: embedded
+  phases:
+    - {duration: 10ms, arrivalCount: 1}
+  defaults: {timeout: 5s}
+scenarios:
+  - flow:
+      - connect
+      - send: "PING 1"
+        expect: {match: "^PONG 1", name: ping}
+      - send: "BYE?"
+      - think: 2s
+"#;
+    let plan = chatload::plan::load_str(yaml, Path::new("ws.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let out = run_against(plan, &format!("ws://{addr}/")).await;
+    assert_eq!(count(&out, "latency.ping"), 1, "{:?}", out.error_samples);
+    assert_eq!(counter(&out, "ws.pings"), 1);
+    let ponged = tokio::time::timeout(Duration::from_secs(10), pong_rx)
+        .await
+        .expect("the server hears back in time");
+    assert_eq!(ponged, Ok(true), "the ping was answered with its payload");
+    // The close ended a connection the flow still needed (it was thinking on it).
+    assert_eq!(counter(&out, "ws.close.4001"), 1);
+    let message = only_error(&out, "closed");
+    assert!(message.contains("close code 4001: done"), "{message}");
+    server.abort();
+}
