@@ -90,7 +90,14 @@ pub(crate) fn count_established(table: &str, port: u16, owned: Option<&HashSet<u
 ///
 /// A dual-stack listener's IPv4 clients appear only in `tcp6` (as `::ffff:a.b.c.d`), so the two
 /// tables never hold the same socket and are simply added.
-pub(crate) fn established_on_port(pid: u32, port: u16) -> Result<u64, MonitorError> {
+///
+/// Only the sockets of `owners` count (every process `--process` matched), when their
+/// descriptors are readable.
+pub(crate) fn established_on_port(
+    pid: u32,
+    owners: &[u32],
+    port: u16,
+) -> Result<u64, MonitorError> {
     if !cfg!(target_os = "linux") {
         return Err(MonitorError::ProcUnreadable {
             path: PathBuf::from("/proc/net/tcp"),
@@ -100,7 +107,13 @@ pub(crate) fn established_on_port(pid: u32, port: u16) -> Result<u64, MonitorErr
     let v4 = read_table(pid, "tcp")?.unwrap_or_default();
     // A kernel without IPv6 has no tcp6 table: that is zero sockets, not an error.
     let v6 = read_table(pid, "tcp6")?.unwrap_or_default();
-    let owned = socket_inodes(pid);
+    let owned = owners.iter().map(|&owner| socket_inodes(owner)).try_fold(
+        HashSet::new(),
+        |mut all, inodes| {
+            all.extend(inodes?);
+            Some(all)
+        },
+    );
     Ok(count_established(&v4, port, owned.as_ref()) + count_established(&v6, port, owned.as_ref()))
 }
 
@@ -290,6 +303,6 @@ mod tests {
     fn reads_this_process() {
         let pid = std::process::id();
         assert!(matches!(threads_of(pid), Ok(Some(n)) if n >= 1));
-        assert!(established_on_port(pid, 1).is_ok());
+        assert!(established_on_port(pid, &[pid], 1).is_ok());
     }
 }

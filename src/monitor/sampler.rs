@@ -72,7 +72,8 @@ impl Sampler {
             });
         };
         if let Some(port) = port {
-            procfs::established_on_port(first.pid, port)?;
+            let owners: Vec<u32> = readings.iter().map(|r| r.pid).collect();
+            procfs::established_on_port(first.pid, &owners, port)?;
         }
         sampler.cpu_time_ms = readings
             .iter()
@@ -123,7 +124,10 @@ impl Sampler {
 
         let process_threads = self.threads(&readings)?;
         let tcp_established = match self.port {
-            Some(port) => Some(procfs::established_on_port(first_pid, port)?),
+            Some(port) => {
+                let owners: Vec<u32> = readings.iter().map(|r| r.pid).collect();
+                Some(procfs::established_on_port(first_pid, &owners, port)?)
+            }
             None => None,
         };
 

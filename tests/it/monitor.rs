@@ -22,7 +22,7 @@ async fn chatload_monitor(args: &[&str]) -> anyhow::Result<Output> {
     Ok(tokio::time::timeout(TIME_LIMIT, child).await??)
 }
 
-/// A listener on 127.0.0.1:0 with `CLIENTS` connections accepted. Keep all of it alive: while
+/// A listener on a free port with `CLIENTS` connections accepted from 127.0.0.1. Keep all of it alive: while
 /// the listener holds the port, no other test's client can get it as an ephemeral port.
 struct Connected {
     port: u16,
@@ -32,7 +32,13 @@ struct Connected {
 }
 
 async fn listener_with_clients() -> anyhow::Result<Connected> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    // The dual-stack wildcard holds the port number on every address, v4 and v6: another test
+    // in this process cannot listen on `[::1]` with the same number, which the monitor (it
+    // counts this process's sockets on the port) would rightly count too.
+    let listener = match TcpListener::bind("[::]:0").await {
+        Ok(listener) => listener,
+        Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+    };
     let port = listener.local_addr()?.port();
     let mut clients = Vec::with_capacity(CLIENTS);
     let mut accepted = Vec::with_capacity(CLIENTS);
