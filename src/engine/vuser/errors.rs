@@ -255,3 +255,41 @@ impl ConnectWatch {
         self.first_error.get().cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_bounded_and_its_counts_add_up() {
+        let table = ErrorTable::new();
+        let program = Program {
+            scenarios: Vec::new(),
+            total_weight: 0,
+            steps: Vec::new(),
+        };
+        let mut total = 0;
+        for i in 0..1000u64 {
+            // Message i happens i % 7 + 1 times.
+            for _ in 0..(i % 7 + 1) {
+                table.count(&Failure::new(ErrorKind::Timeout, format!("message {i}")));
+                total += 1;
+            }
+        }
+        table.count(&Failure::new(ErrorKind::Closed, "message 0"));
+        total += 1;
+        let report = table.report(&program);
+        assert!(report.len() <= REPORTED_MESSAGES + 2, "{}", report.len());
+        assert_eq!(report.iter().map(|e| e.count).sum::<u64>(), total);
+        let kept = report.iter().filter(|e| e.message != OTHER_MESSAGES);
+        // The stored messages are 0..200 (the budget); the most frequent of them are kept,
+        // next to the "other" entry of the later timeouts.
+        assert!(kept.clone().all(|e| e.count >= 6), "the most frequent are kept");
+        assert_eq!(kept.count(), REPORTED_MESSAGES - 1);
+        let other: Vec<_> = report
+            .iter()
+            .filter(|e| e.message == OTHER_MESSAGES)
+            .collect();
+        assert_eq!(other.len(), 2, "one per kind: {other:?}");
+    }
+}
