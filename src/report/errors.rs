@@ -111,7 +111,7 @@ pub fn failures_csv(result: &RunResult) -> Result<Vec<u8>, ReportError> {
             None => rows.push((e.method.clone(), e.step.clone(), error, e.count)),
         }
     }
-    rows.sort_by(|a, b| b.3.cmp(&a.3));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.3));
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(FAILURES_HEADER).map_err(ReportError::Csv)?;
     for (method, name, error, n) in rows {

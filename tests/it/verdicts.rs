@@ -98,7 +98,7 @@ fn serve_hostile(stream: TcpStream, pings: &AtomicU64, wrong: &AtomicU64) {
             continue;
         };
         let n = pings.fetch_add(1, Ordering::SeqCst) + 1;
-        let reply = if n % 3 == 0 {
+        let reply = if n.is_multiple_of(3) {
             wrong.fetch_add(1, Ordering::SeqCst);
             format!("NOPE {token}\n")
         } else {

@@ -284,7 +284,10 @@ mod tests {
         let kept = report.iter().filter(|e| e.message != OTHER_MESSAGES);
         // The stored messages are 0..200 (the budget); the most frequent of them are kept,
         // next to the "other" entry of the later timeouts.
-        assert!(kept.clone().all(|e| e.count >= 6), "the most frequent are kept");
+        assert!(
+            kept.clone().all(|e| e.count >= 6),
+            "the most frequent are kept"
+        );
         assert_eq!(kept.count(), REPORTED_MESSAGES - 1);
         let other: Vec<_> = report
             .iter()
