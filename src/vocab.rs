@@ -77,7 +77,7 @@ impl fmt::Display for Stat {
 }
 
 /// The kind of a vuser error, reported as the counter `errors.<kind>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
     ConnectRefused,
     ConnectTimeout,
@@ -211,6 +211,9 @@ pub mod names {
     pub const ERRORS_PREFIX: &str = "errors.";
     /// The derived metric `errors` (sum of every `errors.<kind>`), see `Stat::Rate`.
     pub const ERRORS: &str = "errors";
+    /// Prefix of the per-step failure counters: `failures.<step>` (`failures.connect`,
+    /// `failures.latency.<name>`, `failures.send`), per scenario and run-wide.
+    pub const FAILURES_PREFIX: &str = "failures.";
     /// Frames a handler took: `handled` (unnamed handlers) or `handled.<name>`.
     pub const HANDLED: &str = "handled";
     /// Samples above the histogram ceiling (one hour), recorded as the ceiling.
@@ -236,6 +239,11 @@ pub mod names {
     /// `errors.<kind>`.
     pub fn error(kind: super::ErrorKind) -> String {
         format!("{ERRORS_PREFIX}{kind}")
+    }
+
+    /// `failures.<step>`.
+    pub fn failures(step: &str) -> String {
+        format!("{FAILURES_PREFIX}{step}")
     }
 
     /// `latency.<name>`.

@@ -57,26 +57,18 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     result.run.warnings.extend(limit_warning);
     result.run.warnings.extend(warnings);
     search::apply(&outcome, &mut result);
-    let broke = outcome
-        .breaking_point
-        .as_ref()
-        .is_some_and(|b| b.failed_at.is_some());
-    let exit = if outcome.interrupted {
-        Exit::Interrupted
-    } else if outcome.aborted.is_some() || broke || !result.thresholds_passed() {
-        Exit::ThresholdFailed
-    } else {
-        Exit::Success
+    // Without `ensure`, any error fails the run (report::Verdict).
+    let exit = match result.verdict().exit_code() {
+        0 => Exit::Success,
+        130 => Exit::Interrupted,
+        _ => Exit::ThresholdFailed,
     };
     result.run.exit_code = exit as i32;
     for warning in &result.run.warnings {
         eprintln!("warning: {warning}");
     }
-    if !outcome.error_samples.is_empty() {
-        eprintln!("first errors:");
-        for sample in &outcome.error_samples {
-            eprintln!("  {sample}");
-        }
+    if let Some(unreachable) = &outcome.unreachable {
+        eprintln!("error: {unreachable}");
     }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", report::summary_table(&result))?;
@@ -398,7 +390,23 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
             outcome.vusers_cancelled, plan.defaults.graceful_stop
         ));
     }
+    if let Some(unreachable) = &outcome.unreachable {
+        info.aborted = true;
+        info.abort_reason = Some(unreachable.to_string());
+    }
     let mut result = RunResult::new(info, outcome.metrics.clone(), plan.as_written.clone());
     result.thresholds = super::report::threshold_results(outcome.thresholds.clone());
+    result.errors = outcome
+        .errors
+        .iter()
+        .map(|e| report::ErrorEntry {
+            step: e.step.clone(),
+            method: e.method.clone(),
+            scenario: e.scenario.clone(),
+            kind: e.kind.to_string(),
+            message: e.message.clone(),
+            count: e.count,
+        })
+        .collect();
     result
 }

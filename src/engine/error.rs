@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::vuser::program::StepId;
+
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -27,6 +29,9 @@ pub use crate::vocab::ErrorKind;
 pub struct Failure {
     pub kind: ErrorKind,
     pub detail: String,
+    /// The step it happened in (set by the step dispatch), which `failures.<step>` and the
+    /// errors table count it against.
+    pub(crate) step: Option<StepId>,
 }
 
 impl Failure {
@@ -34,7 +39,15 @@ impl Failure {
         Failure {
             kind,
             detail: detail.into(),
+            step: None,
         }
+    }
+
+    /// Attributes the failure to `step` unless an inner step already claimed it (a send's
+    /// implicit connect is the connect step's failure, not the send's).
+    pub(crate) fn at(mut self, step: StepId) -> Self {
+        self.step.get_or_insert(step);
+        self
     }
 }
 

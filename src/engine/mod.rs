@@ -25,6 +25,7 @@ pub use load::{
     AdaptiveOutcome, AdaptiveWindow, BreakingOutcome, ControlError, LAG_WARNING, LoadMode,
     PartialRun, Progress, ProgressFn, RunControl, ServerLoad,
 };
+pub use vuser::errors::ErrorCount;
 
 use crate::metrics::{Collector, Registry, RunMetrics};
 use crate::plan::{Endpoint, Scheme};
@@ -105,14 +106,39 @@ pub struct RunOutcome {
     pub vusers_cancelled: u64,
     /// Intervals whose `schedule.lag` p99 exceeded [`LAG_WARNING`].
     pub overloaded_intervals: u32,
-    /// The first distinct error messages, to show the user what went wrong.
+    /// The most frequent error messages (`kind: message`), to show the user what went wrong.
     pub error_samples: Vec<String>,
+    /// Every distinct error message with its step, scenario and count, most frequent first
+    /// (bounded: see [`vuser::errors`]).
+    pub errors: Vec<ErrorCount>,
+    /// Stopped early because no connection to the target succeeded (DESIGN: "nothing could
+    /// connect"): every attempt of the first seconds or the first attempts failed.
+    pub unreachable: Option<Unreachable>,
     /// Ended early by `RunControl::stop` (or a breaking point).
     pub stopped: bool,
     /// The adaptive search, for a plan with `adaptive`.
     pub adaptive: Option<AdaptiveOutcome>,
     /// Where the steps broke, with `RunOptions::breaking_point`.
     pub breaking_point: Option<BreakingOutcome>,
+}
+
+/// Why a run stopped early when nothing could connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// The target URL.
+    pub target: String,
+    /// The first connection error (`kind: detail`).
+    pub first_error: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "nothing could connect to {}: {}",
+            self.target, self.first_error
+        )
+    }
 }
 
 /// Runs `plan` against `target` (a URL: `host:port`, `tls://…`, `ws://…`, `wss://…`) until its phases and graceful stop are over, or
@@ -172,6 +198,9 @@ pub async fn run(
         .unwrap_or(plan.report.interval)
         .max(Duration::from_millis(10));
 
+    // The runner stops on Ctrl-C (the parent token), on an abortOnFail breach or when nothing
+    // can connect (this one).
+    let stop = options.shutdown.child_token();
     let ctx = Arc::new(context::RunContext::new(
         Arc::clone(&plan),
         program,
@@ -184,9 +213,12 @@ pub async fn run(
         seed,
         start,
         options.on_log.clone(),
+        stop.clone(),
     ));
-    // The runner stops on Ctrl-C (the parent token) or on an abortOnFail breach (this one).
-    let stop = options.shutdown.child_token();
+    let connect_watch = tokio::spawn({
+        let ctx = Arc::clone(&ctx);
+        async move { ctx.connect_watch.watch_window().await }
+    });
     let on_progress = {
         let control = control.clone();
         let user = options.on_progress.clone();
@@ -248,11 +280,20 @@ pub async fn run(
     };
     control.detach();
     forward_stop.abort();
+    connect_watch.abort();
 
     ticker_stop.cancel();
     let _ = ticker.await;
     intervals.tick();
     let error_samples = ctx.error_samples();
+    let errors = ctx.error_table();
+    let unreachable = ctx
+        .connect_watch
+        .unreachable()
+        .map(|first_error| Unreachable {
+            target: target.clone(),
+            first_error,
+        });
     let intervals = Arc::try_unwrap(intervals).map_err(|_| EngineError::Internal)?;
     let finished = intervals.finish()?;
     // The snapshot stream closed with `finish`: the watcher judges the last step and returns.
@@ -275,6 +316,8 @@ pub async fn run(
         vusers_cancelled: ended.vusers_cancelled,
         overloaded_intervals: finished.overloaded_intervals,
         error_samples,
+        errors,
+        unreachable,
         stopped: control.is_stopped()
             || breaking_point
                 .as_ref()

@@ -40,6 +40,7 @@ pub fn summary_table(result: &RunResult) -> String {
         }
     }
     let _ = writeln!(out, "{status}");
+    let _ = writeln!(out, "verdict: {}", result.verdict().label());
 
     let agg = &result.aggregate;
     out.push('\n');
@@ -57,6 +58,7 @@ pub fn summary_table(result: &RunResult) -> String {
     }
     out.push('\n');
     out.push_str(&error_lines(agg));
+    out.push_str(&super::errors::console_lines(result));
 
     if !result.phases.is_empty() {
         out.push('\n');

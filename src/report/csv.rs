@@ -1,5 +1,6 @@
-//! `stats.csv` (Locust's columns, a row per timing metric plus `Aggregated`) and
-//! `history.csv` (a row per interval). Columns are documented in docs/reports.md.
+//! `stats.csv` (Locust's columns, a row per timing metric or failing step plus
+//! `Aggregated`), `history.csv` (a row per interval) and `failures.csv` (`errors.rs`).
+//! Columns are documented in docs/reports.md.
 //!
 //! Percentiles come from the run-wide HdrHistograms serialized in the result (decoded here),
 //! because the summaries carry only some quantiles. It does not choose file names beyond
@@ -10,8 +11,8 @@ use std::path::Path;
 
 use crate::metrics::{Histogram, PeriodSummary, decode_histogram, new_histogram};
 use crate::vocab::names::{
-    BYTES_RECEIVED, BYTES_SENT, CONNECTIONS_OPEN, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED,
-    MESSAGES_SENT, VUSERS_ACTIVE, VUSERS_CREATED,
+    BYTES_RECEIVED, BYTES_SENT, CONNECTIONS_OPEN, ERRORS_PREFIX, FAILURES_PREFIX, LATENCY_PREFIX,
+    MESSAGES_RECEIVED, MESSAGES_SENT, VUSERS_ACTIVE, VUSERS_CREATED,
 };
 
 use super::ReportError;
@@ -72,8 +73,21 @@ pub fn stats_csv(result: &RunResult) -> Result<Vec<u8>, ReportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     write_row(&mut w, STATS_HEADER.iter().map(|s| (*s).to_owned()))?;
 
+    // A row per timing metric, and per step that failed without ever timing anything (an
+    // expect that always timed out, a connect always refused).
+    let failing = agg.counters.iter().filter_map(|(name, &n)| {
+        let step = name.strip_prefix(FAILURES_PREFIX)?;
+        (n > 0).then_some(step)
+    });
+    let rows: BTreeSet<&str> = histograms
+        .keys()
+        .map(String::as_str)
+        .chain(failing)
+        .collect();
+    let empty = new_histogram();
     let mut merged = new_histogram();
-    for (name, h) in &histograms {
+    for name in rows {
+        let h = histograms.get(name).unwrap_or(&empty);
         let failures = failures_of(agg, name);
         write_row(&mut w, stats_row(type_of(name), name, h, failures, seconds))?;
         if name.starts_with(LATENCY_PREFIX) {
@@ -98,9 +112,14 @@ fn type_of(name: &str) -> &str {
     }
 }
 
-/// Errors attributable to one timing metric (only `connect` has its own kinds).
+/// Failures counted against one step (`failures.<step>`). Results written before those
+/// counters existed attribute only connect errors, to `connect`.
 fn failures_of(agg: &PeriodSummary, name: &str) -> u64 {
-    if name == "connect" {
+    if let Some(&n) = agg.counters.get(&format!("{FAILURES_PREFIX}{name}")) {
+        return n;
+    }
+    let legacy = !agg.counters.keys().any(|k| k.starts_with(FAILURES_PREFIX));
+    if legacy && name == "connect" {
         ["connect_refused", "connect_timeout"]
             .iter()
             .map(|k| {
@@ -226,13 +245,16 @@ pub fn history_csv(result: &RunResult) -> Result<Vec<u8>, ReportError> {
     finish(w)
 }
 
-/// Writes `stats.csv` and `history.csv` into `dir` (which must exist), atomically.
+/// Writes `stats.csv`, `history.csv` and `failures.csv` into `dir` (which must exist),
+/// atomically.
 pub fn write_csv(result: &RunResult, dir: &Path) -> Result<Vec<std::path::PathBuf>, ReportError> {
     let stats = dir.join("stats.csv");
     let history = dir.join("history.csv");
+    let failures = dir.join("failures.csv");
     super::write_atomically(&stats, &stats_csv(result)?)?;
     super::write_atomically(&history, &history_csv(result)?)?;
-    Ok(vec![stats, history])
+    super::write_atomically(&failures, &super::failures_csv(result)?)?;
+    Ok(vec![stats, history, failures])
 }
 
 /// Up to 3 decimals (µs for ms values), no trailing zeros.

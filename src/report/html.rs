@@ -20,6 +20,7 @@ use super::console::format_duration_ms;
 use super::model::RunResult;
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.j2");
+const ERRORS_TEMPLATE: &str = include_str!("../../templates/errors.html.j2");
 
 #[derive(Serialize)]
 struct View {
@@ -31,7 +32,7 @@ struct View {
     duration: String,
     version: String,
     exit_code: i32,
-    status: &'static str,
+    status: String,
     status_class: &'static str,
     abort_reason: Option<String>,
     warnings: Vec<String>,
@@ -42,6 +43,8 @@ struct View {
     counters: Vec<[String; 3]>,
     gauges: Vec<[String; 3]>,
     errors: Vec<[String; 3]>,
+    /// The errors table per step and scenario (`templates/errors.html.j2`).
+    error_messages: Vec<super::errors::ErrorRow>,
     phases: Vec<Vec<String>>,
     scenarios: Vec<Vec<String>>,
     adaptive: Option<AdaptiveView>,
@@ -94,6 +97,8 @@ pub fn render_html(result: &RunResult) -> Result<String, ReportError> {
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_template("report.html", TEMPLATE)
         .map_err(ReportError::Template)?;
+    env.add_template("errors.html", ERRORS_TEMPLATE)
+        .map_err(ReportError::Template)?;
     let view = build_view(result);
     env.get_template("report.html")
         .and_then(|t| t.render(minijinja::value::Serde(&view)))
@@ -109,18 +114,8 @@ pub fn write_html(result: &RunResult, path: &Path) -> Result<(), ReportError> {
 fn build_view(result: &RunResult) -> View {
     let run = &result.run;
     let failed = result.thresholds.iter().filter(|t| !t.passed).count();
-    let strict_failed = !result.thresholds_passed();
-    let (status, status_class) = if run.interrupted {
-        ("Interrupted", "warn")
-    } else if run.aborted {
-        ("Aborted", "bad")
-    } else if run.exit_code == 2 {
-        ("Error", "bad")
-    } else if run.exit_code == 1 || strict_failed {
-        ("Failed", "bad")
-    } else {
-        ("Passed", "good")
-    };
+    let verdict = result.verdict();
+    let (status, status_class) = (verdict.label(), verdict.class());
     View {
         plan_name: run.plan_name.clone(),
         plan_path: run.plan_path.clone(),
@@ -146,6 +141,7 @@ fn build_view(result: &RunResult) -> View {
             .map(|(n, g)| [n.clone(), g.max.to_string(), g.last.to_string()])
             .collect(),
         errors: errors(&result.aggregate),
+        error_messages: super::errors::html_rows(result),
         phases: phases(result),
         scenarios: scenarios(result),
         adaptive: result.adaptive.as_ref().map(|a| AdaptiveView {

@@ -9,6 +9,7 @@ mod charts;
 mod compare;
 mod console;
 mod csv;
+mod errors;
 mod html;
 mod html_charts;
 mod io;
@@ -21,11 +22,12 @@ use std::path::PathBuf;
 pub use self::csv::{STATS_HEADER, history_csv, stats_csv, write_csv};
 pub use compare::{Comparison, MetricDelta, compare, parse_percent};
 pub use console::summary_table;
+pub use errors::{FAILURES_HEADER, failures_csv};
 pub use html::{render_html, write_html};
 pub use io::{read_result, result_json_schema, write_atomically, write_result};
 pub use model::{
-    AdaptiveResult, AdaptiveStep, BreakingPoint, MonitorSample, ObservedValue, ResultFormat,
-    RunInfo, RunResult, ThresholdResult,
+    AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, MonitorSample, ObservedValue,
+    ResultFormat, RunInfo, RunResult, ThresholdResult, Verdict,
 };
 pub use outputs::{Formats, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};

@@ -39,6 +39,12 @@ pub struct RunResult {
     pub scenarios: Vec<ScenarioSummary>,
     #[serde(default)]
     pub thresholds: Vec<ThresholdResult>,
+    /// The distinct error messages with their counts, per step and scenario, most frequent
+    /// first. Bounded: at most 50 messages, the rest folded into `(other messages)` entries
+    /// per step and kind, so the counts add up to every error of the run. Empty in results
+    /// of versions before it existed.
+    #[serde(default)]
+    pub errors: Vec<ErrorEntry>,
     /// Server/host samples when `monitor` was configured; empty otherwise.
     #[serde(default)]
     pub monitor: Vec<MonitorSample>,
@@ -135,6 +141,78 @@ pub struct ThresholdResult {
     /// Offset from the run start of the first failing window (or of the abort).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failure_offset_ms: Option<u64>,
+}
+
+/// One distinct error message of a run and how often it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorEntry {
+    /// The step it is counted against (its `failures.<step>` counter and stats.csv row):
+    /// `connect` (TCP, TLS and WebSocket setup), `latency.<expect name>`, `send`, or another
+    /// step kind (`think`, `set`, `log`). Empty when it happened outside any step.
+    pub step: String,
+    /// `connect`, `send`, `expect` or `flow` (the `Method` column of failures.csv).
+    pub method: String,
+    pub scenario: String,
+    /// The error kind, as in the `errors.<kind>` counter.
+    pub kind: String,
+    /// The message as the error gave it, or `(other messages)` for those not kept.
+    pub message: String,
+    pub count: u64,
+}
+
+/// What a run's outcome says, for the badge, the console and the exit code.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every strict threshold held.
+    Passed,
+    /// A strict threshold failed (or a stress run found its breaking point).
+    Failed,
+    /// No `ensure`, and errors were counted (or vusers failed): exit code 1.
+    CompletedWithErrors(u64),
+    /// No `ensure` and no error: nothing to judge, exit code 0.
+    NoCriteria,
+    /// Stopped early: an `abortOnFail` breach, or nothing could connect.
+    Aborted,
+    /// Ctrl-C: the results are partial.
+    Interrupted,
+    /// Exit code 2 was recorded.
+    Error,
+}
+
+impl Verdict {
+    /// The badge text.
+    pub fn label(self) -> String {
+        match self {
+            Verdict::Passed => "Passed".to_owned(),
+            Verdict::Failed => "Failed".to_owned(),
+            Verdict::CompletedWithErrors(1) => "Completed with 1 error".to_owned(),
+            Verdict::CompletedWithErrors(n) => format!("Completed with {n} errors"),
+            Verdict::NoCriteria => "No criteria".to_owned(),
+            Verdict::Aborted => "Aborted".to_owned(),
+            Verdict::Interrupted => "Interrupted".to_owned(),
+            Verdict::Error => "Error".to_owned(),
+        }
+    }
+
+    /// `good`, `bad` or `warn` (the badge's colour).
+    pub fn class(self) -> &'static str {
+        match self {
+            Verdict::Passed => "good",
+            Verdict::NoCriteria | Verdict::Interrupted => "warn",
+            _ => "bad",
+        }
+    }
+
+    /// The process exit code (README: 0 ok, 1 failed, 2 error, 130 interrupted).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Passed | Verdict::NoCriteria => 0,
+            Verdict::Failed | Verdict::CompletedWithErrors(_) | Verdict::Aborted => 1,
+            Verdict::Error => 2,
+            Verdict::Interrupted => 130,
+        }
+    }
 }
 
 /// One term of a threshold expression and its observed value.
@@ -237,6 +315,7 @@ impl RunResult {
             phases: metrics.phases,
             scenarios: metrics.scenarios,
             thresholds: Vec::new(),
+            errors: Vec::new(),
             monitor: Vec::new(),
             adaptive: None,
             breaking_point: None,
@@ -248,5 +327,47 @@ impl RunResult {
     /// True when every strict threshold passed (or there were none).
     pub fn thresholds_passed(&self) -> bool {
         self.thresholds.iter().all(|t| t.passed || !t.strict)
+    }
+
+    /// Errors counted over the run (every `errors.<kind>`), or the failed vusers if more.
+    pub fn errors_counted(&self) -> u64 {
+        let failed = self
+            .aggregate
+            .counters
+            .get(crate::vocab::names::VUSERS_FAILED)
+            .copied()
+            .unwrap_or(0);
+        self.aggregate.errors_total().max(failed)
+    }
+
+    /// What the run says: with `ensure`, the thresholds decide; without, any error (or
+    /// failed vuser) makes it "completed with N errors", exit code 1 — allow some with
+    /// `ensure.maxErrorRate`.
+    pub fn verdict(&self) -> Verdict {
+        let run = &self.run;
+        let broke = self
+            .breaking_point
+            .as_ref()
+            .is_some_and(|b| b.failed_at.is_some());
+        if run.interrupted {
+            Verdict::Interrupted
+        } else if run.exit_code == 2 {
+            Verdict::Error
+        } else if run.aborted {
+            Verdict::Aborted
+        } else if broke || !self.thresholds_passed() {
+            Verdict::Failed
+        } else if !self.thresholds.is_empty() {
+            Verdict::Passed
+        } else if self.adaptive.is_some() {
+            // The adaptive search drives the server into errors on purpose to find where
+            // they start; its outcome is the level found, not a pass or a fail.
+            Verdict::NoCriteria
+        } else {
+            match self.errors_counted() {
+                0 => Verdict::NoCriteria,
+                n => Verdict::CompletedWithErrors(n),
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use super::model::RunResult;
 pub struct Formats {
     /// `result.json`.
     pub json: bool,
-    /// `stats.csv` and `history.csv`.
+    /// `stats.csv`, `history.csv` and `failures.csv`.
     pub csv: bool,
     /// `report.html`.
     pub html: bool,
@@ -36,6 +36,7 @@ impl Formats {
         if self.csv {
             out.push(dir.join("stats.csv"));
             out.push(dir.join("history.csv"));
+            out.push(dir.join("failures.csv"));
         }
         if self.html {
             out.push(dir.join("report.html"));

@@ -11,3 +11,4 @@ mod result;
 mod run;
 mod server;
 mod transport;
+mod verdicts;

@@ -153,7 +153,7 @@ fn outputs_are_checked_before_the_run_and_all_written_after() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run-1");
     let planned = prepare_outputs(&dir, Formats::ALL).expect("prepared");
-    assert_eq!(planned.len(), 4);
+    assert_eq!(planned.len(), 5);
     let written =
         write_reports(&synthetic_result(20, 5, 1.0), &dir, Formats::ALL).expect("written");
     assert_eq!(written, planned);
@@ -177,7 +177,7 @@ fn outputs_are_checked_before_the_run_and_all_written_after() {
     };
     assert_eq!(
         prepare_outputs(&taken, csv_only).map(|p| p.len()).ok(),
-        Some(2)
+        Some(3)
     );
 }
 

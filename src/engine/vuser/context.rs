@@ -1,16 +1,17 @@
 //! What every vuser of a run shares: the compiled program, renderer, data source, codec
-//! template, target address, the metric ids and a few first error messages for the user.
+//! template, target address, the metric ids, and what the run keeps about its errors (the
+//! messages per step, whether anything could connect).
 //!
-//! Built once per run by the runner; read-only afterwards except the error sample.
+//! Built once per run by the runner; read-only afterwards except the error bookkeeping.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use minijinja::value::Value;
 use tokio::time::Instant;
 
 use super::data::DataSource;
-use super::program::Program;
+use super::errors::{ConnectWatch, ErrorCount, ErrorTable};
+use super::program::{Method, Program};
 use super::template::Renderer;
 use crate::engine::error::{ErrorKind, Failure};
 use crate::metrics::{CounterId, GaugeId, HistogramId, Recorder, Registry};
@@ -18,8 +19,9 @@ use crate::plan::Plan;
 use crate::protocol::Endian;
 use crate::transport::Connector;
 use crate::vocab::names;
+use tokio_util::sync::CancellationToken;
 
-/// How many distinct error messages a run keeps to show the user.
+/// How many distinct error messages `error_samples` gives.
 const ERROR_SAMPLES: usize = 10;
 
 /// Ids of the run-wide metrics the hot path records.
@@ -78,9 +80,9 @@ pub(crate) struct RunContext {
     pub env: Value,
     /// Where `log` steps write (`None`: stderr).
     pub on_log: Option<crate::engine::LogFn>,
-    errors_seen: Mutex<Vec<String>>,
-    /// Set once `errors_seen` is full, so an error storm does not queue on its lock.
-    errors_full: AtomicBool,
+    errors: ErrorTable,
+    /// Stops the run when nothing can connect.
+    pub connect_watch: ConnectWatch,
 }
 
 impl RunContext {
@@ -97,6 +99,7 @@ impl RunContext {
         seed: u64,
         start: Instant,
         on_log: Option<crate::engine::LogFn>,
+        stop: CancellationToken,
     ) -> Self {
         RunContext {
             data: DataSource::new(&plan.payloads, &plan.variables),
@@ -112,38 +115,38 @@ impl RunContext {
             start,
             env: super::template::env_value(),
             on_log,
-            errors_seen: Mutex::new(Vec::new()),
-            errors_full: AtomicBool::new(false),
+            errors: ErrorTable::new(),
+            connect_watch: ConnectWatch::new(stop),
         }
     }
 
-    /// Counts an error and keeps its message if it is one of the first distinct ones.
+    /// Counts an error: `errors.<kind>`, its step's `failures.<step>`, its message in the
+    /// errors table, and a failed connection attempt for the connect watch.
     pub fn count_error(&self, failure: &Failure) {
         if let Some(id) = self.ids.errors.get(failure.kind.index()) {
             self.recorder.incr(*id);
         }
-        if self.errors_full.load(Ordering::Relaxed) {
-            return;
+        let step = failure.step.and_then(|s| self.program.step(s));
+        if let Some(id) = step.and_then(|s| s.failures) {
+            self.recorder.incr(id);
         }
-        let mut seen = self
-            .errors_seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if seen.len() < ERROR_SAMPLES {
-            let message = failure.to_string();
-            if !seen.contains(&message) {
-                seen.push(message);
-            }
-        } else {
-            self.errors_full.store(true, Ordering::Relaxed);
+        if step.is_some_and(|s| s.method == Method::Connect) {
+            self.connect_watch.failed(failure);
         }
+        self.errors.count(failure);
     }
 
-    /// The first distinct error messages of the run.
+    /// The distinct error messages of the run with their counts, most frequent first.
+    pub fn error_table(&self) -> Vec<ErrorCount> {
+        self.errors.report(&self.program)
+    }
+
+    /// The most frequent error messages of the run (`kind: message`).
     pub fn error_samples(&self) -> Vec<String> {
-        self.errors_seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.error_table()
+            .into_iter()
+            .take(ERROR_SAMPLES)
+            .map(|e| format!("{}: {}", e.kind, e.message))
+            .collect()
     }
 }

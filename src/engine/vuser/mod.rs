@@ -7,6 +7,7 @@
 
 pub(crate) mod context;
 pub mod data;
+pub mod errors;
 pub(crate) mod message;
 pub(crate) mod program;
 pub mod stamp;

@@ -4,6 +4,8 @@
 //!
 //! It decides nothing about timing or I/O; `vuser` and `steps` execute what is here.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
@@ -16,6 +18,77 @@ pub(crate) struct Program {
     pub scenarios: Vec<ScenarioProgram>,
     /// Sum of the scenario weights, for the weighted pick.
     pub total_weight: u64,
+    /// Every step failures are attributed to, across scenarios ([`StepId`] indexes it).
+    pub steps: Vec<StepInfo>,
+}
+
+/// A step of a scenario that failures are attributed to (DESIGN §3: `failures.<step>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct StepId(pub u32);
+
+/// What a failure is counted against: the step's metric name within its scenario. Steps of
+/// one scenario that share a name (two `send`s, two expects named `ping`) share a row.
+#[derive(Debug)]
+pub(crate) struct StepInfo {
+    /// Index of the scenario in `Program::scenarios`.
+    pub scenario: usize,
+    pub method: Method,
+    /// `connect`, `latency.<expect name>`, `send`, or the step kind (`think`, `set`, `log`).
+    pub name: Arc<str>,
+    /// The scenario's `failures.<name>` counter; none for `Method::Flow` steps (counted in
+    /// the errors table only, so a result does not list `failures.think` on every run).
+    pub failures: Option<CounterId>,
+}
+
+/// The kind of step a failure happened in: the `Method` column of `failures.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Method {
+    /// Opening the connection: TCP, TLS and the WebSocket upgrade.
+    Connect,
+    Send,
+    Expect,
+    /// Any other step (a connection lost during a `think`, a template in `set`).
+    Flow,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Connect => "connect",
+            Method::Send => "send",
+            Method::Expect => "expect",
+            Method::Flow => "flow",
+        }
+    }
+}
+
+/// Registers steps while compiling: one per (scenario, name).
+struct Steps<'a> {
+    registry: &'a mut Registry,
+    steps: Vec<StepInfo>,
+    index: HashMap<(usize, Arc<str>), StepId>,
+}
+
+impl Steps<'_> {
+    fn step(&mut self, scenario: (usize, ScenarioId), method: Method, name: &str) -> StepId {
+        let key = (scenario.0, Arc::<str>::from(name));
+        if let Some(id) = self.index.get(&key) {
+            return *id;
+        }
+        let id = StepId(u32::try_from(self.steps.len()).unwrap_or(u32::MAX));
+        let failures = (method != Method::Flow).then(|| {
+            self.registry
+                .scenario_counter(scenario.1, &names::failures(name))
+        });
+        self.steps.push(StepInfo {
+            scenario: scenario.0,
+            method,
+            name: key.1.clone(),
+            failures,
+        });
+        self.index.insert(key, id);
+        id
+    }
 }
 
 #[derive(Debug)]
@@ -38,10 +111,12 @@ pub(crate) struct ScenarioIds {
     pub messages_received: CounterId,
     pub bytes_sent: CounterId,
     pub bytes_received: CounterId,
+    /// The scenario's `connect` step (explicit or the implicit connect of a first send).
+    pub connect_step: StepId,
 }
 
 impl ScenarioIds {
-    fn register(registry: &mut Registry, id: ScenarioId) -> Self {
+    fn register(registry: &mut Registry, id: ScenarioId, connect_step: StepId) -> Self {
         let mut counter = |name| registry.scenario_counter(id, name);
         ScenarioIds {
             created: counter(names::VUSERS_CREATED),
@@ -51,6 +126,7 @@ impl ScenarioIds {
             messages_received: counter(names::MESSAGES_RECEIVED),
             bytes_sent: counter(names::BYTES_SENT),
             bytes_received: counter(names::BYTES_RECEIVED),
+            connect_step,
         }
     }
 }
@@ -63,9 +139,10 @@ pub(crate) enum Op {
     Send {
         message: SendSpec,
         expect: Option<ExpectOp>,
+        step: StepId,
     },
     Expect(ExpectOp),
-    Think(Think),
+    Think(Think, StepId),
     /// Enters a loop; `end` is the index of the matching `LoopEnd`.
     LoopStart {
         bound: LoopBound,
@@ -78,8 +155,9 @@ pub(crate) enum Op {
     Set {
         variable: String,
         value: Text,
+        step: StepId,
     },
-    Log(Text),
+    Log(Text, StepId),
     Disconnect,
 }
 
@@ -92,6 +170,8 @@ pub(crate) struct ExpectOp {
     pub timeout: Option<Duration>,
     pub latency: HistogramId,
     pub strict: bool,
+    /// `latency.<name>`: timeouts, strict mismatches and captures count against it.
+    pub step: StepId,
 }
 
 #[derive(Debug)]
@@ -107,25 +187,32 @@ pub(crate) struct HandlerOp {
 impl Program {
     /// Compiles every scenario, registering its metrics in `registry`.
     pub fn compile(plan: &Plan, registry: &mut Registry) -> Self {
+        let mut steps = Steps {
+            registry,
+            steps: Vec::new(),
+            index: HashMap::new(),
+        };
         let scenarios: Vec<ScenarioProgram> = plan
             .scenarios
             .iter()
-            .map(|scenario| {
-                let id = registry.scenario(&scenario.name, scenario.weight);
+            .enumerate()
+            .map(|(index, scenario)| {
+                let id = steps.registry.scenario(&scenario.name, scenario.weight);
+                let connect_step = steps.step((index, id), Method::Connect, names::CONNECT);
                 let mut ops = Vec::new();
-                flatten(&scenario.flow, id, registry, &mut ops);
+                flatten(&scenario.flow, (index, id), &mut steps, &mut ops);
                 let handlers = scenario
                     .handlers
                     .iter()
                     .chain(&plan.handlers)
-                    .map(|h| handler(h, registry))
+                    .map(|h| handler(h, steps.registry))
                     .collect();
                 ScenarioProgram {
                     name: scenario.name.clone(),
                     weight: scenario.weight,
                     ops,
                     handlers,
-                    ids: ScenarioIds::register(registry, id),
+                    ids: ScenarioIds::register(steps.registry, id, connect_step),
                 }
             })
             .collect();
@@ -133,7 +220,13 @@ impl Program {
         Program {
             scenarios,
             total_weight,
+            steps: steps.steps,
         }
+    }
+
+    /// The step `id` names, if any.
+    pub fn step(&self, id: StepId) -> Option<&StepInfo> {
+        self.steps.get(id.0 as usize)
     }
 
     /// The scenario whose cumulative weight covers `ticket` (in `0..total_weight`).
@@ -150,23 +243,27 @@ impl Program {
     }
 }
 
-fn flatten(steps: &[Step], scenario: ScenarioId, registry: &mut Registry, ops: &mut Vec<Op>) {
-    for step in steps {
+fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops: &mut Vec<Op>) {
+    for step in flow {
         match step {
             Step::Connect { timeout } => ops.push(Op::Connect { timeout: *timeout }),
             Step::Send { message, expect } => ops.push(Op::Send {
                 message: message.clone(),
-                expect: expect.as_ref().map(|e| expect_op(e, scenario, registry)),
+                expect: expect.as_ref().map(|e| expect_op(e, scenario, steps)),
+                step: steps.step(scenario, Method::Send, "send"),
             }),
-            Step::Expect(e) => ops.push(Op::Expect(expect_op(e, scenario, registry))),
-            Step::Think(think) => ops.push(Op::Think(*think)),
-            Step::Loop { steps, bound } => {
+            Step::Expect(e) => ops.push(Op::Expect(expect_op(e, scenario, steps))),
+            Step::Think(think) => ops.push(Op::Think(
+                *think,
+                steps.step(scenario, Method::Flow, "think"),
+            )),
+            Step::Loop { steps: body, bound } => {
                 let start = ops.len();
                 ops.push(Op::LoopStart {
                     bound: bound.clone(),
                     end: 0,
                 });
-                flatten(steps, scenario, registry, ops);
+                flatten(body, scenario, steps, ops);
                 let end = ops.len();
                 ops.push(Op::LoopEnd { start });
                 if let Some(Op::LoopStart { end: slot, .. }) = ops.get_mut(start) {
@@ -176,21 +273,27 @@ fn flatten(steps: &[Step], scenario: ScenarioId, registry: &mut Registry, ops: &
             Step::Set { variable, value } => ops.push(Op::Set {
                 variable: variable.clone(),
                 value: value.clone(),
+                step: steps.step(scenario, Method::Flow, "set"),
             }),
-            Step::Log(text) => ops.push(Op::Log(text.clone())),
+            Step::Log(text) => ops.push(Op::Log(
+                text.clone(),
+                steps.step(scenario, Method::Flow, "log"),
+            )),
             Step::Disconnect => ops.push(Op::Disconnect),
         }
     }
 }
 
-fn expect_op(expect: &Expect, scenario: ScenarioId, registry: &mut Registry) -> ExpectOp {
+fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) -> ExpectOp {
+    let name = names::latency(&expect.metric);
     ExpectOp {
         matcher: expect.matcher.clone(),
         sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
         variables: expect.captures.iter().map(|c| c.variable.clone()).collect(),
         timeout: expect.timeout,
-        latency: registry.scenario_histogram(scenario, &names::latency(&expect.metric)),
+        latency: steps.registry.scenario_histogram(scenario.1, &name),
         strict: expect.strict,
+        step: steps.step(scenario, Method::Expect, &name),
     }
 }
 

@@ -29,19 +29,33 @@ pub(super) async fn step(
 ) -> Result<Control, Failure> {
     match op {
         Op::Connect { timeout } => connect(vu, ctx, *timeout).await,
-        Op::Send { message, expect } => {
-            if send(vu, ctx, message).await? == Control::Retired {
+        Op::Send {
+            message,
+            expect,
+            step,
+        } => {
+            if send(vu, ctx, message).await.map_err(|f| f.at(*step))? == Control::Retired {
                 return Ok(Control::Retired);
             }
             match expect {
-                Some(op) => self::expect(vu, ctx, scenario, op).await,
+                Some(op) => self::expect(vu, ctx, scenario, op)
+                    .await
+                    .map_err(|f| f.at(op.step)),
                 None => Ok(Control::Next),
             }
         }
-        Op::Expect(op) => expect(vu, ctx, scenario, op).await,
-        Op::Think(pause) => self::think(vu, ctx, scenario, pause).await,
-        Op::Set { variable, value } => set(vu, ctx, variable, value),
-        Op::Log(text) => log(vu, ctx, text),
+        Op::Expect(op) => expect(vu, ctx, scenario, op)
+            .await
+            .map_err(|f| f.at(op.step)),
+        Op::Think(pause, step) => self::think(vu, ctx, scenario, pause)
+            .await
+            .map_err(|f| f.at(*step)),
+        Op::Set {
+            variable,
+            value,
+            step,
+        } => set(vu, ctx, variable, value).map_err(|f| f.at(*step)),
+        Op::Log(text, step) => log(vu, ctx, text).map_err(|f| f.at(*step)),
         Op::Disconnect => {
             disconnect(vu).await;
             Ok(Control::Next)
@@ -59,8 +73,13 @@ pub(super) async fn connect(
     disconnect(vu).await;
     let limit = connect_timeout.unwrap_or(ctx.plan.defaults.timeout);
     loop {
-        match open(vu, ctx, limit).await {
+        ctx.connect_watch.attempt();
+        match open(vu, ctx, limit)
+            .await
+            .map_err(|f| f.at(vu.ids.connect_step))
+        {
             Ok(link) => {
+                ctx.connect_watch.connected();
                 vu.conn = Some(link);
                 vu.clock = Clock::at(Instant::now());
                 vu.pending.clear();
