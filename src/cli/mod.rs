@@ -18,6 +18,7 @@ mod presets;
 mod probe;
 mod report;
 mod run;
+mod run_flags;
 mod schema;
 mod search;
 mod serve;
@@ -317,10 +318,28 @@ pub fn main() -> i32 {
     match dispatch(cli.command) {
         Ok(exit) => exit as i32,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             Exit::Error as i32
         }
     }
+}
+
+/// The error and its causes joined by `: `, each said once: many errors already embed their
+/// source in their own message (`cannot read X: No such file…`) and also expose it as the
+/// source, which `{:#}` would print a second time.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if said.is_empty() || text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// Runs one command. Public so tests can drive the CLI layer in-process.
