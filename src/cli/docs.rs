@@ -27,7 +27,9 @@ pub fn write_man(out: &mut dyn Write) -> std::io::Result<()> {
         man.render_synopsis_section(&mut section)?;
         man.render_options_section(&mut section)?;
         let section = String::from_utf8_lossy(&section).replace("\n.SH ", "\n.SS ");
-        let section = section.strip_prefix(".SH ").map_or(section.clone(), |rest| format!(".SS {rest}"));
+        let section = section
+            .strip_prefix(".SH ")
+            .map_or(section.clone(), |rest| format!(".SS {rest}"));
         writeln!(out, ".SH \"CHATLOAD {}\"", sub.get_name().to_uppercase())?;
         if let Some(about) = sub.get_long_about().or(sub.get_about()) {
             writeln!(out, "{}", roff_text(&about.to_string()))?;
@@ -105,7 +107,13 @@ mod tests {
 
     #[test]
     fn completions_generate_for_every_shell() {
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell, Shell::Elvish] {
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::PowerShell,
+            Shell::Elvish,
+        ] {
             let mut out = Vec::new();
             write_completions(shell, &mut out);
             let text = String::from_utf8(out).expect("utf-8");
@@ -120,9 +128,15 @@ mod tests {
         let mut out = Vec::new();
         write_man(&mut out).expect("render");
         let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.starts_with(".ie") || text.contains(".TH"), "{text:.200}");
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{text:.200}"
+        );
         assert!(text.contains("chatload"));
         assert!(text.contains("spawn\\-rate"), "run's flags are on the page");
-        assert!(text.contains("min\\-delta"), "compare's flags are on the page");
+        assert!(
+            text.contains("min\\-delta"),
+            "compare's flags are on the page"
+        );
     }
 }

@@ -222,11 +222,16 @@ mod tests {
             "matching /^MSG /"
         );
         assert_eq!(
-            show(Matcher::regex(Regex::new("^OK (?P<n>\\w+)").expect("regex"))),
+            show(Matcher::regex(
+                Regex::new("^OK (?P<n>\\w+)").expect("regex")
+            )),
             "matching /^OK (?P<n>\\w+)/"
         );
         assert_eq!(show(Matcher::Contains("x".into())), "contains \"x\"");
-        assert_eq!(show(Matcher::Equals("a \"b\"".into())), "equals \"a \\\"b\\\"\"");
+        assert_eq!(
+            show(Matcher::Equals("a \"b\"".into())),
+            "equals \"a \\\"b\\\"\""
+        );
         assert_eq!(
             show(Matcher::Json(vec![
                 ("/ok".into(), Value::Bool(true)),
