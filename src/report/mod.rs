@@ -19,7 +19,7 @@ mod time;
 use std::path::PathBuf;
 
 pub use self::csv::{STATS_HEADER, history_csv, stats_csv, write_csv};
-pub use compare::{Comparison, MetricDelta, compare, parse_percent};
+pub use compare::{Comparison, Limits as CompareLimits, MetricDelta, compare, parse_percent};
 pub use console::summary_table;
 pub use html::{render_html, write_html};
 pub use io::{read_result, result_json_schema, write_atomically, write_result};
