@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod check;
 mod display;
+mod docs;
 mod interactive;
 mod limits;
 mod monitor;
@@ -17,6 +18,7 @@ mod presets;
 mod probe;
 mod report;
 mod run;
+mod run_flags;
 mod schema;
 mod search;
 mod serve;
@@ -66,6 +68,17 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// List the built-in load presets.
     Presets,
+    /// Print a shell completion script, e.g. `chatload completions bash > /etc/bash_completion.d/chatload`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `chatload man > chatload.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -98,20 +111,45 @@ pub struct RunArgs {
     /// seed, printed at the start and stored in result.json as `run.seed`.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Replace the plan's phases with a preset.
-    #[arg(long)]
+    /// Replace the plan's phases with a preset (`chatload presets` lists them).
+    #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
-    #[arg(long)]
+    /// Preset parameter: the first (or base) number of vusers.
+    #[arg(long, value_name = "N", requires = "preset")]
     pub from: Option<u64>,
-    #[arg(long)]
+    /// Preset parameter: the last (or peak) number of vusers.
+    #[arg(long, value_name = "N", requires = "preset")]
     pub to: Option<u64>,
-    #[arg(long)]
+    /// Preset parameter: how many vusers each step adds (or the factor, for `exponential`).
+    #[arg(long, value_name = "N", requires = "preset")]
     pub by: Option<u64>,
-    #[arg(long)]
+    /// Preset parameter: how long each step (or hold) lasts, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", requires = "preset")]
     pub every: Option<String>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Read commands (scale N, stats, export FILE, broadcast TEXT, stop, help) from stdin.
     #[arg(long)]
     pub interactive: bool,
+}
+
+/// The one-liner load shape (`--vusers N --spawn-rate R --duration D`, Locust's `-u -r -t`,
+/// or `--arrival-rate R --duration D`); checked for conflicts in `run::shape`.
+#[derive(Debug, Default, Args)]
+pub struct ShapeArgs {
+    /// Closed model instead of the plan's phases: keep N vusers connected (needs --duration).
+    #[arg(long, short = 'u', value_name = "N")]
+    pub vusers: Option<u64>,
+    /// With --vusers: start R vusers per second until N are running (default: all at once).
+    #[arg(long, short = 'r', value_name = "R")]
+    pub spawn_rate: Option<f64>,
+    /// Open model instead of the plan's phases: R new vusers per second (needs --duration).
+    #[arg(long, value_name = "R")]
+    pub arrival_rate: Option<f64>,
+    /// How long the run lasts, counted from its start, e.g. `60s`, `5m` (with --vusers or
+    /// --arrival-rate); with --preset it sets the preset's `duration`.
+    #[arg(long, short = 't', value_name = "DURATION")]
+    pub duration: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,6 +164,8 @@ pub struct CheckArgs {
     /// Plan files to validate.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// How problems are printed: `text` for people, `json` for tools, `github` for Actions
+    /// annotations.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
 }
@@ -139,6 +179,7 @@ pub enum CheckFormat {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
+    /// Which schema: `plan` (test plans) or `result` (result.json).
     #[arg(value_enum, default_value_t = SchemaKind::Plan)]
     pub kind: SchemaKind,
 }
@@ -163,11 +204,19 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
+    /// The reference result.json (e.g. the last good run).
+    #[arg(value_name = "BASE")]
     pub base: PathBuf,
+    /// The result.json to judge against BASE.
+    #[arg(value_name = "NEW")]
     pub new: PathBuf,
     /// Largest accepted regression per metric, e.g. `10%`.
     #[arg(long, default_value = "10%")]
     pub max_regression: String,
+    /// Noise floor for timings: a latency that moved by less than this is not a regression,
+    /// whatever the percentage (0.39 → 0.47 ms is +20 % but noise).
+    #[arg(long, default_value = "1ms", value_name = "DURATION")]
+    pub min_delta: String,
 }
 
 #[derive(Debug, Args)]
@@ -243,13 +292,16 @@ pub struct ProbeArgs {
 
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
+    /// The process id of the server to sample.
     #[arg(long, conflicts_with = "process", required_unless_present = "process")]
     pub pid: Option<u32>,
+    /// Sample every process with this name (summed), e.g. `chat-server`.
     #[arg(long)]
     pub process: Option<String>,
     /// Count established TCP connections on this local port.
     #[arg(long)]
     pub port: Option<u16>,
+    /// Time between samples, e.g. `500ms`.
     #[arg(long, default_value = "1s")]
     pub interval: String,
     /// Stop after this long (default: until Ctrl-C).
@@ -266,10 +318,28 @@ pub fn main() -> i32 {
     match dispatch(cli.command) {
         Ok(exit) => exit as i32,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             Exit::Error as i32
         }
     }
+}
+
+/// The error and its causes joined by `: `, each said once: many errors already embed their
+/// source in their own message (`cannot read X: No such file…`) and also expose it as the
+/// source, which `{:#}` would print a second time.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if said.is_empty() || text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// Runs one command. Public so tests can drive the CLI layer in-process.
@@ -284,6 +354,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Probe(args) => probe::execute(args),
         Command::Monitor(args) => monitor::execute(args),
         Command::Presets => presets::execute(),
+        Command::Completions(args) => docs::completions(args.shell),
+        Command::Man => docs::man(),
     }
 }
 

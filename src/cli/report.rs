@@ -54,7 +54,17 @@ pub fn execute_compare(args: CompareArgs) -> anyhow::Result<Exit> {
     };
     let base = report::read_result(&args.base).context("cannot read the base result")?;
     let new = report::read_result(&args.new).context("cannot read the new result")?;
-    let comparison = report::compare(&base, &new, limit);
+    let min_delta = super::parse_duration(&args.min_delta).map_err(|err| {
+        anyhow::anyhow!(
+            "--min-delta {:?}: {err}; write it like `1ms`",
+            args.min_delta
+        )
+    })?;
+    let limits = report::CompareLimits {
+        max_regression_percent: limit,
+        min_delta_ms: min_delta.as_secs_f64() * 1000.0,
+    };
+    let comparison = report::compare(&base, &new, limits);
     println!(
         "base {} ({})\nnew  {} ({})\n",
         args.base.display(),

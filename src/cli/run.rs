@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Exit, ReportFormat, RunArgs, display, interactive, search};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
-use crate::plan::{self, Load, Plan, Target, presets};
+use crate::plan::{self, Load, Plan, Target};
 use crate::report::{self, RunInfo, RunResult};
 use crate::{monitor, server};
 
@@ -111,6 +111,11 @@ fn formats(args: &RunArgs, plan: &Plan) -> report::Formats {
 
 /// Loads the plan with the command-line overrides; `None` after printing its problems.
 fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
+    // Flags first: a usage error is reported before the plan is read.
+    let shape = super::run_flags::phases(args)?;
+    if let Some(target) = &args.target {
+        super::run_flags::check_target(target)?;
+    }
     let mut variables = Vec::new();
     for pair in &args.variables {
         match plan::LoadOptions::parse_variable(pair) {
@@ -130,21 +135,8 @@ fn load(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
             return Ok(None);
         }
     };
-    if let Some(name) = &args.preset {
-        let every = match &args.every {
-            Some(text) => Some(
-                plan::parse_duration(text).map_err(|e| anyhow::anyhow!("--every {text:?}: {e}"))?,
-            ),
-            None => None,
-        };
-        let params = presets::PresetParams {
-            from: args.from,
-            to: args.to,
-            by: args.by,
-            every,
-            duration: None,
-        };
-        plan.load = Load::Phases(presets::expand(name, &params)?);
+    if let Some(phases) = shape {
+        plan.load = Load::Phases(phases);
     }
     Ok(Some(plan))
 }

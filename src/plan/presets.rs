@@ -135,6 +135,185 @@ pub enum PresetError {
     ZeroTime { name: String },
     #[error("preset `{name}` would make more than {MAX_PHASES} phases; raise `by` or lower `to`")]
     TooManyPhases { name: String },
+    #[error(
+        "preset `{name}` has no overall duration to set: it lasts one `every` per step; \
+         presets with a duration are {}", TIMED_PRESETS.join(", ")
+    )]
+    NoDuration { name: String },
+}
+
+/// Presets whose length is a duration (not a number of steps): `run --preset NAME --duration D`
+/// scales their phases to last D in all.
+pub const TIMED_PRESETS: &[&str] = &["warmup", "spike", "rampUpDown", "sustained"];
+
+/// Expands preset `name` and, when `total` is given, scales its phases in proportion so that
+/// together they last exactly `total` (`run --preset spike --duration 2m`). Only the
+/// [`TIMED_PRESETS`] accept a total.
+pub fn expand_lasting(
+    name: &str,
+    params: &PresetParams,
+    total: Option<Duration>,
+) -> Result<Vec<Phase>, PresetError> {
+    let mut phases = expand(name, params)?;
+    let Some(total) = total else {
+        return Ok(phases);
+    };
+    if !TIMED_PRESETS.contains(&name) {
+        return Err(PresetError::NoDuration {
+            name: name.to_owned(),
+        });
+    }
+    if total.is_zero() {
+        return Err(PresetError::ZeroTime {
+            name: name.to_owned(),
+        });
+    }
+    let lengths: Vec<u128> = phases
+        .iter()
+        .map(|p| phase_duration(p).as_nanos())
+        .collect();
+    let sum: u128 = lengths.iter().sum::<u128>().max(1);
+    let total_ns = total.as_nanos();
+    let mut given = 0u128;
+    let last = phases.len().saturating_sub(1);
+    for (i, (phase, length)) in phases.iter_mut().zip(lengths).enumerate() {
+        // The last phase takes the rounding remainder, so the sum is exact.
+        let ns = if i == last {
+            total_ns - given
+        } else {
+            length * total_ns / sum
+        };
+        given += ns;
+        set_phase_duration(phase, nanos(ns));
+    }
+    Ok(phases)
+}
+
+fn nanos(ns: u128) -> Duration {
+    let secs = u64::try_from(ns / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (ns % 1_000_000_000) as u32)
+}
+
+fn phase_duration(phase: &Phase) -> Duration {
+    match &phase.shape {
+        PhaseShape::Arrivals { duration, .. }
+        | PhaseShape::ArrivalCount { duration, .. }
+        | PhaseShape::Concurrency { duration, .. }
+        | PhaseShape::Pause(duration) => *duration,
+    }
+}
+
+fn set_phase_duration(phase: &mut Phase, to: Duration) {
+    match &mut phase.shape {
+        PhaseShape::Arrivals { duration, .. }
+        | PhaseShape::ArrivalCount { duration, .. }
+        | PhaseShape::Concurrency { duration, .. }
+        | PhaseShape::Pause(duration) => *duration = to,
+    }
+}
+
+/// A load shape given on the command line instead of the plan's phases.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Shape {
+    /// `--vusers N [--spawn-rate R] --duration D` (Locust's `-u N -r R -t D`): start R vusers
+    /// per second (all at once without a rate) up to N, then keep N connected until D, counted
+    /// from the start, is over.
+    Closed {
+        vusers: u64,
+        spawn_rate: Option<f64>,
+        duration: Duration,
+    },
+    /// `--arrival-rate R --duration D`: R new vusers per second, each running its flow once.
+    Open { rate: f64, duration: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("--vusers must be at least 1")]
+    NoVusers,
+    #[error("--{flag} must be a number above 0, found {value}")]
+    BadRate { flag: &'static str, value: f64 },
+    #[error("--duration must be longer than 0")]
+    ZeroDuration,
+    #[error(
+        "starting {vusers} vusers at {rate}/s takes {ramp:.1?}, longer than --duration {duration:?}; \
+         raise --spawn-rate or --duration"
+    )]
+    RampTooLong {
+        vusers: u64,
+        rate: f64,
+        ramp: Duration,
+        duration: Duration,
+    },
+}
+
+/// The phases of a command-line load shape. Pure: the CLI checks which flags go together.
+pub fn shape_phases(shape: &Shape) -> Result<Vec<Phase>, ShapeError> {
+    match *shape {
+        Shape::Closed {
+            vusers,
+            spawn_rate,
+            duration,
+        } => {
+            if vusers == 0 {
+                return Err(ShapeError::NoVusers);
+            }
+            if duration.is_zero() {
+                return Err(ShapeError::ZeroDuration);
+            }
+            let Some(rate) = spawn_rate else {
+                return Ok(vec![hold(format!("{vusers} vusers"), vusers, duration)]);
+            };
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(ShapeError::BadRate {
+                    flag: "spawn-rate",
+                    value: rate,
+                });
+            }
+            let ramp_time =
+                Duration::try_from_secs_f64(vusers as f64 / rate).unwrap_or(Duration::MAX);
+            if ramp_time > duration {
+                return Err(ShapeError::RampTooLong {
+                    vusers,
+                    rate,
+                    ramp: ramp_time,
+                    duration,
+                });
+            }
+            let mut phases = vec![ramp(
+                format!("spawn 0→{vusers} at {rate}/s"),
+                0,
+                vusers,
+                ramp_time,
+            )];
+            let rest = duration - ramp_time;
+            if !rest.is_zero() {
+                phases.push(hold(format!("{vusers} vusers"), vusers, rest));
+            }
+            Ok(phases)
+        }
+        Shape::Open { rate, duration } => {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(ShapeError::BadRate {
+                    flag: "arrival-rate",
+                    value: rate,
+                });
+            }
+            if duration.is_zero() {
+                return Err(ShapeError::ZeroDuration);
+            }
+            Ok(vec![Phase {
+                name: format!("{rate} arrivals/s"),
+                shape: PhaseShape::Arrivals {
+                    duration,
+                    rate_per_sec: rate,
+                    ramp_to_per_sec: None,
+                    max_vusers: None,
+                    distribution: super::resolved::Arrivals::Uniform,
+                },
+            }])
+        }
+    }
 }
 
 /// Looks a preset up by name.
@@ -374,5 +553,169 @@ mod tests {
             ..Default::default()
         };
         assert!(expand("stress", &p).is_err());
+    }
+
+    fn ms(phases: &[Phase]) -> Vec<(u64, Option<u64>, u128)> {
+        phases
+            .iter()
+            .map(|p| match p.shape {
+                PhaseShape::Concurrency {
+                    vusers,
+                    ramp_to,
+                    duration,
+                    curve,
+                    steps,
+                } => {
+                    assert_eq!((curve, steps), (Curve::Linear, None));
+                    (vusers, ramp_to, duration.as_millis())
+                }
+                _ => panic!("a closed-model shape"),
+            })
+            .collect()
+    }
+
+    fn closed(vusers: u64, spawn_rate: Option<f64>, secs: u64) -> Result<Vec<Phase>, ShapeError> {
+        shape_phases(&Shape::Closed {
+            vusers,
+            spawn_rate,
+            duration: Duration::from_secs(secs),
+        })
+    }
+
+    #[test]
+    fn vusers_with_a_spawn_rate_ramp_from_0_then_hold_until_the_duration() {
+        // Locust's -u 100 -r 10 -t 1m: 10 s to start 100, then 50 s at 100.
+        assert_eq!(
+            ms(&closed(100, Some(10.0), 60).unwrap()),
+            vec![(0, Some(100), 10_000), (100, None, 50_000)]
+        );
+        // --vusers 4 --spawn-rate 2 --duration 3s
+        assert_eq!(
+            ms(&closed(4, Some(2.0), 3).unwrap()),
+            vec![(0, Some(4), 2_000), (4, None, 1_000)]
+        );
+        // A fractional ramp: 5 at 2/s takes 2.5 s.
+        assert_eq!(
+            ms(&closed(5, Some(2.0), 10).unwrap()),
+            vec![(0, Some(5), 2_500), (5, None, 7_500)]
+        );
+    }
+
+    #[test]
+    fn a_ramp_that_fills_the_duration_has_no_hold_and_a_longer_one_is_an_error() {
+        assert_eq!(
+            ms(&closed(10, Some(1.0), 10).unwrap()),
+            vec![(0, Some(10), 10_000)]
+        );
+        let err = closed(100, Some(1.0), 60).unwrap_err();
+        assert!(matches!(err, ShapeError::RampTooLong { .. }));
+        let text = err.to_string();
+        assert!(text.contains("100 vusers at 1/s takes 100.0s"), "{text}");
+        assert!(text.contains("--duration 60s"), "{text}");
+    }
+
+    #[test]
+    fn vusers_without_a_spawn_rate_start_at_once() {
+        // LoadTestBot's --bots 10 --duration 60.
+        assert_eq!(ms(&closed(10, None, 60).unwrap()), vec![(10, None, 60_000)]);
+    }
+
+    #[test]
+    fn an_arrival_rate_is_one_open_phase() {
+        let phases = shape_phases(&Shape::Open {
+            rate: 5.0,
+            duration: Duration::from_secs(30),
+        })
+        .unwrap();
+        assert_eq!(phases.len(), 1);
+        assert_eq!(
+            phases[0].shape,
+            PhaseShape::Arrivals {
+                duration: Duration::from_secs(30),
+                rate_per_sec: 5.0,
+                ramp_to_per_sec: None,
+                max_vusers: None,
+                distribution: crate::plan::Arrivals::Uniform,
+            }
+        );
+    }
+
+    #[test]
+    fn nonsense_shapes_are_errors() {
+        assert_eq!(closed(0, None, 10).unwrap_err(), ShapeError::NoVusers);
+        assert_eq!(closed(3, None, 0).unwrap_err(), ShapeError::ZeroDuration);
+        assert!(matches!(
+            closed(3, Some(0.0), 10),
+            Err(ShapeError::BadRate { .. })
+        ));
+        assert!(matches!(
+            closed(3, Some(f64::NAN), 10),
+            Err(ShapeError::BadRate { .. })
+        ));
+        let open = |rate| {
+            shape_phases(&Shape::Open {
+                rate,
+                duration: Duration::from_secs(1),
+            })
+        };
+        assert!(matches!(
+            open(-1.0),
+            Err(ShapeError::BadRate {
+                flag: "arrival-rate",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn timed_presets_scale_their_phases_to_the_duration() {
+        let lasting = |name, secs| {
+            ms(&expand_lasting(
+                name,
+                &PresetParams::default(),
+                Some(Duration::from_secs(secs)),
+            )
+            .unwrap())
+        };
+        assert_eq!(lasting("sustained", 60), vec![(20, None, 60_000)]);
+        assert_eq!(lasting("warmup", 20), vec![(1, Some(10), 20_000)]);
+        assert_eq!(
+            lasting("rampUpDown", 60),
+            vec![(5, Some(40), 30_000), (40, Some(5), 30_000)]
+        );
+        // 30 s / 30 s / 30 s in proportion; the last phase takes the rounding remainder.
+        assert_eq!(
+            lasting("spike", 10),
+            vec![(10, None, 3_333), (100, None, 3_333), (10, None, 3_333)]
+        );
+        let total: Duration = expand_lasting(
+            "spike",
+            &PresetParams::default(),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap()
+        .iter()
+        .map(phase_duration)
+        .sum();
+        assert_eq!(total, Duration::from_secs(10));
+        // Without a total the preset keeps its own lengths.
+        assert_eq!(
+            ms(&expand_lasting("sustained", &PresetParams::default(), None).unwrap()),
+            vec![(20, None, 300_000)]
+        );
+    }
+
+    #[test]
+    fn stepping_presets_take_no_duration() {
+        for name in ["step", "exponential", "stress"] {
+            assert!(matches!(
+                expand_lasting(
+                    name,
+                    &PresetParams::default(),
+                    Some(Duration::from_secs(60))
+                ),
+                Err(PresetError::NoDuration { .. })
+            ));
+        }
     }
 }

@@ -50,6 +50,31 @@ impl std::fmt::Debug for Matcher {
     }
 }
 
+/// The matcher as the plan wrote it, for messages: `matching /^MSG /`, `contains "x"`,
+/// `equals "x"`, `json {"/ok": true}`, `type 3`.
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Matcher::Regex(regex) | Matcher::Prefix { regex, .. } => {
+                write!(f, "matching /{}/", regex.as_str())
+            }
+            Matcher::Contains(text) => write!(f, "contains {text:?}"),
+            Matcher::Equals(text) => write!(f, "equals {text:?}"),
+            Matcher::Json(pairs) => {
+                f.write_str("json {")?;
+                for (i, (pointer, value)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{pointer:?}: {value}")?;
+                }
+                f.write_str("}")
+            }
+            Matcher::Type(type_id) => write!(f, "type {type_id}"),
+        }
+    }
+}
+
 /// Two matchers are equal when they match the same frames as written: a regex compares by its
 /// pattern, whichever variant [`Matcher::regex`] chose for it.
 impl PartialEq for Matcher {
@@ -187,6 +212,34 @@ mod tests {
 
     fn frame(body: &str) -> Frame {
         Frame::text(body.to_string())
+    }
+
+    #[test]
+    fn display_shows_the_matcher_as_written() {
+        let show = |m: Matcher| m.to_string();
+        assert_eq!(
+            show(Matcher::regex(Regex::new("^MSG ").expect("regex"))),
+            "matching /^MSG /"
+        );
+        assert_eq!(
+            show(Matcher::regex(
+                Regex::new("^OK (?P<n>\\w+)").expect("regex")
+            )),
+            "matching /^OK (?P<n>\\w+)/"
+        );
+        assert_eq!(show(Matcher::Contains("x".into())), "contains \"x\"");
+        assert_eq!(
+            show(Matcher::Equals("a \"b\"".into())),
+            "equals \"a \\\"b\\\"\""
+        );
+        assert_eq!(
+            show(Matcher::Json(vec![
+                ("/ok".into(), Value::Bool(true)),
+                ("/room".into(), Value::String("lobby".into())),
+            ])),
+            "json {\"/ok\": true, \"/room\": \"lobby\"}"
+        );
+        assert_eq!(show(Matcher::Type(3)), "type 3");
     }
 
     #[test]

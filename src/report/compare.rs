@@ -4,7 +4,10 @@
 //! Compared: p50/p95/p99 of every expect latency, `delivery` and `connect` (higher is
 //! worse), the error rate (higher is worse) and messages sent/received per second (lower is
 //! worse), all over the whole run. `schedule.lag` is left out: it measures the generator, not
-//! the server. It does not read files or decide exit codes (the CLI does).
+//! the server. A timing regressed only when it got worse by more than the percentage *and*
+//! by at least the absolute noise floor (`--min-delta`, 1 ms by default): 0.39 → 0.47 ms is
+//! +20 % but no user will ever see it. It does not read files or decide exit codes (the CLI
+//! does).
 
 use std::fmt::Write as _;
 
@@ -17,6 +20,28 @@ use super::model::RunResult;
 /// An error rate rising from 0 counts as a regression only above this many percentage
 /// points: a relative change from zero is infinite, and one error in 100 000 is noise.
 pub const ERROR_RATE_FLOOR_PERCENT: f64 = 0.01;
+
+/// The default noise floor for timings, in milliseconds.
+pub const DEFAULT_MIN_DELTA_MS: f64 = 1.0;
+
+/// What counts as a regression.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Largest accepted change for the worse, relative to base.
+    pub max_regression_percent: f64,
+    /// Timings (ms) that moved by less than this are never a regression.
+    pub min_delta_ms: f64,
+}
+
+impl Limits {
+    /// `max_regression_percent` with the default noise floor.
+    pub fn percent(max_regression_percent: f64) -> Limits {
+        Limits {
+            max_regression_percent,
+            min_delta_ms: DEFAULT_MIN_DELTA_MS,
+        }
+    }
+}
 
 /// One compared value.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +63,7 @@ pub struct MetricDelta {
 pub struct Comparison {
     pub rows: Vec<MetricDelta>,
     pub max_regression_percent: f64,
+    pub min_delta_ms: f64,
 }
 
 impl Comparison {
@@ -67,7 +93,8 @@ impl Comparison {
             };
             let change = match (r.change_percent, r.base, r.new) {
                 (Some(c), _, _) => format!("{c:+.1}%"),
-                (None, Some(_), Some(_)) => "new".to_owned(),
+                // A relative change from zero has no percentage.
+                (None, Some(_), Some(_)) => "from 0".to_owned(),
                 _ => "missing".to_owned(),
             };
             let mark = if r.regression { '✗' } else { ' ' };
@@ -81,11 +108,15 @@ impl Comparison {
             );
         }
         let n = self.regressions();
-        let limit = fmt(self.max_regression_percent);
+        let limit = format!(
+            "{}% (timings: and at least {} ms)",
+            fmt(self.max_regression_percent),
+            fmt(self.min_delta_ms)
+        );
         if n == 0 {
-            let _ = writeln!(out, "\n✓ no regression beyond {limit}%");
+            let _ = writeln!(out, "\n✓ no regression beyond {limit}");
         } else {
-            let _ = writeln!(out, "\n✗ {n} regression(s) beyond {limit}%");
+            let _ = writeln!(out, "\n✗ {n} regression(s) beyond {limit}");
         }
         out
     }
@@ -102,8 +133,10 @@ pub fn parse_percent(text: &str) -> Option<f64> {
 }
 
 /// Compares `new` against `base`; a metric regressed when it got worse by more than
-/// `max_regression_percent` (relative to base).
-pub fn compare(base: &RunResult, new: &RunResult, max_regression_percent: f64) -> Comparison {
+/// `limits.max_regression_percent` (relative to base) and, for timings, by at least
+/// `limits.min_delta_ms`.
+pub fn compare(base: &RunResult, new: &RunResult, limits: Limits) -> Comparison {
+    let max_regression_percent = limits.max_regression_percent;
     let (b, n) = (&base.aggregate, &new.aggregate);
     let mut rows = Vec::new();
     let mut timing: Vec<&str> = b
@@ -125,14 +158,18 @@ pub fn compare(base: &RunResult, new: &RunResult, max_regression_percent: f64) -
             ("p99", |s| s.p99),
         ] {
             let get = |p: &PeriodSummary| p.summaries.get(metric).map(pick);
-            rows.push(delta(
+            let mut row = delta(
                 format!("{metric} {label}"),
                 "ms",
                 get(b),
                 get(n),
                 true,
                 max_regression_percent,
-            ));
+            );
+            if let (Some(b), Some(n)) = (row.base, row.new) {
+                row.regression &= (n - b).abs() >= limits.min_delta_ms;
+            }
+            rows.push(row);
         }
     }
     let mut errors = delta(
@@ -161,6 +198,7 @@ pub fn compare(base: &RunResult, new: &RunResult, max_regression_percent: f64) -
     Comparison {
         rows,
         max_regression_percent,
+        min_delta_ms: limits.min_delta_ms,
     }
 }
 
@@ -173,6 +211,8 @@ fn delta(
     limit_percent: f64,
 ) -> MetricDelta {
     let change_percent = match (base, new) {
+        // Unchanged, zero included: `0% → 0%` is no change, not a "new" value.
+        (Some(b), Some(n)) if b == n => Some(0.0),
         (Some(b), Some(n)) if b > 0.0 => Some((n - b) / b * 100.0),
         _ => None,
     };
@@ -216,5 +256,96 @@ mod tests {
         assert!(!within.regression);
         let missing = delta("l".into(), "ms", Some(1.0), None, true, 10.0);
         assert!(!missing.regression);
+    }
+
+    fn result_with(latency_ms: f64, errors: u64) -> RunResult {
+        use crate::metrics::Summary;
+        let mut result = test_result();
+        let summary = Summary {
+            count: 100,
+            min: latency_ms,
+            max: latency_ms,
+            mean: latency_ms,
+            p50: latency_ms,
+            median: latency_ms,
+            p75: latency_ms,
+            p90: latency_ms,
+            p95: latency_ms,
+            p99: latency_ms,
+            p999: latency_ms,
+        };
+        result
+            .aggregate
+            .summaries
+            .insert("latency.chat".into(), summary);
+        result
+            .aggregate
+            .counters
+            .insert("errors.timeout".into(), errors);
+        result
+    }
+
+    fn test_result() -> RunResult {
+        RunResult::new(
+            crate::report::RunInfo::new(
+                "t",
+                "127.0.0.1:1",
+                std::time::UNIX_EPOCH,
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(10),
+            ),
+            crate::metrics::RunMetrics {
+                aggregate: serde_json::from_value(serde_json::json!({
+                    "startMs": 0, "endMs": 10_000, "counters": {}, "rates": {}, "summaries": {},
+                }))
+                .expect("an empty period"),
+                intermediate: Vec::new(),
+                phases: Vec::new(),
+                scenarios: Vec::new(),
+                histograms: Default::default(),
+            },
+            serde_json::Value::Null,
+        )
+    }
+
+    #[test]
+    fn sub_millisecond_moves_are_noise_under_the_floor() {
+        let (base, new) = (result_with(0.39, 0), result_with(0.47, 0));
+        let limits = Limits::percent(10.0);
+        let comparison = compare(&base, &new, limits);
+        let p95 = comparison
+            .rows
+            .iter()
+            .find(|r| r.metric == "latency.chat p95")
+            .expect("row");
+        assert!(p95.change_percent.is_some_and(|c| c > 20.0));
+        assert!(!p95.regression, "0.39 → 0.47 ms is under the 1 ms floor");
+        assert_eq!(comparison.regressions(), 0);
+        // Without a floor it is a regression; above the floor too.
+        let strict = Limits {
+            max_regression_percent: 10.0,
+            min_delta_ms: 0.0,
+        };
+        assert!(compare(&base, &new, strict).regressions() > 0);
+        let slower = result_with(2.0, 0);
+        assert!(compare(&base, &slower, limits).regressions() > 0);
+    }
+
+    #[test]
+    fn an_unchanged_zero_error_rate_is_no_change_not_new() {
+        let (base, new) = (result_with(1.0, 0), result_with(1.0, 0));
+        let comparison = compare(&base, &new, Limits::percent(10.0));
+        let errors = comparison
+            .rows
+            .iter()
+            .find(|r| r.metric == "errors.rate")
+            .expect("row");
+        assert_eq!(errors.change_percent, Some(0.0));
+        let table = comparison.table();
+        let line = table
+            .lines()
+            .find(|l| l.contains("errors.rate"))
+            .expect("errors line");
+        assert!(line.trim_end().ends_with("+0.0%"), "{line}");
+        assert!(!table.contains("new\n"), "{table}");
     }
 }

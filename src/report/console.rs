@@ -71,14 +71,27 @@ pub fn summary_table(result: &RunResult) -> String {
                     p.name.clone(),
                     format_duration_ms(p.start_offset_ms),
                     format_duration_ms(p.end_offset_ms.saturating_sub(p.start_offset_ms)),
+                    // Created: started in this phase; max active: the most alive at once
+                    // (a closed-model hold creates few but keeps many).
                     count(s, "vusers.created"),
+                    s.gauges
+                        .get("vusers.active")
+                        .map_or_else(|| "—".to_owned(), |g| g.max.to_string()),
                     count(s, "messages.sent"),
                     s.errors_total().to_string(),
                 ]
             })
             .collect();
         out.push_str(&table(
-            &["phases", "start", "length", "vusers", "sent", "errors"],
+            &[
+                "phases",
+                "start",
+                "length",
+                "created",
+                "max active",
+                "sent",
+                "errors",
+            ],
             rows,
         ));
     }
@@ -304,6 +317,54 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_phases_table_says_created_and_max_active() {
+        let period = |created: u64, active: i64| -> PeriodSummary {
+            serde_json::from_value(serde_json::json!({
+                "startMs": 0, "endMs": 1000, "summaries": {}, "rates": {},
+                "counters": {"vusers.created": created, "messages.sent": 7},
+                "gauges": {"vusers.active": {"last": active, "max": active}},
+            }))
+            .expect("a period")
+        };
+        let phase = |index: usize, name: &str, created, active| crate::metrics::PhaseSummary {
+            index,
+            name: name.into(),
+            start_offset_ms: 0,
+            end_offset_ms: 1000,
+            summary: period(created, active),
+        };
+        let metrics = crate::metrics::RunMetrics {
+            aggregate: period(4, 4),
+            intermediate: Vec::new(),
+            phases: vec![phase(0, "spawn", 4, 4), phase(1, "hold", 0, 4)],
+            scenarios: Vec::new(),
+            histograms: Default::default(),
+        };
+        let info = super::super::RunInfo::new(
+            "t",
+            "127.0.0.1:1",
+            std::time::UNIX_EPOCH,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(2),
+        );
+        let text = summary_table(&RunResult::new(info, metrics, serde_json::Value::Null));
+        let header = text
+            .lines()
+            .find(|l| l.starts_with("phases"))
+            .expect("phases table");
+        assert!(
+            header.contains("created") && header.contains("max active"),
+            "{header}"
+        );
+        let hold = text
+            .lines()
+            .find(|l| l.starts_with("hold"))
+            .expect("hold row");
+        let cells: Vec<&str> = hold.split_whitespace().collect();
+        // name, start, length, created, max active, sent, errors
+        assert_eq!(cells[3..], ["0", "4", "7", "0"], "{hold}");
+    }
 
     #[test]
     fn numbers_and_durations_read_well() {

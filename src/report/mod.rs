@@ -20,7 +20,7 @@ mod time;
 use std::path::PathBuf;
 
 pub use self::csv::{STATS_HEADER, history_csv, stats_csv, write_csv};
-pub use compare::{Comparison, MetricDelta, compare, parse_percent};
+pub use compare::{Comparison, Limits as CompareLimits, MetricDelta, compare, parse_percent};
 pub use console::summary_table;
 pub use errors::{FAILURES_HEADER, failures_csv};
 pub use html::{render_html, write_html};
@@ -35,9 +35,19 @@ pub use time::{format_compact_utc, format_rfc3339_ms};
 /// The `format` tag of result files this version writes and reads.
 pub const FORMAT_V1: &str = "chatload.result/v1";
 
+/// What to check after a failed file operation; reading a missing file needs no advice about
+/// writable directories.
+fn io_hint(action: &str) -> &'static str {
+    if action == "read" {
+        ""
+    } else {
+        "; check the directory exists and is writable"
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot {action} {}: {source}; check the directory exists and is writable", path.display())]
+    #[error("cannot {action} {}: {source}{}", path.display(), io_hint(action))]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -3,6 +3,7 @@
 
 mod adaptive;
 mod check;
+mod cli;
 mod limits;
 mod monitor;
 mod probe;

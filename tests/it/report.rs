@@ -261,4 +261,27 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
         "lots".as_ref(),
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // A noise floor above every change: no timing regressed, whatever the percentage (the
+    // error rate and the throughput still did).
+    let out = chatload(&[
+        "compare".as_ref(),
+        base.as_os_str(),
+        slower.as_os_str(),
+        "--min-delta".as_ref(),
+        "1h".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("latency.chat p95"), "{text}");
+    assert!(
+        !text.contains("✗ latency") && !text.contains("✗ delivery"),
+        "{text}"
+    );
+    let out = chatload(&[
+        "compare".as_ref(),
+        base.as_os_str(),
+        same.as_os_str(),
+        "--min-delta".as_ref(),
+        "a bit".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
 }

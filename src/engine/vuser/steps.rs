@@ -182,7 +182,7 @@ async fn expect(
                 Waited::Deadline | Waited::Retired => {
                     return Err(Failure::new(
                         ErrorKind::Timeout,
-                        format!("no frame matched within {limit:?} ({:?})", op.matcher),
+                        format!("no frame matched within {limit:?} ({})", op.matcher),
                     ));
                 }
             }
