@@ -279,9 +279,9 @@ async fn open(vu: &mut Vuser, ctx: &RunContext, limit: Duration) -> Result<Link,
         })?;
         headers.push((name.clone(), value));
     }
-    let (conn, timings) = ctx
-        .connector
-        .connect(vu.id, limit, &headers)
+    // Boxed: TLS and WebSocket setup make this future ~10 KiB, which would otherwise be
+    // inlined into every vuser's task for its whole life. One allocation per connection.
+    let (conn, timings) = Box::pin(ctx.connector.connect(vu.id, limit, &headers))
         .await
         .map_err(|e| Failure::new(e.kind, e.detail))?;
     let recorder = &ctx.recorder;
