@@ -41,13 +41,13 @@ fn html_is_self_contained_carries_chart_data_and_stays_small_for_an_hour() {
     assert!(!html.contains("<script"), "no script at all");
     assert!(!html.contains("@import"));
 
-    // Charts are inline SVG polylines with (downsampled) points.
-    let points = regex::Regex::new(r#"<polyline[^>]* points="([^"]+)""#).expect("regex");
+    // Charts are inline SVG paths with (downsampled) points.
+    let points = regex::Regex::new(r#"<path class="line"[^>]* d="([^"]+)""#).expect("regex");
     let lines: Vec<usize> = points
         .captures_iter(&html)
         .filter_map(|c| c.get(1).map(|m| m.as_str().split_whitespace().count()))
         .collect();
-    assert!(lines.len() >= 10, "{} polylines", lines.len());
+    assert!(lines.len() >= 10, "{} lines", lines.len());
     assert!(lines.iter().all(|&n| n <= 600), "downsampled: {lines:?}");
     assert!(
         lines.iter().any(|&n| n >= 500),
