@@ -62,6 +62,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             env: minijinja::Environment::new(),
         },
         as_written: serde_json::Value::Null,
+        source_text: None,
     }
 }
 

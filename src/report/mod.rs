@@ -14,6 +14,7 @@ mod html_charts;
 mod io;
 mod model;
 mod outputs;
+mod spectrum;
 mod time;
 
 use std::path::PathBuf;
@@ -24,8 +25,8 @@ pub use console::summary_table;
 pub use html::{render_html, write_html};
 pub use io::{read_result, result_json_schema, write_atomically, write_result};
 pub use model::{
-    AdaptiveResult, AdaptiveStep, BreakingPoint, MonitorSample, ObservedValue, ResultFormat,
-    RunInfo, RunResult, ThresholdResult,
+    AdaptiveResult, AdaptiveStep, BreakingPoint, MonitorSample, ObservedValue, PlanFormat,
+    PlanSource, ResultFormat, RunInfo, RunResult, ThresholdResult,
 };
 pub use outputs::{Formats, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};

@@ -121,6 +121,7 @@ impl Builder {
             }],
             templates: Templates { env: self.env },
             as_written: serde_json::Value::Null,
+            source_text: None,
         }
     }
 }
