@@ -204,7 +204,11 @@ async fn think_ranges_are_respected() {
         count: 1,
     };
     let out = go(plan(vec![shape], flow, Duration::from_secs(30))).await;
-    assert!(out.duration >= Duration::from_millis(600), "{:?}", out.duration);
+    assert!(
+        out.duration >= Duration::from_millis(600),
+        "{:?}",
+        out.duration
+    );
     assert!(
         out.duration <= Duration::from_millis(1210),
         "{:?}",

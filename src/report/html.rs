@@ -474,9 +474,8 @@ fn distribution(result: &RunResult) -> Option<String> {
         });
         samples.push(h.len());
     }
-    (!series.is_empty()).then(|| {
-        render_spectrum_svg("Latency distribution by percentile", &series, &samples)
-    })
+    (!series.is_empty())
+        .then(|| render_spectrum_svg("Latency distribution by percentile", &series, &samples))
 }
 
 /// Error counts by scenario and kind (`errors.*` counters of each scenario); `None` when no

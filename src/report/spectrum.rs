@@ -43,7 +43,10 @@ pub fn spectrum_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
         if !(0.0..1.0).contains(&q) {
             continue;
         }
-        let point = (q * 100.0, ms(h.highest_equivalent(v.value_iterated_to())).min(max));
+        let point = (
+            q * 100.0,
+            ms(h.highest_equivalent(v.value_iterated_to())).min(max),
+        );
         match out.last() {
             Some(&(p, y)) if point.0 <= p || point.1 < y => {}
             _ => out.push(point),

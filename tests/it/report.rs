@@ -332,7 +332,10 @@ scenarios:
 fn html_tables_errors_by_scenario_and_kind() {
     let mut result = synthetic_result(60, 50, 1.0);
     let html = render_html(&result).expect("renders");
-    assert!(!html.contains("Errors by scenario"), "no table without errors");
+    assert!(
+        !html.contains("Errors by scenario"),
+        "no table without errors"
+    );
     result.scenarios[0]
         .counters
         .insert("errors.timeout".into(), 1234);
@@ -347,7 +350,10 @@ fn html_tables_errors_by_scenario_and_kind() {
         .and_then(|s| s.split("</table>").next())
         .expect("the table");
     assert!(section.contains(r#"<th class="mono">closed</th><th class="mono">timeout</th>"#));
-    let chatter = format!("<td>chatter</td><td>0</td><td>1\u{2009}234</td><td>1\u{2009}234</td>");
-    assert!(section.contains(&chatter), "{section}");
-    assert!(section.contains("<td>lurker</td><td>7</td><td>0</td><td>7</td>"), "{section}");
+    let chatter = "<td>chatter</td><td>0</td><td>1\u{2009}234</td><td>1\u{2009}234</td>";
+    assert!(section.contains(chatter), "{section}");
+    assert!(
+        section.contains("<td>lurker</td><td>7</td><td>0</td><td>7</td>"),
+        "{section}"
+    );
 }

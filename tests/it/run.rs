@@ -356,7 +356,10 @@ async fn stamped_says_in_a_five_member_room_give_exactly_75_deliveries() {
     assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
     let delivery = agg.summaries.get("delivery").expect("delivery recorded");
     assert_eq!(delivery.count, 75);
-    assert!(delivery.min >= 0.0 && delivery.max >= delivery.min, "{delivery:?}");
+    assert!(
+        delivery.min >= 0.0 && delivery.max >= delivery.min,
+        "{delivery:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,7 +503,11 @@ async fn a_shutdown_request_stops_the_run_and_keeps_partial_results() {
     )
     .await;
     // Stopped long before the 30 s phase ended.
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(out.interrupted);
     let agg = &out.metrics.aggregate;
     assert_eq!(counter(agg, "vusers.created"), 4);

@@ -356,6 +356,9 @@ mod tests {
                     auth = { secret = 'shh', user = \"u\" }\n";
         let out = redact_text(toml, Format::Toml);
         assert!(!out.contains("hunter2") && !out.contains("shh"), "{out}");
-        assert!(out.contains("password = ***\n") && out.contains("user = \"u\""), "{out}");
+        assert!(
+            out.contains("password = ***\n") && out.contains("user = \"u\""),
+            "{out}"
+        );
     }
 }
