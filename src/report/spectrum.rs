@@ -10,8 +10,10 @@ use crate::metrics::Histogram;
 
 use super::charts::{PALETTE, escape, nice_step, short_number};
 
-const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 260.0;
+// Drawn across the page (the time charts are two per row), so twice their width: text keeps
+// the same size and the legend has room for many metrics.
+const WIDTH: f64 = 1280.0;
+const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 14.0;
 const TOP: f64 = 30.0;
