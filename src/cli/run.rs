@@ -400,5 +400,18 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
             count: e.count,
         })
         .collect();
+    result.plan_source = plan_source(plan);
     result
+}
+
+/// The plan file's redacted text, for the result and the HTML report.
+fn plan_source(plan: &Plan) -> Option<report::PlanSource> {
+    let source = plan.source_text.as_ref()?;
+    Some(report::PlanSource {
+        format: match source.format {
+            plan::Format::Yaml => report::PlanFormat::Yaml,
+            plan::Format::Toml => report::PlanFormat::Toml,
+        },
+        text: source.text.clone(),
+    })
 }

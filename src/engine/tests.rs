@@ -62,6 +62,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             env: minijinja::Environment::new(),
         },
         as_written: serde_json::Value::Null,
+        source_text: None,
     }
 }
 
@@ -183,6 +184,33 @@ async fn the_graceful_stop_ends_by_cancelling_and_counting() {
     assert_eq!(agg.gauges.get("vusers.active").map(|g| g.last), Some(0));
     assert!(
         out.duration < Duration::from_millis(1200),
+        "{:?}",
+        out.duration
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn think_ranges_are_respected() {
+    // Six thinks of 100..200 ms each: between 0.6 s and 1.2 s on the paused clock.
+    let flow = vec![Step::Loop {
+        steps: vec![Step::Think(Think {
+            min: Duration::from_millis(100),
+            max: Duration::from_millis(200),
+        })],
+        bound: LoopBound::Count(6),
+    }];
+    let shape = PhaseShape::ArrivalCount {
+        duration: Duration::from_millis(10),
+        count: 1,
+    };
+    let out = go(plan(vec![shape], flow, Duration::from_secs(30))).await;
+    assert!(
+        out.duration >= Duration::from_millis(600),
+        "{:?}",
+        out.duration
+    );
+    assert!(
+        out.duration <= Duration::from_millis(1210),
         "{:?}",
         out.duration
     );

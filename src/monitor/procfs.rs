@@ -60,7 +60,28 @@ pub(crate) fn parse_tcp_line(line: &str) -> Option<TcpSocket<'_>> {
 /// `owned`: the socket inodes of the watched process, when readable. The table lists every
 /// socket of the network namespace, so without them another process's server on the same port
 /// of another address (`::1` next to `127.0.0.1`) would be counted too.
+#[cfg(test)]
 pub(crate) fn count_established(table: &str, port: u16, owned: Option<&HashSet<u64>>) -> u64 {
+    count_on_port(table, port, owned, false)
+}
+
+/// True when `table` has a socket listening on `port`.
+fn listens_on(table: &str, port: u16) -> bool {
+    table
+        .lines()
+        .filter_map(parse_tcp_line)
+        .any(|s| s.local_port == port && s.state == STATE_LISTEN)
+}
+
+/// [`count_established`]; `listener_elsewhere`: the other table (IPv4 / IPv6) has the
+/// listener, so a socket of this table with that port number is some client's ephemeral port
+/// (e.g. a `::1` client whose port number a later `127.0.0.1` listener was given).
+fn count_on_port(
+    table: &str,
+    port: u16,
+    owned: Option<&HashSet<u64>>,
+    listener_elsewhere: bool,
+) -> u64 {
     let sockets: Vec<TcpSocket<'_>> = table
         .lines()
         .filter_map(parse_tcp_line)
@@ -75,7 +96,9 @@ pub(crate) fn count_established(table: &str, port: u16, owned: Option<&HashSet<u
         .iter()
         .any(|address| address.bytes().all(|b| b == b'0'));
     let on_listener = |socket: &TcpSocket<'_>| {
-        listening.is_empty() || wildcard || listening.contains(&socket.local_address)
+        (listening.is_empty() && !listener_elsewhere)
+            || wildcard
+            || listening.contains(&socket.local_address)
     };
     let matching = sockets
         .iter()
@@ -114,7 +137,9 @@ pub(crate) fn established_on_port(
             Some(all)
         },
     );
-    Ok(count_established(&v4, port, owned.as_ref()) + count_established(&v6, port, owned.as_ref()))
+    let owned = owned.as_ref();
+    Ok(count_on_port(&v4, port, owned, listens_on(&v6, port))
+        + count_on_port(&v6, port, owned, listens_on(&v4, port)))
 }
 
 /// The inodes of the sockets process `pid` holds open; `None` when its descriptors are not
@@ -280,6 +305,16 @@ mod tests {
             "{TCP4}   8: 0200007F:1F90 0100007F:2328 01 00000000:00000000 00:00000000 00000000  1000        0 4307 1 0000000000000000 20 4 30 10 -1\n"
         );
         assert_eq!(count_established(&table, 8080, None), 2);
+    }
+
+    #[test]
+    fn an_ipv6_client_with_the_port_number_of_an_ipv4_listener_is_not_counted() {
+        // A [::1] connection made before the listener on 127.0.0.1 was given the same number.
+        let v6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000000000000000000001000000:1F90 00000000000000000000000001000000:2328 01 00000000:00000000 00:00000000 00000000  1000        0 4401 1 0000000000000000 20 4 30 10 -1\n";
+        assert_eq!(count_established(v6, 8080, None), 1, "alone, it is counted");
+        assert!(listens_on(TCP4, 8080) && !listens_on(v6, 8080));
+        assert_eq!(count_on_port(v6, 8080, None, true), 0);
+        assert_eq!(count_on_port(TCP4, 8080, None, false), 2);
     }
 
     #[test]

@@ -130,7 +130,13 @@ pub fn load_str_with(
         problems.dedup();
     }
     match plan {
-        Some(plan) if problems.is_empty() => Ok(plan),
+        Some(mut plan) if problems.is_empty() => {
+            plan.source_text = Some(SourceText {
+                format,
+                text: validate::redact_text(text, format),
+            });
+            Ok(plan)
+        }
         _ if problems.is_empty() => Err(Problems {
             problems: vec![Problem {
                 file,

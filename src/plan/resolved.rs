@@ -42,6 +42,16 @@ pub struct Plan {
     pub templates: Templates,
     /// The plan as written, secrets redacted, for the result file and the HTML report.
     pub as_written: serde_json::Value,
+    /// The plan file's text with the values of secret-looking keys replaced by `***`
+    /// (`None` for plans built in code).
+    pub source_text: Option<SourceText>,
+}
+
+/// A plan file's text, secrets redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceText {
+    pub format: super::Format,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

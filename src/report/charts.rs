@@ -1,5 +1,6 @@
 //! Time-series charts as inline SVG, rendered in Rust so the HTML report needs no script and
-//! no network: axes with round ticks, one polyline per series, a legend, phase markers.
+//! no network: axes with round ticks, one line per series (broken where an interval has no
+//! samples), a legend, phase markers.
 //! Long series are downsampled to at most [`MAX_POINTS`] per line, keeping spikes (per-bucket
 //! maximum) where a spike is the point of the chart.
 //!
@@ -60,31 +61,71 @@ impl Chart {
     }
 }
 
-/// Reduces `points` to at most `max` by grouping consecutive points into equal buckets.
-pub fn downsample(points: &[(f64, Option<f64>)], max: usize, reduce: Reduce) -> Vec<(f64, f64)> {
-    let present: Vec<(f64, f64)> = points
+/// One run of points drawn as one connected line.
+pub type Segment = Vec<(f64, f64)>;
+
+/// Splits `points` into segments at every point without a value (an interval with no samples:
+/// the line must break there, not join its neighbours), reducing long series to about `max`
+/// points by grouping consecutive points into equal buckets. A bucket that holds an empty point
+/// keeps the values on each side of it as separate points, so a gap survives downsampling.
+pub fn segments(points: &[(f64, Option<f64>)], max: usize, reduce: Reduce) -> Vec<Segment> {
+    let present = points
         .iter()
-        .filter_map(|&(x, y)| y.filter(|v| v.is_finite()).map(|v| (x, v)))
-        .collect();
-    if present.len() <= max || max == 0 {
-        return present;
+        .filter(|(_, y)| y.is_some_and(f64::is_finite))
+        .count();
+    // Each gap can split one bucket in two: leave room for that, so a line stays within
+    // `max` points (unless it is mostly gaps).
+    let gaps = points
+        .windows(2)
+        .filter(|w| w[0].1.is_some() && w[1].1.is_none())
+        .count();
+    let bucket = if present <= max || max == 0 {
+        1
+    } else {
+        points
+            .len()
+            .div_ceil(max.saturating_sub(gaps).max(max / 2).max(1))
+    };
+    let fold = |run: &[(f64, f64)]| -> Option<(f64, f64)> {
+        let (x_last, _) = *run.last()?;
+        let y = match reduce {
+            Reduce::Max => run.iter().map(|p| p.1).fold(f64::MIN, f64::max),
+            Reduce::Mean => run.iter().map(|p| p.1).sum::<f64>() / run.len() as f64,
+        };
+        Some((x_last, y))
+    };
+    let mut out = Vec::new();
+    let mut current: Segment = Vec::new();
+    for chunk in points.chunks(bucket.max(1)) {
+        let mut run: Vec<(f64, f64)> = Vec::new();
+        for &(x, y) in chunk {
+            match y.filter(|v| v.is_finite()) {
+                Some(v) => run.push((x, v)),
+                None => {
+                    current.extend(fold(&run));
+                    run.clear();
+                    if !current.is_empty() {
+                        out.push(std::mem::take(&mut current));
+                    }
+                }
+            }
+        }
+        current.extend(fold(&run));
     }
-    let bucket = present.len().div_ceil(max);
-    present
-        .chunks(bucket)
-        .filter_map(|chunk| {
-            let (x_last, _) = *chunk.last()?;
-            let y = match reduce {
-                Reduce::Max => chunk.iter().map(|p| p.1).fold(f64::MIN, f64::max),
-                Reduce::Mean => chunk.iter().map(|p| p.1).sum::<f64>() / chunk.len() as f64,
-            };
-            Some((x_last, y))
-        })
-        .collect()
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// [`segments`] joined: every point drawn, gaps ignored.
+#[cfg(test)]
+fn downsample(points: &[(f64, Option<f64>)], max: usize, reduce: Reduce) -> Vec<(f64, f64)> {
+    segments(points, max, reduce).concat()
 }
 
 /// A "nice" step (1, 2, 2.5 or 5 × 10^n) giving about `ticks` ticks up to `max`.
-fn nice_step(max: f64, ticks: f64) -> f64 {
+pub(super) fn nice_step(max: f64, ticks: f64) -> f64 {
     if max <= 0.0 || !max.is_finite() {
         return 1.0;
     }
@@ -144,15 +185,15 @@ pub fn short_number(v: f64) -> String {
     format!("{s}{suffix}")
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-/// A series with its palette index and its downsampled points.
-type Line<'a> = (usize, &'a Series, Vec<(f64, f64)>);
+/// A series with its palette index and its downsampled segments.
+type Line<'a> = (usize, &'a Series, Vec<Segment>);
 
 /// The chart as an `<svg>` element (scales with its container; no script, no external refs).
 pub fn render_svg(chart: &Chart) -> String {
@@ -160,11 +201,11 @@ pub fn render_svg(chart: &Chart) -> String {
         .series
         .iter()
         .enumerate()
-        .map(|(i, s)| (i, s, downsample(&s.points, MAX_POINTS, s.reduce)))
+        .map(|(i, s)| (i, s, segments(&s.points, MAX_POINTS, s.reduce)))
         .collect();
     let y_max_data = lines
         .iter()
-        .flat_map(|(_, _, pts)| pts.iter().map(|p| p.1))
+        .flat_map(|(_, _, segs)| segs.iter().flatten().map(|p| p.1))
         .fold(0.0f64, f64::max);
     let step = nice_step(y_max_data, 4.0);
     let y_max = if y_max_data <= 0.0 {
@@ -242,30 +283,34 @@ pub fn render_svg(chart: &Chart) -> String {
             last_label_x = px;
         }
     }
-    // Series.
-    for (i, series, pts) in &lines {
+    // Series: one path per series, one subpath per segment (a gap is a missing interval).
+    for (i, series, segs) in &lines {
         let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#2563eb");
-        if pts.is_empty() {
+        if segs.is_empty() {
             continue;
         }
-        svg.push_str(r#"<polyline class="line" fill="none" stroke=""#);
+        svg.push_str(r#"<path class="line" fill="none" stroke=""#);
         svg.push_str(color);
-        svg.push_str(r#"" points=""#);
-        for (x, y) in pts {
-            let _ = write!(svg, "{:.1},{:.1} ", sx(*x), sy(*y));
+        svg.push_str(r#"" d=""#);
+        for seg in segs {
+            for (k, (x, y)) in seg.iter().enumerate() {
+                let cmd = if k == 0 { 'M' } else { 'L' };
+                let _ = write!(svg, "{cmd}{:.1},{:.1} ", sx(*x), sy(*y));
+            }
         }
         svg.push_str(r#""><title>"#);
         svg.push_str(&escape(&series.name));
-        svg.push_str("</title></polyline>");
-        if pts.len() == 1
-            && let Some((x, y)) = pts.first()
-        {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{color}"/>"#,
-                sx(*x),
-                sy(*y)
-            );
+        svg.push_str("</title></path>");
+        // A segment of one point has no length: mark it with a dot.
+        for seg in segs.iter().filter(|s| s.len() == 1) {
+            if let Some((x, y)) = seg.first() {
+                let _ = write!(
+                    svg,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{color}"/>"#,
+                    sx(*x),
+                    sy(*y)
+                );
+            }
         }
     }
     // Legend, top left, above the plot.
@@ -304,6 +349,58 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_interval_breaks_the_line() {
+        let pts = [
+            (1.0, Some(5.0)),
+            (2.0, Some(6.0)),
+            (3.0, None),
+            (4.0, None),
+            (5.0, Some(900.0)),
+            (6.0, Some(7.0)),
+        ];
+        let segs = segments(&pts, MAX_POINTS, Reduce::Max);
+        assert_eq!(
+            segs,
+            vec![vec![(1.0, 5.0), (2.0, 6.0)], vec![(5.0, 900.0), (6.0, 7.0)]]
+        );
+        let chart = Chart {
+            title: "stall".into(),
+            unit: "ms".into(),
+            series: vec![Series {
+                name: "p95".into(),
+                points: pts.to_vec(),
+                reduce: Reduce::Max,
+            }],
+            markers: Vec::new(),
+            span_seconds: 6.0,
+        };
+        let svg = render_svg(&chart);
+        let d = regex::Regex::new(r#"<path class="line"[^>]* d="([^"]+)""#)
+            .expect("regex")
+            .captures(&svg)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_owned())
+            .expect("a line");
+        assert_eq!(d.matches('M').count(), 2, "two separate segments: {d}");
+        assert_eq!(d.matches('L').count(), 2, "{d}");
+    }
+
+    #[test]
+    fn a_gap_survives_downsampling() {
+        // An hour at 1 s with a 6 s stall: buckets of 6 points, the stall straddling two.
+        let pts: Vec<(f64, Option<f64>)> = (0..3600)
+            .map(|i| (i as f64, (!(1000..1006).contains(&i)).then_some(1.0)))
+            .collect();
+        let segs = segments(&pts, MAX_POINTS, Reduce::Max);
+        assert_eq!(segs.len(), 2, "one gap");
+        let first_end = segs[0].last().map_or(f64::NAN, |p| p.0);
+        let second_start = segs[1].first().map_or(f64::NAN, |p| p.0);
+        assert!((990.0..1000.0).contains(&first_end), "{first_end}");
+        assert!((1006.0..1012.0).contains(&second_start), "{second_start}");
+        assert!(segs.iter().map(Vec::len).sum::<usize>() <= MAX_POINTS);
+    }
+
+    #[test]
     fn ticks_are_round() {
         assert_eq!(nice_step(87.0, 4.0), 25.0);
         assert_eq!(nice_step(0.9, 4.0), 0.25);
@@ -327,7 +424,7 @@ mod tests {
             span_seconds: 1.0,
         };
         let svg = render_svg(&chart);
-        assert!(svg.contains("<polyline"));
+        assert!(svg.contains("<path"));
         assert!(svg.contains("p95 &amp; co"));
         assert!(svg.contains("a &lt;b&gt;"));
         assert!(!svg.contains("http"));

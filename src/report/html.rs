@@ -3,12 +3,13 @@
 //! the binary. This file turns a [`RunResult`] into the template's view model; the look is
 //! the template's, the charts are `charts.rs`.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
-use crate::metrics::{PeriodSummary, Summary};
+use crate::metrics::{PeriodSummary, Summary, decode_histogram};
 use crate::vocab::names::{
     DELIVERY, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED, MESSAGES_SENT, VUSERS_ACTIVE,
     VUSERS_CREATED,
@@ -18,6 +19,7 @@ use super::ReportError;
 use super::charts::{clock, render_svg};
 use super::console::format_duration_ms;
 use super::model::RunResult;
+use super::spectrum::{SpectrumSeries, render_spectrum_svg, spectrum_points};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html.j2");
 const ERRORS_TEMPLATE: &str = include_str!("../../templates/errors.html.j2");
@@ -50,7 +52,24 @@ struct View {
     adaptive: Option<AdaptiveView>,
     breaking_point: Option<[String; 3]>,
     plan_json: String,
+    /// The plan file's text (secrets redacted) when the result carries it.
+    plan_source: Option<PlanSourceView>,
+    distribution: Option<String>,
+    scenario_errors: Option<ScenarioErrors>,
     intervals: usize,
+}
+
+#[derive(Serialize)]
+struct PlanSourceView {
+    format: String,
+    text: String,
+}
+
+/// Scenario × error kind counts.
+#[derive(Serialize)]
+struct ScenarioErrors {
+    kinds: Vec<String>,
+    rows: Vec<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -177,6 +196,12 @@ fn build_view(result: &RunResult) -> View {
             ]
         }),
         plan_json: serde_json::to_string_pretty(&result.plan).unwrap_or_default(),
+        plan_source: result.plan_source.as_ref().map(|p| PlanSourceView {
+            format: p.format.label().to_owned(),
+            text: p.text.clone(),
+        }),
+        distribution: distribution(result),
+        scenario_errors: scenario_errors(result),
         intervals: result.intermediate.len(),
     }
 }
@@ -421,6 +446,72 @@ fn scenarios(result: &RunResult) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+/// The percentile spectrum of every expect latency and of delivery, from the run-wide
+/// histograms; `None` when there is none to draw.
+fn distribution(result: &RunResult) -> Option<String> {
+    let mut series = Vec::new();
+    let mut samples = Vec::new();
+    for (name, encoded) in &result.histograms {
+        if !(name.starts_with(LATENCY_PREFIX) || name == DELIVERY) {
+            continue;
+        }
+        let Ok(h) = decode_histogram(encoded) else {
+            continue;
+        };
+        let points = spectrum_points(&h);
+        if points.is_empty() {
+            continue;
+        }
+        series.push(SpectrumSeries {
+            name: name.clone(),
+            points,
+        });
+        samples.push(h.len());
+    }
+    (!series.is_empty())
+        .then(|| render_spectrum_svg("Latency distribution by percentile", &series, &samples))
+}
+
+/// Error counts by scenario and kind (`errors.*` counters of each scenario); `None` when no
+/// scenario had an error.
+fn scenario_errors(result: &RunResult) -> Option<ScenarioErrors> {
+    let kinds: BTreeSet<&str> = result
+        .scenarios
+        .iter()
+        .flat_map(|s| s.counters.iter())
+        .filter(|(n, v)| n.starts_with(ERRORS_PREFIX) && **v > 0)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if kinds.is_empty() {
+        return None;
+    }
+    let rows = result
+        .scenarios
+        .iter()
+        .map(|s| {
+            let mut row = vec![s.name.clone()];
+            row.extend(
+                kinds
+                    .iter()
+                    .map(|k| group(s.counters.get(*k).copied().unwrap_or(0))),
+            );
+            let total: u64 = kinds
+                .iter()
+                .map(|k| s.counters.get(*k).copied().unwrap_or(0))
+                .sum();
+            row.push(group(total));
+            row
+        })
+        .collect();
+    Some(ScenarioErrors {
+        kinds: kinds
+            .iter()
+            .map(|k| k.trim_start_matches(ERRORS_PREFIX).to_owned())
+            .collect(),
+        rows,
+    })
 }
 
 fn charts(result: &RunResult) -> Vec<ChartView> {

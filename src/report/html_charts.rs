@@ -38,12 +38,17 @@ pub(super) fn build(result: &RunResult) -> Vec<(Chart, bool)> {
             .into_iter()
             .map(|(label, which)| Series {
                 name: label.to_owned(),
+                // An interval without samples has no value: the line breaks there (a
+                // server stall must show as a gap, not as a climb between its neighbours).
                 points: points(&|p| {
-                    p.summaries.get(metric).map(|s| match which {
-                        0 => s.p50,
-                        1 => s.p95,
-                        _ => s.p99,
-                    })
+                    p.summaries
+                        .get(metric)
+                        .filter(|s| s.count > 0)
+                        .map(|s| match which {
+                            0 => s.p50,
+                            1 => s.p95,
+                            _ => s.p99,
+                        })
                 }),
                 reduce: Reduce::Max,
             })

@@ -56,6 +56,36 @@ pub struct RunResult {
     pub histograms: BTreeMap<String, String>,
     /// The plan as run (secrets redacted by the caller).
     pub plan: serde_json::Value,
+    /// The plan file's text as written, secrets redacted by the caller; absent in results
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_source: Option<PlanSource>,
+}
+
+/// The plan file as written (its text, with the values of secret-looking keys replaced).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSource {
+    pub format: PlanFormat,
+    pub text: String,
+}
+
+/// The syntax of a plan file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanFormat {
+    Yaml,
+    Toml,
+}
+
+impl PlanFormat {
+    /// `YAML` / `TOML`.
+    pub fn label(self) -> &'static str {
+        match self {
+            PlanFormat::Yaml => "YAML",
+            PlanFormat::Toml => "TOML",
+        }
+    }
 }
 
 /// Run metadata.
@@ -321,6 +351,7 @@ impl RunResult {
             breaking_point: None,
             histograms: metrics.histograms,
             plan,
+            plan_source: None,
         }
     }
 

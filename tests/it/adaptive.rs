@@ -64,18 +64,28 @@ async fn adaptive_finds_the_knee_of_a_saturating_server() {
         .iter()
         .map(|w| (w.vusers, w.healthy))
         .collect();
+    // Where exactly the knee shows depends on how fast this machine serves the load, so this
+    // checks the search's bookkeeping; its precision against a known knee is the unit test
+    // `bisects_to_within_five_percent_of_the_knee` in src/engine/load/adaptive.rs.
     assert!(adaptive.completed, "{levels:?}");
-    let found = adaptive.max_stable_vusers.expect("some level held");
-    assert!(
-        (24..=36).contains(&found),
-        "max stable {found} is not within 20 % of the knee (30): {levels:?}"
-    );
-    // It climbed, broke above the knee, and bisected back.
-    assert!(levels.iter().any(|&(v, h)| !h && v > 30), "{levels:?}");
-    assert!(
-        levels.starts_with(&[(5, true), (10, true), (20, true)]),
-        "{levels:?}"
-    );
+    assert_eq!(levels.first().map(|l| l.0), Some(5), "{levels:?}");
+    // 100 vusers ask for over 300 commands/s: the search broke somewhere below the maximum.
+    let breach = levels
+        .iter()
+        .filter(|l| !l.1)
+        .map(|l| l.0)
+        .min()
+        .expect("a window breached the p95 limit");
+    let highest_healthy = levels.iter().filter(|l| l.1).map(|l| l.0).max();
+    assert_eq!(adaptive.max_stable_vusers, highest_healthy, "{levels:?}");
+    if let Some(found) = adaptive.max_stable_vusers {
+        assert!(found < 100, "{levels:?}");
+        assert!(
+            levels.iter().any(|&(v, h)| !h && v > found),
+            "a breach above the level found: {levels:?}"
+        );
+    }
+    assert!(breach <= 100, "{levels:?}");
     // Each window is a phase named after its level.
     assert_eq!(outcome.metrics.phases.len(), adaptive.trajectory.len());
     server.shutdown().await;
@@ -104,19 +114,20 @@ async fn stress_steps_stop_at_the_breaking_point() {
         breaking_point: true,
         ..RunOptions::default()
     };
-    let started = std::time::Instant::now();
     let outcome = run(plan, &server, options).await;
     let breaking = outcome.breaking_point.expect("a breaking-point outcome");
-    let stable = breaking.max_stable_vusers.expect("some step held");
-    assert!((20..=30).contains(&stable), "{breaking:?}");
+    // Which step breaks depends on this machine's speed; that it stops at the first failing
+    // step and names the breached threshold does not.
+    let stable = breaking.max_stable_vusers.unwrap_or(0);
+    assert!(stable < 80, "{breaking:?}");
     assert_eq!(breaking.failed_at, Some(stable + 10), "{breaking:?}");
     assert!(breaking.reason.contains("latency.ping.p95"), "{breaking:?}");
+    // Stopped at the breaking point: no step after the failing one ran.
     assert!(outcome.stopped);
-    // Stopped early: 8 steps of 2 s were planned.
     assert!(
-        started.elapsed() < Duration::from_secs(14),
-        "{:?}",
-        started.elapsed()
+        outcome.metrics.phases.len() <= (stable / 10 + 1) as usize,
+        "{} phases for {breaking:?}",
+        outcome.metrics.phases.len()
     );
     server.shutdown().await;
 }
@@ -126,13 +137,32 @@ async fn scale_and_broadcast_steer_a_running_closed_model_phase() {
     let server = server::spawn(ServerConfig::default())
         .await
         .expect("server starts");
-    let plan = plan("  phases: [{vusers: 2, duration: 4s}]\n");
+    // Longer than the test needs: it ends by `stop`, once each step has been seen to happen.
+    let plan = plan("  phases: [{vusers: 2, duration: 60s}]\n");
     let control = RunControl::new();
     let steer = control.clone();
     let steering = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Waits (on the run's own interval reports) until `n` vusers are active and connected.
+        let connected = |n: i64| {
+            let steer = steer.clone();
+            async move {
+                for _ in 0..300 {
+                    let level = |name: &str| {
+                        steer
+                            .latest()
+                            .and_then(|p| p.interval.gauges.get(name).map(|g| g.last))
+                    };
+                    if level("vusers.active") == Some(n) && level("connections.open") == Some(n) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("{n} vusers never got connected");
+            }
+        };
+        connected(2).await;
         steer.scale(6).expect("closed-model phase");
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        connected(6).await;
         // Replies to the broadcast PINGs are server pushes nobody waits for: they are counted
         // as received and dropped.
         let reached = steer.broadcast("PING broadcast");
@@ -168,8 +198,8 @@ async fn scale_and_broadcast_steer_a_running_closed_model_phase() {
     );
     assert!(outcome.stopped && !outcome.interrupted);
     assert!(
-        outcome.duration < Duration::from_millis(3800),
-        "{:?}",
+        outcome.duration < Duration::from_secs(45),
+        "stop ended the 60 s phase early: {:?}",
         outcome.duration
     );
     server.shutdown().await;
@@ -182,7 +212,7 @@ fn interactive_commands_on_stdin_steer_the_real_binary() {
     std::fs::write(
         &plan,
         format!(
-            "config:\n  target: embedded\n  phases: [{{vusers: 2, duration: 20s}}]\n  report: {{interval: 250ms}}\n{PING_FLOW}"
+            "config:\n  target: embedded\n  phases: [{{vusers: 2, duration: 60s}}]\n  report: {{interval: 250ms}}\n{PING_FLOW}"
         ),
     )
     .expect("plan written");
@@ -217,15 +247,16 @@ fn interactive_commands_on_stdin_steer_the_real_binary() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "stop ends the run early"
+        started.elapsed() < Duration::from_secs(40),
+        "stop ends the 60 s run early"
     );
     for reply in [
         "commands: scale N",
         "stats at",
         "latency.ping",
         "scale: holding 5 vusers",
-        "broadcast: handed to 5 vusers",
+        // How many of the 5 are connected 1.2 s after `scale` depends on the machine's load.
+        "broadcast: handed to ",
         "export: wrote",
         "stop: retiring vusers",
     ] {

@@ -53,9 +53,17 @@ fn every_shipped_plan_is_valid_and_declares_the_schema() {
 
 #[test]
 fn basic_yaml_and_toml_load_to_the_same_plan() {
-    let yaml = plan::load(&root().join("plans/basic.yml")).unwrap();
+    let mut yaml = plan::load(&root().join("plans/basic.yml")).unwrap();
     let mut toml = plan::load(&root().join("plans/basic.toml")).unwrap();
     toml.source = yaml.source.clone();
+    // The file texts differ, of course; each keeps its own syntax.
+    let yaml_text = yaml.source_text.take().expect("the YAML text");
+    let toml_text = toml.source_text.take().expect("the TOML text");
+    assert_eq!(
+        (yaml_text.format, toml_text.format),
+        (plan::Format::Yaml, plan::Format::Toml)
+    );
+    assert!(toml_text.text.contains("[config]"), "{}", toml_text.text);
     assert_eq!(yaml, toml);
 }
 

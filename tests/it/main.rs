@@ -13,3 +13,15 @@ mod run;
 mod server;
 mod transport;
 mod verdicts;
+
+/// A loopback port that refuses connections and stays ours for as long as the socket lives:
+/// bound without listening, so no other test's listener can be given that number while a
+/// test aims connections at it (binding and dropping a listener would free it for anyone).
+pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("address");
+    (socket, addr)
+}

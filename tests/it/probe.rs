@@ -52,9 +52,7 @@ async fn probe_prints_five_replies_with_round_trip_times() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_of_a_closed_port_says_connection_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
+    let (_held, addr) = crate::refusing_port();
     let out = probe(&[&addr.to_string()]).await;
     assert_eq!(out.code, Some(2), "{}", out.stdout);
     assert!(out.stdout.contains("connection refused"), "{}", out.stdout);

@@ -41,13 +41,13 @@ fn html_is_self_contained_carries_chart_data_and_stays_small_for_an_hour() {
     assert!(!html.contains("<script"), "no script at all");
     assert!(!html.contains("@import"));
 
-    // Charts are inline SVG polylines with (downsampled) points.
-    let points = regex::Regex::new(r#"<polyline[^>]* points="([^"]+)""#).expect("regex");
+    // Charts are inline SVG paths with (downsampled) points.
+    let points = regex::Regex::new(r#"<path class="line"[^>]* d="([^"]+)""#).expect("regex");
     let lines: Vec<usize> = points
         .captures_iter(&html)
         .filter_map(|c| c.get(1).map(|m| m.as_str().split_whitespace().count()))
         .collect();
-    assert!(lines.len() >= 10, "{} polylines", lines.len());
+    assert!(lines.len() >= 10, "{} lines", lines.len());
     assert!(lines.iter().all(|&n| n <= 600), "downsampled: {lines:?}");
     assert!(
         lines.iter().any(|&n| n >= 500),
@@ -284,4 +284,99 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
         "a bit".as_ref(),
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_html_report_shows_the_plan_as_written_without_its_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("secret.yml");
+    std::fs::write(
+        &plan,
+        r#"# the login plan (this comment is part of the plan as written)
+config:
+  target: embedded
+  phases:
+    - {duration: 1s, arrivalRate: 4}
+  variables:
+    password: hunter2
+    auth: {token: "s3cr3t-t0k3n", user: alice}
+scenarios:
+  - name: login
+    flow:
+      - connect
+      - send: "LOGIN {{ auth.user }}{{ vu.id }}"
+        expect: {match: "^OK", name: login}
+      - send: "SAY {{ password }}"
+      - send: "PING 1"
+        expect: {match: "^PONG", name: ping}
+      - disconnect
+"#,
+    )
+    .expect("plan written");
+    let out = dir.path().join("out");
+    let output = chatload(&[
+        "run".as_ref(),
+        plan.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    let json = std::fs::read_to_string(out.join("result.json")).expect("result.json");
+    for secret in ["hunter2", "s3cr3t-t0k3n"] {
+        assert!(!html.contains(secret), "{secret} in report.html");
+        assert!(!json.contains(secret), "{secret} in result.json");
+    }
+    // The YAML as written, comment included, in a <pre>; not the re-serialized JSON.
+    assert!(html.contains("Plan as written (YAML)"));
+    assert!(html.contains("# the login plan (this comment is part of the plan as written)"));
+    assert!(html.contains("    password: ***\n"));
+    assert!(html.contains("auth: {token: ***, user: alice}"));
+    assert!(!html.contains("&quot;arrivalRate&quot;"));
+    let result: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(result["planSource"]["format"], "yaml");
+    // The distribution chart of both expects.
+    assert!(html.contains("Latency distribution"));
+    assert!(html.contains(r#"<path class="line spectrum""#));
+    // An old result (no planSource) still renders, showing the plan as run.
+    let mut old = chatload::report::read_result(&out.join("result.json")).expect("reads");
+    old.plan_source = None;
+    let html = render_html(&old).expect("renders");
+    assert!(html.contains("Plan as run"));
+}
+
+#[test]
+fn html_tables_errors_by_scenario_and_kind() {
+    let mut result = synthetic_result(60, 50, 1.0);
+    let html = render_html(&result).expect("renders");
+    assert!(
+        !html.contains("Errors by scenario"),
+        "no table without errors"
+    );
+    result.scenarios[0]
+        .counters
+        .insert("errors.timeout".into(), 1234);
+    result.scenarios[1]
+        .counters
+        .insert("errors.closed".into(), 7);
+    let html = render_html(&result).expect("renders");
+    assert!(html.contains("Errors by scenario"));
+    let section = html
+        .split("Errors by scenario")
+        .nth(1)
+        .and_then(|s| s.split("</table>").next())
+        .expect("the table");
+    assert!(section.contains(r#"<th class="mono">closed</th><th class="mono">timeout</th>"#));
+    let chatter = "<td>chatter</td><td>0</td><td>1\u{2009}234</td><td>1\u{2009}234</td>";
+    assert!(section.contains(chatter), "{section}");
+    assert!(
+        section.contains("<td>lurker</td><td>7</td><td>0</td><td>7</td>"),
+        "{section}"
+    );
 }

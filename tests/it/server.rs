@@ -235,7 +235,6 @@ async fn delay_is_seen_by_the_client() {
             rtt >= Duration::from_millis(50),
             "rtt {rtt:?} shorter than the delay"
         );
-        assert!(rtt < Duration::from_millis(1000), "rtt {rtt:?}");
     }
     server.shutdown().await;
 }
@@ -251,6 +250,7 @@ async fn capacity_saturates_at_the_configured_rate() {
     })
     .await;
     let mut tasks = Vec::new();
+    let started = Instant::now();
     for c in 0..CLIENTS {
         let mut client = Client::text(&server).await;
         tasks.push(tokio::spawn(async move {
@@ -271,11 +271,17 @@ async fn capacity_saturates_at_the_configured_rate() {
         arrivals.extend(task.await.expect("client task"));
     }
     arrivals.sort();
-    let (first, last) = (arrivals[0], arrivals[arrivals.len() - 1]);
-    let rate = (arrivals.len() - 1) as f64 / (last - first).as_secs_f64();
+    assert_eq!(arrivals.len(), CLIENTS * PER_CLIENT);
+    // The limiter spaces commands 1/RATE apart, so serving them all takes at least
+    // (n - 1) / RATE from the first send: the server never goes faster than its capacity.
+    // How much slower it is depends on the machine's load (the limiter's exact spacing is the
+    // paused-clock test `capacity_spaces_commands_exactly` in src/server/pacing.rs).
+    let served_in = arrivals[arrivals.len() - 1] - started;
+    let floor = Duration::from_secs_f64((arrivals.len() - 1) as f64 / RATE);
     assert!(
-        (RATE * 0.9..=RATE * 1.1).contains(&rate),
-        "served {rate:.1} commands/s, configured {RATE}/s"
+        served_in >= floor.mul_f64(0.99),
+        "served {} commands in {served_in:?}, faster than {RATE}/s",
+        arrivals.len()
     );
     server.shutdown().await;
 }
@@ -309,8 +315,10 @@ async fn stalls_freeze_the_server() {
         worst >= Duration::from_millis(250),
         "worst rtt {worst:?}: no stall seen"
     );
+    // Outside a stall a reply does not wait for one (well under the 400 ms stall even on a
+    // loaded machine).
     assert!(
-        best < Duration::from_millis(100),
+        best < Duration::from_millis(250),
         "best rtt {best:?}: always stalled"
     );
     server.shutdown().await;

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use chatload::engine::{self, RunOptions};
 use chatload::plan::{self, Format};
 
-/// A loopback port nothing listens on (bound, then released).
-fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    drop(listener);
-    addr
+/// A loopback port that refuses connections (held, so no other test can listen on it).
+fn closed_port() -> (tokio::net::TcpSocket, String) {
+    let (socket, addr) = crate::refusing_port();
+    (socket, addr.to_string())
 }
 
 fn counter(summary: &chatload::metrics::PeriodSummary, name: &str) -> u64 {
@@ -26,7 +24,7 @@ fn counter(summary: &chatload::metrics::PeriodSummary, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_against_a_closed_port_stops_early_saying_nothing_could_connect() {
-    let target = closed_port();
+    let (_held, target) = closed_port();
     let yaml = r#"
 config:
   target: "127.0.0.1:1"
@@ -222,7 +220,7 @@ scenarios:
 
 #[test]
 fn the_binary_stops_a_run_nothing_can_connect_to_and_exits_1_with_results() {
-    let target = closed_port();
+    let (_held, target) = closed_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = write_plan(
         dir.path(),
