@@ -14,6 +14,7 @@ mod tls;
 mod ws;
 
 use std::net::{IpAddr, SocketAddr};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -128,15 +129,20 @@ impl Conn {
         }
     }
 
-    /// The next frame or event; cancel-safe (use it in `select!`).
-    pub async fn recv(&mut self) -> Result<Incoming, TransportError> {
+    /// The next frame or event; cancel-safe (use it in `select!`). A small poll-based
+    /// future: it is created on every wait of every vuser, so it holds nothing but `self`.
+    pub fn recv(&mut self) -> impl Future<Output = Result<Incoming, TransportError>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_recv(cx))
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, TransportError>> {
         match self {
-            Conn::Plain(stream) => stream.recv().await,
-            Conn::Tls(stream) => stream.recv().await,
-            Conn::Ws(ws) => ws.recv().await,
-            Conn::Wss(ws) => ws.recv().await,
+            Conn::Plain(stream) => stream.poll_recv(cx),
+            Conn::Tls(stream) => stream.poll_recv(cx),
+            Conn::Ws(ws) => ws.poll_recv(cx),
+            Conn::Wss(ws) => ws.poll_recv(cx),
             #[cfg(test)]
-            Conn::Duplex(stream) => stream.recv().await,
+            Conn::Duplex(stream) => stream.poll_recv(cx),
         }
     }
 

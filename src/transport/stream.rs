@@ -2,6 +2,8 @@
 //! writes are encoded into a reused buffer and written whole, one write per message and no
 //! allocation per message.
 
+use std::task::{Context, Poll, ready};
+
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -71,13 +73,16 @@ where
         Ok(())
     }
 
-    pub(super) async fn recv(&mut self) -> Result<Incoming, TransportError> {
-        match self.reader.next().await {
+    pub(super) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Incoming, TransportError>> {
+        Poll::Ready(match ready!(self.reader.poll_next_unpin(cx)) {
             None => Ok(Incoming::End),
             Some(Ok(frame)) => Ok(Incoming::Frame(frame)),
             Some(Err(ProtocolError::Io(io))) => Err(TransportError::from(io)),
             Some(Err(err)) => Err(TransportError::Protocol(err)),
-        }
+        })
     }
 
     /// Half-closes the stream so the server sees a clean end (TLS sends close_notify).

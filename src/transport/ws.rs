@@ -6,10 +6,12 @@
 //! Server pings are answered by tungstenite while reading; they and close frames are reported
 //! to the caller as [`Incoming`] events so the engine can count them.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tokio_tungstenite::WebSocketStream;
@@ -74,6 +76,7 @@ impl WsClient {
             codec,
             buffer: BytesMut::new(),
             ping,
+            ping_due: false,
         })
     }
 
@@ -155,6 +158,8 @@ pub struct WsConn<S> {
     /// Reused for encoding; its bytes are handed to tungstenite per message.
     buffer: BytesMut,
     ping: Option<Interval>,
+    /// The ping interval elapsed and the ping is not queued yet.
+    ping_due: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
@@ -184,41 +189,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
     }
 
     /// The next frame or event. Cancel-safe: a message is either returned or still queued.
-    pub(super) async fn recv(&mut self) -> Result<Incoming, TransportError> {
+    /// With `pingInterval`, a due ping is queued and flushed here as well.
+    pub(super) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Incoming, TransportError>> {
+        if let Some(timer) = &mut self.ping
+            && timer.poll_tick(cx).is_ready()
+        {
+            self.ping_due = true;
+        }
+        if self.ping_due {
+            match Pin::new(&mut self.ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    Pin::new(&mut self.ws)
+                        .start_send(Message::Ping(Bytes::new()))
+                        .map_err(ws_error)?;
+                    self.ping_due = false;
+                    // Not finished now: the next read or write flushes it.
+                    let _ = Pin::new(&mut self.ws).poll_flush(cx);
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(ws_error(err))),
+                Poll::Pending => {}
+            }
+        }
         loop {
-            let next = match &mut self.ping {
-                Some(timer) => tokio::select! {
-                    next = self.ws.next() => next,
-                    _ = timer.tick() => {
-                        // Queued, then flushed with the next read or write if this is dropped.
-                        self.ws.send(Message::Ping(Bytes::new())).await.map_err(ws_error)?;
-                        continue;
-                    }
-                },
-                None => self.ws.next().await,
-            };
-            let message = match next {
-                None => return Ok(Incoming::End),
-                Some(Err(err)) => return Err(ws_error(err)),
+            let message = match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                None => return Poll::Ready(Ok(Incoming::End)),
+                Some(Err(err)) => return Poll::Ready(Err(ws_error(err))),
                 Some(Ok(message)) => message,
             };
             let payload = match message {
                 Message::Text(text) => Bytes::from(text),
                 Message::Binary(bytes) => bytes,
-                Message::Ping(_) => return Ok(Incoming::Ping),
+                Message::Ping(_) => return Poll::Ready(Ok(Incoming::Ping)),
                 Message::Pong(_) | Message::Frame(_) => continue,
                 Message::Close(frame) => {
                     let (code, reason) = frame.map_or((None, String::new()), |f| {
                         (Some(u16::from(f.code)), f.reason.to_string())
                     });
-                    return Ok(Incoming::Close { code, reason });
+                    return Poll::Ready(Ok(Incoming::Close { code, reason }));
                 }
             };
-            return self
-                .codec
-                .decode_message(payload)
-                .map(Incoming::Frame)
-                .map_err(TransportError::Protocol);
+            return Poll::Ready(
+                self.codec
+                    .decode_message(payload)
+                    .map(Incoming::Frame)
+                    .map_err(TransportError::Protocol),
+            );
         }
     }
 
