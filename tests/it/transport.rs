@@ -294,6 +294,7 @@ async fn a_refused_upgrade_is_ws_upgrade_with_the_status_and_body() {
 async fn scripted_ws_server() -> (
     std::net::SocketAddr,
     tokio::sync::oneshot::Receiver<bool>,
+    tokio::sync::oneshot::Receiver<()>,
     tokio::task::JoinHandle<()>,
 ) {
     use futures_util::{SinkExt, StreamExt};
@@ -306,6 +307,7 @@ async fn scripted_ws_server() -> (
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (pong_tx, pong_rx) = tokio::sync::oneshot::channel();
+    let (ping_tx, ping_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let Ok((socket, _)) = listener.accept().await else {
             return;
@@ -317,11 +319,17 @@ async fn scripted_ws_server() -> (
             .send(Message::Ping(bytes::Bytes::from_static(b"hi")))
             .await;
         let mut pong_tx = Some(pong_tx);
+        let mut ping_tx = Some(ping_tx);
         while let Some(Ok(message)) = ws.next().await {
             match message {
                 Message::Pong(payload) if payload.as_ref() == b"hi" => {
                     if let Some(tx) = pong_tx.take() {
                         let _ = tx.send(true);
+                    }
+                }
+                Message::Ping(_) => {
+                    if let Some(tx) = ping_tx.take() {
+                        let _ = tx.send(());
                     }
                 }
                 Message::Text(text) if text.as_str() == "BYE?" => {
@@ -339,12 +347,12 @@ async fn scripted_ws_server() -> (
             }
         }
     });
-    (addr, pong_rx, task)
+    (addr, pong_rx, ping_rx, task)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_pings_are_answered_and_close_codes_counted() {
-    let (addr, pong_rx, server) = scripted_ws_server().await;
+    let (addr, pong_rx, _ping_rx, server) = scripted_ws_server().await;
     let yaml = r#"
 config:
   target: embedded
@@ -372,5 +380,31 @@ scenarios:
     assert_eq!(counter(&out, "ws.close.4001"), 1);
     let message = only_error(&out, "closed");
     assert!(message.contains("close code 4001: done"), "{message}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_interval_sends_client_pings_while_the_vuser_waits() {
+    let (addr, _pong_rx, ping_rx, server) = scripted_ws_server().await;
+    let yaml = r#"
+config:
+  target: embedded
+  websocket: {pingInterval: 100ms}
+  phases:
+    - {duration: 10ms, arrivalCount: 1}
+  defaults: {timeout: 5s}
+scenarios:
+  - flow:
+      - connect
+      - think: 500ms
+      - send: "PING 1"
+        expect: {match: "^PONG 1", name: ping}
+"#;
+    let plan = chatload::plan::load_str(yaml, Path::new("ws.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let out = run_against(plan, &format!("ws://{addr}/")).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let pinged = tokio::time::timeout(Duration::from_secs(10), ping_rx).await;
+    assert!(matches!(pinged, Ok(Ok(()))), "the server saw a client ping");
     server.abort();
 }
