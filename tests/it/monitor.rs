@@ -32,12 +32,13 @@ struct Connected {
 }
 
 async fn listener_with_clients() -> anyhow::Result<Connected> {
-    // The dual-stack wildcard holds the port number on every address, v4 and v6: another test
-    // in this process cannot listen on `[::1]` with the same number, which the monitor (it
-    // counts this process's sockets on the port) would rightly count too.
-    let listener = match TcpListener::bind("[::]:0").await {
+    // Without SO_REUSEADDR (which tokio sets for listeners) the kernel only hands out a port
+    // that no socket uses: not one whose old listener, closed by another test in this
+    // process, still has accepted connections open (the monitor would rightly count those).
+    // The dual-stack wildcard then holds the number on every address, v4 and v6.
+    let listener = match exclusive_listener("[::]:0") {
         Ok(listener) => listener,
-        Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+        Err(_) => exclusive_listener("127.0.0.1:0")?,
     };
     let port = listener.local_addr()?.port();
     let mut clients = Vec::with_capacity(CLIENTS);
@@ -52,6 +53,20 @@ async fn listener_with_clients() -> anyhow::Result<Connected> {
         _clients: clients,
         _accepted: accepted,
     })
+}
+
+fn exclusive_listener(address: &str) -> std::io::Result<TcpListener> {
+    let address: std::net::SocketAddr = address
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let socket = if address.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(false)?;
+    socket.bind(address)?;
+    socket.listen(1024)
 }
 
 fn stderr(output: &Output) -> String {
