@@ -162,7 +162,7 @@ pub async fn run(
         endpoint.scheme = Scheme::Tls;
     }
     let mut registry = Registry::new().with_standard_metrics();
-    let ids = context::Ids::register(&mut registry);
+    let ids = context::Ids::register(&mut registry, endpoint.scheme.is_websocket());
     let program = program::Program::compile(&plan, &mut registry);
     if program.total_weight == 0 {
         return Err(EngineError::NoScenarios);

@@ -30,7 +30,8 @@ pub(crate) struct Ids {
     pub connect: HistogramId,
     pub tls: HistogramId,
     pub handshake: HistogramId,
-    pub ws_pings: CounterId,
+    /// `ws.pings`, registered for WebSocket targets only (a TCP run shows no such row).
+    pub ws_pings: Option<CounterId>,
     pub delivery: HistogramId,
     pub schedule_lag: HistogramId,
     pub skipped: CounterId,
@@ -41,12 +42,12 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
-    pub fn register(registry: &mut Registry) -> Self {
+    pub fn register(registry: &mut Registry, websocket: bool) -> Self {
         Ids {
             connect: registry.histogram(names::CONNECT),
             tls: registry.histogram(names::TLS),
             handshake: registry.histogram(names::HANDSHAKE),
-            ws_pings: registry.counter(names::WS_PINGS),
+            ws_pings: websocket.then(|| registry.counter(names::WS_PINGS)),
             delivery: registry.histogram(names::DELIVERY),
             schedule_lag: registry.histogram(names::SCHEDULE_LAG),
             skipped: registry.counter(names::VUSERS_SKIPPED),

@@ -383,7 +383,11 @@ impl Vuser {
                         return Ok(Waited::Matched { at, captures });
                     }
                 }
-                Ok(Incoming::Ping) => ctx.recorder.incr(ctx.ids.ws_pings),
+                Ok(Incoming::Ping) => {
+                    if let Some(id) = ctx.ids.ws_pings {
+                        ctx.recorder.incr(id);
+                    }
+                }
                 Ok(Incoming::Close { code, reason }) => {
                     // Rare, so the counter is looked up by name here rather than registered
                     // for every possible code.
