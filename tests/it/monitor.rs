@@ -73,13 +73,49 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A server in a process of its own (Python's standard library, no SO_REUSEADDR): it accepts
+/// exactly `CLIENTS` connections and makes none, so every socket it owns on its port is one
+/// of ours. (This test process also runs every other test, whose sockets come and go.)
+const CHILD_SERVER: &str = "import socket,sys\n\
+s=socket.socket()\n\
+s.bind(('127.0.0.1',0))\n\
+s.listen(128)\n\
+print(s.getsockname()[1],flush=True)\n\
+held=[s.accept()[0] for _ in range(int(sys.argv[1]))]\n\
+print('accepted',flush=True)\n\
+sys.stdin.read()\n";
+
 #[tokio::test]
 async fn reports_the_connections_on_the_port_by_pid() -> anyhow::Result<()> {
-    let connected = listener_with_clients().await?;
-    let port = connected.port;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = Command::new("python3")
+        .args(["-c", CHILD_SERVER, &CLIENTS.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let port: u16 = tokio::time::timeout(TIME_LIMIT, lines.next_line())
+        .await??
+        .ok_or_else(|| anyhow::anyhow!("the server printed no port"))?
+        .trim()
+        .parse()?;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(TcpStream::connect(("127.0.0.1", port)).await?);
+    }
+    let accepted = tokio::time::timeout(TIME_LIMIT, lines.next_line()).await??;
+    assert_eq!(accepted.as_deref(), Some("accepted"));
+    let pid = child
+        .id()
+        .ok_or_else(|| anyhow::anyhow!("the server exited"))?
+        .to_string();
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("m.json");
-    let pid = std::process::id().to_string();
     let port_arg = port.to_string();
     let output = chatload_monitor(&[
         "--pid",
