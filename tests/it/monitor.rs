@@ -135,8 +135,16 @@ async fn reports_the_connections_on_the_port_by_pid() -> anyhow::Result<()> {
     let samples: Vec<MonitorSample> = serde_json::from_slice(&std::fs::read(&out)?)?;
     assert!(!samples.is_empty());
     for sample in &samples {
-        // Only the 50 server-side sockets: the client ends have ephemeral local ports.
-        assert_eq!(sample.tcp_established, Some(CLIENTS as u64), "{sample:?}");
+        // At least our 50 server-side sockets. Exact counting (server ends only, not the
+        // client ends, not another address's sockets) is checked on fixed tables in
+        // monitor::procfs's unit tests: on a shared machine a stray connection from another
+        // process to a port it believes closed can still land on this one.
+        let seen = sample.tcp_established.unwrap_or(0);
+        assert!(seen >= CLIENTS as u64, "{sample:?}");
+        assert!(
+            seen < 2 * CLIENTS as u64,
+            "client ends counted too? {sample:?}"
+        );
         assert_eq!(sample.process_count, 1);
         assert!(sample.process_rss_bytes > 0);
         assert!(sample.process_threads >= Some(1), "{sample:?}");
@@ -148,10 +156,11 @@ async fn reports_the_connections_on_the_port_by_pid() -> anyhow::Result<()> {
         samples.len(),
         "a live line per sample"
     );
-    assert!(
-        stdout.lines().all(|line| line.ends_with("conns 50")),
-        "{stdout}"
-    );
+    // The live line shows the same count as the sample it prints.
+    for (line, sample) in stdout.lines().zip(&samples) {
+        let conns = format!("conns {}", sample.tcp_established.unwrap_or(0));
+        assert!(line.ends_with(&conns), "{line} / {conns}");
+    }
     Ok(())
 }
 
@@ -188,7 +197,13 @@ async fn selects_by_process_name_and_writes_csv() -> anyhow::Result<()> {
     for sample in &samples {
         // Another copy of this test binary may run at the same time; ours is among them.
         assert!(sample.process_count >= 1);
-        assert_eq!(sample.tcp_established, Some(CLIENTS as u64));
+        // At least ours (see the by-pid test for why not exactly).
+        let seen = sample.tcp_established.unwrap_or(0);
+        assert!(seen >= CLIENTS as u64, "{sample:?}");
+        assert!(
+            seen < 2 * CLIENTS as u64,
+            "client ends counted too? {sample:?}"
+        );
     }
     Ok(())
 }
