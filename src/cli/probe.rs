@@ -174,16 +174,7 @@ async fn run_transport(
             }
         };
         match reply {
-            Ok(reply) => {
-                let rtt = sent.elapsed();
-                println!(
-                    "  {n:>3}  {}  ->  {}  {}",
-                    show(&frame),
-                    show(&reply),
-                    millis(rtt)
-                );
-                rtts.push(rtt);
-            }
+            Ok(reply) => rtts.push(print_reply(n, &frame, &reply, sent)),
             Err(reason) => {
                 failure = Some(reason);
                 break;
@@ -274,16 +265,7 @@ async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration)
             }
         };
         match reply {
-            Ok(reply) => {
-                let rtt = sent.elapsed();
-                println!(
-                    "  {n:>3}  {}  ->  {}  {}",
-                    show(&frame),
-                    show(&reply),
-                    millis(rtt)
-                );
-                rtts.push(rtt);
-            }
+            Ok(reply) => rtts.push(print_reply(n, &frame, &reply, sent)),
             Err(reason) => {
                 failure = Some(reason);
                 break;
@@ -291,6 +273,18 @@ async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration)
         }
     }
     summarize(&rtts, count, failure)
+}
+
+/// One probe line: what was sent, what came back, the round trip; returns the round trip.
+fn print_reply(n: u32, frame: &Frame, reply: &Frame, sent: Instant) -> Duration {
+    let rtt = sent.elapsed();
+    println!(
+        "  {n:>3}  {}  ->  {}  {}",
+        show(frame),
+        show(reply),
+        millis(rtt)
+    );
+    rtt
 }
 
 fn summarize(rtts: &[Duration], count: u32, failure: Option<String>) -> Exit {
