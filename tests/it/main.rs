@@ -4,6 +4,7 @@
 mod adaptive;
 mod check;
 mod cli;
+mod hostile;
 mod limits;
 mod monitor;
 mod probe;

@@ -4,6 +4,11 @@
 //! Compiling templates and the pure functions (`random_int`, `words`, ...) belong to `plan`;
 //! this file only adds what needs the run's identity and clock, and lends the vuser's seeded
 //! generator to the random functions for each render (`plan::with_rng`).
+//!
+//! Every render is bounded: minijinja's fuel caps the work (instructions and the data it
+//! creates) and a bounded writer caps the output, so a hostile or mistaken template fails as
+//! `errors.template` after a few milliseconds instead of holding a runtime thread — the one
+//! Ctrl-C and result writing need — or growing without end.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -20,13 +25,55 @@ use crate::plan::{Templates, Text, with_rng};
 /// Variables of one vuser: payload fields, plan variables, captures and `set`s.
 pub type Vars = BTreeMap<String, Value>;
 
+/// The work one render may do (minijinja fuel: about one unit per instruction and per 64
+/// bytes of data created). A message template spends tens to a few thousands; this leaves
+/// room for generated payloads while ending a runaway loop within milliseconds.
+pub const TEMPLATE_FUEL: u64 = 250_000;
+
+/// The most bytes one render may output.
+pub const MAX_TEMPLATE_OUTPUT_BYTES: usize = 4 << 20;
+
 /// A template failed to render.
 #[derive(Debug, thiserror::Error)]
-#[error("template `{id}` failed to render: {source}")]
-pub struct TemplateError {
-    pub id: String,
-    #[source]
-    pub source: minijinja::Error,
+pub enum TemplateError {
+    #[error("template `{id}` failed to render: {source}")]
+    Render {
+        id: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error(
+        "template `{id}` did more work than a template may ({TEMPLATE_FUEL} units of minijinja \
+         fuel): a loop in it runs too long; templates build one message, keep loops short"
+    )]
+    OutOfFuel { id: String },
+    #[error(
+        "template `{id}` output more than {MAX_TEMPLATE_OUTPUT_BYTES} bytes: a message cannot be \
+         that large; shorten the loop or the repeated text"
+    )]
+    TooLarge { id: String },
+}
+
+/// Collects the output of one render, refusing to grow past [`MAX_TEMPLATE_OUTPUT_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    buf: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for &mut BoundedOutput {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > MAX_TEMPLATE_OUTPUT_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The plan's template environment plus `stamp()`. One per run, shared by every vuser.
@@ -40,6 +87,7 @@ impl Renderer {
     /// microseconds from (the run's clock, so paused-time tests stay exact).
     pub fn new(templates: &Templates, run_id: Arc<str>, start: Instant) -> Self {
         let mut env = templates.env.clone();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function("stamp", move |state: &State| -> String {
             let vu = state
                 .lookup("vu")
@@ -58,15 +106,28 @@ impl Renderer {
         match text {
             Text::Literal(s) => Ok(s.clone()),
             Text::Template(id) => {
-                let fail = |source| TemplateError {
-                    id: id.0.clone(),
-                    source,
+                let id = &id.0;
+                let fail = |source: minijinja::Error| match source.kind() {
+                    minijinja::ErrorKind::OutOfFuel => TemplateError::OutOfFuel { id: id.clone() },
+                    _ => TemplateError::Render {
+                        id: id.clone(),
+                        source,
+                    },
                 };
-                let template = self.env.get_template(&id.0).map_err(fail)?;
+                let template = self.env.get_template(id).map_err(fail)?;
                 let context = Value::from_object(scope.context());
+                let mut out = BoundedOutput::default();
                 // Rendering does not re-enter here, so the borrow is always free.
                 let mut rng = scope.rng.borrow_mut();
-                with_rng(&mut rng, || template.render(context)).map_err(fail)
+                let rendered =
+                    with_rng(&mut rng, || template.render_captured_to(context, &mut out));
+                if out.overflowed {
+                    return Err(TemplateError::TooLarge { id: id.clone() });
+                }
+                rendered.map_err(fail)?;
+                // minijinja writes whole UTF-8 strings; the fallback only guards the bound.
+                Ok(String::from_utf8(out.buf)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
             }
         }
     }
@@ -241,6 +302,37 @@ mod tests {
         let first = render(source, &a);
         assert_eq!(first, render(source, &b));
         assert_ne!(first, render(source, &a));
+    }
+
+    #[test]
+    fn a_runaway_loop_runs_out_of_fuel_instead_of_hanging() {
+        // 10^10 iterations unbounded; the fuel ends it after a quarter million instructions.
+        let source =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let out = renderer(source).render(&Text::Template(TemplateId("t".into())), &scope());
+        assert!(
+            matches!(out, Err(TemplateError::OutOfFuel { .. })),
+            "{out:?}"
+        );
+        let message = out.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("fuel") && message.contains("`t`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn output_beyond_the_cap_is_refused() {
+        let out = renderer("{{ 'x' * 5000000 }}")
+            .render(&Text::Template(TemplateId("t".into())), &scope());
+        assert!(
+            matches!(out, Err(TemplateError::TooLarge { .. })),
+            "{out:?}"
+        );
+        // Just under the cap renders.
+        let fits = format!("{{{{ 'x' * {} }}}}", MAX_TEMPLATE_OUTPUT_BYTES);
+        let out = renderer(&fits).render(&Text::Template(TemplateId("t".into())), &scope());
+        assert_eq!(out.map(|s| s.len()).ok(), Some(MAX_TEMPLATE_OUTPUT_BYTES));
     }
 
     #[test]
