@@ -5,12 +5,19 @@
 //! serde_yaml gives the values (and positions for syntax errors) but no node positions, so YAML
 //! is read a second time with yaml-rust2's span-aware event parser just to build the index;
 //! TOML positions come from toml's spanned `DeTable`. It does not interpret the plan.
+//!
+//! Both syntaxes build their value tree through [`BoundedValue`] (depth, nodes and bytes after
+//! alias expansion are bounded); YAML is first walked once, event by event, to refuse deep
+//! nesting before libyaml spends time quadratic in the depth on it.
 
 use std::path::Path;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
+use serde::de::DeserializeSeed;
+
+use super::bounds::{BoundedValue, Budget, MAX_DEPTH, depth_message};
 use super::problem::{NodePos, Pos, PositionIndex, Seg};
 
 /// The syntax of a plan file.
@@ -48,8 +55,40 @@ pub(crate) fn parse(
     }
 }
 
+/// Refuses YAML nested deeper than [`MAX_DEPTH`], at the node that goes too deep, reading
+/// only as far as that node. A document yaml-rust2 cannot read is left to serde_yaml's verdict.
+fn check_yaml_depth(text: &str) -> Result<(), SyntaxError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut depth = 0usize;
+    loop {
+        let Ok((event, mark)) = parser.next_token() else {
+            return Ok(());
+        };
+        match event {
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(SyntaxError {
+                        pos: marker_pos(mark),
+                        message: depth_message(),
+                    });
+                }
+            }
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            Event::StreamEnd => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
 fn parse_yaml(text: &str) -> Result<(serde_json::Value, PositionIndex), SyntaxError> {
-    let value: serde_json::Value = match serde_yaml::from_str(text) {
+    check_yaml_depth(text)?;
+    let bounded = BoundedValue {
+        budget: &mut Budget::default(),
+        depth: 0,
+    }
+    .deserialize(serde_yaml::Deserializer::from_str(text));
+    let value: serde_json::Value = match bounded {
         Ok(value) => value,
         Err(err) => {
             let pos = err
@@ -64,10 +103,13 @@ fn parse_yaml(text: &str) -> Result<(serde_json::Value, PositionIndex), SyntaxEr
             if let Some(cut) = message.find(" at line ") {
                 message.truncate(cut);
             }
-            return Err(SyntaxError {
-                pos,
-                message: format!("YAML syntax error: {message}"),
-            });
+            // A bound (`bounds`) is not a syntax error: its message stands alone (serde_yaml
+            // puts the path of the node before it; the position says where).
+            match message.find("the plan ") {
+                Some(start) => message = message.split_off(start),
+                None => message = format!("YAML syntax error: {message}"),
+            }
+            return Err(SyntaxError { pos, message });
         }
     };
     let mut builder = YamlIndexBuilder::default();
@@ -234,10 +276,19 @@ fn parse_toml(text: &str) -> Result<(serde_json::Value, PositionIndex), SyntaxEr
         pos: lines.pos(err.span().map(|s| s.start).unwrap_or(0)),
         message: format!("TOML syntax error: {}", err.message().trim()),
     })?;
-    let value: serde_json::Value = toml::from_str(text).map_err(|err| SyntaxError {
+    let toml_error = |err: toml::de::Error| SyntaxError {
         pos: lines.pos(err.span().map(|s| s.start).unwrap_or(0)),
-        message: format!("TOML error: {}", err.message().trim()),
-    })?;
+        message: match err.message().trim() {
+            bound if bound.contains("the plan ") => bound.to_owned(),
+            other => format!("TOML error: {other}"),
+        },
+    };
+    let value = BoundedValue {
+        budget: &mut Budget::default(),
+        depth: 0,
+    }
+    .deserialize(toml::Deserializer::parse(text).map_err(toml_error)?)
+    .map_err(toml_error)?;
     let mut index = PositionIndex::default();
     index.insert(
         Vec::new(),
@@ -396,5 +447,65 @@ mod tests {
             err.message
         );
         assert_eq!(err.pos.line, 1);
+    }
+
+    #[test]
+    fn deep_yaml_is_refused_at_the_node_that_goes_too_deep_without_reading_the_rest() {
+        // 40 000 levels: libyaml alone spends time quadratic in the depth (tens of seconds).
+        let depth = 40_000;
+        let text = format!("config: {}1{}\n", "{a: ".repeat(depth), "}".repeat(depth));
+        let started = std::time::Instant::now();
+        let err = parse(&text, Format::Yaml).err().map(|e| (e.pos, e.message));
+        let Some((pos, message)) = err else {
+            panic!("accepted");
+        };
+        assert!(message.contains("deeper than 64"), "{message}");
+        assert_eq!((pos.line, pos.column), (1, 9 + 4 * 63));
+        // Generous: the bounded walk takes milliseconds; the unbounded one tens of seconds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Block nesting counts the same.
+        let mut block = String::new();
+        for level in 0..70 {
+            block.push_str(&format!("{}k:\n", " ".repeat(level)));
+        }
+        let err = parse(&block, Format::Yaml).err().map(|e| e.message);
+        assert!(err.is_some_and(|m| m.contains("deeper than 64")));
+    }
+
+    #[test]
+    fn an_alias_bomb_padded_past_the_parser_guard_is_refused() {
+        // 9^5 = 59 049 uses of a 4 KB string: 240 MB expanded from a 40 KB file. Thousands
+        // of small padding nodes used to lift libyaml's ratio guard out of the way.
+        let mut text = format!("pad: &p0 \"{}\"\n", "x".repeat(4000));
+        for level in 1..=5 {
+            let refs = vec![format!("*p{}", level - 1); 9].join(", ");
+            text.push_str(&format!("l{level}: &p{level} [{refs}]\n"));
+        }
+        text.push_str("filler: [");
+        text.push_str(&"0, ".repeat(10_000));
+        text.push_str("0]\n");
+        let err = parse(&text, Format::Yaml).err().map(|e| e.message);
+        let message = err.unwrap_or_default();
+        assert!(
+            message.starts_with("the plan expands to more than"),
+            "{message}"
+        );
+        // Aliases within the bounds still work.
+        let (value, _) = parse("a: &x [1, 2]\nb: *x\n", Format::Yaml).unwrap();
+        assert_eq!(value["b"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn toml_has_the_same_depth_bound() {
+        let text = format!("x = {}1{}\n", "[".repeat(70), "]".repeat(70));
+        let message = parse(&text, Format::Toml).err().map(|e| e.message);
+        assert!(
+            message
+                .as_deref()
+                .is_some_and(|m| m.contains("deeper than 64")),
+            "{message:?}"
+        );
+        let ok = format!("x = {}1{}\n", "[".repeat(60), "]".repeat(60));
+        assert!(parse(&ok, Format::Toml).is_ok());
     }
 }
