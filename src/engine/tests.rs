@@ -328,7 +328,7 @@ async fn seeded_run(seed: u64) -> (Vec<String>, Vec<(String, u64)>) {
         fields: vec!["name".into()],
         order: PayloadOrder::Random,
         load_all_as: None,
-        rows: Arc::new((0..100).map(|i| vec![format!("user{i}").into()]).collect()),
+        rows: Arc::new((0..100).map(|i| vec![format!("user{i}")]).collect()),
     }];
     plan.templates = Templates { env };
     let outcome = match run(Arc::new(plan), "127.0.0.1:1", options).await {

@@ -14,6 +14,7 @@ mod endpoint;
 mod functions;
 mod problem;
 mod resolved;
+mod rows;
 mod source;
 mod structure;
 mod threshold;
@@ -32,6 +33,7 @@ pub use functions::{FUNCTION_NAMES, register_functions, with_rng};
 pub use problem::{Problem, Problems, suggest};
 pub use raw::RawPlan;
 pub use resolved::*;
+pub use rows::Rows;
 pub use source::Format;
 pub use threshold::{ExprError, KnownMetrics, parse_expression};
 

@@ -234,7 +234,7 @@ pub struct Payload {
     /// `loadAll` + `name`: every row available as the variable `name` instead of one row each.
     pub load_all_as: Option<String>,
     /// Rows as read (header skipped, empty lines skipped when asked, cast applied).
-    pub rows: Arc<Vec<Vec<serde_json::Value>>>,
+    pub rows: Arc<super::rows::Rows>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

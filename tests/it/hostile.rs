@@ -65,3 +65,53 @@ async fn ctrl_c_during_a_runaway_template_still_returns_the_results() {
     );
     server.shutdown().await;
 }
+
+/// Loads a plan whose payload is `payload_path`, returning the problems' text.
+fn payload_problems(dir: &Path, payload_path: &str) -> String {
+    let text = format!(
+        "config:\n  target: embedded\n  phases: [{{duration: 1s, vusers: 1}}]\n  \
+         payload: {{path: \"{payload_path}\", fields: [name]}}\nscenarios:\n  - flow: [connect]\n"
+    );
+    match plan::load_str(&text, &dir.join("plan.yml"), Format::Yaml) {
+        Ok(_) => String::new(),
+        Err(problems) => format!("{problems:?}"),
+    }
+}
+
+#[test]
+fn payload_devices_and_pipes_are_refused_without_reading_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // /dev/zero reports size 0 and never ends: it used to be read until memory ran out.
+    let problems = payload_problems(dir.path(), "/dev/zero");
+    assert!(problems.contains("is not a regular file"), "{problems}");
+    // Opening a FIFO for reading blocks until a writer comes: it must not even be opened.
+    let fifo = dir.path().join("rows.fifo");
+    let c_path = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let problems = payload_problems(dir.path(), "rows.fifo");
+    assert!(problems.contains("is not a regular file"), "{problems}");
+    let problems = payload_problems(dir.path(), ".");
+    assert!(problems.contains("is not a regular file"), "{problems}");
+}
+
+#[test]
+fn payload_rows_are_streamed_and_stored_compactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut csv = String::new();
+    for i in 0..200_000 {
+        csv.push_str(&format!("u{}\n", i % 10));
+    }
+    std::fs::write(dir.path().join("users.csv"), csv).expect("write");
+    let text = "config:\n  target: embedded\n  phases: [{duration: 1s, vusers: 1}]\n  \
+                payload: {path: users.csv, fields: [name], cast: true}\n\
+                scenarios:\n  - flow: [connect]\n";
+    let plan = plan::load_str(text, &dir.path().join("plan.yml"), Format::Yaml)
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let rows = &plan.payloads[0].rows;
+    assert_eq!(rows.len(), 200_000);
+    assert_eq!(rows.row(13), Some(vec![serde_json::Value::from("u3")]));
+    // 200 000 cells of 2 bytes: the text plus a 4-byte offset each (a heap value per cell
+    // took over 60 bytes).
+    assert!(rows.heap_bytes() < 200_000 * 12, "{}", rows.heap_bytes());
+}

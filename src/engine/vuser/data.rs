@@ -37,7 +37,7 @@ impl DataSource {
                     Value::from(
                         p.rows
                             .iter()
-                            .map(|row| row_value(p, row))
+                            .map(|row| row_value(p, &row))
                             .collect::<Vec<_>>(),
                     )
                 }),
@@ -87,8 +87,8 @@ impl DataSource {
                 }
                 PayloadOrder::Random => rng.random_range(0..p.rows.len()),
             };
-            if let Some(row) = p.rows.get(index) {
-                for (field, value) in p.fields.iter().zip(row) {
+            if let Some(row) = p.rows.row(index) {
+                for (field, value) in p.fields.iter().zip(&row) {
                     vars.insert(field.clone(), json_value(value));
                 }
             }
@@ -147,7 +147,7 @@ mod tests {
             load_all_as: load_all_as.map(str::to_owned),
             rows: Arc::new(
                 (0..rows)
-                    .map(|i| vec![format!("user{i}").into(), format!("pw{i}").into()])
+                    .map(|i| vec![format!("user{i}"), format!("pw{i}")])
                     .collect(),
             ),
         }

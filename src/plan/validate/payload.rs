@@ -1,20 +1,26 @@
 //! Reading payload CSV files at validation time, so a missing file or a ragged row is a plan
-//! problem, and the engine gets rows ready to use.
+//! problem, and the engine gets rows ready to use. The file is streamed once with its bytes
+//! and rows bounded while reading (never trusting the size the file system reports), and only
+//! regular files are read.
 
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
-
-use serde_json::Value;
 
 use super::super::problem::{Collector, Seg, key};
 use super::super::raw::{RawOrder, RawPayload};
 use super::super::resolved::{Payload, PayloadOrder};
+use super::super::rows::Rows;
 
-/// Payload files larger than this are refused: rows are held in memory.
+/// Most bytes read from one payload file: rows are held in memory. Counted while reading, so
+/// a device or a growing file that reports no size stops here too.
 const MAX_PAYLOAD_BYTES: u64 = 256 << 20;
 
-/// Checks the options, reads the rows and names their columns, each step stopping at the
-/// first problem.
+/// Most data rows kept from one payload file.
+const MAX_PAYLOAD_ROWS: usize = 20_000_000;
+
+/// Checks the options, then streams the file once: header, row widths and the bounds, each
+/// stopping at the first problem.
 pub(super) fn read(
     out: &mut Collector<'_>,
     at: &[Seg],
@@ -25,15 +31,33 @@ pub(super) fn read(
     let delimiter = delimiter(out, at, raw.delimiter.as_deref())?;
     let path = base_dir.join(&raw.path);
     let path_at = key(at, "path");
-    check_size(out, &path_at, &path, raw)?;
-    let records = records(out, &path_at, &path, raw, delimiter)?;
+    let file = open_regular(out, &path_at, &path, raw)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(file.take(MAX_PAYLOAD_BYTES + 1));
     let skip_empty = raw.skip_empty_lines.unwrap_or(false);
-    let mut rows = records
-        .into_iter()
-        .enumerate()
-        .filter(|(_, r)| !(skip_empty && r.iter().all(|c| c.trim().is_empty())));
-    let fields = fields(out, at, raw, &mut rows)?;
-    let data = cast_rows(out, &path_at, raw, fields.len(), rows)?;
+    let mut records = reader.records().enumerate().filter(|(_, r)| {
+        !(skip_empty
+            && r.as_ref()
+                .is_ok_and(|r| r.iter().all(|c| c.trim().is_empty())))
+    });
+    let fields = fields(out, at, &path_at, raw, &mut records)?;
+    let rows = rows(out, &path_at, raw, fields.len(), &mut records)?;
+    drop(records);
+    if reader.position().byte() > MAX_PAYLOAD_BYTES {
+        too_large(out, &path_at, raw);
+        return None;
+    }
+    if rows.is_empty() {
+        out.error(
+            &path_at,
+            format!("payload file `{}` has no rows", raw.path),
+            None,
+        );
+        return None;
+    }
     Some(Payload {
         path,
         fields,
@@ -43,8 +67,20 @@ pub(super) fn read(
             _ => PayloadOrder::Random,
         },
         load_all_as,
-        rows: Arc::new(data),
+        rows: Arc::new(rows),
     })
+}
+
+fn too_large(out: &mut Collector<'_>, path_at: &[Seg], raw: &RawPayload) {
+    out.error(
+        path_at,
+        format!(
+            "`{}` is larger than {} MiB: payload rows are held in memory",
+            raw.path,
+            MAX_PAYLOAD_BYTES >> 20
+        ),
+        Some("split the file, or keep only the rows the test needs".to_owned()),
+    );
 }
 
 /// `loadAll: true` and `name` go together: the variable that holds every row, if any.
@@ -89,73 +125,78 @@ fn delimiter(out: &mut Collector<'_>, at: &[Seg], written: Option<&str>) -> Opti
     }
 }
 
-/// The file exists and is small enough to hold in memory.
-fn check_size(
+/// Opens the payload file, refusing anything but a regular file: a device (`/dev/zero`)
+/// never ends and a FIFO would block the open itself.
+fn open_regular(
     out: &mut Collector<'_>,
     path_at: &[Seg],
     path: &Path,
     raw: &RawPayload,
-) -> Option<()> {
+) -> Option<std::fs::File> {
+    let cannot_read = |out: &mut Collector<'_>, err: std::io::Error| {
+        out.error(
+            path_at,
+            format!("payload file `{}` cannot be read: {err}", raw.path),
+            Some(format!(
+                "looked for {}; payload paths are relative to the plan file",
+                path.display()
+            )),
+        );
+    };
+    let not_regular = |out: &mut Collector<'_>| {
+        out.error(
+            path_at,
+            format!("payload `{}` is not a regular file", raw.path),
+            Some("point `path` at a CSV file (devices, pipes and folders are refused)".to_owned()),
+        );
+    };
     match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_PAYLOAD_BYTES => {
+        Ok(meta) if !meta.is_file() => {
+            not_regular(out);
+            return None;
+        }
+        Ok(_) => {}
+        Err(err) => {
+            cannot_read(out, err);
+            return None;
+        }
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) => {
+            cannot_read(out, err);
+            return None;
+        }
+    };
+    // The path may have been swapped between the two looks: judge what was opened.
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        not_regular(out);
+        return None;
+    }
+    Some(file)
+}
+
+/// One record or the problem reading it, with its 0-based line.
+type Record = (usize, csv::Result<csv::StringRecord>);
+
+/// The record itself, or the problem reported at the payload's `path`.
+fn record(
+    out: &mut Collector<'_>,
+    path_at: &[Seg],
+    raw: &RawPayload,
+    (line, record): Record,
+) -> Option<(usize, csv::StringRecord)> {
+    match record {
+        Ok(r) => Some((line, r)),
+        Err(err) => {
             out.error(
                 path_at,
-                format!("`{}` is larger than 256 MiB", raw.path),
+                format!("`{}` row {}: {err}", raw.path, line + 1),
                 None,
             );
             None
         }
-        Ok(_) => Some(()),
-        Err(err) => {
-            out.error(
-                path_at,
-                format!("payload file `{}` cannot be read: {err}", raw.path),
-                Some(format!(
-                    "looked for {}; payload paths are relative to the plan file",
-                    path.display()
-                )),
-            );
-            None
-        }
     }
-}
-
-/// Every CSV record of the file, header included. Rows may differ in length here: that is
-/// reported against `fields` later, with the row's number.
-fn records(
-    out: &mut Collector<'_>,
-    path_at: &[Seg],
-    path: &Path,
-    raw: &RawPayload,
-    delimiter: u8,
-) -> Option<Vec<csv::StringRecord>> {
-    let mut reader = match csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_path(path)
-    {
-        Ok(r) => r,
-        Err(err) => {
-            out.error(path_at, format!("payload file `{}`: {err}", raw.path), None);
-            return None;
-        }
-    };
-    let mut records = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        match record {
-            Ok(r) => records.push(r),
-            Err(err) => {
-                out.error(
-                    path_at,
-                    format!("`{}` row {}: {err}", raw.path, i + 1),
-                    None,
-                );
-                return None;
-            }
-        }
-    }
-    Some(records)
 }
 
 /// The column names: `fields` (skipping the file's header with `skipHeader`), else the
@@ -163,18 +204,24 @@ fn records(
 fn fields(
     out: &mut Collector<'_>,
     at: &[Seg],
+    path_at: &[Seg],
     raw: &RawPayload,
-    rows: &mut impl Iterator<Item = (usize, csv::StringRecord)>,
+    records: &mut impl Iterator<Item = Record>,
 ) -> Option<Vec<String>> {
     let fields: Vec<String> = match &raw.fields {
         Some(f) => {
-            if raw.skip_header.unwrap_or(false) {
-                rows.next();
+            if raw.skip_header.unwrap_or(false)
+                && let Some(header) = records.next()
+            {
+                record(out, path_at, raw, header)?;
             }
             f.clone()
         }
-        None => match rows.next() {
-            Some((_, header)) => header.iter().map(|c| c.trim().to_owned()).collect(),
+        None => match records.next() {
+            Some(header) => {
+                let (_, header) = record(out, path_at, raw, header)?;
+                header.iter().map(|c| c.trim().to_owned()).collect()
+            }
             None => Vec::new(),
         },
     };
@@ -192,18 +239,26 @@ fn fields(
     Some(fields)
 }
 
-/// The data rows as values (cast with `cast: true`), each as wide as the header; at least one.
-fn cast_rows(
+/// The data rows, each as wide as the header, stored compactly (cast on use).
+fn rows(
     out: &mut Collector<'_>,
     path_at: &[Seg],
     raw: &RawPayload,
     width: usize,
-    rows: impl Iterator<Item = (usize, csv::StringRecord)>,
-) -> Option<Vec<Vec<Value>>> {
-    let cast = raw.cast.unwrap_or(false);
-    let mut data = Vec::new();
-    for (line, record) in rows {
+    records: impl Iterator<Item = Record>,
+) -> Option<Rows> {
+    let mut rows = Rows::new(raw.cast.unwrap_or(false));
+    for next in records {
+        let (line, record) = record(out, path_at, raw, next)?;
         if record.len() != width {
+            // The byte cap cuts the last row short: say that, not "ragged".
+            if record
+                .position()
+                .is_some_and(|p| p.byte() >= MAX_PAYLOAD_BYTES)
+            {
+                too_large(out, path_at, raw);
+                return None;
+            }
             out.error(
                 path_at,
                 format!(
@@ -217,34 +272,21 @@ fn cast_rows(
             );
             return None;
         }
-        data.push(record.iter().map(|c| cell(c, cast)).collect::<Vec<_>>());
-    }
-    if data.is_empty() {
-        out.error(
-            path_at,
-            format!("payload file `{}` has no rows", raw.path),
-            None,
-        );
-        return None;
-    }
-    Some(data)
-}
-
-fn cell(text: &str, cast: bool) -> Value {
-    if cast {
-        if let Ok(i) = text.trim().parse::<i64>() {
-            return Value::from(i);
+        if rows.len() >= MAX_PAYLOAD_ROWS {
+            out.error(
+                path_at,
+                format!(
+                    "`{}` has more than {MAX_PAYLOAD_ROWS} rows: payload rows are held in memory",
+                    raw.path
+                ),
+                Some("split the file, or keep only the rows the test needs".to_owned()),
+            );
+            return None;
         }
-        if let Ok(f) = text.trim().parse::<f64>()
-            && f.is_finite()
-        {
-            return Value::from(f);
-        }
-        match text.trim() {
-            "true" => return Value::Bool(true),
-            "false" => return Value::Bool(false),
-            _ => {}
+        if rows.push(record.iter()).is_err() {
+            too_large(out, path_at, raw);
+            return None;
         }
     }
-    Value::String(text.to_owned())
+    Some(rows)
 }
