@@ -49,24 +49,24 @@ impl Formats {
 /// fails before the run instead of after it. Returns the paths that will be written.
 ///
 /// Files are written through a temporary sibling and a rename, so what must hold is: the
-/// directory accepts a new file, and no output path is taken by a directory or a read-only
-/// file (which a user would be surprised to see replaced).
+/// directory accepts a new file, and no output path is taken by a directory, a read-only
+/// file (which a user would be surprised to see replaced) or a symbolic link (never written
+/// through).
 pub fn prepare_outputs(dir: &Path, formats: Formats) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         action: "create the report directory",
         path: dir.to_owned(),
         source,
     })?;
-    let probe = dir.join(format!(".chatload-write-check.{}", std::process::id()));
-    fs::write(&probe, b"").map_err(|source| ReportError::Io {
+    // An anonymous file with a random name, created exclusively: no planted link is followed.
+    tempfile::tempfile_in(dir).map_err(|source| ReportError::Io {
         action: "write into",
         path: dir.to_owned(),
         source,
     })?;
-    // Best effort: the probe is empty and hidden; failing to remove it is not worth failing for.
-    let _ = fs::remove_file(&probe);
     let paths = formats.paths(dir);
     for path in &paths {
+        super::refuse_symlink(path)?;
         let Ok(meta) = fs::metadata(path) else {
             continue;
         };

@@ -4,6 +4,7 @@
 mod adaptive;
 mod check;
 mod cli;
+mod files;
 mod limits;
 mod monitor;
 mod probe;
