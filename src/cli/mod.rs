@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// Output directory for this run (default: `reports/<plan>-<UTC timestamp>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Let `--out DIR` name a folder that already holds files (this run's reports replace
+    /// theirs); without it such a folder is an error.
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
     /// Report formats to write (default: the plan's `config.report.formats`).
     #[arg(long, value_delimiter = ',')]
     pub format: Vec<ReportFormat>,

@@ -4,7 +4,6 @@
 //! Sampling itself is `crate::monitor`; this file owns argument checking (before any sampling
 //! starts, so a bad output path fails at once), the live line, Ctrl-C, and the atomic write.
 
-use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -146,12 +145,12 @@ enum OutputFormat {
 
 /// The `--output` file: checked and opened as a temporary sibling before sampling, renamed
 /// over the real name when complete, so a reader never sees a half-written file and a bad path
-/// costs no sampling time. Dropped uncommitted, the temporary file is removed.
+/// costs no sampling time. The temporary file has a random name and is created exclusively
+/// (no planted link is followed); dropped uncommitted, it is removed.
 #[derive(Debug)]
 struct OutputFile {
     path: PathBuf,
-    temp_path: PathBuf,
-    temp: Option<File>,
+    temp: Option<tempfile::NamedTempFile>,
     format: OutputFormat,
 }
 
@@ -174,20 +173,27 @@ impl OutputFile {
         let file_name = path
             .file_name()
             .with_context(|| format!("--output {} has no file name", path.display()))?;
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(file_name);
-        temp_name.push(format!(".tmp-{}", std::process::id()));
-        let temp_path = path.with_file_name(temp_name);
-        let temp = File::create(&temp_path).with_context(|| {
-            format!(
-                "--output {}: cannot create a file in that directory (does it exist, is it \
-                 writable?)",
-                path.display()
-            )
-        })?;
+        crate::report::refuse_symlink(path)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(file_name);
+        prefix.push(".");
+        let temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .with_context(|| {
+                format!(
+                    "--output {}: cannot create a file in that directory (does it exist, is it \
+                     writable?)",
+                    path.display()
+                )
+            })?;
         Ok(OutputFile {
             path: path.to_owned(),
-            temp_path,
             temp: Some(temp),
             format,
         })
@@ -203,28 +209,14 @@ impl OutputFile {
             }
             OutputFormat::Csv => to_csv(samples)?,
         };
-        let mut file = self.temp.take().context("output file already written")?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", self.temp_path.display()))?;
-        drop(file);
-        fs::rename(&self.temp_path, &self.path).with_context(|| {
-            format!(
-                "cannot move {} to {}",
-                self.temp_path.display(),
-                self.path.display()
-            )
-        })?;
+        let mut temp = self.temp.take().context("output file already written")?;
+        temp.write_all(&bytes)
+            .and_then(|()| temp.as_file().sync_all())
+            .with_context(|| format!("cannot write {}", temp.path().display()))?;
+        crate::report::refuse_symlink(&self.path)?;
+        temp.persist(&self.path)
+            .with_context(|| format!("cannot move the output into {}", self.path.display()))?;
         Ok(std::mem::take(&mut self.path))
-    }
-}
-
-impl Drop for OutputFile {
-    fn drop(&mut self) {
-        if self.temp.is_some() {
-            // Best effort: a leftover temporary file is harmless and named after its owner.
-            let _ = fs::remove_file(&self.temp_path);
-        }
     }
 }
 
@@ -261,6 +253,8 @@ const CSV_COLUMNS: [&str; 14] = [
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn sample() -> MonitorSample {

@@ -5,7 +5,7 @@
 //! How load is generated is `engine`'s business; what the result holds is `report`'s.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -25,15 +25,27 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     };
     let formats = formats(&args, &plan);
     let started = SystemTime::now();
-    let out_dir = args.out.clone().unwrap_or_else(|| {
-        let stamp = report::format_compact_utc(crate::metrics::epoch_ms(started));
-        plan.report.dir.join(format!("{}-{stamp}", plan.name))
-    });
-    if formats.json || formats.csv || formats.html {
+    let out_dir = if formats.json || formats.csv || formats.html {
         // Before any load is sent: a run whose results cannot be written is not started.
+        let out_dir = match &args.out {
+            Some(dir) => {
+                if !args.overwrite {
+                    report::ensure_empty_dir(dir)?;
+                }
+                dir.clone()
+            }
+            None => {
+                let stamp = report::format_compact_utc(crate::metrics::epoch_ms(started));
+                report::claim_run_dir(&plan.report.dir, &format!("{}-{stamp}", plan.name))
+                    .context("choose another output directory with --out DIR")?
+            }
+        };
         report::prepare_outputs(&out_dir, formats)
             .context("choose another output directory with --out DIR")?;
-    }
+        out_dir
+    } else {
+        PathBuf::new()
+    };
     let limit_warning = super::limits::raise_nofile().and_then(|limit| {
         super::limits::nofile_warning(limit, super::limits::peak_connections(&plan))
     });

@@ -137,8 +137,10 @@ fn default_cert_out() -> PathBuf {
     std::env::temp_dir().join(format!("chatload-serve-{}-cert.pem", std::process::id()))
 }
 
+/// Through a fresh temporary file and a rename, never through a link: the default path in the
+/// shared temp directory is guessable (it holds the PID).
 fn write_cert(path: &Path, pem: &str) -> anyhow::Result<()> {
-    std::fs::write(path, pem).with_context(|| {
+    crate::report::write_atomically(path, pem.as_bytes()).with_context(|| {
         format!(
             "cannot write the self-signed certificate to {} (choose another place with \
              --tls-cert-out PATH)",

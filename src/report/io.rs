@@ -1,5 +1,6 @@
-//! Reading and writing `result.json` (atomically: temp file in the same directory, then
-//! rename, so a reader never sees half a file) and the result's JSON Schema.
+//! Reading and writing `result.json` (atomically: a temp file with a random name created
+//! exclusively in the same directory, then a rename, so a reader never sees half a file and
+//! no planted link is followed) and the result's JSON Schema.
 
 use std::fs;
 use std::io::Write as _;
@@ -23,6 +24,12 @@ pub fn write_result(path: &Path, result: &RunResult) -> Result<(), ReportError> 
 }
 
 /// Writes `bytes` to `path` through a temporary sibling file and a rename.
+///
+/// The temporary file gets a random name and is created with `O_CREAT | O_EXCL` (so a link
+/// planted in the folder under a guessable name is never followed or truncated), and `path`
+/// itself must not be a symbolic link: chatload replaces its own files, never what a link
+/// points to. (The rename replaces a link rather than following it, so a link planted between
+/// the check and the rename does not redirect the write either.)
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -36,7 +43,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
             path: path.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
         })?;
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    refuse_symlink(path)?;
     let io_err = |action: &'static str, p: &Path| {
         let p = p.to_owned();
         move |source| ReportError::Io {
@@ -45,17 +52,35 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
             source,
         }
     };
-    let result = (|| {
-        let mut file = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
-        file.write_all(bytes).map_err(io_err("write", &tmp))?;
-        file.sync_all().map_err(io_err("flush", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("rename into place", path))
-    })();
-    if result.is_err() {
-        // Best effort: don't leave the temp file behind; the original error is what matters.
-        let _ = fs::remove_file(&tmp);
+    // Removed on drop, so a failed write leaves nothing behind.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io_err("create a temporary file in", &dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err("flush", path))?;
+    tmp.persist(path)
+        .map_err(|err| io_err("rename into place", path)(err.error))?;
+    Ok(())
+}
+
+/// Fails when `path` is a symbolic link: files chatload creates are never written through a
+/// link (someone else's link in a shared folder would redirect the write to any file the
+/// user can write).
+pub fn refuse_symlink(path: &Path) -> Result<(), ReportError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(ReportError::Io {
+            action: "replace",
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "it is a symbolic link and chatload does not write through links; remove it \
+                 or choose another folder",
+            ),
+        }),
+        _ => Ok(()),
     }
-    result
 }
 
 /// Reads a `result.json`, checking its format tag first so an unknown version gets a clear

@@ -25,12 +25,12 @@ pub use compare::{Comparison, Limits as CompareLimits, MetricDelta, compare, par
 pub use console::summary_table;
 pub use errors::{FAILURES_HEADER, failures_csv};
 pub use html::{render_html, write_html};
-pub use io::{read_result, result_json_schema, write_atomically, write_result};
+pub use io::{read_result, refuse_symlink, result_json_schema, write_atomically, write_result};
 pub use model::{
     AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, MonitorSample, ObservedValue,
     PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ThresholdResult, Verdict,
 };
-pub use outputs::{Formats, prepare_outputs, write_reports};
+pub use outputs::{Formats, claim_run_dir, ensure_empty_dir, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};
 
 /// The `format` tag of result files this version writes and reads.
@@ -83,4 +83,10 @@ pub enum ReportError {
         path.display()
     )]
     UnsupportedFormat { path: PathBuf, found: String },
+    #[error(
+        "{} already holds files (an earlier run's?); choose a new or empty folder, or pass \
+         --overwrite to write this run's reports over them",
+        path.display()
+    )]
+    NotEmpty { path: PathBuf },
 }

@@ -45,28 +45,82 @@ impl Formats {
     }
 }
 
+/// How many suffixed names (`-2`, `-3`, ...) [`claim_run_dir`] tries before giving up.
+const RUN_DIR_ATTEMPTS: u32 = 1000;
+
+/// Creates a new, empty run folder `parent/base` — or `base-2`, `base-3`, ... when that name
+/// is taken. Creating a directory is atomic, so two runs started in the same second (same
+/// plan, same timestamp) never share a folder, and an earlier run's folder is never reused.
+pub fn claim_run_dir(parent: &Path, base: &str) -> Result<PathBuf, ReportError> {
+    fs::create_dir_all(parent).map_err(|source| ReportError::Io {
+        action: "create the report directory",
+        path: parent.to_owned(),
+        source,
+    })?;
+    let mut last = std::io::Error::other("no attempt made");
+    for attempt in 1..=RUN_DIR_ATTEMPTS {
+        let name = match attempt {
+            1 => base.to_owned(),
+            n => format!("{base}-{n}"),
+        };
+        let dir = parent.join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => last = err,
+            Err(source) => {
+                return Err(ReportError::Io {
+                    action: "create the run folder",
+                    path: dir,
+                    source,
+                });
+            }
+        }
+    }
+    Err(ReportError::Io {
+        action: "create the run folder",
+        path: parent.join(base),
+        source: last,
+    })
+}
+
+/// Fails when `dir` exists and holds anything: an explicit `--out DIR` never silently mixes
+/// or replaces an earlier run's files (the CLI offers `--overwrite` for that).
+pub fn ensure_empty_dir(dir: &Path) -> Result<(), ReportError> {
+    let mut entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // Missing: created later. Anything else (a file there): reported by `prepare_outputs`.
+        Err(_) => return Ok(()),
+    };
+    if entries.next().is_some() {
+        return Err(ReportError::NotEmpty {
+            path: dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Creates `dir` and checks every output of `formats` can be written there, so a bad path
 /// fails before the run instead of after it. Returns the paths that will be written.
 ///
 /// Files are written through a temporary sibling and a rename, so what must hold is: the
-/// directory accepts a new file, and no output path is taken by a directory or a read-only
-/// file (which a user would be surprised to see replaced).
+/// directory accepts a new file, and no output path is taken by a directory, a read-only
+/// file (which a user would be surprised to see replaced) or a symbolic link (never written
+/// through).
 pub fn prepare_outputs(dir: &Path, formats: Formats) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         action: "create the report directory",
         path: dir.to_owned(),
         source,
     })?;
-    let probe = dir.join(format!(".chatload-write-check.{}", std::process::id()));
-    fs::write(&probe, b"").map_err(|source| ReportError::Io {
+    // An anonymous file with a random name, created exclusively: no planted link is followed.
+    tempfile::tempfile_in(dir).map_err(|source| ReportError::Io {
         action: "write into",
         path: dir.to_owned(),
         source,
     })?;
-    // Best effort: the probe is empty and hidden; failing to remove it is not worth failing for.
-    let _ = fs::remove_file(&probe);
     let paths = formats.paths(dir);
     for path in &paths {
+        super::refuse_symlink(path)?;
         let Ok(meta) = fs::metadata(path) else {
             continue;
         };

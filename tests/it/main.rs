@@ -5,6 +5,7 @@ mod adaptive;
 mod check;
 mod cli;
 mod hostile;
+mod files;
 mod limits;
 mod monitor;
 mod probe;

@@ -3,7 +3,7 @@
 //! and `chatload report` / `chatload compare` exit codes through the real binary.
 
 #[path = "report/fixture.rs"]
-mod fixture;
+pub(crate) mod fixture;
 
 use std::path::Path;
 use std::process::Command;
