@@ -271,6 +271,9 @@ pub struct Reconnect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handler {
     pub matcher: Matcher,
+    /// Set when the matcher's text is a template: `matcher` is then only its load-time
+    /// stand-in (its regex groups and its display), rendered per vuser when it runs.
+    pub template: Option<MatcherTemplate>,
     pub reply: Option<SendSpec>,
     /// Counter name for frames this handler took (`handled.<name>`).
     pub name: Option<String>,
@@ -323,12 +326,25 @@ pub enum SendSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expect {
     pub matcher: Matcher,
+    /// Set when the matcher's text is a template (see [`Handler::template`]).
+    pub template: Option<MatcherTemplate>,
     pub timeout: Option<Duration>,
     pub captures: Vec<Capture>,
     /// Latency is recorded as `latency.<metric>`.
     pub metric: String,
     /// When true, a non-matching frame fails the vuser instead of going to handlers.
     pub strict: bool,
+}
+
+/// The templated text of a matcher, rendered when its step runs. A regex template inserts
+/// values escaped (`| raw` opts out); `json` templates are string values of the pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatcherTemplate {
+    Regex(TemplateId),
+    Contains(TemplateId),
+    Equals(TemplateId),
+    /// (index into the `Matcher::Json` pairs, the template of that pair's string value).
+    Json(Vec<(usize, TemplateId)>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

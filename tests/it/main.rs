@@ -7,6 +7,7 @@ mod cli;
 mod hostile;
 mod limits;
 mod monitor;
+mod plan_lang;
 mod probe;
 mod report;
 mod result;

@@ -8,6 +8,7 @@
 pub(crate) mod context;
 pub mod data;
 pub mod errors;
+pub(crate) mod matchers;
 pub(crate) mod message;
 pub(crate) mod program;
 pub mod stamp;
@@ -28,10 +29,11 @@ use crate::engine::load::control::Inbox;
 use crate::engine::seed::SeededRng;
 use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::plan::LoopBound;
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Matcher};
 use crate::transport::{Conn, Incoming, TransportError};
 use crate::vocab::names;
 use context::RunContext;
+use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use template::{LoopVar, Scope};
 
@@ -180,6 +182,8 @@ pub(crate) struct Vuser {
     timer: Pin<Box<Sleep>>,
     /// Body size of the frame the last wait matched, counted when the expect records.
     pub matched_bytes: u64,
+    /// Matchers built from this vuser's renderings of templated matchers.
+    pub matchers: MatcherCache,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -211,6 +215,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         inbox: spec.inbox,
         timer: Box::pin(sleep_until(Instant::now())),
         matched_bytes: 0,
+        matchers: MatcherCache::default(),
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -338,12 +343,13 @@ impl Vuser {
 
     /// Waits until `until` or, with `expect`, until a matching frame (returned) — reading and
     /// dispatching every frame that arrives meanwhile. `interruptible` lets retiring end it.
+    /// An expect comes with the matcher it waits on (its template rendered, if it is one).
     pub(crate) async fn wait(
         &mut self,
         ctx: &RunContext,
         scenario: &ScenarioProgram,
         until: Instant,
-        expect: Option<&ExpectOp>,
+        expect: Option<(&ExpectOp, &Matcher)>,
         interruptible: bool,
     ) -> Result<Waited, Failure> {
         self.timer.as_mut().reset(until);
@@ -437,7 +443,7 @@ impl Vuser {
         scenario: &ScenarioProgram,
         frame: Frame,
         at: Instant,
-        expect: Option<&ExpectOp>,
+        expect: Option<(&ExpectOp, &Matcher)>,
     ) -> Result<Option<Vec<Option<String>>>, Failure> {
         let recorder = &ctx.recorder;
         let body_bytes = frame.body.len() as u64;
@@ -447,8 +453,8 @@ impl Vuser {
                 recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));
             }
         }
-        if let Some(op) = expect {
-            if let Some(captures) = op.matcher.match_captures(&frame, &op.sources) {
+        if let Some((op, matcher)) = expect {
+            if let Some(captures) = matcher.match_captures(&frame, &op.sources) {
                 // Counted by the expect, under the same lock as its latency.
                 self.matched_bytes = body_bytes;
                 return Ok(Some(captures));

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::matchers::TemplatedMatcher;
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
-use crate::plan::{Expect, Handler, LoopBound, Plan, SendSpec, Step, Text, Think};
+use crate::plan::{Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step, Text, Think};
 use crate::protocol::{CaptureSource, Matcher};
 use crate::vocab::names;
 
@@ -67,9 +68,21 @@ struct Steps<'a> {
     registry: &'a mut Registry,
     steps: Vec<StepInfo>,
     index: HashMap<(usize, Arc<str>), StepId>,
+    /// Templated matchers numbered so far (their cache slots).
+    templated: u32,
 }
 
 impl Steps<'_> {
+    /// Numbers a templated matcher for the vusers' caches.
+    fn templated(&mut self, template: &Option<MatcherTemplate>) -> Option<TemplatedMatcher> {
+        let template = template.clone()?;
+        self.templated += 1;
+        Some(TemplatedMatcher {
+            slot: self.templated,
+            template,
+        })
+    }
+
     fn step(&mut self, scenario: (usize, ScenarioId), method: Method, name: &str) -> StepId {
         let key = (scenario.0, Arc::<str>::from(name));
         if let Some(id) = self.index.get(&key) {
@@ -164,6 +177,8 @@ pub(crate) enum Op {
 #[derive(Debug)]
 pub(crate) struct ExpectOp {
     pub matcher: Matcher,
+    /// Set when the matcher is a template: rendered when the expect runs.
+    pub template: Option<TemplatedMatcher>,
     pub sources: Vec<CaptureSource>,
     /// The variable each of `sources` is captured into, same order.
     pub variables: Vec<String>,
@@ -177,6 +192,8 @@ pub(crate) struct ExpectOp {
 #[derive(Debug)]
 pub(crate) struct HandlerOp {
     pub matcher: Matcher,
+    /// Set when the matcher is a template: rendered for each frame offered to it.
+    pub template: Option<TemplatedMatcher>,
     /// The named groups of a regex matcher, bound as variables for the reply.
     pub groups: Vec<String>,
     pub sources: Vec<CaptureSource>,
@@ -191,6 +208,7 @@ impl Program {
             registry,
             steps: Vec::new(),
             index: HashMap::new(),
+            templated: 0,
         };
         let scenarios: Vec<ScenarioProgram> = plan
             .scenarios
@@ -205,7 +223,7 @@ impl Program {
                     .handlers
                     .iter()
                     .chain(&plan.handlers)
-                    .map(|h| handler(h, steps.registry))
+                    .map(|h| handler(h, &mut steps))
                     .collect();
                 ScenarioProgram {
                     name: scenario.name.clone(),
@@ -288,6 +306,7 @@ fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) 
     let name = names::latency(&expect.metric);
     ExpectOp {
         matcher: expect.matcher.clone(),
+        template: steps.templated(&expect.template),
         sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
         variables: expect.captures.iter().map(|c| c.variable.clone()).collect(),
         timeout: expect.timeout,
@@ -297,7 +316,9 @@ fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) 
     }
 }
 
-fn handler(handler: &Handler, registry: &mut Registry) -> HandlerOp {
+fn handler(handler: &Handler, steps: &mut Steps) -> HandlerOp {
+    let template = steps.templated(&handler.template);
+    let registry = &mut *steps.registry;
     let matcher = handler.matcher.clone();
     let groups: Vec<String> = match matcher.as_regex() {
         Some(regex) => regex.capture_names().flatten().map(str::to_owned).collect(),
@@ -314,6 +335,7 @@ fn handler(handler: &Handler, registry: &mut Registry) -> HandlerOp {
             .collect(),
         groups,
         matcher,
+        template,
         reply: handler.reply.clone(),
         counter,
     }

@@ -14,6 +14,7 @@ use super::super::raw::{
 };
 use super::super::resolved::*;
 use super::Ctx;
+use super::matchers::{self, MatcherTexts};
 use super::sends::{handlers, json_pointer, matcher, send_spec};
 use crate::protocol::{CaptureSource, Matcher};
 
@@ -311,11 +312,19 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
         ctx.metrics.latency_names.push(metric.clone());
     }
     let matcher = expect_matcher(ctx, path, arg, &e)?;
+    let texts = MatcherTexts {
+        regex: e.regex.as_deref().map(|s| (s, regex_path(path, arg))),
+        contains: e.contains.as_deref(),
+        equals: e.equals.as_deref(),
+        json: e.json.as_ref(),
+    };
+    let template = matchers::template(ctx, path, texts, &scope.locals)?;
     let timeout = timeout(ctx, path, e.timeout.as_ref());
     let captures = captures(ctx, path, &e, &matcher);
     let metric = metric_name(ctx, path, metric);
     Some(Expect {
         matcher,
+        template,
         timeout,
         captures: captures?,
         metric: metric?,
@@ -349,10 +358,7 @@ fn expect_matcher(
     arg: &RawExpectArg,
     e: &RawExpect,
 ) -> Option<Matcher> {
-    let matcher_path = match arg {
-        RawExpectArg::Regex(_) => path.to_vec(),
-        RawExpectArg::Map(_) => key(path, "match"),
-    };
+    let matcher_path = regex_path(path, arg);
     matcher(
         ctx,
         path,
@@ -364,6 +370,14 @@ fn expect_matcher(
         e.json.as_ref(),
         e.type_id,
     )
+}
+
+/// Where the regex of an expect is reported: the expect itself for `expect: "regex"`.
+fn regex_path(path: &[Seg], arg: &RawExpectArg) -> Vec<Seg> {
+    match arg {
+        RawExpectArg::Regex(_) => path.to_vec(),
+        RawExpectArg::Map(_) => key(path, "match"),
+    }
 }
 
 /// `capture: {variable: source}`; every bad source is reported.

@@ -9,6 +9,7 @@ mod config;
 mod ensure;
 mod flow;
 mod load;
+mod matchers;
 mod messages;
 mod payload;
 mod protocol;
