@@ -308,6 +308,20 @@ pub enum Step {
     },
     Log(Text),
     Disconnect,
+    /// `if:` on a step: the step (several for a `set` of several variables) runs only when
+    /// `condition` renders `true`.
+    If {
+        condition: Text,
+        steps: Vec<Step>,
+    },
+    /// One branch, drawn by weight each time the step runs.
+    Pick(Vec<PickBranch>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickBranch {
+    pub weight: u32,
+    pub steps: Vec<Step>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -366,6 +380,9 @@ pub enum LoopBound {
     /// One iteration per value; the value is bound to `$loopElement` and `loop.value`.
     Over(Vec<serde_json::Value>),
     Duration(Duration),
+    /// While the condition renders `true` (checked before each iteration), or until the
+    /// vuser is retired.
+    While(Text),
     /// Until the vuser is retired.
     Forever,
 }

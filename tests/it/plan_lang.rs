@@ -100,3 +100,88 @@ scenarios:
         );
     }
 }
+
+fn counter(out: &RunOutcome, name: &str) -> u64 {
+    out.metrics
+        .aggregate
+        .counters
+        .get(name)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// 2 000 picks (4 vusers × 500 turns) with a fixed seed land on the 3:1 branches within 5 %
+/// of their shares; every turn takes exactly one branch.
+#[tokio::test]
+async fn pick_draws_branches_by_weight_on_every_execution() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 4}]
+  defaults: {timeout: 10s}
+scenarios:
+  - name: picker
+    flow:
+      - connect
+      - loop:
+          - pick:
+              - weight: 3
+                flow:
+                  - send: "PING a"
+                    expect: {match: "^PONG a$", name: a}
+              - flow:
+                  - send: "PING b"
+                    expect: {match: "^PONG b$", name: b}
+        count: 500
+"#,
+    );
+    let options = RunOptions {
+        seed: Some(12),
+        ..RunOptions::default()
+    };
+    let (out, _) = run_logged(plan, options).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let (a, b) = (count(&out, "latency.a"), count(&out, "latency.b"));
+    assert_eq!(a + b, 2000);
+    assert!(
+        (1400..=1600).contains(&a),
+        "a: {a} of 2000, expected 1500 ± 100"
+    );
+}
+
+/// `if` over a captured value and `ifTrue` over the vuser id; `while` until a captured
+/// number reaches 5.
+#[tokio::test]
+async fn if_and_while_follow_the_vusers_variables() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 6}]
+  defaults: {timeout: 10s}
+scenarios:
+  - name: brancher
+    flow:
+      - connect
+      - send: "PING {{ 'held' if vu.id % 2 == 0 else 'free' }}"
+        expect: {match: "^PONG (?P<status>\\w+)$", capture: {status: status}, name: status}
+      - send: "PING confirm"
+        expect: {match: "^PONG confirm$", name: confirm}
+        if: "status == 'held'"
+      - send: "PING cancel"
+        expect: {match: "^PONG cancel$", name: cancel}
+        ifTrue: "vu.id % 2 == 1"
+      - loop:
+          - send: "PING {{ loop.index }}"
+            expect: {match: "^PONG (?P<n>\\d+)$", capture: {n: n}, name: turn}
+        while: "n is undefined or n | int < 5"
+"#,
+    );
+    let (out, _) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(count(&out, "latency.confirm"), 3);
+    assert_eq!(count(&out, "latency.cancel"), 3);
+    assert_eq!(count(&out, "latency.turn"), 30, "five turns per vuser");
+    assert_eq!(counter(&out, "vusers.completed"), 6);
+}

@@ -1,6 +1,6 @@
 //! The plan's scenarios compiled for execution: flows flattened into one instruction list per
-//! scenario (loops become start/end jumps, so the vuser runs one flat interpreter loop instead
-//! of recursing), matchers mapped to protocol matchers and metric names resolved to ids once.
+//! scenario (loops become start/end jumps and `if`/`pick` forward jumps, so the vuser runs one
+//! flat interpreter loop instead of recursing), matchers mapped to protocol matchers and metric names resolved to ids once.
 //!
 //! It decides nothing about timing or I/O; `vuser` and `steps` execute what is here.
 
@@ -172,6 +172,16 @@ pub(crate) enum Op {
     },
     Log(Text, StepId),
     Disconnect,
+    /// `if`: go on when `condition` holds, else jump to `skip_to` (past the guarded steps).
+    Unless {
+        condition: Text,
+        skip_to: usize,
+        step: StepId,
+    },
+    /// `pick`: jump to the start of a branch drawn by weight: (weight, start) pairs. Each
+    /// branch ends with a `Jump` past the last one.
+    Pick(Vec<(u32, usize)>),
+    Jump(usize),
 }
 
 #[derive(Debug)]
@@ -298,6 +308,43 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                 steps.step(scenario, Method::Flow, "log"),
             )),
             Step::Disconnect => ops.push(Op::Disconnect),
+            Step::If {
+                condition,
+                steps: body,
+            } => {
+                let at = ops.len();
+                ops.push(Op::Unless {
+                    condition: condition.clone(),
+                    skip_to: 0,
+                    step: steps.step(scenario, Method::Flow, "if"),
+                });
+                flatten(body, scenario, steps, ops);
+                let end = ops.len();
+                if let Some(Op::Unless { skip_to, .. }) = ops.get_mut(at) {
+                    *skip_to = end;
+                }
+            }
+            Step::Pick(branches) => {
+                let at = ops.len();
+                ops.push(Op::Pick(Vec::new()));
+                let mut starts = Vec::with_capacity(branches.len());
+                let mut exits = Vec::with_capacity(branches.len());
+                for branch in branches {
+                    starts.push((branch.weight, ops.len()));
+                    flatten(&branch.steps, scenario, steps, ops);
+                    exits.push(ops.len());
+                    ops.push(Op::Jump(0));
+                }
+                let end = ops.len();
+                for exit in exits {
+                    if let Some(Op::Jump(to)) = ops.get_mut(exit) {
+                        *to = end;
+                    }
+                }
+                if let Some(Op::Pick(slot)) = ops.get_mut(at) {
+                    *slot = starts;
+                }
+            }
         }
     }
 }

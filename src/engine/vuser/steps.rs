@@ -60,7 +60,11 @@ pub(super) async fn step(
             disconnect(vu).await;
             Ok(Control::Next)
         }
-        Op::LoopStart { .. } | Op::LoopEnd { .. } => Ok(Control::Next),
+        Op::LoopStart { .. }
+        | Op::LoopEnd { .. }
+        | Op::Unless { .. }
+        | Op::Pick(_)
+        | Op::Jump(_) => Ok(Control::Next),
     }
 }
 

@@ -40,7 +40,21 @@ impl TemplateBuilder {
         source: &str,
         local: &BTreeSet<String>,
     ) -> Option<Text> {
-        self.compile(out, path, source, local, "")
+        self.compile(out, path, source, local, "", 0)
+    }
+
+    /// Compiles the condition `expression` (of `if` or `while`) as a template that renders
+    /// `true` exactly when it holds.
+    pub fn condition(
+        &mut self,
+        out: &mut Collector<'_>,
+        path: &[Seg],
+        expression: &str,
+        local: &BTreeSet<String>,
+    ) -> Option<Text> {
+        const LEAD: &str = "{% if ";
+        let source = format!("{LEAD}{expression} %}}true{{% endif %}}");
+        self.compile(out, path, &source, local, "", LEAD.len())
     }
 
     /// Like [`Self::text`] for the text of a regex: values are inserted escaped.
@@ -51,7 +65,7 @@ impl TemplateBuilder {
         source: &str,
         local: &BTreeSet<String>,
     ) -> Option<Text> {
-        self.compile(out, path, source, local, REGEX_TEMPLATE_SUFFIX)
+        self.compile(out, path, source, local, REGEX_TEMPLATE_SUFFIX, 0)
     }
 
     fn compile(
@@ -61,6 +75,7 @@ impl TemplateBuilder {
         source: &str,
         local: &BTreeSet<String>,
         name_suffix: &str,
+        lead: usize,
     ) -> Option<Text> {
         if !is_template(source) {
             return Some(Text::Literal(source.to_owned()));
@@ -74,7 +89,7 @@ impl TemplateBuilder {
             let offset = err
                 .range()
                 .and_then(|r| source.get(..r.start))
-                .map(|s| s.chars().count());
+                .map(|s| s.chars().count().saturating_sub(lead));
             let message = format!("template does not compile: {detail}");
             let help =
                 Some("templates are minijinja: `{{ name }}`, `{{ random_int(1, 9) }}`".to_owned());
