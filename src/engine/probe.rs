@@ -124,7 +124,8 @@ fn choose(plan: &Plan, name: Option<&str>) -> Result<(SendSpec, String), ProbeEr
 fn first_send(steps: &[Step]) -> Option<&SendSpec> {
     steps.iter().find_map(|step| match step {
         Step::Send { message, .. } => Some(message),
-        Step::Loop { steps, .. } => first_send(steps),
+        Step::Loop { steps, .. } | Step::If { steps, .. } => first_send(steps),
+        Step::Pick(branches) => branches.iter().find_map(|b| first_send(&b.steps)),
         _ => None,
     })
 }

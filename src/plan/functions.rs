@@ -1,5 +1,5 @@
-//! The pure template functions: `random_int(a, b)`, `random_string(n)`, `words(n)`, `uuid()`,
-//! `now_ms()`. `stamp()` needs the run's identity and clock, so the engine registers it.
+//! The pure template functions: `random_int(a, b)`, `random()`, `random_string(n)`, `words(n)`,
+//! `uuid()`, `now_ms()`. `stamp()` needs the run's identity and clock, so the engine registers it.
 //!
 //! The random functions draw from the generator of the render running on this thread, which
 //! the engine lends for each render with [`with_rng`] (the vuser's seeded stream, so `--seed`
@@ -57,6 +57,7 @@ pub const FUNCTION_NAMES: &[&str] = &[
     "words",
     "uuid",
     "now_ms",
+    "random",
     "stamp",
 ];
 
@@ -82,6 +83,7 @@ pub fn register_functions(env: &mut Environment<'_>) {
     env.add_function("words", words);
     env.add_function("uuid", uuid);
     env.add_function("now_ms", now_ms);
+    env.add_function("random", random);
 }
 
 fn invalid(message: String) -> Error {
@@ -96,6 +98,11 @@ pub fn random_int(low: i64, high: i64) -> Result<i64, Error> {
         )));
     }
     Ok(draw(|rng| rng.random_range(low..=high)))
+}
+
+/// A uniform float in `[0, 1)`: `if: "random() < 0.3"`.
+pub fn random() -> f64 {
+    draw(|rng| rng.random::<f64>())
 }
 
 /// `len` random ASCII letters and digits.

@@ -271,6 +271,9 @@ pub struct Reconnect {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handler {
     pub matcher: Matcher,
+    /// Set when the matcher's text is a template: `matcher` is then only its load-time
+    /// stand-in (its regex groups and its display), rendered per vuser when it runs.
+    pub template: Option<MatcherTemplate>,
     pub reply: Option<SendSpec>,
     /// Counter name for frames this handler took (`handled.<name>`).
     pub name: Option<String>,
@@ -305,6 +308,20 @@ pub enum Step {
     },
     Log(Text),
     Disconnect,
+    /// `if:` on a step: the step (several for a `set` of several variables) runs only when
+    /// `condition` renders `true`.
+    If {
+        condition: Text,
+        steps: Vec<Step>,
+    },
+    /// One branch, drawn by weight each time the step runs.
+    Pick(Vec<PickBranch>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickBranch {
+    pub weight: u32,
+    pub steps: Vec<Step>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -323,12 +340,25 @@ pub enum SendSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expect {
     pub matcher: Matcher,
+    /// Set when the matcher's text is a template (see [`Handler::template`]).
+    pub template: Option<MatcherTemplate>,
     pub timeout: Option<Duration>,
     pub captures: Vec<Capture>,
     /// Latency is recorded as `latency.<metric>`.
     pub metric: String,
     /// When true, a non-matching frame fails the vuser instead of going to handlers.
     pub strict: bool,
+}
+
+/// The templated text of a matcher, rendered when its step runs. A regex template inserts
+/// values escaped (`| raw` opts out); `json` templates are string values of the pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatcherTemplate {
+    Regex(TemplateId),
+    Contains(TemplateId),
+    Equals(TemplateId),
+    /// (index into the `Matcher::Json` pairs, the template of that pair's string value).
+    Json(Vec<(usize, TemplateId)>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +380,9 @@ pub enum LoopBound {
     /// One iteration per value; the value is bound to `$loopElement` and `loop.value`.
     Over(Vec<serde_json::Value>),
     Duration(Duration),
+    /// While the condition renders `true` (checked before each iteration), or until the
+    /// vuser is retired.
+    While(Text),
     /// Until the vuser is retired.
     Forever,
 }

@@ -8,6 +8,7 @@ mod hostile;
 mod files;
 mod limits;
 mod monitor;
+mod plan_lang;
 mod probe;
 mod report;
 mod result;

@@ -67,6 +67,7 @@ impl Builder {
         let reply = SendSpec::Text(self.t(reply));
         self.handlers.push(Handler {
             matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
+            template: None,
             reply: Some(reply),
             name: Some(name.to_owned()),
         });
@@ -129,6 +130,7 @@ impl Builder {
 fn expect(pattern: &str, metric: &str) -> Expect {
     Expect {
         matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
+        template: None,
         timeout: None,
         captures: Vec::new(),
         metric: metric.into(),

@@ -5,9 +5,11 @@
 //!
 //! The step kinds themselves are in `steps`; starting and retiring vusers is the runner's job.
 
+mod branch;
 pub(crate) mod context;
 pub mod data;
 pub mod errors;
+pub(crate) mod matchers;
 pub(crate) mod message;
 pub(crate) mod program;
 pub mod stamp;
@@ -28,10 +30,11 @@ use crate::engine::load::control::Inbox;
 use crate::engine::seed::SeededRng;
 use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::plan::LoopBound;
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Matcher};
 use crate::transport::{Conn, Incoming, TransportError};
 use crate::vocab::names;
 use context::RunContext;
+use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use template::{LoopVar, Scope};
 
@@ -180,6 +183,8 @@ pub(crate) struct Vuser {
     timer: Pin<Box<Sleep>>,
     /// Body size of the frame the last wait matched, counted when the expect records.
     pub matched_bytes: u64,
+    /// Matchers built from this vuser's renderings of templated matchers.
+    pub matchers: MatcherCache,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -211,6 +216,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         inbox: spec.inbox,
         timer: Box::pin(sleep_until(Instant::now())),
         matched_bytes: 0,
+        matchers: MatcherCache::default(),
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -269,13 +275,30 @@ impl Vuser {
         let mut pc = 0;
         while let Some(op) = ops.get(pc) {
             pc = match op {
-                Op::LoopStart { bound, end } => self.enter_loop(bound, pc, *end),
+                Op::LoopStart { bound, end } => self.enter_loop(ctx, bound, pc, *end)?,
+                Op::Unless {
+                    condition,
+                    skip_to,
+                    step,
+                } => {
+                    if branch::holds(&ctx.renderer, &self.scope, condition)
+                        .map_err(|f| f.at(*step))?
+                    {
+                        pc + 1
+                    } else {
+                        *skip_to
+                    }
+                }
+                Op::Pick(branches) => {
+                    branch::pick(self.scope.rng.get_mut(), branches).unwrap_or(pc + 1)
+                }
+                Op::Jump(to) => *to,
                 Op::LoopEnd { start } => {
                     // A loop body that never awaits (only `set`/`log`) must still let the
                     // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
                     // runs out (free on the common path).
                     tokio::task::consume_budget().await;
-                    match self.loop_end(ops, *start, pc) {
+                    match self.loop_end(ctx, ops, *start, pc)? {
                         Some(next) => next,
                         None => return Ok(Control::Retired),
                     }
@@ -291,35 +314,54 @@ impl Vuser {
         Ok(Control::Next)
     }
 
-    fn enter_loop(&mut self, bound: &LoopBound, pc: usize, end: usize) -> usize {
+    fn enter_loop(
+        &mut self,
+        ctx: &RunContext,
+        bound: &LoopBound,
+        pc: usize,
+        end: usize,
+    ) -> Result<usize, Failure> {
         let frame = LoopFrame {
             iteration: 0,
             started: Instant::now(),
             outer: self.scope.loop_.take(),
         };
-        if loop_continues(bound, &frame) {
-            self.scope.loop_ = Some(loop_var(bound, 0));
+        // A `while` condition sees the loop it guards (`loop.index` of the coming turn).
+        self.scope.loop_ = Some(loop_var(bound, 0));
+        if loop_continues(ctx, &self.scope, bound, &frame)? {
             self.loops.push(frame);
-            pc + 1
+            Ok(pc + 1)
         } else {
             self.scope.loop_ = frame.outer;
-            end + 1
+            Ok(end + 1)
         }
     }
 
     /// Where to go after the loop body; `None` when the vuser was retired.
-    fn loop_end(&mut self, ops: &[Op], start: usize, pc: usize) -> Option<usize> {
+    fn loop_end(
+        &mut self,
+        ctx: &RunContext,
+        ops: &[Op],
+        start: usize,
+        pc: usize,
+    ) -> Result<Option<usize>, Failure> {
         let Some(Op::LoopStart { bound, .. }) = ops.get(start) else {
-            return Some(pc + 1);
+            return Ok(Some(pc + 1));
         };
+        // A `while` loop has its own end, like `count`: only a bare loop stops with the run.
         let retired = self.retire.is_cancelled()
             || (self.run_end.is_cancelled() && matches!(bound, LoopBound::Forever));
         if retired {
-            return None;
+            return Ok(None);
         }
-        let frame = self.loops.last_mut()?;
+        let Some(frame) = self.loops.last_mut() else {
+            return Ok(None);
+        };
         frame.iteration += 1;
-        if loop_continues(bound, frame) {
+        if let Some(var) = &mut self.scope.loop_ {
+            var.iteration = frame.iteration;
+        }
+        if loop_continues(ctx, &self.scope, bound, frame)? {
             match &mut self.scope.loop_ {
                 // Same loop, next turn: no new value unless it is an `over` loop.
                 Some(var) if !matches!(bound, LoopBound::Over(_)) => {
@@ -327,23 +369,24 @@ impl Vuser {
                 }
                 slot => *slot = Some(loop_var(bound, frame.iteration)),
             }
-            Some(start + 1)
+            Ok(Some(start + 1))
         } else {
             if let Some(frame) = self.loops.pop() {
                 self.scope.loop_ = frame.outer;
             }
-            Some(pc + 1)
+            Ok(Some(pc + 1))
         }
     }
 
     /// Waits until `until` or, with `expect`, until a matching frame (returned) — reading and
     /// dispatching every frame that arrives meanwhile. `interruptible` lets retiring end it.
+    /// An expect comes with the matcher it waits on (its template rendered, if it is one).
     pub(crate) async fn wait(
         &mut self,
         ctx: &RunContext,
         scenario: &ScenarioProgram,
         until: Instant,
-        expect: Option<&ExpectOp>,
+        expect: Option<(&ExpectOp, &Matcher)>,
         interruptible: bool,
     ) -> Result<Waited, Failure> {
         self.timer.as_mut().reset(until);
@@ -437,7 +480,7 @@ impl Vuser {
         scenario: &ScenarioProgram,
         frame: Frame,
         at: Instant,
-        expect: Option<&ExpectOp>,
+        expect: Option<(&ExpectOp, &Matcher)>,
     ) -> Result<Option<Vec<Option<String>>>, Failure> {
         let recorder = &ctx.recorder;
         let body_bytes = frame.body.len() as u64;
@@ -447,8 +490,8 @@ impl Vuser {
                 recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));
             }
         }
-        if let Some(op) = expect {
-            if let Some(captures) = op.matcher.match_captures(&frame, &op.sources) {
+        if let Some((op, matcher)) = expect {
+            if let Some(captures) = matcher.match_captures(&frame, &op.sources) {
                 // Counted by the expect, under the same lock as its latency.
                 self.matched_bytes = body_bytes;
                 return Ok(Some(captures));
@@ -498,13 +541,19 @@ async fn recv_broadcast(inbox: &mut Option<Inbox>) -> Option<Arc<str>> {
     }
 }
 
-fn loop_continues(bound: &LoopBound, frame: &LoopFrame) -> bool {
-    match bound {
+fn loop_continues(
+    ctx: &RunContext,
+    scope: &Scope,
+    bound: &LoopBound,
+    frame: &LoopFrame,
+) -> Result<bool, Failure> {
+    Ok(match bound {
         LoopBound::Count(n) => frame.iteration < *n,
         LoopBound::Over(values) => (frame.iteration as usize) < values.len(),
         LoopBound::Duration(d) => frame.started.elapsed() < *d,
+        LoopBound::While(condition) => branch::holds(&ctx.renderer, scope, condition)?,
         LoopBound::Forever => true,
-    }
+    })
 }
 
 /// The template's `loop` at `iteration`; `value` only for `over` loops.

@@ -1,6 +1,6 @@
 //! The plan's scenarios compiled for execution: flows flattened into one instruction list per
-//! scenario (loops become start/end jumps, so the vuser runs one flat interpreter loop instead
-//! of recursing), matchers mapped to protocol matchers and metric names resolved to ids once.
+//! scenario (loops become start/end jumps and `if`/`pick` forward jumps, so the vuser runs one
+//! flat interpreter loop instead of recursing), matchers mapped to protocol matchers and metric names resolved to ids once.
 //!
 //! It decides nothing about timing or I/O; `vuser` and `steps` execute what is here.
 
@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::matchers::TemplatedMatcher;
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
-use crate::plan::{Expect, Handler, LoopBound, Plan, SendSpec, Step, Text, Think};
+use crate::plan::{Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step, Text, Think};
 use crate::protocol::{CaptureSource, Matcher};
 use crate::vocab::names;
 
@@ -67,9 +68,21 @@ struct Steps<'a> {
     registry: &'a mut Registry,
     steps: Vec<StepInfo>,
     index: HashMap<(usize, Arc<str>), StepId>,
+    /// Templated matchers numbered so far (their cache slots).
+    templated: u32,
 }
 
 impl Steps<'_> {
+    /// Numbers a templated matcher for the vusers' caches.
+    fn templated(&mut self, template: &Option<MatcherTemplate>) -> Option<TemplatedMatcher> {
+        let template = template.clone()?;
+        self.templated += 1;
+        Some(TemplatedMatcher {
+            slot: self.templated,
+            template,
+        })
+    }
+
     fn step(&mut self, scenario: (usize, ScenarioId), method: Method, name: &str) -> StepId {
         let key = (scenario.0, Arc::<str>::from(name));
         if let Some(id) = self.index.get(&key) {
@@ -159,11 +172,23 @@ pub(crate) enum Op {
     },
     Log(Text, StepId),
     Disconnect,
+    /// `if`: go on when `condition` holds, else jump to `skip_to` (past the guarded steps).
+    Unless {
+        condition: Text,
+        skip_to: usize,
+        step: StepId,
+    },
+    /// `pick`: jump to the start of a branch drawn by weight: (weight, start) pairs. Each
+    /// branch ends with a `Jump` past the last one.
+    Pick(Vec<(u32, usize)>),
+    Jump(usize),
 }
 
 #[derive(Debug)]
 pub(crate) struct ExpectOp {
     pub matcher: Matcher,
+    /// Set when the matcher is a template: rendered when the expect runs.
+    pub template: Option<TemplatedMatcher>,
     pub sources: Vec<CaptureSource>,
     /// The variable each of `sources` is captured into, same order.
     pub variables: Vec<String>,
@@ -177,6 +202,8 @@ pub(crate) struct ExpectOp {
 #[derive(Debug)]
 pub(crate) struct HandlerOp {
     pub matcher: Matcher,
+    /// Set when the matcher is a template: rendered for each frame offered to it.
+    pub template: Option<TemplatedMatcher>,
     /// The named groups of a regex matcher, bound as variables for the reply.
     pub groups: Vec<String>,
     pub sources: Vec<CaptureSource>,
@@ -191,6 +218,7 @@ impl Program {
             registry,
             steps: Vec::new(),
             index: HashMap::new(),
+            templated: 0,
         };
         let scenarios: Vec<ScenarioProgram> = plan
             .scenarios
@@ -205,7 +233,7 @@ impl Program {
                     .handlers
                     .iter()
                     .chain(&plan.handlers)
-                    .map(|h| handler(h, steps.registry))
+                    .map(|h| handler(h, &mut steps))
                     .collect();
                 ScenarioProgram {
                     name: scenario.name.clone(),
@@ -280,6 +308,43 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                 steps.step(scenario, Method::Flow, "log"),
             )),
             Step::Disconnect => ops.push(Op::Disconnect),
+            Step::If {
+                condition,
+                steps: body,
+            } => {
+                let at = ops.len();
+                ops.push(Op::Unless {
+                    condition: condition.clone(),
+                    skip_to: 0,
+                    step: steps.step(scenario, Method::Flow, "if"),
+                });
+                flatten(body, scenario, steps, ops);
+                let end = ops.len();
+                if let Some(Op::Unless { skip_to, .. }) = ops.get_mut(at) {
+                    *skip_to = end;
+                }
+            }
+            Step::Pick(branches) => {
+                let at = ops.len();
+                ops.push(Op::Pick(Vec::new()));
+                let mut starts = Vec::with_capacity(branches.len());
+                let mut exits = Vec::with_capacity(branches.len());
+                for branch in branches {
+                    starts.push((branch.weight, ops.len()));
+                    flatten(&branch.steps, scenario, steps, ops);
+                    exits.push(ops.len());
+                    ops.push(Op::Jump(0));
+                }
+                let end = ops.len();
+                for exit in exits {
+                    if let Some(Op::Jump(to)) = ops.get_mut(exit) {
+                        *to = end;
+                    }
+                }
+                if let Some(Op::Pick(slot)) = ops.get_mut(at) {
+                    *slot = starts;
+                }
+            }
         }
     }
 }
@@ -288,6 +353,7 @@ fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) 
     let name = names::latency(&expect.metric);
     ExpectOp {
         matcher: expect.matcher.clone(),
+        template: steps.templated(&expect.template),
         sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
         variables: expect.captures.iter().map(|c| c.variable.clone()).collect(),
         timeout: expect.timeout,
@@ -297,7 +363,9 @@ fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) 
     }
 }
 
-fn handler(handler: &Handler, registry: &mut Registry) -> HandlerOp {
+fn handler(handler: &Handler, steps: &mut Steps) -> HandlerOp {
+    let template = steps.templated(&handler.template);
+    let registry = &mut *steps.registry;
     let matcher = handler.matcher.clone();
     let groups: Vec<String> = match matcher.as_regex() {
         Some(regex) => regex.capture_names().flatten().map(str::to_owned).collect(),
@@ -314,6 +382,7 @@ fn handler(handler: &Handler, registry: &mut Registry) -> HandlerOp {
             .collect(),
         groups,
         matcher,
+        template,
         reply: handler.reply.clone(),
         counter,
     }

@@ -60,7 +60,11 @@ pub(super) async fn step(
             disconnect(vu).await;
             Ok(Control::Next)
         }
-        Op::LoopStart { .. } | Op::LoopEnd { .. } => Ok(Control::Next),
+        Op::LoopStart { .. }
+        | Op::LoopEnd { .. }
+        | Op::Unless { .. }
+        | Op::Pick(_)
+        | Op::Jump(_) => Ok(Control::Next),
     }
 }
 
@@ -161,8 +165,18 @@ async fn expect(
     scenario: &ScenarioProgram,
     op: &ExpectOp,
 ) -> Result<Control, Failure> {
+    let rendered;
+    let matcher = match &op.template {
+        Some(templated) => {
+            rendered = vu
+                .matchers
+                .resolve(&ctx.renderer, &vu.scope, templated, &op.matcher)?;
+            &*rendered
+        }
+        None => &op.matcher,
+    };
     let earlier = vu.pending.iter().enumerate().find_map(|(i, (frame, at))| {
-        op.matcher
+        matcher
             .match_captures(frame, &op.sources)
             .map(|captures| (i, *at, captures))
     });
@@ -175,14 +189,17 @@ async fn expect(
         None => {
             let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
             let until = after(Instant::now(), limit);
-            match vu.wait(ctx, scenario, until, Some(op), false).await? {
+            match vu
+                .wait(ctx, scenario, until, Some((op, matcher)), false)
+                .await?
+            {
                 Waited::Matched { at, captures } => {
                     (at, captures, vu.received_counts(vu.matched_bytes))
                 }
                 Waited::Deadline | Waited::Retired => {
                     return Err(Failure::new(
                         ErrorKind::Timeout,
-                        format!("no frame matched within {limit:?} ({})", op.matcher),
+                        format!("no frame matched within {limit:?} ({matcher})"),
                     ));
                 }
             }
@@ -312,7 +329,17 @@ pub(super) async fn handle(
     frame: &Frame,
 ) -> Result<bool, Failure> {
     for handler in &scenario.handlers {
-        let Some(captures) = handler.matcher.match_captures(frame, &handler.sources) else {
+        let rendered;
+        let matcher = match &handler.template {
+            Some(templated) => {
+                rendered =
+                    vu.matchers
+                        .resolve(&ctx.renderer, &vu.scope, templated, &handler.matcher)?;
+                &*rendered
+            }
+            None => &handler.matcher,
+        };
+        let Some(captures) = matcher.match_captures(frame, &handler.sources) else {
             continue;
         };
         ctx.recorder.incr(handler.counter);

@@ -65,6 +65,7 @@ pub const STEP_KEYS: &[&str] = &[
     "expect",
     "think",
     "loop",
+    "pick",
     "set",
     "log",
     "disconnect",
@@ -80,8 +81,8 @@ impl JsonSchema for RawFlowItem {
     }
 }
 
-/// One step. Exactly one step key; `count`/`over`/`duration` go with `loop`, and `expect` may
-/// accompany `send` (send, then wait for the reply).
+/// One step. Exactly one step key; `count`/`over`/`duration`/`while` go with `loop`, `expect`
+/// may accompany `send` (send, then wait for the reply), and `if` may go with any step.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
@@ -103,6 +104,19 @@ pub struct RawStep {
     /// An array of values, or the name of a variable holding one.
     pub over: Option<serde_json::Value>,
     pub duration: Option<RawDuration>,
+    /// With `loop`: repeat while this expression holds (checked before each iteration).
+    #[serde(rename = "while")]
+    pub while_: Option<String>,
+    /// Run the step only when this expression holds (minijinja condition over the vuser's
+    /// variables: `status == 'held'`, `random() < 0.5`).
+    #[serde(rename = "if")]
+    pub if_: Option<String>,
+    /// Artillery's spelling of `if`.
+    #[serde(rename = "ifTrue")]
+    pub if_true: Option<String>,
+    /// Run one of these flows, drawn by weight each time the step runs.
+    #[serde(default, deserialize_with = "present")]
+    pub pick: Option<Vec<RawPickBranch>>,
     /// Set variables from templates.
     #[serde(default, deserialize_with = "present")]
     pub set: Option<BTreeMap<String, RawScalar>>,
@@ -111,6 +125,16 @@ pub struct RawStep {
     pub log: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub disconnect: Option<NullOr<RawEmpty>>,
+}
+
+/// One branch of `pick`: its relative weight and its steps.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPickBranch {
+    /// Relative weight: a positive whole number (default 1).
+    #[schemars(range(min = 1))]
+    pub weight: Option<u32>,
+    pub flow: Vec<RawFlowItem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]

@@ -14,6 +14,8 @@ use super::super::raw::{
 };
 use super::super::resolved::*;
 use super::Ctx;
+use super::branch;
+use super::matchers::{self, MatcherTexts};
 use super::sends::{handlers, json_pointer, matcher, send_spec};
 use crate::protocol::{CaptureSource, Matcher};
 
@@ -52,6 +54,9 @@ fn collect_locals(flow: &[RawFlowItem], out: &mut BTreeSet<String>, with_keys: b
         }
         if let Some(inner) = &step.loop_steps {
             collect_locals(inner, out, with_keys);
+        }
+        for branch in step.pick.iter().flatten() {
+            collect_locals(&branch.flow, out, with_keys);
         }
     }
 }
@@ -117,12 +122,17 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
     out
 }
 
-struct Scope {
-    locals: BTreeSet<String>,
+pub(super) struct Scope {
+    pub locals: BTreeSet<String>,
     default_metric: String,
 }
 
-fn steps(ctx: &mut Ctx, path: &[Seg], flow: &[RawFlowItem], scope: &mut Scope) -> Vec<Step> {
+pub(super) fn steps(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    flow: &[RawFlowItem],
+    scope: &mut Scope,
+) -> Vec<Step> {
     let mut out = Vec::new();
     for (i, item) in flow.iter().enumerate() {
         let ip = idx(path, i);
@@ -131,7 +141,10 @@ fn steps(ctx: &mut Ctx, path: &[Seg], flow: &[RawFlowItem], scope: &mut Scope) -
                 out.push(Step::Connect { timeout: None })
             }
             RawFlowItem::Bare(_) => out.push(Step::Disconnect),
-            RawFlowItem::Step(step) => out.extend(step_of(ctx, &ip, step, scope)),
+            RawFlowItem::Step(step) => {
+                let inner = step_of(ctx, &ip, step, scope);
+                out.extend(branch::guard(ctx, &ip, step, scope, inner));
+            }
         }
     }
     out
@@ -172,6 +185,7 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
             .into_iter()
             .collect(),
         "loop" => loop_step(ctx, path, s, scope).into_iter().collect(),
+        "pick" => branch::pick(ctx, path, s, scope).into_iter().collect(),
         "set" => set_steps(ctx, &at, s, scope),
         "log" => log_step(ctx, &at, s, scope).into_iter().collect(),
         _ => vec![Step::Disconnect],
@@ -181,13 +195,14 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
 /// The one step key a flow item has. None is reported at the item (naming `loop` when only
 /// its bounds are there), two or more at the second one.
 fn step_key(ctx: &mut Ctx, path: &[Seg], s: &RawStep) -> Option<&'static str> {
-    let present: [(&'static str, bool); 8] = [
+    let present: [(&'static str, bool); 9] = [
         ("connect", s.connect.is_some()),
         ("send", s.send.is_some()),
         // An `expect` beside `send` belongs to the send.
         ("expect", s.expect.is_some() && s.send.is_none()),
         ("think", s.think.is_some()),
         ("loop", s.loop_steps.is_some()),
+        ("pick", s.pick.is_some()),
         ("set", s.set.is_some()),
         ("log", s.log.is_some()),
         ("disconnect", s.disconnect.is_some()),
@@ -226,6 +241,7 @@ fn loop_bounds(s: &RawStep) -> Vec<&'static str> {
         ("count", s.count.is_some()),
         ("over", s.over.is_some()),
         ("duration", s.duration.is_some()),
+        ("while", s.while_.is_some()),
     ]
     .iter()
     .filter(|(_, on)| *on)
@@ -311,11 +327,19 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
         ctx.metrics.latency_names.push(metric.clone());
     }
     let matcher = expect_matcher(ctx, path, arg, &e)?;
+    let texts = MatcherTexts {
+        regex: e.regex.as_deref().map(|s| (s, regex_path(path, arg))),
+        contains: e.contains.as_deref(),
+        equals: e.equals.as_deref(),
+        json: e.json.as_ref(),
+    };
+    let template = matchers::template(ctx, path, texts, &scope.locals)?;
     let timeout = timeout(ctx, path, e.timeout.as_ref());
     let captures = captures(ctx, path, &e, &matcher);
     let metric = metric_name(ctx, path, metric);
     Some(Expect {
         matcher,
+        template,
         timeout,
         captures: captures?,
         metric: metric?,
@@ -349,10 +373,7 @@ fn expect_matcher(
     arg: &RawExpectArg,
     e: &RawExpect,
 ) -> Option<Matcher> {
-    let matcher_path = match arg {
-        RawExpectArg::Regex(_) => path.to_vec(),
-        RawExpectArg::Map(_) => key(path, "match"),
-    };
+    let matcher_path = regex_path(path, arg);
     matcher(
         ctx,
         path,
@@ -364,6 +385,14 @@ fn expect_matcher(
         e.json.as_ref(),
         e.type_id,
     )
+}
+
+/// Where the regex of an expect is reported: the expect itself for `expect: "regex"`.
+fn regex_path(path: &[Seg], arg: &RawExpectArg) -> Vec<Seg> {
+    match arg {
+        RawExpectArg::Regex(_) => path.to_vec(),
+        RawExpectArg::Map(_) => key(path, "match"),
+    }
 }
 
 /// `capture: {variable: source}`; every bad source is reported.
@@ -492,7 +521,7 @@ fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
     if let [first, second, ..] = set.as_slice() {
         ctx.out.key_error(
             &key(path, second),
-            format!("a loop is bounded by one of `count`, `over`, `duration`, found `{first}` and `{second}`"),
+            format!("a loop is bounded by one of `count`, `over`, `duration`, `while`, found `{first}` and `{second}`"),
             None,
         );
         return None;
@@ -507,6 +536,7 @@ fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
             }
             Some(n) => LoopBound::Count(n),
         },
+        Some("while") => branch::while_bound(ctx, path, s, scope)?,
         Some("duration") => LoopBound::Duration(
             ctx.positive_duration(&key(path, "duration"), s.duration.as_ref()?)?,
         ),

@@ -5,10 +5,12 @@
 //! wrong. References are checked against the names as written in the file (even when the
 //! referenced node itself was broken), so one mistake does not echo as many.
 
+mod branch;
 mod config;
 mod ensure;
 mod flow;
 mod load;
+mod matchers;
 mod messages;
 mod payload;
 mod protocol;

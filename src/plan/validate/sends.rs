@@ -9,6 +9,7 @@ use super::super::problem::{Seg, idx, key, suggest};
 use super::super::raw::{RawHandler, RawSend, RawSendSpec};
 use super::super::resolved::*;
 use super::Ctx;
+use super::matchers::{MatcherTexts, template};
 use super::messages::{MessageParts, message_body};
 use crate::protocol::Matcher;
 
@@ -149,7 +150,8 @@ pub(super) fn matcher(
         }
         _ => {
             let source = regex.1?;
-            match regex::Regex::new(source) {
+            // A template is checked with placeholders: its values are inserted escaped.
+            match regex::Regex::new(&super::super::regex_template::placeholder(source)) {
                 Ok(re) => Matcher::regex(re),
                 Err(err) => {
                     let detail = err.to_string();
@@ -209,8 +211,17 @@ pub(super) fn handlers(
         ) else {
             continue;
         };
+        let texts = MatcherTexts {
+            regex: h.on.as_deref().map(|s| (s, key(&hp, "on"))),
+            contains: h.contains.as_deref(),
+            equals: h.equals.as_deref(),
+            json: h.json.as_ref(),
+        };
+        let Some(template) = template(ctx, &hp, texts, locals) else {
+            continue;
+        };
         let mut scope = locals.clone();
-        if let Matcher::Regex(re) = &m {
+        if let Some(re) = m.as_regex() {
             scope.extend(re.capture_names().flatten().map(str::to_owned));
         }
         let reply = match &h.reply {
@@ -222,6 +233,7 @@ pub(super) fn handlers(
         };
         out.push(Handler {
             matcher: m,
+            template,
             reply,
             name: h.name.clone(),
         });

@@ -7,6 +7,7 @@ use minijinja::Environment;
 
 use super::super::functions::{FUNCTION_NAMES, register_functions};
 use super::super::problem::{Collector, Seg, path_string, suggest};
+use super::super::regex_template::{REGEX_TEMPLATE_SUFFIX, is_template};
 use super::super::resolved::{TemplateId, Templates, Text};
 
 /// Names every template may use besides plan variables and payload fields.
@@ -22,6 +23,7 @@ impl TemplateBuilder {
     pub fn new(plan_names: impl IntoIterator<Item = String>) -> Self {
         let mut env = Environment::new();
         register_functions(&mut env);
+        super::super::regex_template::install(&mut env);
         let mut globals: BTreeSet<String> = plan_names.into_iter().collect();
         globals.extend(CONTEXT_NAMES.iter().map(|s| s.to_string()));
         globals.extend(FUNCTION_NAMES.iter().map(|s| s.to_string()));
@@ -38,10 +40,47 @@ impl TemplateBuilder {
         source: &str,
         local: &BTreeSet<String>,
     ) -> Option<Text> {
-        if !(source.contains("{{") || source.contains("{%") || source.contains("{#")) {
+        self.compile(out, path, source, local, "", 0)
+    }
+
+    /// Compiles the condition `expression` (of `if` or `while`) as a template that renders
+    /// `true` exactly when it holds.
+    pub fn condition(
+        &mut self,
+        out: &mut Collector<'_>,
+        path: &[Seg],
+        expression: &str,
+        local: &BTreeSet<String>,
+    ) -> Option<Text> {
+        const LEAD: &str = "{% if ";
+        let source = format!("{LEAD}{expression} %}}true{{% endif %}}");
+        self.compile(out, path, &source, local, "", LEAD.len())
+    }
+
+    /// Like [`Self::text`] for the text of a regex: values are inserted escaped.
+    pub fn regex_text(
+        &mut self,
+        out: &mut Collector<'_>,
+        path: &[Seg],
+        source: &str,
+        local: &BTreeSet<String>,
+    ) -> Option<Text> {
+        self.compile(out, path, source, local, REGEX_TEMPLATE_SUFFIX, 0)
+    }
+
+    fn compile(
+        &mut self,
+        out: &mut Collector<'_>,
+        path: &[Seg],
+        source: &str,
+        local: &BTreeSet<String>,
+        name_suffix: &str,
+        lead: usize,
+    ) -> Option<Text> {
+        if !is_template(source) {
             return Some(Text::Literal(source.to_owned()));
         }
-        let name = path_string(&out.remap.to_original(path));
+        let name = path_string(&out.remap.to_original(path)) + name_suffix;
         if let Err(err) = self.env.add_template_owned(name.clone(), source.to_owned()) {
             let detail = err
                 .detail()
@@ -50,7 +89,7 @@ impl TemplateBuilder {
             let offset = err
                 .range()
                 .and_then(|r| source.get(..r.start))
-                .map(|s| s.chars().count());
+                .map(|s| s.chars().count().saturating_sub(lead));
             let message = format!("template does not compile: {detail}");
             let help =
                 Some("templates are minijinja: `{{ name }}`, `{{ random_int(1, 9) }}`".to_owned());

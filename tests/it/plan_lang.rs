@@ -1,0 +1,187 @@
+//! Integration tests: the plan language against the reference server — templated matchers in
+//! a shared room, branches (`if`, `pick`, `while`), setup and teardown (`before`/`after`,
+//! hooks), and per-scenario `count`/`startAfter`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chatload::engine::{self, RunOptions, RunOutcome};
+use chatload::plan::{Format, Plan};
+use chatload::server::{self, ServerConfig};
+
+fn plan(yaml: &str) -> Plan {
+    let dir = std::env::temp_dir();
+    chatload::plan::load_str(yaml, &dir.join("plan-lang.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"))
+}
+
+/// Runs `plan` against its embedded server, collecting the `log` lines.
+async fn run_logged(plan: Plan, options: RunOptions) -> (RunOutcome, Vec<String>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let options = RunOptions {
+        on_log: Some(Arc::new(move |line: &str| {
+            if let Ok(mut lines) = sink.lock() {
+                lines.push(line.to_owned());
+            }
+        })),
+        ..options
+    };
+    let config = ServerConfig::default();
+    let server = server::spawn(config.clone()).await.expect("server starts");
+    let target = config.client_address(server.addr());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), &target, options),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts");
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    (out, lines)
+}
+
+fn count(out: &RunOutcome, histogram: &str) -> u64 {
+    out.metrics
+        .aggregate
+        .summaries
+        .get(histogram)
+        .map_or(0, |s| s.count)
+}
+
+fn errors(out: &RunOutcome) -> u64 {
+    out.metrics.aggregate.errors_total()
+}
+
+/// Six vusers in one room whose name is regex syntax: each waits for its own echo with a
+/// templated regex, captures who sent it, and logs it; every logged sender is the vuser itself.
+#[tokio::test]
+async fn templated_matchers_pick_out_each_vusers_own_echo_in_a_shared_room() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 6}]
+  defaults: {timeout: 10s}
+  variables: {room: "a+b.c"}
+scenarios:
+  - name: talker
+    handlers:
+      - {on: "^MSG ", name: others}
+    flow:
+      - connect
+      - send: "LOGIN u{{ vu.id }}"
+        expect: {equals: "OK u{{ vu.id }}", name: login}
+      - send: "JOIN {{ room }}"
+        expect: {match: "^JOINED {{ room }}", name: join}
+      - loop:
+          - send: "SAY n{{ loop.index }}"
+            expect:
+              match: "^MSG {{ room }} (?P<who>u{{ vu.id }}) (?P<text>n{{ loop.index }})$"
+              capture: {who: who, text: text}
+              name: own
+          - log: "{{ who }} {{ text }}"
+        count: 3
+"#,
+    );
+    let (out, lines) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(count(&out, "latency.login"), 6);
+    assert_eq!(count(&out, "latency.own"), 18);
+    assert_eq!(lines.len(), 18, "{lines:?}");
+    for line in &lines {
+        // `[vu N] uN nK`: the echo each vuser took is its own.
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let id = words.get(1).map(|w| w.trim_end_matches(']'));
+        assert_eq!(
+            words.get(2).copied(),
+            id.map(|id| format!("u{id}")).as_deref(),
+            "{line}"
+        );
+    }
+}
+
+fn counter(out: &RunOutcome, name: &str) -> u64 {
+    out.metrics
+        .aggregate
+        .counters
+        .get(name)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// 2 000 picks (4 vusers × 500 turns) with a fixed seed land on the 3:1 branches within 5 %
+/// of their shares; every turn takes exactly one branch.
+#[tokio::test]
+async fn pick_draws_branches_by_weight_on_every_execution() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 4}]
+  defaults: {timeout: 10s}
+scenarios:
+  - name: picker
+    flow:
+      - connect
+      - loop:
+          - pick:
+              - weight: 3
+                flow:
+                  - send: "PING a"
+                    expect: {match: "^PONG a$", name: a}
+              - flow:
+                  - send: "PING b"
+                    expect: {match: "^PONG b$", name: b}
+        count: 500
+"#,
+    );
+    let options = RunOptions {
+        seed: Some(12),
+        ..RunOptions::default()
+    };
+    let (out, _) = run_logged(plan, options).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let (a, b) = (count(&out, "latency.a"), count(&out, "latency.b"));
+    assert_eq!(a + b, 2000);
+    assert!(
+        (1400..=1600).contains(&a),
+        "a: {a} of 2000, expected 1500 ± 100"
+    );
+}
+
+/// `if` over a captured value and `ifTrue` over the vuser id; `while` until a captured
+/// number reaches 5.
+#[tokio::test]
+async fn if_and_while_follow_the_vusers_variables() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 6}]
+  defaults: {timeout: 10s}
+scenarios:
+  - name: brancher
+    flow:
+      - connect
+      - send: "PING {{ 'held' if vu.id % 2 == 0 else 'free' }}"
+        expect: {match: "^PONG (?P<status>\\w+)$", capture: {status: status}, name: status}
+      - send: "PING confirm"
+        expect: {match: "^PONG confirm$", name: confirm}
+        if: "status == 'held'"
+      - send: "PING cancel"
+        expect: {match: "^PONG cancel$", name: cancel}
+        ifTrue: "vu.id % 2 == 1"
+      - loop:
+          - send: "PING {{ loop.index }}"
+            expect: {match: "^PONG (?P<n>\\d+)$", capture: {n: n}, name: turn}
+        while: "n is undefined or n | int < 5"
+"#,
+    );
+    let (out, _) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(count(&out, "latency.confirm"), 3);
+    assert_eq!(count(&out, "latency.cancel"), 3);
+    assert_eq!(count(&out, "latency.turn"), 30, "five turns per vuser");
+    assert_eq!(counter(&out, "vusers.completed"), 6);
+}
