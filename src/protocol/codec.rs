@@ -12,13 +12,16 @@ use crate::protocol::config::{
     CodecConfig, Endian, Framing, HeaderField, LengthCounts, LineEnding,
 };
 use crate::protocol::error::ProtocolError;
+use crate::protocol::varint::{self, VarintError};
 
 /// Frames bytes according to a [`CodecConfig`]. Cheap to clone: one per connection.
 #[derive(Debug, Clone)]
 pub struct FrameCodec {
     config: CodecConfig,
-    /// Total header bytes of a length-prefixed framing (0 otherwise).
+    /// Header bytes of a length-prefixed framing besides a varint length (0 otherwise).
     header_bytes: usize,
+    /// Whether the length field is a varint, so the header's width depends on the length.
+    varint_length: bool,
     /// Where the terminator search resumes, so a slowly arriving line is not rescanned.
     scan_from: usize,
 }
@@ -32,9 +35,14 @@ impl FrameCodec {
             Framing::LengthPrefixed { header, .. } => header.iter().map(HeaderField::width).sum(),
             _ => 0,
         };
+        let varint_length = match &config.framing {
+            Framing::LengthPrefixed { header, .. } => header.contains(&HeaderField::VarintLength),
+            _ => false,
+        };
         Ok(FrameCodec {
             config,
             header_bytes,
+            varint_length,
             scan_from: 0,
         })
     }
@@ -66,12 +74,11 @@ impl FrameCodec {
                 endian,
                 length_counts,
             } => {
-                let frame_bytes = self.header_bytes + body.len();
+                // The frame without a varint length: over the cap already, nothing to size.
+                self.check_cap((self.header_bytes + body.len()) as u64)?;
+                let (length, varint_bytes) = self.length_field(*length_counts, body.len())?;
+                let frame_bytes = self.header_bytes + varint_bytes + body.len();
                 self.check_cap(frame_bytes as u64)?;
-                let length = match length_counts {
-                    LengthCounts::Body => body.len(),
-                    LengthCounts::Frame => frame_bytes,
-                };
                 dst.reserve(frame_bytes);
                 for field in header {
                     match field {
@@ -85,6 +92,7 @@ impl FrameCodec {
                             }
                             put_uint(dst, length as u64, *bytes, *endian);
                         }
+                        HeaderField::VarintLength => varint::put(dst, length as u64)?,
                         HeaderField::Type { bytes } => {
                             let type_id = type_id.unwrap_or(0);
                             if *bytes < 4 && u64::from(type_id) >= 1u64 << (8 * bytes) {
@@ -183,6 +191,36 @@ impl FrameCodec {
         Ok(())
     }
 
+    /// The value of the length field for a body of `body_bytes`, and the bytes a varint
+    /// length takes (0 for a fixed-width one). With `lengthCounts: frame` a varint counts
+    /// itself: the smallest width that holds the total including that width.
+    fn length_field(
+        &self,
+        length_counts: LengthCounts,
+        body_bytes: usize,
+    ) -> Result<(usize, usize), ProtocolError> {
+        let without_varint = self.header_bytes + body_bytes;
+        if !self.varint_length {
+            return Ok(match length_counts {
+                LengthCounts::Body => (body_bytes, 0),
+                LengthCounts::Frame => (without_varint, 0),
+            });
+        }
+        let sized = match length_counts {
+            LengthCounts::Body => {
+                varint::encoded_len(body_bytes as u64).map(|width| (body_bytes, width))
+            }
+            // encoded_len(n + w) grows with w and stays within 1..=4, so one w is a fixed point.
+            LengthCounts::Frame => (1..=varint::MAX_BYTES).find_map(|width| {
+                let total = without_varint + width;
+                (varint::encoded_len(total as u64) == Some(width)).then_some((total, width))
+            }),
+        };
+        sized.ok_or(ProtocolError::Varint(VarintError::TooLarge {
+            value: without_varint as u64,
+        }))
+    }
+
     fn check_cap(&self, frame_bytes: u64) -> Result<(), ProtocolError> {
         if frame_bytes > self.config.max_frame_bytes as u64 {
             return Err(ProtocolError::FrameTooLarge {
@@ -248,26 +286,36 @@ impl FrameCodec {
         else {
             return Ok(None);
         };
-        let header_bytes = self.header_bytes;
-        let Some(head) = src.get(..header_bytes) else {
-            return Ok(None);
-        };
+        // Fields are read in order; any field not fully arrived means wait for more bytes.
         let mut length = 0u64;
         let mut type_id = None;
         let mut at = 0usize;
         for field in header {
+            if let HeaderField::VarintLength = field {
+                match varint::read(src.get(at..).unwrap_or_default())? {
+                    Some((value, width)) => {
+                        length = value;
+                        at += width;
+                    }
+                    None => return Ok(None),
+                }
+                continue;
+            }
             let width = field.width();
-            let raw = head.get(at..at + width).unwrap_or_default();
+            let Some(raw) = src.get(at..at + width) else {
+                return Ok(None);
+            };
             match field {
                 HeaderField::Length { .. } => length = get_uint(raw, *endian),
                 // A 4-byte type is the widest, so the conversion cannot truncate.
                 HeaderField::Type { .. } => {
                     type_id = Some(u32::try_from(get_uint(raw, *endian)).unwrap_or(u32::MAX))
                 }
-                HeaderField::Fixed { .. } => {}
+                HeaderField::Fixed { .. } | HeaderField::VarintLength => {}
             }
             at += width;
         }
+        let header_bytes = at;
         let frame_bytes = match length_counts {
             LengthCounts::Body => length.saturating_add(header_bytes as u64),
             LengthCounts::Frame => {

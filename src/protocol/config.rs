@@ -85,6 +85,7 @@ fn validate_header(header: &[HeaderField]) -> Result<(), ProtocolError> {
     let mut types = 0;
     for field in header {
         match field {
+            HeaderField::VarintLength => lengths += 1,
             HeaderField::Length { bytes } => {
                 lengths += 1;
                 if !matches!(bytes, 1 | 2 | 4 | 8) {
@@ -146,6 +147,9 @@ pub enum LineEnding {
 pub enum HeaderField {
     /// The length field: 1, 2, 4 or 8 bytes.
     Length { bytes: u8 },
+    /// The length field as a varint (MQTT's remaining length): 1 to 4 bytes, see
+    /// [`crate::protocol::varint`].
+    VarintLength,
     /// The packet type id: 1, 2 or 4 bytes.
     Type { bytes: u8 },
     /// Filler written as given and skipped on read.
@@ -153,9 +157,11 @@ pub enum HeaderField {
 }
 
 impl HeaderField {
+    /// The field's width in bytes; 0 for a varint, whose width depends on its value.
     pub(crate) fn width(&self) -> usize {
         match self {
             HeaderField::Length { bytes } | HeaderField::Type { bytes } => usize::from(*bytes),
+            HeaderField::VarintLength => 0,
             HeaderField::Fixed { value } => value.len(),
         }
     }

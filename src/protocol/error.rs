@@ -35,6 +35,8 @@ pub enum ProtocolError {
         "a message held one packet and {trailing_bytes} bytes more; one message carries one packet"
     )]
     TrailingBytes { trailing_bytes: usize },
+    #[error("varint length field: {0}")]
+    Varint(#[from] crate::protocol::varint::VarintError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -15,9 +15,12 @@ mod config;
 mod encode;
 mod error;
 mod matcher;
+pub mod varint;
 
 #[cfg(test)]
 mod codec_tests;
+#[cfg(test)]
+mod codec_varint_tests;
 
 use bytes::Bytes;
 

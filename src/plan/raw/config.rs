@@ -189,8 +189,8 @@ pub struct RawLengthPrefixed {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHeaderField {
-    /// The length field, 1, 2, 4 or 8 bytes.
-    pub length: Option<u8>,
+    /// The length field, 1, 2, 4 or 8 bytes, or `varint`.
+    pub length: Option<super::RawLengthWidth>,
     /// The packet type id, 1, 2 or 4 bytes.
     #[serde(rename = "type")]
     pub type_bytes: Option<u8>,

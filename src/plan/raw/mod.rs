@@ -4,6 +4,7 @@
 //! keys, and values keep the spelling of the file (durations stay text) so that validation can
 //! say precisely what is wrong. Nothing here checks meaning: see `validate`.
 
+mod binary;
 mod config;
 mod flow;
 mod shapes;
@@ -11,6 +12,7 @@ mod shapes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use binary::*;
 pub use config::*;
 pub use flow::*;
 pub use shapes::{NullOr, OneOrMany, RawDuration, RawPercent, RawScalar, RawThink, present};

@@ -1,10 +1,10 @@
 //! Validation of `config.protocol` into the protocol module's own [`CodecConfig`]: one function
 //! per framing, then the transform and the frame cap. Message bodies are `messages`' job.
 
-use super::super::problem::{Seg, idx, key};
+use super::super::problem::{Seg, idx, key, suggest};
 use super::super::raw::{
-    RawEndian, RawFraming, RawHeaderField, RawLengthCounts, RawLengthPrefixed, RawLineEnding,
-    RawProtocol, RawTransform,
+    RawEndian, RawFraming, RawHeaderField, RawLengthCounts, RawLengthPrefixed, RawLengthWidth,
+    RawLineEnding, RawProtocol, RawTransform,
 };
 use super::Ctx;
 use super::messages::parse_hex;
@@ -134,9 +134,24 @@ fn header_field(ctx: &mut Ctx, at: &[Seg], field: &RawHeaderField) -> Option<Hea
             ("fixed", field.fixed.is_some()),
         ],
     )?;
-    match (which, field.length, field.type_bytes, &field.fixed) {
-        ("length", Some(b), _, _) if [1, 2, 4, 8].contains(&b) => {
-            Some(HeaderField::Length { bytes: b })
+    match (which, &field.length, field.type_bytes, &field.fixed) {
+        ("length", Some(RawLengthWidth::Bytes(b)), _, _) if [1, 2, 4, 8].contains(b) => {
+            Some(HeaderField::Length { bytes: *b as u8 })
+        }
+        ("length", Some(RawLengthWidth::Word(w)), _, _) if w == "varint" => {
+            Some(HeaderField::VarintLength)
+        }
+        ("length", Some(RawLengthWidth::Word(w)), _, _) => {
+            let mut message = format!("`{w}` is not a length field");
+            if let Some(s) = suggest(w, ["varint"]) {
+                message.push_str(&format!(", did you mean `{s}`?"));
+            }
+            ctx.out.error(
+                &key(at, "length"),
+                message,
+                Some("a length is 1, 2, 4 or 8 bytes, or `varint`".to_owned()),
+            );
+            None
         }
         ("type", _, Some(b), _) if [1, 2, 4].contains(&b) => Some(HeaderField::Type { bytes: b }),
         ("fixed", _, _, Some(hex)) => match parse_hex(hex) {
@@ -152,15 +167,12 @@ fn header_field(ctx: &mut Ctx, at: &[Seg], field: &RawHeaderField) -> Option<Hea
         },
         (k, ..) => {
             let sizes = if k == "length" {
-                "1, 2, 4 or 8"
+                "1, 2, 4 or 8 bytes long, or `varint`"
             } else {
-                "1, 2 or 4"
+                "1, 2 or 4 bytes long"
             };
-            ctx.out.error(
-                &key(at, k),
-                format!("a `{k}` field is {sizes} bytes long"),
-                None,
-            );
+            ctx.out
+                .error(&key(at, k), format!("a `{k}` field is {sizes}"), None);
             None
         }
     }
