@@ -22,6 +22,7 @@ mod run_flags;
 mod schema;
 mod search;
 mod serve;
+mod shard_flags;
 
 /// How a command ended; the process exit code is derived from it and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +133,8 @@ pub struct RunArgs {
     pub every: Option<String>,
     #[command(flatten)]
     pub shape: ShapeArgs,
+    #[command(flatten)]
+    pub shards: ShardArgs,
     /// Read commands (scale N, stats, export FILE, broadcast TEXT, stop, help) from stdin.
     #[arg(long)]
     pub interactive: bool,
@@ -154,6 +157,28 @@ pub struct ShapeArgs {
     /// --arrival-rate); with --preset it sets the preset's `duration`.
     #[arg(long, short = 't', value_name = "DURATION")]
     pub duration: Option<String>,
+}
+
+/// Scale-out: this process runs one shard of a run split over several (docs/distributed.md).
+#[derive(Debug, Default, Args)]
+pub struct ShardArgs {
+    /// Run shard I of N (0-based), e.g. `--shard 0/3`: every N-th arrival of the seeded
+    /// schedule and an exact share of each closed-model level. All shards need the same plan,
+    /// seed and run id.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Split the run into N shards and take the index from `JOB_COMPLETION_INDEX` (set by a
+    /// Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u64>,
+    /// The id tying the shards of one run together (`chatload merge` checks it). Default for a
+    /// split run: derived from the plan hash and the seed; for a single run: random.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Wait and start at this wall-clock instant: RFC 3339 (`2026-12-02T10:00:00Z`) or an
+    /// offset from now (`+30s`). The skew actually observed is recorded in result.json.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

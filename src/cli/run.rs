@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, ReportFormat, RunArgs, display, interactive, search};
+use super::{Exit, ReportFormat, RunArgs, display, interactive, search, shard_flags};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::plan::{self, Load, Plan, Target};
 use crate::report::{self, RunInfo, RunResult};
@@ -58,13 +58,36 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     let breaking_point = search::is_stress(args.preset.as_deref(), &plan);
+    let job_index = std::env::var(shard_flags::JOB_COMPLETION_INDEX).ok();
+    let sharding = shard_flags::resolve(
+        &args.shards,
+        args.seed,
+        &plan,
+        job_index.as_deref(),
+        SystemTime::now(),
+    )?;
+    if sharding.shard.is_split() && (breaking_point || matches!(plan.load, Load::Adaptive(_))) {
+        bail!(
+            "--shard: {} needs one controller judging every interval, so it cannot be split; run              it as one process, or give the shards fixed phases",
+            if breaking_point {
+                "the breaking-point search (the `stress` preset)"
+            } else {
+                "an adaptive run (`adaptive`)"
+            }
+        );
+    }
     let Driven {
         outcome,
         monitor,
         warnings,
-    } = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point))?;
+    } = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point, &sharding))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
+    result.run.plan_hash = Some(sharding.plan_hash.clone());
+    if let Some(wanted) = sharding.start_at {
+        result.run.start_at = Some(report::format_rfc3339_ms(crate::metrics::epoch_ms(wanted)));
+        result.run.start_skew_ms = Some(shard_flags::skew_ms(wanted, outcome.started_at));
+    }
     result.monitor = monitor;
     result.run.warnings.extend(limit_warning);
     result.run.warnings.extend(warnings);
@@ -166,7 +189,12 @@ struct Driven {
 
 /// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C, the progress
 /// display and the interactive console, runs.
-async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow::Result<Driven> {
+async fn drive(
+    plan: Arc<Plan>,
+    args: &RunArgs,
+    breaking_point: bool,
+    sharding: &shard_flags::Sharding,
+) -> anyhow::Result<Driven> {
     let quiet = args.quiet;
     let (embedded, target, plan) = match &plan.target {
         Target::Embedded(options) => {
@@ -217,7 +245,7 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
         }
     });
     // Chosen here rather than in the engine so it can be shown before the run starts.
-    let seed = args.seed.unwrap_or_else(engine::seed::random_seed);
+    let seed = sharding.seed.unwrap_or_else(engine::seed::random_seed);
     let display = Arc::new(Mutex::new(display::Display::new(quiet)));
     let control = engine::RunControl::new();
     let console = args.interactive.then(|| {
@@ -257,9 +285,30 @@ async fn drive(plan: Arc<Plan>, args: &RunArgs, breaking_point: bool) -> anyhow:
         breaking_point,
         broadcasts: args.interactive,
         seed: Some(seed),
+        shard: sharding.shard,
+        run_id: sharding.run_id.clone(),
     };
+    if let Some(at) = sharding.start_at {
+        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+        if !quiet {
+            eprintln!(
+                "waiting {:.1} s to start at {}",
+                wait.as_secs_f64(),
+                report::format_rfc3339_ms(crate::metrics::epoch_ms(at))
+            );
+        }
+        // Ctrl-C while waiting ends the run before it started; the engine sees it at once.
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = options.shutdown.cancelled() => {}
+        }
+    }
     if !quiet {
-        eprintln!("running {} against {target}, seed {seed}", plan.name);
+        let shard = match (sharding.shard.is_split(), &options.run_id) {
+            (true, Some(id)) => format!(", shard {} of run {id}", sharding.shard),
+            _ => String::new(),
+        };
+        eprintln!("running {} against {target}, seed {seed}{shard}", plan.name);
     }
     let monitoring = plan.monitor.as_ref().map(|m| start_monitor(m, &control));
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
@@ -366,6 +415,11 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
     );
     info.plan_path = Some(path.display().to_string());
     info.seed = Some(outcome.seed);
+    info.run_id = Some(outcome.run_id.clone());
+    info.shard = Some(report::ShardInfo {
+        index: outcome.shard.index(),
+        count: outcome.shard.count(),
+    });
     info.interrupted = outcome.interrupted;
     if let Some(breach) = &outcome.aborted {
         info.aborted = true;

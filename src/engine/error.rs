@@ -18,6 +18,11 @@ pub enum EngineError {
     Protocol(#[from] crate::protocol::ProtocolError),
     #[error("could not assemble the run's metrics: {0}")]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error(
+        "{0} needs one controller and cannot be split into shards: run it without --shard/--shards \
+         (one process), or give the shards fixed phases"
+    )]
+    SingleController(&'static str),
     #[error("internal error: the interval timer outlived the run; please report this")]
     Internal,
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{EngineError, ErrorKind, Failure};
 pub use load::{
     AdaptiveOutcome, AdaptiveWindow, BreakingOutcome, ControlError, LAG_WARNING, LoadMode,
-    PartialRun, Progress, ProgressFn, RunControl, ServerLoad,
+    PartialRun, Progress, ProgressFn, RunControl, ServerLoad, Shard, ShardError,
 };
 pub use vuser::errors::ErrorCount;
 
@@ -60,6 +60,12 @@ pub struct RunOptions {
     /// functions): the same seed replays them for the same plan. `None`: a random one, reported
     /// in `RunOutcome::seed`.
     pub seed: Option<u64>,
+    /// The part of the run this process drives (`run --shard I/N`); `Shard::WHOLE` by default.
+    /// Every shard must be given the same plan, seed and run id.
+    pub shard: Shard,
+    /// The run id tying the shards of one run together (and the stamp token, so deliveries
+    /// cross shards); `None`: a fresh random one (an unsplit run).
+    pub run_id: Option<String>,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -75,6 +81,8 @@ impl std::fmt::Debug for RunOptions {
             .field("breaking_point", &self.breaking_point)
             .field("broadcasts", &self.broadcasts)
             .field("seed", &self.seed)
+            .field("shard", &self.shard)
+            .field("run_id", &self.run_id)
             .finish_non_exhaustive()
     }
 }
@@ -82,8 +90,10 @@ impl std::fmt::Debug for RunOptions {
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
-    /// The id embedded in delivery stamps.
+    /// The run id (`RunOptions::run_id` or a fresh one); stamps carry a token derived from it.
     pub run_id: String,
+    /// The part of the run this process drove.
+    pub shard: Shard,
     /// The seed the run's randomness came from (`RunOptions::seed` or the one picked).
     pub seed: u64,
     /// The target URL with its scheme (`tcp://…`, `tls://…`, `ws://…`, `wss://…`).
@@ -152,6 +162,18 @@ pub async fn run(
         Load::Phases(phases) => (phases.clone(), None),
         Load::Adaptive(config) => (Vec::new(), Some(config.clone())),
     };
+    if options.shard.is_split() {
+        if adaptive.is_some() {
+            return Err(EngineError::SingleController(
+                "an adaptive run (`adaptive`)",
+            ));
+        }
+        if options.breaking_point {
+            return Err(EngineError::SingleController(
+                "a breaking-point run (the `stress` preset)",
+            ));
+        }
+    }
     let control = options.control.clone().unwrap_or_default();
     let mut endpoint = Endpoint::parse(target).map_err(|e| EngineError::Target {
         target: target.to_owned(),
@@ -183,9 +205,16 @@ pub async fn run(
     let recorder = collector.recorder();
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let run_id: Arc<str> = Arc::from(stamp::new_run_id());
+    let wall_start_us = crate::metrics::epoch_us(started_at);
+    let run_id = options.run_id.clone().unwrap_or_else(stamp::new_run_id);
+    let stamp_token: Arc<str> = Arc::from(stamp::token(&run_id));
     let seed = options.seed.unwrap_or_else(seed::random_seed);
-    let renderer = template::Renderer::new(&plan.templates, Arc::clone(&run_id), start);
+    let renderer = template::Renderer::new(
+        &plan.templates,
+        Arc::clone(&stamp_token),
+        start,
+        wall_start_us,
+    );
     let timeline = schedule::Timeline::new(&phases);
     let planned = timeline.total();
     // Where the runner cuts intervals itself; the periodic ticker keeps clear of them.
@@ -209,9 +238,10 @@ pub async fn run(
         endian,
         recorder,
         ids,
-        Arc::clone(&run_id),
+        stamp_token,
         seed,
-        start,
+        (start, wall_start_us),
+        options.shard,
         options.on_log.clone(),
         stop.clone(),
     ));
@@ -302,7 +332,8 @@ pub async fn run(
         None => None,
     };
     Ok(RunOutcome {
-        run_id: run_id.to_string(),
+        run_id,
+        shard: options.shard,
         seed,
         target,
         insecure_tls,

@@ -48,10 +48,16 @@ impl ProbeMessages {
             &plan.templates,
             Arc::from(stamp::new_run_id()),
             Instant::now(),
+            crate::metrics::epoch_us(std::time::SystemTime::now()),
         );
         // A probe is no replayable run: a fresh seed, vuser 0's stream.
         let mut rng = seed::vuser_rng(seed::random_seed(), 0);
-        let vars = DataSource::new(&plan.payloads, &plan.variables).vars_for_vuser(&mut rng);
+        let vars = DataSource::new(
+            &plan.payloads,
+            &plan.variables,
+            crate::engine::load::Shard::WHOLE,
+        )
+        .vars_for_vuser(&mut rng);
         let scenario = plan.scenarios.first().map_or("probe", |s| s.name.as_str());
         let scope = Scope::new(vars, 0, scenario, env_value(), rng);
         Ok(ProbeMessages {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{RunOptions, RunOutcome, run};
+use crate::engine::vuser::stamp;
 use crate::metrics::PeriodSummary;
 use crate::plan::*;
 
@@ -342,14 +343,22 @@ async fn seeded_run(seed: u64) -> (Vec<String>, Vec<(String, u64)>) {
         outcome.error_samples
     );
     // The run id is fresh per run by design (a replayed seed must not count an earlier run's
-    // messages as deliveries).
+    // messages as deliveries), and stamps carry the wall clock: both are cut out, the send
+    // time is kept relative to the run's start.
+    let token = stamp::token(&outcome.run_id);
+    let wall_start_us = crate::metrics::epoch_us(outcome.started_at);
+    let relative = |line: &str| -> String {
+        let mut out = line.to_owned();
+        for found in stamp::scan(line.as_bytes(), &token) {
+            let written = stamp::format(&token, found.sender, found.sent_us);
+            let kept = stamp::format("RUN", found.sender, found.sent_us - wall_start_us);
+            out = out.replace(&written, &kept);
+        }
+        out
+    };
     let mut lines: Vec<String> = lines
         .lock()
-        .map(|l| {
-            l.iter()
-                .map(|l| l.replace(&outcome.run_id, "RUN"))
-                .collect()
-        })
+        .map(|l| l.iter().map(|l| relative(l)).collect())
         .unwrap_or_default();
     lines.sort();
     let created = outcome

@@ -37,7 +37,9 @@ pub use hdrhistogram::Histogram;
 pub use recorder::{HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG, Recorder, new_histogram};
 pub use registry::{CounterId, GaugeId, HistogramId, Registry, ScenarioId};
 pub use snapshot::{GaugeLevel, IntervalSnapshot, PhaseTag, ScenarioSnapshot};
-pub use summary::{GaugeSummary, PeriodSummary, PhaseSummary, ScenarioSummary, Summary, epoch_ms};
+pub use summary::{
+    GaugeSummary, PeriodSummary, PhaseSummary, ScenarioSummary, Summary, epoch_ms, epoch_us,
+};
 pub use window::Window;
 
 /// Errors of the metrics module (only histogram (de)serialization can fail).

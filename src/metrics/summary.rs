@@ -146,6 +146,13 @@ pub fn epoch_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Microseconds since the Unix epoch (0 before it): the time of delivery stamps.
+pub fn epoch_us(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 fn rates(counters: &BTreeMap<String, u64>, seconds: f64) -> BTreeMap<String, f64> {
     counters
         .iter()

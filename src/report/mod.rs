@@ -28,7 +28,7 @@ pub use html::{render_html, write_html};
 pub use io::{read_result, refuse_symlink, result_json_schema, write_atomically, write_result};
 pub use model::{
     AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, MonitorSample, ObservedValue,
-    PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ThresholdResult, Verdict,
+    PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ShardInfo, ThresholdResult, Verdict,
 };
 pub use outputs::{Formats, claim_run_dir, ensure_empty_dir, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};

@@ -101,6 +101,30 @@ pub struct RunInfo {
     /// arrivals, scenario picks, data picks, think times and template functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The id tying the shards of one run together (`run --run-id`); absent in v1 results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Which part of the run this result covers (`run --shard I/N`; 0/1 for a whole run). A
+    /// merged result has no shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// Hash of the plan as run (after command-line overrides): the pieces of one run agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
+    /// `run --start-at`: the instant every shard was told to start at (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// How late (positive) or early this process actually started versus `startAt`, in
+    /// milliseconds; in a merged result the largest skew of any piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_ms: Option<i64>,
+    /// The shards a merged result was made of (`chatload merge`), in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<u32>,
+    /// A merge with `--allow-partial` that lacked some shards: the numbers cover only the
+    /// shards in `mergedShards`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// RFC 3339 UTC, millisecond precision.
     pub started_at: String,
     pub ended_at: String,
@@ -133,6 +157,13 @@ impl RunInfo {
             plan_path: None,
             target: target.to_owned(),
             seed: None,
+            run_id: None,
+            shard: None,
+            plan_hash: None,
+            start_at: None,
+            start_skew_ms: None,
+            merged_shards: Vec::new(),
+            partial: false,
             started_at: format_rfc3339_ms(started_at_ms),
             ended_at: format_rfc3339_ms(ended_at_ms),
             started_at_ms,
@@ -146,6 +177,13 @@ impl RunInfo {
             warnings: Vec::new(),
         }
     }
+}
+
+/// Shard `index` of `count` (0-based).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
 }
 
 /// One `ensure` entry and how it went.

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::control::{LoadMode, RunControl};
 use super::intervals::Intervals;
 use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
+use super::shard::ArrivalFilter;
 use crate::engine::seed;
 use crate::engine::vuser::context::RunContext;
 use crate::engine::vuser::{self, VuserSpec, after};
@@ -42,7 +43,11 @@ pub(crate) struct Runner {
     /// Cancelled after the graceful stop: drops whatever still runs.
     hard_stop: CancellationToken,
     shutdown: CancellationToken,
-    next_id: u64,
+    /// How many vusers this process started (or skipped at an arrival): the local number
+    /// `Shard::vuser_id` turns into the run-wide id.
+    next_local: u64,
+    /// The run-wide open-model arrival sequence, of which this shard takes its part.
+    arrivals: ArrivalFilter,
     pool: Vec<Slot>,
     open_active: Arc<AtomicU64>,
     cancelled: Arc<AtomicU64>,
@@ -60,12 +65,13 @@ pub(crate) struct Ended {
 impl Runner {
     pub fn new(ctx: Arc<RunContext>, shutdown: CancellationToken) -> Self {
         Runner {
+            arrivals: ArrivalFilter::new(ctx.shard),
             ctx,
             tracker: TaskTracker::new(),
             run_end: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
             shutdown,
-            next_id: 0,
+            next_local: 0,
             pool: Vec::new(),
             open_active: Arc::new(AtomicU64::new(0)),
             cancelled: Arc::new(AtomicU64::new(0)),
@@ -143,13 +149,20 @@ impl Runner {
         let arrivals = ArrivalTimes::new(shape, schedule_seed)
             .into_iter()
             .flatten();
+        // A shard holds its share of `maxVusers`, so the shards' limits add up to the plan's.
+        let max_vusers = max_vusers.map(|max| self.ctx.shard.share(max));
         for offset in arrivals {
+            if self.arrivals.take_next().is_none() {
+                continue; // another shard's arrival
+            }
             let at = after(phase_start, offset);
             if !self.wait_until(at).await {
                 return false;
             }
             if max_vusers.is_some_and(|max| self.open_active.load(Ordering::Relaxed) >= max) {
                 self.ctx.recorder.incr(self.ctx.ids.skipped);
+                // The skipped arrival keeps its id unused, so later ids stay arrival indexes.
+                self.next_local += 1;
                 continue;
             }
             self.open_active.fetch_add(1, Ordering::Relaxed);
@@ -178,6 +191,7 @@ impl Runner {
                 .control
                 .scale_override()
                 .or_else(|| target_vusers(shape, now - phase_start))
+                .map(|level| self.ctx.shard.share(level))
                 .unwrap_or(0);
             self.keep_pool(target, now);
             if !self
@@ -229,19 +243,20 @@ impl Runner {
         on_end: impl FnOnce() + Send + 'static,
     ) {
         // The vuser's own stream: its first draw picks the scenario, the vuser keeps the rest.
-        let mut rng = seed::vuser_rng(self.ctx.seed, self.next_id);
+        let id = self.ctx.shard.vuser_id(self.next_local);
+        let mut rng = seed::vuser_rng(self.ctx.seed, id);
         let ticket = rng.random_range(0..self.ctx.program.total_weight.max(1));
         let spec = VuserSpec {
-            id: self.next_id,
+            id,
             scenario: self.ctx.program.pick(ticket),
             rng,
             scheduled,
             closed_model,
             retire,
             run_end: self.run_end.clone(),
-            inbox: self.broadcasts.then(|| self.control.inbox(self.next_id)),
+            inbox: self.broadcasts.then(|| self.control.inbox(id)),
         };
-        self.next_id += 1;
+        self.next_local += 1;
         let ctx = Arc::clone(&self.ctx);
         let hard_stop = self.hard_stop.clone();
         let cancelled = Arc::clone(&self.cancelled);

@@ -75,8 +75,13 @@ pub(crate) struct RunContext {
     pub run_id: Arc<str>,
     /// The run seed every random choice derives from (`seed`).
     pub seed: u64,
-    /// The run's clock origin (stamps count from it).
+    /// The run's clock origin.
     pub start: Instant,
+    /// The wall clock at `start`, Unix epoch microseconds: stamps carry wall-clock send times
+    /// so a delivery between vusers of two shards (two processes) is measured too.
+    pub wall_start_us: u64,
+    /// Which part of the run this process drives.
+    pub shard: crate::engine::load::Shard,
     /// `env` in templates.
     pub env: Value,
     /// Where `log` steps write (`None`: stderr).
@@ -98,12 +103,13 @@ impl RunContext {
         ids: Ids,
         run_id: Arc<str>,
         seed: u64,
-        start: Instant,
+        (start, wall_start_us): (Instant, u64),
+        shard: crate::engine::load::Shard,
         on_log: Option<crate::engine::LogFn>,
         stop: CancellationToken,
     ) -> Self {
         RunContext {
-            data: DataSource::new(&plan.payloads, &plan.variables),
+            data: DataSource::new(&plan.payloads, &plan.variables, shard),
             plan,
             program,
             renderer,
@@ -114,6 +120,8 @@ impl RunContext {
             run_id,
             seed,
             start,
+            wall_start_us,
+            shard,
             env: super::template::env_value(),
             on_log,
             errors: ErrorTable::new(),

@@ -1,5 +1,6 @@
 //! Per-vuser data handed out at vuser start: payload rows (`sequence` without duplicates
-//! across vusers until the file is exhausted, then from the top again; or `random`),
+//! across vusers until the file is exhausted, then from the top again, interleaved over
+//! shards so no two shards hand out one row; or `random`),
 //! `loadAll` tables and plan variables (an array yields one random pick per vuser).
 //!
 //! Reading the CSV files is `plan`'s job; this only distributes the rows it read.
@@ -10,6 +11,7 @@ use minijinja::value::Value;
 use rand::RngExt;
 
 use super::template::Vars;
+use crate::engine::load::Shard;
 use crate::engine::seed::SeededRng;
 use crate::plan::{Payload, PayloadOrder, Variable};
 
@@ -17,6 +19,8 @@ use crate::plan::{Payload, PayloadOrder, Variable};
 #[derive(Debug)]
 pub struct DataSource {
     payloads: Vec<PayloadSource>,
+    /// `sequence` rows interleave over shards: this shard's k-th vuser takes row k·N + I.
+    shard: Shard,
     variables: Vec<(String, Vec<Value>)>,
 }
 
@@ -29,7 +33,7 @@ struct PayloadSource {
 }
 
 impl DataSource {
-    pub fn new(payloads: &[Payload], variables: &[Variable]) -> Self {
+    pub fn new(payloads: &[Payload], variables: &[Variable], shard: Shard) -> Self {
         let payloads = payloads
             .iter()
             .map(|p| PayloadSource {
@@ -55,6 +59,7 @@ impl DataSource {
         DataSource {
             payloads,
             variables,
+            shard,
         }
     }
 
@@ -83,7 +88,9 @@ impl DataSource {
             }
             let index = match p.order {
                 PayloadOrder::Sequence => {
-                    source.next_row.fetch_add(1, Ordering::Relaxed) % p.rows.len()
+                    let local = source.next_row.fetch_add(1, Ordering::Relaxed) as u64;
+                    let row = self.shard.vuser_id(local) % p.rows.len() as u64;
+                    usize::try_from(row).unwrap_or(0)
                 }
                 PayloadOrder::Random => rng.random_range(0..p.rows.len()),
             };
@@ -162,6 +169,7 @@ mod tests {
         let source = Arc::new(DataSource::new(
             &[payload(PayloadOrder::Sequence, 400, None)],
             &[],
+            Shard::WHOLE,
         ));
         let handles: Vec<_> = (0..4)
             .map(|t| {
@@ -186,6 +194,32 @@ mod tests {
     }
 
     #[test]
+    fn sequence_rows_interleave_over_shards() {
+        let shards: Vec<DataSource> = (0..3)
+            .map(|i| {
+                DataSource::new(
+                    &[payload(PayloadOrder::Sequence, 9, None)],
+                    &[],
+                    Shard::new(i, 3).unwrap(),
+                )
+            })
+            .collect();
+        let mut rng = vuser_rng(1, 0);
+        let mut seen: Vec<String> = shards
+            .iter()
+            .flat_map(|s| {
+                (0..3)
+                    .map(|_| name(&s.vars_for_vuser(&mut rng)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(seen[..3], ["user0", "user3", "user6"]);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 9, "no row handed out by two shards");
+    }
+
+    #[test]
     fn row_fields_and_load_all() {
         let source = DataSource::new(
             &[
@@ -193,6 +227,7 @@ mod tests {
                 payload(PayloadOrder::Sequence, 2, Some("users")),
             ],
             &[],
+            Shard::WHOLE,
         );
         let vars = source.vars_for_vuser(&mut vuser_rng(1, 0));
         let n = name(&vars);
@@ -215,7 +250,7 @@ mod tests {
             name: "greeting".into(),
             values: vec!["hi".into()],
         };
-        let source = DataSource::new(&[], &[rooms, fixed]);
+        let source = DataSource::new(&[], &[rooms, fixed], Shard::WHOLE);
         let mut picked = HashSet::new();
         for id in 0..200 {
             let vars = source.vars_for_vuser(&mut vuser_rng(1, id));
@@ -235,7 +270,11 @@ mod tests {
             name: "room".into(),
             values: (0..50).map(|i| format!("room{i}").into()).collect(),
         };
-        let source = DataSource::new(&[payload(PayloadOrder::Random, 50, None)], &[rooms]);
+        let source = DataSource::new(
+            &[payload(PayloadOrder::Random, 50, None)],
+            &[rooms],
+            Shard::WHOLE,
+        );
         let pick = |seed, id| {
             let vars = source.vars_for_vuser(&mut vuser_rng(seed, id));
             let room = vars.get("room").map(|v| v.to_string()).unwrap_or_default();

@@ -485,10 +485,15 @@ impl Vuser {
         let recorder = &ctx.recorder;
         let body_bytes = frame.body.len() as u64;
         for found in stamp::scan(&frame.body, &ctx.run_id) {
-            // The stamp came over the network: a forged time must not overflow the clock.
-            if let Some(sent) = ctx.start.checked_add(Duration::from_micros(found.sent_us)) {
-                recorder.record(ctx.ids.delivery, at.saturating_duration_since(sent));
-            }
+            // Wall-clock µs on the run's clock, like the sender's (which may be another shard).
+            let since_start = at.saturating_duration_since(ctx.start).as_micros();
+            let now_us = ctx
+                .wall_start_us
+                .saturating_add(u64::try_from(since_start).unwrap_or(u64::MAX));
+            // The stamp came over the network: a forged time must not overflow; a send time
+            // ahead of ours (two machines' clocks apart) counts as zero.
+            let delivery_us = now_us.saturating_sub(found.sent_us);
+            recorder.record(ctx.ids.delivery, Duration::from_micros(delivery_us));
         }
         if let Some((op, matcher)) = expect {
             if let Some(captures) = matcher.match_captures(&frame, &op.sources) {

@@ -1,10 +1,15 @@
 //! Delivery stamps: the compact token `stamp()` writes into a message and the scan every
 //! received frame goes through.
 //!
-//! Format: `~c<run>.<vu>.<µs>~` with the run id (6 base-36 characters), the sender's vuser id
-//! and the send time in microseconds since the run started, both in base 36. A stamp from
-//! another run (a server replaying history) is ignored, so only this run's deliveries count.
-//! What to do with a found stamp (recording `delivery`) is the vuser's business.
+//! Format: `~c<run>.<vu>.<µs>~` with the run's stamp token (6 base-36 characters, see
+//! [`token`]), the sender's run-wide vuser id and the wall-clock send time in microseconds
+//! since the Unix epoch, both in base 36. Every shard of a run has the same token and the
+//! same vuser numbering, so a message sent by a vuser of one shard and received by a vuser of
+//! another is a delivery too; on one host the clocks are one clock, across machines the
+//! measurement is as good as their clock synchronisation (NTP: about a millisecond; PTP:
+//! microseconds). A stamp from another run (a server replaying history) is ignored, so only
+//! this run's deliveries count. What to do with a found stamp (recording `delivery`) is the
+//! vuser's business.
 
 use std::fmt::Write;
 
@@ -20,6 +25,22 @@ pub fn new_run_id() -> String {
         .map(|_| {
             let i = rand::random_range(0..DIGITS.len());
             DIGITS.get(i).map_or('0', |b| char::from(*b))
+        })
+        .collect()
+}
+
+/// The stamp token of run `run_id`: 6 base-36 characters of its FNV-1a hash, the same in every
+/// shard that was given the same run id.
+pub fn token(run_id: &str) -> String {
+    use std::hash::Hasher as _;
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(run_id.as_bytes());
+    let mut n = hasher.finish();
+    (0..RUN_ID_LEN)
+        .map(|_| {
+            let digit = DIGITS.get((n % 36) as usize).copied().unwrap_or(b'0');
+            n /= 36;
+            char::from(digit)
         })
         .collect()
 }
@@ -43,7 +64,7 @@ fn push_base36(out: &mut String, mut n: u64) {
     }
 }
 
-/// The stamp for vuser `vu` sending `sent_us` after the run started.
+/// The stamp for vuser `vu` sending at `sent_us` (wall clock, µs since the Unix epoch).
 pub fn format(run_id: &str, vu: u64, sent_us: u64) -> String {
     let mut out = String::with_capacity(32);
     out.push_str("~c");
@@ -154,5 +175,16 @@ mod tests {
         let id = new_run_id();
         assert_eq!(id.len(), RUN_ID_LEN);
         assert!(id.bytes().all(|b| DIGITS.contains(&b)));
+    }
+
+    #[test]
+    fn tokens_are_stable_per_run_id() {
+        let a = token("checkout-2026-12-02");
+        assert_eq!(a, token("checkout-2026-12-02"));
+        assert_ne!(a, token("checkout-2026-12-03"));
+        assert_eq!(a.len(), RUN_ID_LEN);
+        assert!(a.bytes().all(|b| DIGITS.contains(&b)));
+        // A wall-clock send time (2026, in µs) still makes a short stamp.
+        assert!(format(&a, 51_000, 1_796_000_000_000_000).len() <= 28);
     }
 }

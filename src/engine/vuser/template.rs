@@ -83,9 +83,15 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// `run_id` and `start` identify the run in stamps; `start` is the instant stamps count
-    /// microseconds from (the run's clock, so paused-time tests stay exact).
-    pub fn new(templates: &Templates, run_id: Arc<str>, start: Instant) -> Self {
+    /// `run_id` (the stamp token) identifies the run in stamps; a stamp's time is the wall
+    /// clock at `start` (`wall_start_us`, µs since the Unix epoch) plus the run's clock since
+    /// `start`, so paused-time tests stay exact and shards on one host share one clock.
+    pub fn new(
+        templates: &Templates,
+        run_id: Arc<str>,
+        start: Instant,
+        wall_start_us: u64,
+    ) -> Self {
         let mut env = templates.env.clone();
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function("stamp", move |state: &State| -> String {
@@ -95,7 +101,8 @@ impl Renderer {
                 .and_then(|id| id.as_i64())
                 .and_then(|id| u64::try_from(id).ok())
                 .unwrap_or(0);
-            let sent_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let elapsed_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let sent_us = wall_start_us.saturating_add(elapsed_us);
             stamp::format(&run_id, vu, sent_us)
         });
         Renderer { env }
@@ -239,7 +246,7 @@ mod tests {
         let mut env = Environment::new();
         crate::plan::register_functions(&mut env);
         let _ = env.add_template_owned("t".to_owned(), source.to_owned());
-        Renderer::new(&Templates { env }, Arc::from("abc123"), Instant::now())
+        Renderer::new(&Templates { env }, Arc::from("abc123"), Instant::now(), 0)
     }
 
     fn scope() -> Scope {
