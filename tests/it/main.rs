@@ -4,8 +4,8 @@
 mod adaptive;
 mod check;
 mod cli;
-mod hostile;
 mod files;
+mod hostile;
 mod limits;
 mod monitor;
 mod plan_lang;

@@ -140,6 +140,7 @@ mod tests {
             &crate::plan::Templates { env },
             Arc::from("r"),
             Instant::now(),
+            0,
         )
     }
 
