@@ -299,6 +299,9 @@ pub struct ServeArgs {
     /// Testing knob: refuse every WebSocket upgrade with this HTTP status (400-599).
     #[arg(long, value_name = "STATUS", hide = true)]
     pub ws_refuse: Option<u16>,
+    /// Serve the HTTP demo JSON API instead of chat (HTTP/1.1 and HTTP/2; https with TLS).
+    #[arg(long, conflicts_with_all = ["websocket", "xor"])]
+    pub http: bool,
 }
 
 #[derive(Debug, Args)]

@@ -89,6 +89,7 @@ fn server_config(args: &super::ServeArgs) -> anyhow::Result<ServerConfig> {
         max_clients: args.max_clients,
         websocket: args.websocket,
         ws_refuse: args.ws_refuse,
+        http: args.http,
         ..ServerConfig::default()
     })
 }
@@ -168,12 +169,16 @@ pub(super) fn embedded_config(embedded: &crate::plan::EmbeddedServer) -> ServerC
         }),
         max_clients: embedded.max_clients,
         websocket: embedded.websocket,
+        http: embedded.http,
         ..ServerConfig::default()
     }
 }
 
 fn describe(config: &ServerConfig) -> String {
     let mut parts = vec![match config.framing {
+        _ if config.http => {
+            "HTTP demo API over HTTP/1.1 and HTTP/2, routes in docs/server.md".to_string()
+        }
         ServerFraming::Text => "text framing".to_string(),
         ServerFraming::Binary if config.xor_key.is_some() => "binary framing, xor".to_string(),
         ServerFraming::Binary => "binary framing".to_string(),
@@ -230,6 +235,12 @@ mod tests {
             ..Default::default()
         };
         let config = embedded_config(&embedded);
+        assert!(!config.http);
+        let http = embedded_config(&crate::plan::EmbeddedServer {
+            http: true,
+            ..Default::default()
+        });
+        assert!(http.http && http.validate().is_ok());
         assert_eq!(config.framing, ServerFraming::Binary);
         assert_eq!(config.xor_key.as_deref(), Some(&b"k"[..]));
         assert_eq!(config.delay, Duration::from_millis(5));

@@ -120,6 +120,8 @@ pub struct EmbeddedServer {
     /// Serve TLS with a certificate generated for the run.
     pub tls: bool,
     pub websocket: bool,
+    /// Serve the HTTP demo API instead of chat.
+    pub http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,7 +3,9 @@
 //! Owns the chat semantics (login, rooms, broadcast, whispers), the text and binary wire
 //! flavours, the transports they run over (plain TCP, TLS and mutual TLS, WebSocket and
 //! WebSocket over TLS), and the knobs that make it behave like a real, imperfect server
-//! (delay, jitter, capacity, stalls, client limit). Framing is delegated to
+//! (delay, jitter, capacity, stalls, client limit). The HTTP flavour (`http`, a small JSON
+//! demo API over HTTP/1.1 and HTTP/2) shares the knobs and TLS but not the chat semantics.
+//! Framing is delegated to
 //! [`crate::protocol::FrameCodec`], certificate files and generation to [`crate::certs`].
 //! It does not parse command lines (`cli::serve`), read files, or know about plans.
 //!
@@ -19,6 +21,7 @@
 
 mod commands;
 mod connection;
+mod http;
 mod pacing;
 mod registry;
 mod session;
@@ -40,6 +43,7 @@ use tokio_util::task::TaskTracker;
 use crate::protocol::{CodecConfig, FrameCodec, ProtocolError, Transform};
 
 pub use commands::{ReplyType, RequestType};
+pub use http::{HOLD_TTL, ITEM_COUNT, MAX_BODY_BYTES};
 pub use tls::{HANDSHAKE_TIMEOUT, SELF_SIGNED_NAMES, ServerTls, self_signed_tls};
 pub use websocket::{BAD_REQUEST_BODY, REFUSED_BODY};
 
@@ -85,6 +89,10 @@ pub struct ServerConfig {
     /// Testing knob: a WebSocket server refuses every upgrade with this HTTP status (4xx or
     /// 5xx) and the body [`REFUSED_BODY`], so clients can test their upgrade errors.
     pub ws_refuse: Option<u16>,
+    /// Serve the HTTP demo API (HTTP/1.1 and HTTP/2; over TLS when `tls` is set) instead of
+    /// chat: see docs/server.md. `delay`, `jitter`, `capacity_per_sec`, `stall` and
+    /// `max_clients` apply per request.
+    pub http: bool,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +110,7 @@ impl Default for ServerConfig {
             tls: None,
             websocket: false,
             ws_refuse: None,
+            http: false,
         }
     }
 }
@@ -121,9 +130,13 @@ impl ServerConfig {
     }
 
     /// How clients address this server listening on `addr`: `HOST:PORT` for plain TCP (what
-    /// a plan's `target` takes), otherwise `tls://HOST:PORT`, `ws://HOST:PORT/` or
-    /// `wss://HOST:PORT/`.
+    /// a plan's `target` takes), otherwise `tls://HOST:PORT`, `ws://HOST:PORT/`,
+    /// `wss://HOST:PORT/`, `http://HOST:PORT` or `https://HOST:PORT`.
     pub fn client_address(&self, addr: SocketAddr) -> String {
+        if self.http {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            return format!("{scheme}://{addr}");
+        }
         match (self.tls.is_some(), self.websocket) {
             (false, false) => addr.to_string(),
             (true, false) => format!("tls://{addr}"),
@@ -166,8 +179,13 @@ impl ServerConfig {
                 )));
             }
         }
+        if self.http && (self.websocket || self.framing != ServerFraming::Text) {
+            return Err(ServerError::Config(
+                "the HTTP flavour speaks HTTP only: drop --websocket and --framing".to_string(),
+            ));
+        }
         if let Some(tls) = &self.tls {
-            tls::acceptor(tls, self.websocket)?;
+            tls::acceptor(tls, self.alpn())?;
         }
         if self.queue_depth == 0 {
             return Err(ServerError::Config(
@@ -175,6 +193,18 @@ impl ServerConfig {
             ));
         }
         Ok(FrameCodec::new(self.codec_config())?)
+    }
+
+    /// The ALPN protocols a TLS server of this flavour offers: the HTTP flavour `h2` then
+    /// `http/1.1`, WebSocket `http/1.1` (what the upgrade speaks), chat nothing.
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        if self.http {
+            &[b"h2", b"http/1.1"]
+        } else if self.websocket {
+            &[b"http/1.1"]
+        } else {
+            &[]
+        }
     }
 }
 
@@ -223,8 +253,12 @@ pub async fn run(
     let tls = config
         .tls
         .as_ref()
-        .map(|tls| tls::acceptor(tls, config.websocket))
+        .map(|tls| tls::acceptor(tls, config.alpn()))
         .transpose()?;
+    if config.http {
+        http::run(listener, config, tls, shutdown).await;
+        return Ok(());
+    }
     let shared = Arc::new(Shared {
         tls,
         pacing: pacing::Pacing::new(&config),

@@ -93,10 +93,10 @@ pub fn self_signed_tls() -> Result<(ServerTls, String), ServerError> {
     Ok((tls, issued.cert_pem))
 }
 
-/// Builds the acceptor. Uses the ring provider explicitly (never a process-wide default) so
-/// the crate works whatever else is linked. WebSocket servers advertise ALPN `http/1.1`,
-/// the protocol the upgrade request speaks; plain TLS advertises nothing.
-pub fn acceptor(tls: &ServerTls, websocket: bool) -> Result<TlsAcceptor, ServerError> {
+/// Builds the acceptor, offering `alpn` (in preference order; empty: no ALPN). Uses the ring
+/// provider explicitly (never a process-wide default) so the crate works whatever else is
+/// linked.
+pub fn acceptor(tls: &ServerTls, alpn: &[&[u8]]) -> Result<TlsAcceptor, ServerError> {
     let config_error = |what: &str, error: &dyn std::fmt::Display| ServerError::Tls {
         reason: format!("{what}: {error}"),
     };
@@ -135,9 +135,7 @@ pub fn acceptor(tls: &ServerTls, websocket: bool) -> Result<TlsAcceptor, ServerE
                 &e,
             )
         })?;
-    if websocket {
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    }
+    config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -165,15 +163,15 @@ mod tests {
     fn builds_plain_mutual_and_websocket_configs() {
         let (tls, pem) = self_signed_tls().expect("self-signed");
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(acceptor(&tls, false).is_ok());
-        let ws = acceptor(&tls, true).expect("websocket config");
+        assert!(acceptor(&tls, &[]).is_ok());
+        let ws = acceptor(&tls, &[b"http/1.1"]).expect("websocket config");
         assert_eq!(ws.config().alpn_protocols, [b"http/1.1".to_vec()]);
-        let plain = acceptor(&tls, false).expect("plain config");
+        let plain = acceptor(&tls, &[]).expect("plain config");
         assert!(plain.config().alpn_protocols.is_empty());
 
         let ca = TestCa::new("clients").expect("ca");
         let mutual = tls.clone().with_client_ca(vec![ca.cert_der()]);
-        assert!(acceptor(&mutual, false).is_ok());
+        assert!(acceptor(&mutual, &[]).is_ok());
         assert!(format!("{mutual:?}").contains("<redacted>"));
     }
 
@@ -183,17 +181,17 @@ mod tests {
         let other = crate::certs::self_signed(&["localhost"]).expect("other");
         // The key of another certificate.
         let mismatched = ServerTls::new(tls.cert_chain.clone(), other.key_der);
-        let error = acceptor(&mismatched, false).err().expect("key mismatch");
+        let error = acceptor(&mismatched, &[]).err().expect("key mismatch");
         assert!(
             error.to_string().contains("do not form a usable pair"),
             "{error}"
         );
 
         let empty = ServerTls::new(vec![], tls.key.clone_key());
-        assert!(acceptor(&empty, false).is_err());
+        assert!(acceptor(&empty, &[]).is_err());
 
         let no_roots = tls.clone().with_client_ca(vec![]);
-        let error = acceptor(&no_roots, false).err().expect("no client CA");
+        let error = acceptor(&no_roots, &[]).err().expect("no client CA");
         assert!(error.to_string().contains("client CA"), "{error}");
     }
 }

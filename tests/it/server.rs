@@ -2,6 +2,7 @@
 //! flavours are in the submodules, talking to it with clients built directly on
 //! tokio-rustls and tokio-tungstenite.
 
+mod http;
 mod tls;
 mod websocket;
 

@@ -99,6 +99,9 @@ pub struct RawEmbedded {
     /// Serve WebSocket: one message is one command.
     #[serde(default)]
     pub websocket: bool,
+    /// Serve the HTTP demo JSON API (HTTP/1.1 and HTTP/2; https with `tls`) instead of chat.
+    #[serde(default)]
+    pub http: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]

@@ -87,6 +87,16 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
             server.max_clients = e.max_clients;
             server.tls = e.tls;
             server.websocket = e.websocket;
+            server.http = e.http;
+            if e.http && (e.websocket || e.framing.is_some() || e.xor.is_some()) {
+                ctx.out.error(
+                    &key(&p, "http"),
+                    "the HTTP demo API speaks HTTP only",
+                    Some(
+                        "drop `websocket`, `framing` and `xor` under `config.embedded`".to_owned(),
+                    ),
+                );
+            }
         }
         return Some(Target::Embedded(server));
     }
