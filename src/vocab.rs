@@ -155,6 +155,17 @@ impl ErrorKind {
         matches!(self, ErrorKind::Closed | ErrorKind::Reset)
     }
 
+    /// The connection could not be set up (refused, timed out, TLS failed).
+    pub fn is_connect_failure(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ConnectRefused
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::TlsHandshake
+                | ErrorKind::TlsVerify
+        )
+    }
+
     /// Classifies an I/O error on an established connection.
     pub fn of_io(err: &std::io::Error) -> Self {
         use std::io::ErrorKind as Io;

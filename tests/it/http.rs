@@ -170,7 +170,7 @@ async fn failures_count_against_their_endpoint_by_kind() {
         r#"config:
   target: "{target}"
   phases:
-    - {{duration: 1, arrivalCount: 6}}
+    - {{duration: 1, arrivalCount: 8}}
   ensure:
     conditions:
       - expression: "http.codes.500.count == 0"
@@ -187,6 +187,9 @@ scenarios:
     target: "http://{refused}"
     flow:
       - get: {{url: "/", name: down}}
+  - name: slow
+    flow:
+      - get: {{url: "/hang", name: hang, timeout: 300ms}}
 "#
     );
     let out = run(load(&yaml, dir.path()), &target).await;
@@ -194,7 +197,9 @@ scenarios:
     let broken = counter(agg, "failures.http.response_time.broken");
     let missed = counter(agg, "failures.http.response_time.capture-miss");
     let down = counter(agg, "failures.http.response_time.down");
-    assert_eq!(broken + missed + down, 6, "{:?}", agg.counters);
+    let hang = counter(agg, "failures.http.response_time.hang");
+    assert_eq!(broken + missed + down + hang, 8, "{:?}", agg.counters);
+    assert_eq!(counter(agg, "errors.timeout"), hang);
     assert_eq!(counter(agg, "errors.http_status"), broken);
     assert_eq!(counter(agg, "errors.capture"), missed);
     assert_eq!(counter(agg, "errors.connect_refused"), down);
@@ -209,6 +214,7 @@ scenarios:
         let expected = match e.kind.as_str() {
             "http_status" => "http.response_time.broken",
             "capture" => "http.response_time.capture-miss",
+            "timeout" => "http.response_time.hang",
             _ => "http.response_time.down",
         };
         assert_eq!(e.step, expected, "{e:?}");
@@ -510,4 +516,46 @@ async fn stats_and_failures_csv_have_locust_rows_per_endpoint() {
     let html = chatload::report::render_html(&result).expect("html");
     assert!(html.contains("HTTP endpoints"));
     assert!(html.contains("HTTP responses per second, by status"));
+}
+
+/// One plan, two engines: a chat scenario on the plan's socket target and an HTTP scenario
+/// on its own target, in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_mixes_a_socket_scenario_and_an_http_scenario() {
+    let chat = chatload::server::spawn(chatload::server::ServerConfig::default())
+        .await
+        .expect("chat server");
+    let api = start(Flavour::Plain).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let chat_target = chat.addr().to_string();
+    let yaml = format!(
+        r#"config:
+  target: "{chat_target}"
+  phases:
+    - {{duration: 1, arrivalCount: 4}}
+scenarios:
+  - name: chat
+    flow:
+      - connect
+      - send: "PING 1"
+      - expect: {{match: "^PONG", name: pong}}
+  - name: api
+    target: "{api}"
+    engine: http
+    flow:
+      - post: {{url: "/login", name: login, json: {{username: "mix"}}}}
+"#,
+        api = url(&api)
+    );
+    let out = run(load(&yaml, dir.path()), &chat_target).await;
+    let agg = &out.metrics.aggregate;
+    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    let pongs = agg.summaries.get("latency.pong").map_or(0, |s| s.count);
+    let logins = agg
+        .summaries
+        .get("http.response_time.login")
+        .map_or(0, |s| s.count);
+    assert_eq!(pongs + logins, 4);
+    assert_eq!(api.state.seen().len() as u64, logins);
+    assert_eq!(counter(agg, "http.requests"), logins);
 }

@@ -195,13 +195,26 @@ pub(crate) async fn request(
             headers: sent_headers,
             body: body.clone(),
         };
-        let exchange = state
+        ctx.connect_watch.attempt();
+        let exchange = match state
             .session
             .send(&run.client, outgoing, req.gzip, vu.id, deadline)
             .await
-            .map_err(|e| {
-                Failure::new(e.kind, format!("{} {}: {}", method, target.path, e.detail))
-            })?;
+        {
+            Ok(exchange) => {
+                ctx.connect_watch.connected();
+                exchange
+            }
+            Err(e) => {
+                let failure =
+                    Failure::new(e.kind, format!("{} {}: {}", method, target.path, e.detail));
+                // A target that refuses every connection stops the run early, as for sockets.
+                if e.kind.is_connect_failure() {
+                    ctx.connect_watch.failed(&failure);
+                }
+                return Err(failure);
+            }
+        };
         record(ctx, run, state, op, scheduled, &exchange);
         if ctx.plan.http.cookies {
             state.jar.store(&target, &exchange.headers);

@@ -249,6 +249,12 @@ async fn handle(
             }
             json_response(StatusCode::OK, &json!({"tick": n}))
         }
+        ("GET", "/hang") => {
+            // Longer than any test's request timeout; bounded so no task outlives the test
+            // binary by much.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            json_response(StatusCode::OK, &json!({"late": true}))
+        }
         ("GET", p) if p.starts_with("/status/") => {
             let code = p
                 .trim_start_matches("/status/")
