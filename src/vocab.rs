@@ -101,10 +101,12 @@ pub enum ErrorKind {
     TlsVerify,
     /// The WebSocket upgrade was refused (an HTTP status other than 101) or malformed.
     WsUpgrade,
+    /// An HTTP response failed an `expect` (status, content type, header, property, ...).
+    HttpStatus,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Timeout,
@@ -117,6 +119,7 @@ impl ErrorKind {
         ErrorKind::TlsHandshake,
         ErrorKind::TlsVerify,
         ErrorKind::WsUpgrade,
+        ErrorKind::HttpStatus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +136,7 @@ impl ErrorKind {
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::TlsVerify => "tls_verify",
             ErrorKind::WsUpgrade => "ws_upgrade",
+            ErrorKind::HttpStatus => "http_status",
         }
     }
 
@@ -149,6 +153,17 @@ impl ErrorKind {
     /// The connection is gone: the reconnect policy may start over.
     pub fn is_connection_lost(self) -> bool {
         matches!(self, ErrorKind::Closed | ErrorKind::Reset)
+    }
+
+    /// The connection could not be set up (refused, timed out, TLS failed).
+    pub fn is_connect_failure(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::ConnectRefused
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::TlsHandshake
+                | ErrorKind::TlsVerify
+        )
     }
 
     /// Classifies an I/O error on an established connection.
@@ -219,6 +234,28 @@ pub mod names {
     /// Samples above the histogram ceiling (one hour), recorded as the ceiling.
     pub const CLAMPED: &str = "metrics.clamped";
 
+    /// HTTP (Artillery's names): time to the first byte of the response, from when the
+    /// request was scheduled; all requests, and per endpoint with the prefix.
+    pub const HTTP_RESPONSE_TIME: &str = "http.response_time";
+    /// Prefix of the per-endpoint response times: `http.response_time.<endpoint name>`.
+    pub const HTTP_RESPONSE_TIME_PREFIX: &str = "http.response_time.";
+    pub const HTTP_REQUESTS: &str = "http.requests";
+    pub const HTTP_RESPONSES: &str = "http.responses";
+    pub const HTTP_DOWNLOADED_BYTES: &str = "http.downloaded_bytes";
+    /// Prefix of the status counters: `http.codes.<status>`.
+    pub const HTTP_CODES_PREFIX: &str = "http.codes.";
+    /// `extendedMetrics`: name resolution, TCP connect, TLS handshake, and the whole
+    /// request (scheduled time to the last byte).
+    pub const HTTP_DNS: &str = "http.dns";
+    pub const HTTP_TCP: &str = "http.tcp";
+    pub const HTTP_TLS: &str = "http.tls";
+    pub const HTTP_TOTAL: &str = "http.total";
+    /// Histograms of a plan with HTTP steps (the extended ones may stay empty).
+    pub const HTTP_HISTOGRAMS: [&str; 5] =
+        [HTTP_RESPONSE_TIME, HTTP_DNS, HTTP_TCP, HTTP_TLS, HTTP_TOTAL];
+    /// Counters of a plan with HTTP steps.
+    pub const HTTP_COUNTERS: [&str; 3] = [HTTP_REQUESTS, HTTP_RESPONSES, HTTP_DOWNLOADED_BYTES];
+
     /// Counters every run registers, so they appear (as zeros) even when nothing happened.
     pub const STANDARD_COUNTERS: [&str; 9] = [
         MESSAGES_SENT,
@@ -254,6 +291,16 @@ pub mod names {
     /// `ws.close.<code>`.
     pub fn ws_close(code: u16) -> String {
         format!("{WS_CLOSE_PREFIX}{code}")
+    }
+
+    /// `http.response_time.<endpoint>`.
+    pub fn http_response_time(endpoint: &str) -> String {
+        format!("{HTTP_RESPONSE_TIME_PREFIX}{endpoint}")
+    }
+
+    /// `http.codes.<status>`.
+    pub fn http_code(status: u16) -> String {
+        format!("{HTTP_CODES_PREFIX}{status}")
     }
 
     /// `handled.<name>`.

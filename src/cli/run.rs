@@ -466,6 +466,7 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
             count: e.count,
         })
         .collect();
+    result.endpoints = crate::plan::http_endpoints(&plan.scenarios);
     result.plan_source = plan_source(plan);
     result
 }

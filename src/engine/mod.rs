@@ -175,16 +175,28 @@ pub async fn run(
         }
     }
     let control = options.control.clone().unwrap_or_default();
-    let mut endpoint = Endpoint::parse(target).map_err(|e| EngineError::Target {
+    let run_endpoint = Endpoint::parse(target).map_err(|e| EngineError::Target {
         target: target.to_owned(),
         reason: e.to_string(),
     })?;
+    // An HTTP run's socket scenarios (if any) connect to their own target.
+    let mut endpoint = match run_endpoint.scheme.is_http() {
+        true => plan
+            .scenarios
+            .iter()
+            .filter_map(|s| Endpoint::parse(s.target.as_deref()?).ok())
+            .find(|e| !e.scheme.is_http())
+            .unwrap_or(run_endpoint),
+        false => run_endpoint,
+    };
     // `config.tls` under a bare `host:port` puts TLS under it; `tcp://` stays plain.
     if plan.tls.is_some() && endpoint.scheme == Scheme::Tcp && !target.contains("://") {
         endpoint.scheme = Scheme::Tls;
     }
     let mut registry = Registry::new().with_standard_metrics();
     let ids = context::Ids::register(&mut registry, endpoint.scheme.is_websocket());
+    let http = vuser::http::plan_uses_http(&plan)
+        .then(|| vuser::http::HttpRun::new(&plan, target, &mut registry));
     let program = program::Program::compile(&plan, &mut registry);
     if program.total_weight == 0 {
         return Err(EngineError::NoScenarios);
@@ -200,7 +212,7 @@ pub async fn run(
     )
     .await?;
     let target = connector.endpoint().to_string();
-    let insecure_tls = connector.insecure();
+    let insecure_tls = connector.insecure() || http.as_ref().is_some_and(|h| h.client.insecure());
     let collector = Collector::new(registry);
     let recorder = collector.recorder();
     let started_at = SystemTime::now();
@@ -230,7 +242,7 @@ pub async fn run(
     // The runner stops on Ctrl-C (the parent token), on an abortOnFail breach or when nothing
     // can connect (this one).
     let stop = options.shutdown.child_token();
-    let ctx = Arc::new(context::RunContext::new(
+    let mut ctx = context::RunContext::new(
         Arc::clone(&plan),
         program,
         renderer,
@@ -244,7 +256,9 @@ pub async fn run(
         options.shard,
         options.on_log.clone(),
         stop.clone(),
-    ));
+    );
+    ctx.http = http;
+    let ctx = Arc::new(ctx);
     let connect_watch = tokio::spawn({
         let ctx = Arc::clone(&ctx);
         async move { ctx.connect_watch.watch_window().await }

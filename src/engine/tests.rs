@@ -21,6 +21,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
         },
         tls: None,
         websocket: Default::default(),
+        http: Default::default(),
         messages: Vec::new(),
         load: Load::Phases(
             phases
@@ -56,6 +57,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
         scenarios: vec![Scenario {
             name: "s".into(),
             weight: 1,
+            target: None,
             flow,
             handlers: Vec::new(),
         }],
@@ -310,12 +312,14 @@ async fn seeded_run(seed: u64) -> (Vec<String>, Vec<(String, u64)>) {
         Scenario {
             name: "chat".into(),
             weight: 3,
+            target: None,
             flow: chat,
             handlers: Vec::new(),
         },
         Scenario {
             name: "lurk".into(),
             weight: 1,
+            target: None,
             flow: lurk,
             handlers: Vec::new(),
         },

@@ -288,6 +288,11 @@ impl PeriodSummary {
                 _ => None,
             };
         }
+        // Status counters are registered at the first response with that status: one never
+        // seen counted zero.
+        if metric.starts_with(crate::vocab::names::HTTP_CODES_PREFIX) {
+            return matches!(stat, Stat::Count | Stat::Rate).then_some(0.0);
+        }
         None
     }
 }

@@ -1,5 +1,5 @@
-//! A target as a URL: the scheme picks the transport (`tcp`, `tls`, `ws`, `wss`; `http` and
-//! `https` are reserved for the HTTP engine), then host, port and, for WebSocket, the path.
+//! A target as a URL: the scheme picks the transport (`tcp`, `tls`, `ws`, `wss`, and `http`,
+//! `https` for the HTTP engine), then host, port and, for WebSocket and HTTP, the path.
 //!
 //! Pure parsing, no resolution: `transport` resolves and connects.
 
@@ -16,6 +16,10 @@ pub enum Scheme {
     Ws,
     /// WebSocket over TLS (`wss://host:port/path`).
     Wss,
+    /// HTTP requests (`http://host:port/base`).
+    Http,
+    /// HTTP requests over TLS (`https://host:port/base`).
+    Https,
 }
 
 impl Scheme {
@@ -25,11 +29,22 @@ impl Scheme {
             Scheme::Tls => "tls",
             Scheme::Ws => "ws",
             Scheme::Wss => "wss",
+            Scheme::Http => "http",
+            Scheme::Https => "https",
         }
     }
 
     pub fn is_tls(self) -> bool {
-        matches!(self, Scheme::Tls | Scheme::Wss)
+        matches!(self, Scheme::Tls | Scheme::Wss | Scheme::Https)
+    }
+
+    pub fn is_http(self) -> bool {
+        matches!(self, Scheme::Http | Scheme::Https)
+    }
+
+    /// Schemes whose URL may carry a path.
+    fn has_path(self) -> bool {
+        self.is_websocket() || self.is_http()
     }
 
     pub fn is_websocket(self) -> bool {
@@ -44,7 +59,8 @@ pub struct Endpoint {
     /// Host name or IP address, without IPv6 brackets.
     pub host: String,
     pub port: u16,
-    /// The request path of a WebSocket target (`/` when none was written), with any query.
+    /// The request path of a WebSocket target, or the base path of an HTTP target (`/` when
+    /// none was written), with any query.
     pub path: String,
 }
 
@@ -52,11 +68,8 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
     #[error(
-        "`{0}` is an HTTP target, which the HTTP engine will serve; socket targets are \
-         `host:port`, `tcp://`, `tls://`, `ws://` or `wss://`"
+        "`{target}` has the unknown scheme `{scheme}://`; use tcp, tls, ws, wss, http or https"
     )]
-    Http(String),
-    #[error("`{target}` has the unknown scheme `{scheme}://`; use tcp, tls, ws or wss")]
     UnknownScheme { target: String, scheme: String },
     #[error("`{0}` has no port; write `host:port` (e.g. `127.0.0.1:9200`)")]
     NoPort(String),
@@ -64,14 +77,15 @@ pub enum EndpointError {
     BadPort { target: String, port: String },
     #[error("`{0}` has no host; write `host:port` (e.g. `127.0.0.1:9200`)")]
     NoHost(String),
-    #[error("`{0}`: a path only makes sense for ws:// and wss:// targets")]
+    #[error("`{0}`: a path only makes sense for ws://, wss://, http:// and https:// targets")]
     PathOnSocket(String),
 }
 
 impl Endpoint {
-    /// Parses `host:port`, `tcp://host:port`, `tls://host:port`, `ws://host[:port]/path` or
-    /// `wss://host[:port]/path` (WebSocket ports default to 80 and 443). IPv6 hosts are
-    /// written in brackets: `[::1]:9200`.
+    /// Parses `host:port`, `tcp://host:port`, `tls://host:port`, `ws://host[:port]/path`,
+    /// `wss://host[:port]/path`, `http://host[:port]/path` or `https://host[:port]/path`
+    /// (WebSocket and HTTP ports default to 80 and 443). IPv6 hosts are written in brackets:
+    /// `[::1]:9200`.
     pub fn parse(target: &str) -> Result<Endpoint, EndpointError> {
         let target = target.trim();
         let (scheme, rest) = match target.split_once("://") {
@@ -82,7 +96,8 @@ impl Endpoint {
                     "tls" => Scheme::Tls,
                     "ws" => Scheme::Ws,
                     "wss" => Scheme::Wss,
-                    "http" | "https" => return Err(EndpointError::Http(target.to_owned())),
+                    "http" => Scheme::Http,
+                    "https" => Scheme::Https,
                     _ => {
                         return Err(EndpointError::UnknownScheme {
                             target: target.to_owned(),
@@ -97,7 +112,7 @@ impl Endpoint {
             Some(at) => (&rest[..at], &rest[at..]),
             None => (rest, ""),
         };
-        if !scheme.is_websocket() && !matches!(path, "" | "/") {
+        if !scheme.has_path() && !matches!(path, "" | "/") {
             return Err(EndpointError::PathOnSocket(target.to_owned()));
         }
         let (host, port) = split_authority(authority);
@@ -113,8 +128,8 @@ impl Endpoint {
                     target: target.to_owned(),
                     port: port.to_owned(),
                 })?,
-            (None, Scheme::Ws) => 80,
-            (None, Scheme::Wss) => 443,
+            (None, Scheme::Ws | Scheme::Http) => 80,
+            (None, Scheme::Wss | Scheme::Https) => 443,
             (None, _) => return Err(EndpointError::NoPort(target.to_owned())),
         };
         let path = match path {
@@ -144,7 +159,7 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}", self.scheme.as_str(), self.authority())?;
-        if self.scheme.is_websocket() {
+        if self.scheme.has_path() {
             f.write_str(&self.path)?;
         }
         Ok(())
@@ -208,6 +223,15 @@ mod tests {
         assert_eq!(e.to_string(), "wss://[::1]:443/c");
         assert_eq!(e.authority(), "[::1]:443");
         assert_eq!(
+            parsed("http://api/v1"),
+            (Scheme::Http, "api".into(), 80, "/v1".into())
+        );
+        assert_eq!(
+            parsed("HTTPS://api:8443"),
+            (Scheme::Https, "api".into(), 8443, "/".into())
+        );
+        assert!(Scheme::Https.is_tls() && Scheme::Http.is_http() && !Scheme::Ws.is_http());
+        assert_eq!(
             Endpoint::parse("localhost:1").expect("tcp").to_string(),
             "tcp://localhost:1"
         );
@@ -216,8 +240,6 @@ mod tests {
     #[test]
     fn bad_targets_say_what_to_write() {
         let err = |t: &str| Endpoint::parse(t).expect_err(t);
-        assert!(matches!(err("http://api:80"), EndpointError::Http(_)));
-        assert!(matches!(err("https://api"), EndpointError::Http(_)));
         assert!(matches!(
             err("udp://x:1"),
             EndpointError::UnknownScheme { .. }
@@ -231,6 +253,6 @@ mod tests {
             err("tcp://chat:1/path"),
             EndpointError::PathOnSocket(_)
         ));
-        assert!(err("http://x").to_string().contains("HTTP engine"));
+        assert!(err("ftp://x:1").to_string().contains("http or https"));
     }
 }

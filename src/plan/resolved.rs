@@ -24,6 +24,8 @@ pub struct Plan {
     /// `config.tls` (`None`: not written; TLS targets then use the defaults).
     pub tls: Option<TlsSettings>,
     pub websocket: WebSocketSettings,
+    /// `config.http`.
+    pub http: super::http::HttpSettings,
     /// Named messages; `SendSpec::Message` refers to them by index.
     pub messages: Vec<Message>,
     pub load: Load,
@@ -285,6 +287,8 @@ pub struct Handler {
 pub struct Scenario {
     pub name: String,
     pub weight: u32,
+    /// The scenario's own target URL (`None`: the plan's).
+    pub target: Option<String>,
     pub flow: Vec<Step>,
     pub handlers: Vec<Handler>,
 }
@@ -318,6 +322,8 @@ pub enum Step {
     },
     /// One branch, drawn by weight each time the step runs.
     Pick(Vec<PickBranch>),
+    /// An HTTP request (`get`, `post`, ...).
+    Http(Box<super::http::HttpRequest>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

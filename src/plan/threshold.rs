@@ -46,6 +46,9 @@ pub struct KnownMetrics {
     pub handler_names: Vec<String>,
     /// Some handler has no name: its frames count as `handled`.
     pub unnamed_handlers: bool,
+    /// Endpoint names of HTTP steps (`http.response_time.<name>`); HTTP metrics exist only
+    /// when there is at least one.
+    pub http_names: Vec<String>,
 }
 
 impl KnownMetrics {
@@ -75,6 +78,25 @@ impl KnownMetrics {
                 .any(|n| n == name)
                 .then_some(Kind::Histogram);
         }
+        if !self.http_names.is_empty() {
+            if names::HTTP_HISTOGRAMS.contains(&metric) {
+                return Some(Kind::Histogram);
+            }
+            if names::HTTP_COUNTERS.contains(&metric) {
+                return Some(Kind::Counter);
+            }
+            if let Some(code) = metric.strip_prefix(names::HTTP_CODES_PREFIX) {
+                let status = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
+                return status.then_some(Kind::Counter);
+            }
+            if let Some(name) = metric.strip_prefix(names::HTTP_RESPONSE_TIME_PREFIX) {
+                return self
+                    .http_names
+                    .iter()
+                    .any(|n| n == name)
+                    .then_some(Kind::Histogram);
+            }
+        }
         if let Some(name) = metric.strip_prefix("handled.") {
             return self
                 .handler_names
@@ -101,6 +123,11 @@ impl KnownMetrics {
         out.extend(ErrorKind::ALL.into_iter().map(names::error));
         out.extend(self.latency_names.iter().map(|n| format!("latency.{n}")));
         out.extend(self.handler_names.iter().map(|n| format!("handled.{n}")));
+        if !self.http_names.is_empty() {
+            out.extend(names::HTTP_HISTOGRAMS.iter().map(|s| s.to_string()));
+            out.extend(names::HTTP_COUNTERS.iter().map(|s| s.to_string()));
+            out.extend(self.http_names.iter().map(|n| names::http_response_time(n)));
+        }
         out
     }
 
@@ -368,6 +395,7 @@ mod tests {
             latency_names: vec!["chat".into()],
             handler_names: vec![],
             unnamed_handlers: false,
+            http_names: vec!["login".into()],
         }
     }
 

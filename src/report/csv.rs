@@ -11,8 +11,9 @@ use std::path::Path;
 
 use crate::metrics::{Histogram, PeriodSummary, decode_histogram, new_histogram};
 use crate::vocab::names::{
-    BYTES_RECEIVED, BYTES_SENT, CONNECTIONS_OPEN, ERRORS_PREFIX, FAILURES_PREFIX, LATENCY_PREFIX,
-    MESSAGES_RECEIVED, MESSAGES_SENT, VUSERS_ACTIVE, VUSERS_CREATED,
+    BYTES_RECEIVED, BYTES_SENT, CONNECTIONS_OPEN, ERRORS_PREFIX, FAILURES_PREFIX,
+    HTTP_RESPONSE_TIME, HTTP_RESPONSE_TIME_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED,
+    MESSAGES_SENT, VUSERS_ACTIVE, VUSERS_CREATED,
 };
 
 use super::ReportError;
@@ -87,20 +88,49 @@ pub fn stats_csv(result: &RunResult) -> Result<Vec<u8>, ReportError> {
     let empty = new_histogram();
     let mut merged = new_histogram();
     for name in rows {
+        // All requests together are the Aggregated row (with any `latency.*`).
+        if name == HTTP_RESPONSE_TIME {
+            continue;
+        }
         let h = histograms.get(name).unwrap_or(&empty);
         let failures = failures_of(agg, name);
-        write_row(&mut w, stats_row(type_of(name), name, h, failures, seconds))?;
-        if name.starts_with(LATENCY_PREFIX) {
+        let row = match name.strip_prefix(HTTP_RESPONSE_TIME_PREFIX) {
+            // Locust's HTTP rows: the method and the endpoint's name.
+            Some(endpoint) => stats_row(
+                &method_of(result, name, endpoint),
+                endpoint,
+                h,
+                failures,
+                seconds,
+            ),
+            None => stats_row(type_of(name), name, h, failures, seconds),
+        };
+        write_row(&mut w, row)?;
+        if name.starts_with(LATENCY_PREFIX) || name.starts_with(HTTP_RESPONSE_TIME_PREFIX) {
             merged.add(h).ok();
         }
     }
-    // Locust's Aggregated row covers the request/response timings: every `latency.*`.
+    // Locust's Aggregated row covers the request/response timings: every `latency.*` and
+    // every HTTP endpoint.
     let errors = agg.errors_total();
     write_row(
         &mut w,
         stats_row("", "Aggregated", &merged, errors, seconds),
     )?;
     finish(w)
+}
+
+/// The method of an HTTP endpoint: from the result's endpoint list, else from its errors
+/// (results of plans built in code have no list), else `HTTP`.
+fn method_of(result: &RunResult, metric: &str, endpoint: &str) -> String {
+    if let Some(m) = result.endpoints.get(endpoint) {
+        return m.clone();
+    }
+    result
+        .errors
+        .iter()
+        .find(|e| e.step == metric)
+        .map_or_else(|| "HTTP".to_owned(), |e| e.method.clone())
 }
 
 /// Row kind: `latency` for expect latencies, else the metric's own name.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::ReportError;
 use super::model::{ErrorEntry, RunResult};
+use crate::vocab::names::HTTP_RESPONSE_TIME_PREFIX;
 
 /// How many messages the console summary lists.
 const CONSOLE_MESSAGES: usize = 10;
@@ -103,12 +104,17 @@ pub fn failures_csv(result: &RunResult) -> Result<Vec<u8>, ReportError> {
     let mut rows: Vec<(String, String, String, u64)> = Vec::new();
     for e in &result.errors {
         let error = format!("{}: {}", e.kind, e.message);
+        // An HTTP endpoint is named as in stats.csv: by its own name.
+        let name = e
+            .step
+            .strip_prefix(HTTP_RESPONSE_TIME_PREFIX)
+            .unwrap_or(&e.step);
         match rows
             .iter_mut()
-            .find(|r| r.0 == e.method && r.1 == e.step && r.2 == error)
+            .find(|r| r.0 == e.method && r.1 == name && r.2 == error)
         {
             Some(row) => row.3 += e.count,
-            None => rows.push((e.method.clone(), e.step.clone(), error, e.count)),
+            None => rows.push((e.method.clone(), name.to_owned(), error, e.count)),
         }
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.3));

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::metrics::{PeriodSummary, Summary, decode_histogram};
 use crate::vocab::names::{
-    DELIVERY, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED, MESSAGES_SENT, VUSERS_ACTIVE,
-    VUSERS_CREATED,
+    DELIVERY, ERRORS_PREFIX, FAILURES_PREFIX, HTTP_RESPONSE_TIME_PREFIX, LATENCY_PREFIX,
+    MESSAGES_RECEIVED, MESSAGES_SENT, VUSERS_ACTIVE, VUSERS_CREATED,
 };
 
 use super::ReportError;
@@ -42,6 +42,8 @@ struct View {
     thresholds: Vec<ThresholdRow>,
     charts: Vec<ChartView>,
     timings: Vec<TimingRow>,
+    /// HTTP endpoints: method, name, requests, failures, p50, p95, p99, max.
+    endpoints: Vec<Vec<String>>,
     counters: Vec<[String; 3]>,
     gauges: Vec<[String; 3]>,
     errors: Vec<[String; 3]>,
@@ -152,6 +154,7 @@ fn build_view(result: &RunResult) -> View {
         thresholds: thresholds(result),
         charts: charts(result),
         timings: timings(&result.aggregate),
+        endpoints: endpoints(result),
         counters: counters(&result.aggregate),
         gauges: result
             .aggregate
@@ -364,6 +367,40 @@ fn timings(agg: &PeriodSummary) -> Vec<TimingRow> {
                 fmt(s.max),
             ]
             .to_vec(),
+        })
+        .collect()
+}
+
+/// One row per HTTP endpoint, Locust's table: requests, failures, percentiles.
+fn endpoints(result: &RunResult) -> Vec<Vec<String>> {
+    let agg = &result.aggregate;
+    let with_failures = agg.counters.keys().filter_map(|k| {
+        k.strip_prefix(FAILURES_PREFIX)?
+            .strip_prefix(HTTP_RESPONSE_TIME_PREFIX)
+    });
+    let names: BTreeSet<&str> = agg
+        .summaries
+        .keys()
+        .filter_map(|k| k.strip_prefix(HTTP_RESPONSE_TIME_PREFIX))
+        .chain(with_failures)
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let metric = format!("{HTTP_RESPONSE_TIME_PREFIX}{name}");
+            let failures = counter(agg, &format!("{FAILURES_PREFIX}{metric}"));
+            let s = agg.summaries.get(&metric);
+            let stat = |f: fn(&Summary) -> f64| s.map(|s| fmt(f(s))).unwrap_or_default();
+            vec![
+                result.endpoints.get(name).cloned().unwrap_or_default(),
+                name.to_owned(),
+                group(s.map_or(0, |s| s.count)),
+                group(failures),
+                stat(|s| s.p50),
+                stat(|s| s.p95),
+                stat(|s| s.p99),
+                stat(|s| s.max),
+            ]
         })
         .collect()
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::metrics::PeriodSummary;
 use crate::vocab::names::{
-    CONNECT, CONNECTIONS_OPEN, DELIVERY, ERRORS_PREFIX, LATENCY_PREFIX, MESSAGES_RECEIVED,
-    MESSAGES_SENT, SCHEDULE_LAG, VUSERS_ACTIVE,
+    CONNECT, CONNECTIONS_OPEN, DELIVERY, ERRORS_PREFIX, HTTP_CODES_PREFIX, HTTP_RESPONSE_TIME,
+    LATENCY_PREFIX, MESSAGES_RECEIVED, MESSAGES_SENT, SCHEDULE_LAG, VUSERS_ACTIVE,
 };
 
 use super::charts::{Chart, Reduce, Series};
@@ -63,6 +63,32 @@ pub(super) fn build(result: &RunResult) -> Vec<(Chart, bool)> {
     for name in timing.iter().filter(|n| n.starts_with(LATENCY_PREFIX)) {
         out.push((
             chart(format!("Latency · {name}"), "ms", percentiles(name)),
+            false,
+        ));
+    }
+    if timing.contains(HTTP_RESPONSE_TIME) {
+        out.push((
+            chart(
+                "HTTP response time (all endpoints)".into(),
+                "ms",
+                percentiles(HTTP_RESPONSE_TIME),
+            ),
+            false,
+        ));
+        // Responses per second by status: a 5xx burst shows when it happened.
+        let codes: BTreeSet<&str> = result
+            .aggregate
+            .counters
+            .iter()
+            .filter(|(n, v)| n.starts_with(HTTP_CODES_PREFIX) && **v > 0)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let series = codes
+            .iter()
+            .map(|c| rate_series(c.trim_start_matches(HTTP_CODES_PREFIX), intervals, c, &x))
+            .collect();
+        out.push((
+            chart("HTTP responses per second, by status".into(), "/s", series),
             false,
         ));
     }

@@ -45,6 +45,10 @@ pub struct RunResult {
     /// of versions before it existed.
     #[serde(default)]
     pub errors: Vec<ErrorEntry>,
+    /// HTTP endpoints: name (`http.response_time.<name>`) → method (`GET`; `GET/POST` when
+    /// steps of several methods share the name). Empty for plans without HTTP steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, String>,
     /// Server/host samples when `monitor` was configured; empty otherwise.
     #[serde(default)]
     pub monitor: Vec<MonitorSample>,
@@ -384,6 +388,7 @@ impl RunResult {
             scenarios: metrics.scenarios,
             thresholds: Vec::new(),
             errors: Vec::new(),
+            endpoints: BTreeMap::new(),
             monitor: Vec::new(),
             adaptive: None,
             breaking_point: None,

@@ -6,9 +6,11 @@
 //! [`Conn`] is an enum over the kinds (plain stream, TLS stream, WebSocket, WebSocket over
 //! TLS), not a boxed trait object: the per-message path is a match, no virtual call and no
 //! boxed future. It records no metrics: it reports timings and events (pings, close codes)
-//! and the engine counts them. Framing itself is `protocol`'s.
+//! and the engine counts them. Framing itself is `protocol`'s. HTTP requests go through
+//! [`http`]: hyper's connections over the same TCP connect and TLS.
 
 mod connect;
+pub mod http;
 mod stream;
 mod tls;
 mod ws;
@@ -235,7 +237,9 @@ impl Connector {
             })?;
         let defaults = TlsSettings::default();
         let settings = tls_settings.unwrap_or(&defaults);
-        let tls = if endpoint.scheme.is_tls() {
+        // An http(s) target is served by `http::HttpClient`; a socket step aimed at it gets
+        // a plain connection.
+        let tls = if endpoint.scheme.is_tls() && !endpoint.scheme.is_http() {
             let alpn: &[&str] = if endpoint.scheme.is_websocket() {
                 &["http/1.1"]
             } else {

@@ -92,6 +92,28 @@ impl TlsClient {
         })
     }
 
+    /// The same configuration for another host: a new SNI name unless `serverName` fixed
+    /// one (HTTP requests may go to any origin).
+    pub(super) fn for_host(
+        &self,
+        settings: &TlsSettings,
+        host: &str,
+    ) -> Result<TlsClient, SetupError> {
+        if settings.server_name.is_some() || host == self.name {
+            return Ok(self.clone());
+        }
+        let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
+            SetupError::Tls(format!(
+                "`{host}` is not a valid TLS server name; set config.tls.serverName"
+            ))
+        })?;
+        Ok(TlsClient {
+            connector: self.connector.clone(),
+            server_name,
+            name: host.to_owned(),
+        })
+    }
+
     /// The TLS handshake over an open TCP connection, within `limit`.
     pub(super) async fn handshake(
         &self,

@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod files;
 mod hostile;
+mod http;
 mod limits;
 mod monitor;
 mod plan_lang;

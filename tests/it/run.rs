@@ -81,6 +81,7 @@ impl Builder {
             protocol: CodecConfig::lines(),
             tls: None,
             websocket: Default::default(),
+            http: Default::default(),
             messages: Vec::new(),
             load: Load::Phases(
                 phases
@@ -117,6 +118,7 @@ impl Builder {
             scenarios: vec![Scenario {
                 name: "main".into(),
                 weight: 1,
+                target: None,
                 flow,
                 handlers: Vec::new(),
             }],

@@ -89,6 +89,8 @@ pub(crate) struct RunContext {
     errors: ErrorTable,
     /// Stops the run when nothing can connect.
     pub connect_watch: ConnectWatch,
+    /// The HTTP client and targets, for plans with HTTP steps.
+    pub http: Option<super::http::HttpRun>,
 }
 
 impl RunContext {
@@ -126,6 +128,7 @@ impl RunContext {
             on_log,
             errors: ErrorTable::new(),
             connect_watch: ConnectWatch::new(stop),
+            http: None,
         }
     }
 

@@ -9,6 +9,8 @@ mod branch;
 pub(crate) mod context;
 pub mod data;
 pub mod errors;
+pub(crate) mod http;
+mod http_parts;
 pub(crate) mod matchers;
 pub(crate) mod message;
 pub(crate) mod program;
@@ -185,6 +187,8 @@ pub(crate) struct Vuser {
     pub matched_bytes: u64,
     /// Matchers built from this vuser's renderings of templated matchers.
     pub matchers: MatcherCache,
+    /// HTTP connections and cookies, from the first HTTP step on.
+    pub http: Option<Box<http::VuserHttp>>,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -217,6 +221,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         timer: Box::pin(sleep_until(Instant::now())),
         matched_bytes: 0,
         matchers: MatcherCache::default(),
+        http: None,
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {

@@ -50,6 +50,8 @@ pub(crate) enum Method {
     Expect,
     /// Any other step (a connection lost during a `think`, a template in `set`).
     Flow,
+    /// An HTTP request: its method is the `Method` column.
+    Http(crate::plan::HttpMethod),
 }
 
 impl Method {
@@ -59,6 +61,7 @@ impl Method {
             Method::Send => "send",
             Method::Expect => "expect",
             Method::Flow => "flow",
+            Method::Http(m) => m.as_str(),
         }
     }
 }
@@ -182,6 +185,7 @@ pub(crate) enum Op {
     /// branch ends with a `Jump` past the last one.
     Pick(Vec<(u32, usize)>),
     Jump(usize),
+    Http(Box<super::http::HttpOp>),
 }
 
 #[derive(Debug)]
@@ -344,6 +348,15 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                 if let Some(Op::Pick(slot)) = ops.get_mut(at) {
                     *slot = starts;
                 }
+            }
+            Step::Http(request) => {
+                let name = names::http_response_time(&request.name);
+                ops.push(Op::Http(Box::new(super::http::HttpOp {
+                    latency: steps.registry.scenario_histogram(scenario.1, &name),
+                    step: steps.step(scenario, Method::Http(request.method), &name),
+                    scenario: scenario.0,
+                    request: (**request).clone(),
+                })));
             }
         }
     }

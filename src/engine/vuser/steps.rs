@@ -60,6 +60,9 @@ pub(super) async fn step(
             disconnect(vu).await;
             Ok(Control::Next)
         }
+        Op::Http(op) => super::http::request(vu, ctx, op)
+            .await
+            .map_err(|f| f.at(op.step)),
         Op::LoopStart { .. }
         | Op::LoopEnd { .. }
         | Op::Unless { .. }

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub tls: Option<RawTls>,
     /// WebSocket settings for `ws://` and `wss://` targets.
     pub websocket: Option<RawWebSocket>,
+    /// HTTP settings for `http://` and `https://` targets.
+    pub http: Option<super::http::RawHttpConfig>,
     /// Named message definitions (packet types).
     #[serde(default)]
     pub messages: BTreeMap<String, RawMessage>,
@@ -323,6 +325,8 @@ pub struct RawDefaults {
     pub reconnect: Option<RawReconnect>,
     /// Grace period after the last phase (default 30s).
     pub graceful_stop: Option<RawDuration>,
+    /// Artillery's spelling of `config.http.defaults.headers`.
+    pub headers: Option<BTreeMap<String, RawScalar>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]

@@ -8,6 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::http::{RawEngine, RawHttpRequest};
 use super::shapes::{NullOr, RawDuration, RawScalar, RawThink, present, string_or_map};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -18,6 +19,10 @@ pub struct RawScenario {
     /// Relative share of vusers: a positive whole number (default 1).
     #[schemars(range(min = 1))]
     pub weight: Option<u32>,
+    /// This scenario's own target (e.g. `http://api:8080` beside a chat socket plan).
+    pub target: Option<String>,
+    /// `http`, `tcp` or `ws`; by default it follows the target's scheme.
+    pub engine: Option<RawEngine>,
     /// Steps, in order.
     pub flow: Vec<RawFlowItem>,
     /// Server-push rules for this scenario, tried before the plan-wide ones.
@@ -69,6 +74,13 @@ pub const STEP_KEYS: &[&str] = &[
     "set",
     "log",
     "disconnect",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "options",
 ];
 
 impl JsonSchema for RawFlowItem {
@@ -125,6 +137,14 @@ pub struct RawStep {
     pub log: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub disconnect: Option<NullOr<RawEmpty>>,
+    /// HTTP steps (Artillery's), one key per method.
+    pub get: Option<RawHttpRequest>,
+    pub post: Option<RawHttpRequest>,
+    pub put: Option<RawHttpRequest>,
+    pub patch: Option<RawHttpRequest>,
+    pub delete: Option<RawHttpRequest>,
+    pub head: Option<RawHttpRequest>,
+    pub options: Option<RawHttpRequest>,
 }
 
 /// One branch of `pick`: its relative weight and its steps.

@@ -7,6 +7,7 @@
 mod binary;
 mod config;
 mod flow;
+mod http;
 mod shapes;
 
 use schemars::JsonSchema;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 pub use binary::*;
 pub use config::*;
 pub use flow::*;
+pub use http::*;
 pub use shapes::{NullOr, OneOrMany, RawDuration, RawPercent, RawScalar, RawThink, present};
 
 /// A chatload test plan (`.yml`, `.yaml` or `.toml`).

@@ -191,6 +191,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
                 let d: StrDeserializer<E> = v.into_deserializer();
                 T::deserialize(d).map(|one| OneOrMany(vec![one]))
             }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                let d: de::value::U64Deserializer<E> = v.into_deserializer();
+                T::deserialize(d).map(|one| OneOrMany(vec![one]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                let d: de::value::I64Deserializer<E> = v.into_deserializer();
+                T::deserialize(d).map(|one| OneOrMany(vec![one]))
+            }
         }
         d.deserialize_any(V(PhantomData))
     }

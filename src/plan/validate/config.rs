@@ -147,6 +147,7 @@ pub(super) fn defaults(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawDefaults>) -
         think: None,
         reconnect: None,
         graceful_stop: None,
+        headers: None,
     });
     let timeout = ctx.opt_duration(&p, "timeout", raw.timeout.as_ref(), DEFAULT_TIMEOUT);
     if timeout.is_zero() {

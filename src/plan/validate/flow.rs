@@ -52,6 +52,7 @@ fn collect_locals(flow: &[RawFlowItem], out: &mut BTreeSet<String>, with_keys: b
         if let Some(set) = &step.set {
             out.extend(set.keys().cloned());
         }
+        super::http::captured(step, out);
         if let Some(inner) = &step.loop_steps {
             collect_locals(inner, out, with_keys);
         }
@@ -112,9 +113,12 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
         }
         let flow = steps(ctx, &key(&sp, "flow"), &s.flow, &mut scope);
         let handlers = handlers(ctx, &key(&sp, "handlers"), &s.handlers, &scope.locals);
+        let plan_target = ctx.plan_target;
+        let target = super::http::scenario_target(ctx, &sp, s, plan_target);
         out.push(Scenario {
             name,
             weight,
+            target,
             flow,
             handlers,
         });
@@ -188,14 +192,17 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
         "pick" => branch::pick(ctx, path, s, scope).into_iter().collect(),
         "set" => set_steps(ctx, &at, s, scope),
         "log" => log_step(ctx, &at, s, scope).into_iter().collect(),
-        _ => vec![Step::Disconnect],
+        "disconnect" => vec![Step::Disconnect],
+        method => super::http::step(ctx, path, s, method, &scope.locals)
+            .into_iter()
+            .collect(),
     }
 }
 
 /// The one step key a flow item has. None is reported at the item (naming `loop` when only
 /// its bounds are there), two or more at the second one.
 fn step_key(ctx: &mut Ctx, path: &[Seg], s: &RawStep) -> Option<&'static str> {
-    let present: [(&'static str, bool); 9] = [
+    let flow_steps: [(&'static str, bool); 9] = [
         ("connect", s.connect.is_some()),
         ("send", s.send.is_some()),
         // An `expect` beside `send` belongs to the send.
@@ -207,8 +214,10 @@ fn step_key(ctx: &mut Ctx, path: &[Seg], s: &RawStep) -> Option<&'static str> {
         ("log", s.log.is_some()),
         ("disconnect", s.disconnect.is_some()),
     ];
-    let keys: Vec<&'static str> = present
+    let http_steps = super::http::method_keys(s);
+    let keys: Vec<&'static str> = flow_steps
         .iter()
+        .chain(&http_steps)
         .filter(|(_, on)| *on)
         .map(|(k, _)| *k)
         .collect();

@@ -9,6 +9,7 @@ mod branch;
 mod config;
 mod ensure;
 mod flow;
+mod http;
 mod load;
 mod matchers;
 mod messages;
@@ -51,6 +52,8 @@ pub(crate) struct Ctx<'c, 'a> {
     /// Whether `sourceAddresses` was written as a list (for paths).
     pub source_addresses_is_list: bool,
     pub raw_variables: &'c std::collections::BTreeMap<String, Value>,
+    /// `config.target` as written (a scenario without its own target uses it).
+    pub plan_target: &'c str,
 }
 
 impl Ctx<'_, '_> {
@@ -198,12 +201,14 @@ pub(crate) fn validate(
         type_bytes: None,
         source_addresses_is_list: is_list("/config/sourceAddresses"),
         raw_variables: &raw.config.variables,
+        plan_target: &raw.config.target,
     };
 
     let target = config::target(&mut ctx, &config_path, &raw.config);
     let protocol = protocol::protocol(&mut ctx, &config_path, raw.config.protocol.as_ref());
     let tls = transport::tls(&mut ctx, &config_path, raw.config.tls.as_ref(), base_dir);
     let websocket = transport::websocket(&mut ctx, &config_path, raw.config.websocket.as_ref());
+    let http = http::settings(&mut ctx, &config_path, &raw.config);
     let messages = messages::messages(&mut ctx, &config_path, &raw.config.messages);
     let variables = config::variables(&raw.config);
     let load = load::load(&mut ctx, &config_path, &raw.config);
@@ -252,6 +257,7 @@ pub(crate) fn validate(
         protocol: protocol?,
         tls: tls?,
         websocket: websocket?,
+        http,
         messages: messages?,
         load: load?,
         payloads,

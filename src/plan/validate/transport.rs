@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::super::endpoint::{Endpoint, EndpointError};
+use super::super::endpoint::Endpoint;
 use super::super::problem::{Seg, key};
 use super::super::raw::{RawTls, RawTlsVersion, RawWebSocket};
 use super::super::resolved::{ClientIdentity, Target, TlsRoots, TlsSettings, WebSocketSettings};
@@ -15,16 +15,8 @@ pub(super) fn address(ctx: &mut Ctx, at: &[Seg], target: &str) -> Option<Target>
     match Endpoint::parse(target) {
         Ok(_) => Some(Target::Address(target.to_owned())),
         Err(err) => {
-            let help = match err {
-                EndpointError::Http(_) => {
-                    "HTTP steps are not supported yet: test the socket side with a ws://, \
-                     tls:// or tcp:// target"
-                }
-                _ => {
-                    "e.g. `127.0.0.1:9200`, `tls://chat.example.com:6697`, \
-                      `ws://127.0.0.1:8080/chat` or `embedded`"
-                }
-            };
+            let help = "e.g. `127.0.0.1:9200`, `tls://chat.example.com:6697`, \
+                        `ws://127.0.0.1:8080/chat`, `http://127.0.0.1:8080` or `embedded`";
             ctx.out
                 .error(at, format!("not a target: {err}"), Some(help.to_owned()));
             None

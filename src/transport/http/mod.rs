@@ -1,0 +1,415 @@
+//! HTTP on our own connections: hyper's client connection API (`client::conn::http1` and
+//! `http2`) over the TCP connect (and rustls) of this module's parent, so chatload decides
+//! when connections open and times every stage (DNS, TCP, TLS, first byte, last byte).
+//!
+//! One [`HttpClient`] per run (TLS configured once); one [`HttpSession`] per vuser: its
+//! keep-alive connections, one per origin, reused across requests (HTTP/1.1 keep-alive,
+//! HTTP/2 through ALPN on `https://` or with prior knowledge on `http://`). A request is a
+//! method call on the session, no boxed future or trait object per request.
+//!
+//! It records no metrics and knows nothing of plans' steps: redirects, cookies, captures
+//! and expectations are the engine's; this module reports what happened on the wire.
+
+mod connect;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http_body_util::{BodyExt, Full};
+use tokio::time::Instant;
+
+use super::tls::TlsClient;
+use super::{ConnectError, SetupError};
+use crate::plan::TlsSettings;
+use crate::vocab::ErrorKind;
+
+/// Bodies are kept up to this size for captures and expectations; the rest is counted and
+/// dropped, so a huge download cannot exhaust memory.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where requests go: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// `host[:port]` as the `Host` header and `:authority` carry it (default ports left out).
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match (self.https, self.port) {
+            (false, 80) | (true, 443) => host,
+            (_, port) => format!("{host}:{port}"),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
+/// What every vuser's session shares.
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    tls_settings: TlsSettings,
+    /// Built at the first `https://` connection, so a plain-HTTP run needs no trust store.
+    tls: OnceLock<Result<TlsClient, String>>,
+    /// HTTP/2 with prior knowledge on plain connections.
+    h2c: bool,
+    source_addresses: Vec<std::net::IpAddr>,
+}
+
+impl HttpClient {
+    pub fn new(
+        tls: Option<&TlsSettings>,
+        h2c: bool,
+        source_addresses: Vec<std::net::IpAddr>,
+    ) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(ClientInner {
+                tls_settings: tls.cloned().unwrap_or_default(),
+                tls: OnceLock::new(),
+                h2c,
+                source_addresses,
+            }),
+        }
+    }
+
+    /// Certificates are not verified (`insecureSkipVerify`).
+    pub fn insecure(&self) -> bool {
+        self.inner.tls_settings.insecure_skip_verify
+    }
+
+    fn tls_for(&self, host: &str) -> Result<TlsClient, ConnectError> {
+        let settings = &self.inner.tls_settings;
+        let base = self.inner.tls.get_or_init(|| {
+            // Offer HTTP/2 first unless the plan chose its own ALPN list.
+            TlsClient::new(settings, host, &["h2", "http/1.1"]).map_err(|e| e.to_string())
+        });
+        let fail = |e: String| ConnectError::new(ErrorKind::TlsHandshake, e);
+        match base {
+            Ok(client) => client
+                .for_host(settings, host)
+                .map_err(|e: SetupError| fail(e.to_string())),
+            Err(e) => Err(fail(e.clone())),
+        }
+    }
+}
+
+/// How long each stage of a new connection took (none when a kept-alive one was reused).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnTimings {
+    pub dns: Duration,
+    pub tcp: Duration,
+    pub tls: Option<Duration>,
+}
+
+/// One request as the session sends it.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub method: Method,
+    pub origin: Origin,
+    /// Path and query (`/items?x=1`).
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A response, read to its end.
+#[derive(Debug)]
+pub struct Exchange {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body (decoded when it came gzip-encoded and `gzip` was asked), at most
+    /// [`MAX_BODY_BYTES`].
+    pub body: Bytes,
+    /// Body bytes as they came over the wire.
+    pub downloaded_bytes: u64,
+    /// When the response head arrived (time to first byte).
+    pub first_byte: Instant,
+    /// When the body was read to its end.
+    pub done: Instant,
+    /// Set when this request opened a new connection.
+    pub opened: Option<ConnTimings>,
+    /// `HTTP/2` or `HTTP/1.1`.
+    pub version: http::Version,
+}
+
+/// A failed request: the error kind and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct HttpError {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+impl From<ConnectError> for HttpError {
+    fn from(e: ConnectError) -> Self {
+        HttpError {
+            kind: e.kind,
+            detail: e.detail,
+        }
+    }
+}
+
+impl HttpError {
+    fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+        HttpError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A vuser's connections, one per origin.
+#[derive(Default)]
+pub struct HttpSession {
+    conns: Vec<(Origin, connect::Sender)>,
+}
+
+impl HttpSession {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connections currently held.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Sends `req` (reusing the origin's connection, or opening one) and reads the whole
+    /// response by `deadline`. `gzip`: ask for and decode a gzip body.
+    pub async fn send(
+        &mut self,
+        client: &HttpClient,
+        req: Outgoing,
+        gzip: bool,
+        vu: u64,
+        deadline: Instant,
+    ) -> Result<Exchange, HttpError> {
+        let limit = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout_at(deadline, self.exchange(client, req, gzip, vu, limit)).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpError::new(
+                ErrorKind::Timeout,
+                format!("no complete response within {limit:?}"),
+            )),
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        client: &HttpClient,
+        req: Outgoing,
+        gzip: bool,
+        vu: u64,
+        limit: Duration,
+    ) -> Result<Exchange, HttpError> {
+        let Outgoing {
+            method,
+            origin,
+            path,
+            mut headers,
+            body,
+        } = req;
+        if gzip && !headers.contains_key(header::ACCEPT_ENCODING) {
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        let mut opened = None;
+        let at = match self
+            .conns
+            .iter()
+            .position(|(o, s)| *o == origin && s.usable())
+        {
+            Some(at) => at,
+            None => {
+                self.conns.retain(|(o, _)| *o != origin);
+                let (sender, timings) =
+                    connect::open(client, &origin, vu, limit, &client.inner.source_addresses)
+                        .await?;
+                opened = Some(timings);
+                self.conns.push((origin.clone(), sender));
+                self.conns.len() - 1
+            }
+        };
+        let h2 = self.conns.get(at).is_some_and(|(_, s)| s.is_h2());
+        let mut request = build(&method, &origin, &path, &headers, body, h2)?;
+        let mut response = None;
+        // A kept-alive connection the server has just closed gives the request back unsent:
+        // send it once more on a fresh connection.
+        for attempt in 0..2 {
+            let sender = match self.conns.get_mut(at) {
+                Some((_, sender)) => sender,
+                None => break,
+            };
+            match sender.send(request).await {
+                Ok(r) => {
+                    response = Some(r);
+                    break;
+                }
+                Err(connect::SendError::Unsent(req)) if attempt == 0 && opened.is_none() => {
+                    let (fresh, timings) =
+                        connect::open(client, &origin, vu, limit, &client.inner.source_addresses)
+                            .await?;
+                    opened = Some(timings);
+                    if let Some(slot) = self.conns.get_mut(at) {
+                        slot.1 = fresh;
+                    }
+                    request = *req;
+                }
+                Err(connect::SendError::Unsent(_)) => {
+                    self.conns.remove(at);
+                    return Err(HttpError::new(
+                        ErrorKind::Closed,
+                        format!(
+                            "{} closed the connection before the request",
+                            origin.authority()
+                        ),
+                    ));
+                }
+                Err(connect::SendError::Failed(err)) => {
+                    self.conns.remove(at);
+                    return Err(classify(&err, &origin));
+                }
+            }
+        }
+        let Some(response) = response else {
+            return Err(HttpError::new(ErrorKind::Closed, "no connection"));
+        };
+        let first_byte = Instant::now();
+        let (parts, mut incoming) = response.into_parts();
+        let close = parts
+            .headers
+            .get(header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let mut kept = BytesMut::new();
+        let mut downloaded_bytes = 0u64;
+        while let Some(frame) = incoming.frame().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(err) => {
+                    self.conns.remove(at);
+                    return Err(classify(&err, &origin));
+                }
+            };
+            if let Ok(data) = frame.into_data() {
+                downloaded_bytes += data.len() as u64;
+                let room = MAX_BODY_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+            }
+        }
+        let done = Instant::now();
+        if close || parts.version < http::Version::HTTP_11 {
+            self.conns.remove(at);
+        }
+        let gzipped = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let body = if gzip && gzipped {
+            gunzip(&kept).map_err(|e| {
+                HttpError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "the gzip body from {} does not decode: {e}",
+                        origin.authority()
+                    ),
+                )
+            })?
+        } else {
+            kept.freeze()
+        };
+        Ok(Exchange {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            downloaded_bytes,
+            first_byte,
+            done,
+            opened,
+            version: parts.version,
+        })
+    }
+}
+
+/// A hyper request for `origin`: origin-form URI and `Host` on HTTP/1.1, the absolute URI
+/// (hyper derives `:authority` from it) on HTTP/2.
+fn build(
+    method: &Method,
+    origin: &Origin,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    absolute: bool,
+) -> Result<Request<Full<Bytes>>, HttpError> {
+    let uri_text = if absolute {
+        format!("{}://{}{path}", origin.scheme(), origin.authority())
+    } else {
+        path.to_owned()
+    };
+    let uri: Uri = uri_text.parse().map_err(|e| {
+        HttpError::new(
+            ErrorKind::Template,
+            format!("`{uri_text}` is not a valid request URI: {e}"),
+        )
+    })?;
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers.clone();
+    if !absolute && !request.headers().contains_key(header::HOST) {
+        let host = HeaderValue::from_str(&origin.authority()).map_err(|e| {
+            HttpError::new(
+                ErrorKind::Template,
+                format!("bad Host `{}`: {e}", origin.host),
+            )
+        })?;
+        request.headers_mut().insert(header::HOST, host);
+    }
+    Ok(request)
+}
+
+/// Decodes a gzip body, at most [`MAX_BODY_BYTES`] of it.
+fn gunzip(data: &[u8]) -> std::io::Result<Bytes> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(MAX_BODY_BYTES as u64)
+        .read_to_end(&mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// The kind of a hyper error: a timeout, a reset, a close, or a protocol violation.
+fn classify(err: &hyper::Error, origin: &Origin) -> HttpError {
+    use std::error::Error as _;
+    let mut source = err.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            return HttpError::new(
+                ErrorKind::of_io(io),
+                format!("{}: {err} ({io})", origin.authority()),
+            );
+        }
+        source = inner.source();
+    }
+    let kind = if err.is_incomplete_message() || err.is_closed() || err.is_canceled() {
+        ErrorKind::Closed
+    } else if err.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Protocol
+    };
+    HttpError::new(kind, format!("{}: {err}", origin.authority()))
+}
