@@ -164,7 +164,7 @@ pub async fn run(
     let mut registry = Registry::new().with_standard_metrics();
     let ids = context::Ids::register(&mut registry, endpoint.scheme.is_websocket());
     let program = program::Program::compile(&plan, &mut registry);
-    if program.total_weight == 0 {
+    if program.scenarios.is_empty() {
         return Err(EngineError::NoScenarios);
     }
     let codec = FrameCodec::new(plan.protocol.clone())?;

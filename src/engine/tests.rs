@@ -57,6 +57,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             weight: 1,
             flow,
             handlers: Vec::new(),
+            allocation: Default::default(),
         }],
         templates: Templates {
             env: minijinja::Environment::new(),
@@ -311,12 +312,14 @@ async fn seeded_run(seed: u64) -> (Vec<String>, Vec<(String, u64)>) {
             weight: 3,
             flow: chat,
             handlers: Vec::new(),
+            allocation: Default::default(),
         },
         Scenario {
             name: "lurk".into(),
             weight: 1,
             flow: lurk,
             handlers: Vec::new(),
+            allocation: Default::default(),
         },
     ];
     plan.variables = vec![Variable {

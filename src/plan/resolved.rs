@@ -285,6 +285,17 @@ pub struct Scenario {
     pub weight: u32,
     pub flow: Vec<Step>,
     pub handlers: Vec<Handler>,
+    pub allocation: Allocation,
+}
+
+/// How many vusers run a scenario and from when.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Allocation {
+    /// A fixed number of vusers (open model: over the run; closed model: at a time), taken
+    /// before the weighted split; `None`: a share of the rest by `weight`.
+    pub count: Option<u64>,
+    /// No vuser of the scenario starts before this much of the run has passed.
+    pub start_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

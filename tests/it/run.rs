@@ -119,6 +119,7 @@ impl Builder {
                 weight: 1,
                 flow,
                 handlers: Vec::new(),
+                allocation: Default::default(),
             }],
             templates: Templates { env: self.env },
             as_written: serde_json::Value::Null,

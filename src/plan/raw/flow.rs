@@ -11,13 +11,19 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use super::shapes::{NullOr, RawDuration, RawScalar, RawThink, present, string_or_map};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawScenario {
     /// Names the scenario in reports and is the default `expect` metric name.
     pub name: Option<String>,
     /// Relative share of vusers: a positive whole number (default 1).
     #[schemars(range(min = 1))]
     pub weight: Option<u32>,
+    /// A fixed number of vusers run this scenario (Locust's `fixed_count`); the other vusers
+    /// are split among the scenarios without `count`, by `weight`.
+    #[schemars(range(min = 1))]
+    pub count: Option<u64>,
+    /// Delay from the start of the run before this scenario's first vuser starts.
+    pub start_after: Option<RawDuration>,
     /// Steps, in order.
     pub flow: Vec<RawFlowItem>,
     /// Server-push rules for this scenario, tried before the plan-wide ones.

@@ -85,6 +85,7 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
                 None,
             );
         }
+        let allocation = super::allocation::allocation(ctx, &sp, s);
         let weight = s.weight.unwrap_or(1);
         if weight == 0 {
             ctx.out.error(
@@ -117,6 +118,7 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
             weight,
             flow,
             handlers,
+            allocation,
         });
     }
     out
