@@ -327,6 +327,11 @@ pub enum Step {
     },
     /// One branch, drawn by weight each time the step runs.
     Pick(Vec<PickBranch>),
+    /// Record the rendered number (milliseconds) into the custom histogram `metric`.
+    Record {
+        metric: String,
+        value: Text,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -46,6 +46,8 @@ pub struct KnownMetrics {
     pub handler_names: Vec<String>,
     /// Some handler has no name: its frames count as `handled`.
     pub unnamed_handlers: bool,
+    /// Custom histograms of `record` steps.
+    pub recorded_names: Vec<String>,
 }
 
 impl KnownMetrics {
@@ -61,6 +63,9 @@ impl KnownMetrics {
         }
         if metric == "errors" {
             return Some(Kind::Errors);
+        }
+        if self.recorded_names.iter().any(|n| n == metric) {
+            return Some(Kind::Histogram);
         }
         if metric == "handled" && self.unnamed_handlers {
             return Some(Kind::Counter);
@@ -101,6 +106,7 @@ impl KnownMetrics {
         out.extend(ErrorKind::ALL.into_iter().map(names::error));
         out.extend(self.latency_names.iter().map(|n| format!("latency.{n}")));
         out.extend(self.handler_names.iter().map(|n| format!("handled.{n}")));
+        out.extend(self.recorded_names.iter().cloned());
         out
     }
 
@@ -368,6 +374,7 @@ mod tests {
             latency_names: vec!["chat".into()],
             handler_names: vec![],
             unnamed_handlers: false,
+            recorded_names: vec![],
         }
     }
 

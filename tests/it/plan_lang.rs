@@ -279,3 +279,40 @@ scenarios:
         first - started
     );
 }
+
+/// `record` turns a number captured from each reply into a custom histogram that `ensure`
+/// can judge.
+#[tokio::test]
+async fn record_feeds_a_custom_histogram_that_ensure_judges() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 3}]
+  defaults: {timeout: 10s}
+  ensure:
+    thresholds:
+      - server_time.max: 50
+scenarios:
+  - name: timer
+    flow:
+      - loop:
+          - send: "PING {{ 10 * loop.index }}"
+            expect: {match: "^PONG (?P<t>\\d+)$", capture: {t: t}, name: pong}
+          - record: {name: server_time, value: "{{ t }}"}
+        count: 4
+"#,
+    );
+    let (out, _) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let summary = out.metrics.aggregate.summaries.get("server_time");
+    assert_eq!(summary.map(|s| s.count), Some(12));
+    let max = summary.map_or(0.0, |s| s.max);
+    assert!((39.0..=41.0).contains(&max), "max {max} ms, recorded 40");
+    assert_eq!(out.thresholds.len(), 1);
+    assert!(
+        out.thresholds.iter().all(|t| t.passed),
+        "{:?}",
+        out.thresholds
+    );
+}

@@ -185,6 +185,12 @@ pub(crate) enum Op {
     /// branch ends with a `Jump` past the last one.
     Pick(Vec<(u32, usize)>),
     Jump(usize),
+    /// `record`: the rendered number of milliseconds into a custom histogram.
+    Record {
+        value: Text,
+        histogram: HistogramId,
+        step: StepId,
+    },
 }
 
 #[derive(Debug)]
@@ -334,6 +340,11 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                     *skip_to = end;
                 }
             }
+            Step::Record { metric, value } => ops.push(Op::Record {
+                value: value.clone(),
+                histogram: steps.registry.scenario_histogram(scenario.1, metric),
+                step: steps.step(scenario, Method::Flow, "record"),
+            }),
             Step::Pick(branches) => {
                 let at = ops.len();
                 ops.push(Op::Pick(Vec::new()));

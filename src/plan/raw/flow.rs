@@ -73,6 +73,7 @@ pub const STEP_KEYS: &[&str] = &[
     "loop",
     "pick",
     "set",
+    "record",
     "log",
     "disconnect",
 ];
@@ -126,11 +127,25 @@ pub struct RawStep {
     /// Set variables from templates.
     #[serde(default, deserialize_with = "present")]
     pub set: Option<BTreeMap<String, RawScalar>>,
+    /// Record a number (milliseconds) into a custom histogram: `{name: server_time, value:
+    /// "{{ t }}"}`.
+    #[serde(default, deserialize_with = "present")]
+    pub record: Option<RawRecord>,
     /// Print a rendered template (debugging).
     #[serde(default, deserialize_with = "present")]
     pub log: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub disconnect: Option<NullOr<RawEmpty>>,
+}
+
+/// `record`: a value rendered per execution into the histogram `name`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    /// The histogram's name, as thresholds and reports spell it.
+    pub name: String,
+    /// A template rendering a number of milliseconds (a captured server-side time).
+    pub value: RawScalar,
 }
 
 /// One branch of `pick`: its relative weight and its steps.

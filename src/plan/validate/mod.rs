@@ -15,6 +15,7 @@ mod matchers;
 mod messages;
 mod payload;
 mod protocol;
+mod record;
 mod sends;
 mod templates;
 mod transport;
