@@ -92,7 +92,8 @@ pub struct RunArgs {
     /// Apply `config.environments.NAME` on top of the plan.
     #[arg(short = 'e', long = "environment")]
     pub environment: Option<String>,
-    /// Set a plan variable: NAME=VALUE (repeatable).
+    /// Set a plan variable: NAME=VALUE (repeatable); VALUE is read as YAML (`5` a number,
+    /// `[a, b]` a list: one pick per vuser).
     #[arg(short = 'v', long = "variable", value_name = "NAME=VALUE")]
     pub variables: Vec<String>,
     /// Output directory for this run (default: `reports/<plan>-<UTC timestamp>/`).

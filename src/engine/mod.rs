@@ -198,7 +198,7 @@ pub async fn run(
     let http = vuser::http::plan_uses_http(&plan)
         .then(|| vuser::http::HttpRun::new(&plan, target, &mut registry));
     let program = program::Program::compile(&plan, &mut registry);
-    if program.total_weight == 0 {
+    if program.scenarios.is_empty() {
         return Err(EngineError::NoScenarios);
     }
     let codec = FrameCodec::new(plan.protocol.clone())?;

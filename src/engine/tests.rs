@@ -60,6 +60,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             target: None,
             flow,
             handlers: Vec::new(),
+            allocation: Default::default(),
         }],
         templates: Templates {
             env: minijinja::Environment::new(),
@@ -315,6 +316,7 @@ async fn seeded_run(seed: u64) -> (Vec<String>, Vec<(String, u64)>) {
             target: None,
             flow: chat,
             handlers: Vec::new(),
+            allocation: Default::default(),
         },
         Scenario {
             name: "lurk".into(),
@@ -322,6 +324,7 @@ async fn seeded_run(seed: u64) -> (Vec<String>, Vec<(String, u64)>) {
             target: None,
             flow: lurk,
             handlers: Vec::new(),
+            allocation: Default::default(),
         },
     ];
     plan.variables = vec![Variable {

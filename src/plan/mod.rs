@@ -48,7 +48,8 @@ use problem::{Collector, PositionIndex, Seg};
 pub struct LoadOptions {
     /// `-e NAME`: deep-merge `config.environments.NAME` over `config`.
     pub environment: Option<String>,
-    /// `-v NAME=VALUE`: set `config.variables.NAME` (a string) after the environment.
+    /// `-v NAME=VALUE`: set `config.variables.NAME` after the environment; VALUE is read as
+    /// YAML (`5` is a number, `[a, b]` a list), text that is not stays a string.
     pub variables: Vec<(String, String)>,
     /// `--target`: replace `config.target`.
     pub target: Option<String>,
@@ -260,7 +261,7 @@ fn apply_options(value: &mut Value, options: &LoadOptions, out: &mut Collector<'
             .or_insert_with(|| Value::Object(Default::default()));
         if let Some(vars) = vars.as_object_mut() {
             for (k, v) in &options.variables {
-                vars.insert(k.clone(), Value::String(v.clone()));
+                vars.insert(k.clone(), source::yaml_value(v));
             }
         }
     }

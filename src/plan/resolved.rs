@@ -291,6 +291,17 @@ pub struct Scenario {
     pub target: Option<String>,
     pub flow: Vec<Step>,
     pub handlers: Vec<Handler>,
+    pub allocation: Allocation,
+}
+
+/// How many vusers run a scenario and from when.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Allocation {
+    /// A fixed number of vusers (open model: over the run; closed model: at a time), taken
+    /// before the weighted split; `None`: a share of the rest by `weight`.
+    pub count: Option<u64>,
+    /// No vuser of the scenario starts before this much of the run has passed.
+    pub start_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -324,6 +335,11 @@ pub enum Step {
     Pick(Vec<PickBranch>),
     /// An HTTP request (`get`, `post`, ...).
     Http(Box<super::http::HttpRequest>),
+    /// Record the rendered number (milliseconds) into the custom histogram `metric`.
+    Record {
+        metric: String,
+        value: Text,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -57,6 +57,16 @@ pub(crate) fn parse(
 
 /// Refuses YAML nested deeper than [`MAX_DEPTH`], at the node that goes too deep, reading
 /// only as far as that node. A document yaml-rust2 cannot read is left to serde_yaml's verdict.
+/// A `-v NAME=VALUE` value read as YAML, so it keeps its type (`5` a number, `true` a
+/// boolean, `[a, b]` a list); text that is not a YAML value, or is empty, stays a string.
+pub(crate) fn yaml_value(text: &str) -> serde_json::Value {
+    if text.trim().is_empty() {
+        return serde_json::Value::String(text.to_owned());
+    }
+    serde_yaml::from_str::<serde_json::Value>(text)
+        .unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
 fn check_yaml_depth(text: &str) -> Result<(), SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;

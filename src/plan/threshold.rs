@@ -49,6 +49,8 @@ pub struct KnownMetrics {
     /// Endpoint names of HTTP steps (`http.response_time.<name>`); HTTP metrics exist only
     /// when there is at least one.
     pub http_names: Vec<String>,
+    /// Custom histograms of `record` steps.
+    pub recorded_names: Vec<String>,
 }
 
 impl KnownMetrics {
@@ -64,6 +66,9 @@ impl KnownMetrics {
         }
         if metric == "errors" {
             return Some(Kind::Errors);
+        }
+        if self.recorded_names.iter().any(|n| n == metric) {
+            return Some(Kind::Histogram);
         }
         if metric == "handled" && self.unnamed_handlers {
             return Some(Kind::Counter);
@@ -128,6 +133,7 @@ impl KnownMetrics {
             out.extend(names::HTTP_COUNTERS.iter().map(|s| s.to_string()));
             out.extend(self.http_names.iter().map(|n| names::http_response_time(n)));
         }
+        out.extend(self.recorded_names.iter().cloned());
         out
     }
 
@@ -396,6 +402,7 @@ mod tests {
             handler_names: vec![],
             unnamed_handlers: false,
             http_names: vec!["login".into()],
+            recorded_names: vec![],
         }
     }
 

@@ -211,6 +211,30 @@ scenarios:
     assert_eq!(p.target, Target::Address("10.0.0.5:9200".into()));
     assert_eq!(p.defaults.timeout, std::time::Duration::from_secs(2));
     assert_eq!(p.variables[0].values, vec![serde_json::json!("games")]);
+    // `-v` values keep their YAML types.
+    let options = plan::LoadOptions {
+        variables: vec![
+            ("room".into(), "[a, b]".into()),
+            ("n".into(), "5".into()),
+            ("on".into(), "true".into()),
+            ("text".into(), "a: b: c".into()),
+        ],
+        ..Default::default()
+    };
+    let p = plan::load_str_with(text, path, Format::Yaml, &options).unwrap();
+    let value = |name: &str| {
+        p.variables
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.values.clone())
+    };
+    assert_eq!(
+        value("room"),
+        Some(vec![serde_json::json!("a"), serde_json::json!("b")])
+    );
+    assert_eq!(value("n"), Some(vec![serde_json::json!(5)]));
+    assert_eq!(value("on"), Some(vec![serde_json::json!(true)]));
+    assert_eq!(value("text"), Some(vec![serde_json::json!("a: b: c")]));
     let options = plan::LoadOptions {
         target: Some("127.0.0.1:7000".into()),
         ..Default::default()

@@ -143,7 +143,7 @@ scenarios:
     let (out, _) = run_logged(plan, options).await;
     assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
     let (a, b) = (count(&out, "latency.a"), count(&out, "latency.b"));
-    assert_eq!(a + b, 2000);
+    assert_eq!(a + b, 2000, "{:?}", out.metrics.aggregate.counters);
     assert!(
         (1400..=1600).contains(&a),
         "a: {a} of 2000, expected 1500 ± 100"
@@ -184,4 +184,135 @@ scenarios:
     assert_eq!(count(&out, "latency.cancel"), 3);
     assert_eq!(count(&out, "latency.turn"), 30, "five turns per vuser");
     assert_eq!(counter(&out, "vusers.completed"), 6);
+}
+
+/// `vusers.created` of one scenario.
+fn created(out: &RunOutcome, scenario: &str) -> u64 {
+    out.metrics
+        .scenarios
+        .iter()
+        .find(|s| s.name == scenario)
+        .and_then(|s| s.counters.get("vusers.created").copied())
+        .unwrap_or(0)
+}
+
+/// Open model: exactly 2 publishers among 12 arrivals, the first two, held back until the 10
+/// subscribers are in the room; every subscriber then gets both publishers' messages.
+#[tokio::test]
+async fn fixed_counts_and_start_after_in_the_open_model() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 200ms, arrivalCount: 12}, {pause: 3s}]
+  defaults: {timeout: 10s}
+scenarios:
+  - name: subscriber
+    flow:
+      - send: "LOGIN s{{ vu.id }}"
+        expect: {match: "^OK", name: login}
+      - send: "JOIN news"
+        expect: {match: "^JOINED news", name: joined}
+      - loop:
+          - expect: {match: "^MSG news p\\d+ hello$", name: got}
+        count: 2
+  - name: publisher
+    count: 2
+    startAfter: 1500ms
+    flow:
+      - send: "LOGIN p{{ vu.id }}"
+        expect: {match: "^OK", name: login}
+      - send: "JOIN news"
+        expect: {match: "^JOINED news", name: joined}
+      - send: "SAY hello"
+"#,
+    );
+    let (out, _) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(created(&out, "publisher"), 2);
+    assert_eq!(created(&out, "subscriber"), 10);
+    assert_eq!(count(&out, "latency.got"), 20);
+}
+
+/// Closed model: 6 vusers at a time, of which exactly 2 run the fixed-count scenario; its
+/// vusers start only after `startAfter`, and all-fixed plans start no more than their counts.
+#[tokio::test]
+async fn fixed_counts_and_start_after_in_the_closed_model() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 1s, vusers: 6}]
+  defaults: {timeout: 10s, gracefulStop: 5s}
+scenarios:
+  - name: lurker
+    flow:
+      - send: "PING l"
+        expect: {match: "^PONG l$", name: lurk}
+      - think: 200ms
+  - name: late
+    count: 2
+    startAfter: 600ms
+    flow:
+      - send: "PING {{ now_ms() }}"
+        expect: {match: "^PONG (?P<t>\\d+)$", capture: {t: t}, name: late}
+      - log: "{{ t }}"
+      - think: 200ms
+"#,
+    );
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let (out, lines) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(created(&out, "late"), 2, "the fixed count, at a time");
+    assert_eq!(created(&out, "lurker"), 4, "the rest of the 6");
+    let first: u64 = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .min()
+        .expect("the late scenario ran");
+    assert!(
+        first >= started + 600,
+        "the late scenario sent at +{} ms, before its startAfter",
+        first - started
+    );
+}
+
+/// `record` turns a number captured from each reply into a custom histogram that `ensure`
+/// can judge.
+#[tokio::test]
+async fn record_feeds_a_custom_histogram_that_ensure_judges() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 3}]
+  defaults: {timeout: 10s}
+  ensure:
+    thresholds:
+      - server_time.max: 50
+scenarios:
+  - name: timer
+    flow:
+      - loop:
+          - send: "PING {{ 10 * loop.index }}"
+            expect: {match: "^PONG (?P<t>\\d+)$", capture: {t: t}, name: pong}
+          - record: {name: server_time, value: "{{ t }}"}
+        count: 4
+"#,
+    );
+    let (out, _) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let summary = out.metrics.aggregate.summaries.get("server_time");
+    assert_eq!(summary.map(|s| s.count), Some(12));
+    let max = summary.map_or(0.0, |s| s.max);
+    assert!((39.0..=41.0).contains(&max), "max {max} ms, recorded 40");
+    assert_eq!(out.thresholds.len(), 1);
+    assert!(
+        out.thresholds.iter().all(|t| t.passed),
+        "{:?}",
+        out.thresholds
+    );
 }

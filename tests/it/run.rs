@@ -121,6 +121,7 @@ impl Builder {
                 target: None,
                 flow,
                 handlers: Vec::new(),
+                allocation: Default::default(),
             }],
             templates: Templates { env: self.env },
             as_written: serde_json::Value::Null,

@@ -8,6 +8,7 @@
 
 pub mod adaptive;
 mod adaptive_run;
+mod allocation;
 pub(crate) mod breaking;
 pub mod control;
 pub(crate) mod intervals;

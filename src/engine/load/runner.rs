@@ -14,6 +14,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::allocation::Allocator;
 use super::control::{LoadMode, RunControl};
 use super::intervals::Intervals;
 use super::schedule::{ArrivalTimes, Timeline, phase_duration, target_vusers};
@@ -55,6 +56,8 @@ pub(crate) struct Runner {
     /// Whether vusers get a broadcast inbox: only when someone holds the control handle, since
     /// every wait of every vuser polls it.
     broadcasts: bool,
+    /// Assigns scenarios: fixed counts first, then by weight.
+    allocator: Allocator,
 }
 
 /// How the run ended.
@@ -66,6 +69,7 @@ impl Runner {
     pub fn new(ctx: Arc<RunContext>, shutdown: CancellationToken) -> Self {
         Runner {
             arrivals: ArrivalFilter::new(ctx.shard),
+            allocator: Allocator::new(&ctx.program),
             ctx,
             tracker: TaskTracker::new(),
             run_end: CancellationToken::new(),
@@ -168,9 +172,13 @@ impl Runner {
             self.open_active.fetch_add(1, Ordering::Relaxed);
             let active = Arc::clone(&self.open_active);
             // Open-model vusers are never retired, only their endless loops end with the run.
-            self.spawn(at, false, CancellationToken::new(), move || {
+            let started = self.spawn(at, false, CancellationToken::new(), move || {
                 active.fetch_sub(1, Ordering::Relaxed);
             });
+            if !started {
+                self.open_active.fetch_sub(1, Ordering::Relaxed);
+                self.ctx.recorder.incr(self.ctx.ids.skipped);
+            }
         }
         self.wait_until(phase_end).await
     }
@@ -210,9 +218,13 @@ impl Runner {
             let retire = self.run_end.child_token();
             let done = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&done);
-            self.spawn(now, true, retire.clone(), move || {
+            let started = self.spawn(now, true, retire.clone(), move || {
                 flag.store(true, Ordering::Relaxed);
             });
+            if !started {
+                // Every scenario has a fixed count and all are running.
+                break;
+            }
             self.pool.push(Slot { retire, done });
         }
         self.retire_pool(target);
@@ -235,44 +247,76 @@ impl Runner {
         }
     }
 
+    /// Starts a vuser (after its scenario's `startAfter`); false when no scenario may take it.
     fn spawn(
         &mut self,
         scheduled: Instant,
         closed_model: bool,
         retire: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
-    ) {
+    ) -> bool {
         // The vuser's own stream: its first draw picks the scenario, the vuser keeps the rest.
         let id = self.ctx.shard.vuser_id(self.next_local);
         let mut rng = seed::vuser_rng(self.ctx.seed, id);
         let ticket = rng.random_range(0..self.ctx.program.total_weight.max(1));
+        let Some(assigned) = self.allocator.assign(&self.ctx.program, ticket) else {
+            return false;
+        };
+        // An open-model vuser keeps its fixed-count slot: the count is over the run.
+        let slot = assigned.slot.filter(|_| closed_model);
+        let start_after = self
+            .ctx
+            .program
+            .scenarios
+            .get(assigned.scenario)
+            .map(|s| s.allocation.start_after)
+            .unwrap_or_default();
+        let starts = scheduled.max(after(self.ctx.start, start_after));
+        let delayed = starts.saturating_duration_since(scheduled);
         let spec = VuserSpec {
             id,
-            scenario: self.ctx.program.pick(ticket),
+            scenario: assigned.scenario,
             rng,
-            scheduled,
+            scheduled: starts,
             closed_model,
-            retire,
+            retire: retire.clone(),
             run_end: self.run_end.clone(),
             inbox: self.broadcasts.then(|| self.control.inbox(id)),
         };
         self.next_local += 1;
         let ctx = Arc::clone(&self.ctx);
         let hard_stop = self.hard_stop.clone();
+        let run_end = self.run_end.clone();
         let cancelled = Arc::clone(&self.cancelled);
         self.tracker.spawn(async move {
             let ids_cancelled = ctx.ids.cancelled;
             let recorder = ctx.recorder.clone();
-            tokio::select! {
-                biased;
-                _ = hard_stop.cancelled() => {
-                    recorder.incr(ids_cancelled);
-                    cancelled.fetch_add(1, Ordering::Relaxed);
+            // A vuser whose scenario starts later waits here, not counted as active; the
+            // run ending or its retirement first means it never starts. One already due
+            // starts whatever happened since it was spawned, like any other vuser.
+            let due = delayed.is_zero()
+                || tokio::select! {
+                    biased;
+                    _ = sleep_until(starts) => true,
+                    _ = run_end.cancelled() => false,
+                    _ = retire.cancelled() => false,
+                };
+            if due {
+                tokio::select! {
+                    biased;
+                    _ = hard_stop.cancelled() => {
+                        recorder.incr(ids_cancelled);
+                        cancelled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ = vuser::run(ctx, spec) => {}
                 }
-                _ = vuser::run(ctx, spec) => {}
+            }
+            if let Some(slot) = slot {
+                slot.fetch_sub(1, Ordering::Relaxed);
             }
             on_end();
         });
+        true
     }
 
     /// Sleeps until `at`; false when the run was interrupted first.

@@ -10,14 +10,16 @@ use std::time::Duration;
 
 use super::matchers::TemplatedMatcher;
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
-use crate::plan::{Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step, Text, Think};
+use crate::plan::{
+    Allocation, Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step, Text, Think,
+};
 use crate::protocol::{CaptureSource, Matcher};
 use crate::vocab::names;
 
 #[derive(Debug)]
 pub(crate) struct Program {
     pub scenarios: Vec<ScenarioProgram>,
-    /// Sum of the scenario weights, for the weighted pick.
+    /// Sum of the weights of the scenarios without a fixed `count`, for the weighted pick.
     pub total_weight: u64,
     /// Every step failures are attributed to, across scenarios ([`StepId`] indexes it).
     pub steps: Vec<StepInfo>,
@@ -111,6 +113,7 @@ impl Steps<'_> {
 pub(crate) struct ScenarioProgram {
     pub name: String,
     pub weight: u32,
+    pub allocation: Allocation,
     pub ops: Vec<Op>,
     /// The scenario's handlers first, then the plan-wide ones.
     pub handlers: Vec<HandlerOp>,
@@ -186,6 +189,12 @@ pub(crate) enum Op {
     Pick(Vec<(u32, usize)>),
     Jump(usize),
     Http(Box<super::http::HttpOp>),
+    /// `record`: the rendered number of milliseconds into a custom histogram.
+    Record {
+        value: Text,
+        histogram: HistogramId,
+        step: StepId,
+    },
 }
 
 #[derive(Debug)]
@@ -242,13 +251,18 @@ impl Program {
                 ScenarioProgram {
                     name: scenario.name.clone(),
                     weight: scenario.weight,
+                    allocation: scenario.allocation,
                     ops,
                     handlers,
                     ids: ScenarioIds::register(steps.registry, id, connect_step),
                 }
             })
             .collect();
-        let total_weight = scenarios.iter().map(|s| u64::from(s.weight)).sum();
+        let total_weight = scenarios
+            .iter()
+            .filter(|s| s.allocation.count.is_none())
+            .map(|s| u64::from(s.weight))
+            .sum();
         Program {
             scenarios,
             total_weight,
@@ -261,10 +275,12 @@ impl Program {
         self.steps.get(id.0 as usize)
     }
 
-    /// The scenario whose cumulative weight covers `ticket` (in `0..total_weight`).
+    /// The scenario without a fixed `count` whose cumulative weight covers `ticket` (in
+    /// `0..total_weight`).
     pub fn pick(&self, ticket: u64) -> usize {
         let mut left = ticket;
-        for (index, scenario) in self.scenarios.iter().enumerate() {
+        let weighted = self.scenarios.iter().enumerate();
+        for (index, scenario) in weighted.filter(|(_, s)| s.allocation.count.is_none()) {
             let weight = u64::from(scenario.weight);
             if left < weight {
                 return index;
@@ -328,6 +344,11 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                     *skip_to = end;
                 }
             }
+            Step::Record { metric, value } => ops.push(Op::Record {
+                value: value.clone(),
+                histogram: steps.registry.scenario_histogram(scenario.1, metric),
+                step: steps.step(scenario, Method::Flow, "record"),
+            }),
             Step::Pick(branches) => {
                 let at = ops.len();
                 ops.push(Op::Pick(Vec::new()));

@@ -17,6 +17,7 @@ use super::program::{ExpectOp, Op, ScenarioProgram};
 use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview, transport_failure};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
+use crate::metrics::HistogramId;
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
 
@@ -56,6 +57,11 @@ pub(super) async fn step(
             step,
         } => set(vu, ctx, variable, value).map_err(|f| f.at(*step)),
         Op::Log(text, step) => log(vu, ctx, text).map_err(|f| f.at(*step)),
+        Op::Record {
+            value,
+            histogram,
+            step,
+        } => record(vu, ctx, value, *histogram).map_err(|f| f.at(*step)),
         Op::Disconnect => {
             disconnect(vu).await;
             Ok(Control::Next)
@@ -270,6 +276,33 @@ fn set(vu: &mut Vuser, ctx: &RunContext, variable: &str, value: &Text) -> Result
         .render(value, &vu.scope)
         .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
     vu.scope.set(variable, Value::from(value));
+    Ok(Control::Next)
+}
+
+/// Records the rendered number of milliseconds (a server-reported time) into `histogram`.
+fn record(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    value: &Text,
+    histogram: HistogramId,
+) -> Result<Control, Failure> {
+    let text = ctx
+        .renderer
+        .render(value, &vu.scope)
+        .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+    let ms = text
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorKind::Template,
+                format!("`record` needs a number of milliseconds (0 or more), got {text:?}"),
+            )
+        })?;
+    let sample = Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX);
+    ctx.recorder.record(histogram, sample);
     Ok(Control::Next)
 }
 

@@ -12,7 +12,7 @@ use super::http::{RawEngine, RawHttpRequest};
 use super::shapes::{NullOr, RawDuration, RawScalar, RawThink, present, string_or_map};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawScenario {
     /// Names the scenario in reports and is the default `expect` metric name.
     pub name: Option<String>,
@@ -23,6 +23,12 @@ pub struct RawScenario {
     pub target: Option<String>,
     /// `http`, `tcp` or `ws`; by default it follows the target's scheme.
     pub engine: Option<RawEngine>,
+    /// A fixed number of vusers run this scenario (Locust's `fixed_count`); the other vusers
+    /// are split among the scenarios without `count`, by `weight`.
+    #[schemars(range(min = 1))]
+    pub count: Option<u64>,
+    /// Delay from the start of the run before this scenario's first vuser starts.
+    pub start_after: Option<RawDuration>,
     /// Steps, in order.
     pub flow: Vec<RawFlowItem>,
     /// Server-push rules for this scenario, tried before the plan-wide ones.
@@ -72,6 +78,7 @@ pub const STEP_KEYS: &[&str] = &[
     "loop",
     "pick",
     "set",
+    "record",
     "log",
     "disconnect",
     "get",
@@ -132,6 +139,10 @@ pub struct RawStep {
     /// Set variables from templates.
     #[serde(default, deserialize_with = "present")]
     pub set: Option<BTreeMap<String, RawScalar>>,
+    /// Record a number (milliseconds) into a custom histogram: `{name: server_time, value:
+    /// "{{ t }}"}`.
+    #[serde(default, deserialize_with = "present")]
+    pub record: Option<RawRecord>,
     /// Print a rendered template (debugging).
     #[serde(default, deserialize_with = "present")]
     pub log: Option<String>,
@@ -145,6 +156,16 @@ pub struct RawStep {
     pub delete: Option<RawHttpRequest>,
     pub head: Option<RawHttpRequest>,
     pub options: Option<RawHttpRequest>,
+}
+
+/// `record`: a value rendered per execution into the histogram `name`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    /// The histogram's name, as thresholds and reports spell it.
+    pub name: String,
+    /// A template rendering a number of milliseconds (a captured server-side time).
+    pub value: RawScalar,
 }
 
 /// One branch of `pick`: its relative weight and its steps.

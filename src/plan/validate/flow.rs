@@ -14,14 +14,15 @@ use super::super::raw::{
 };
 use super::super::resolved::*;
 use super::Ctx;
-use super::branch;
 use super::matchers::{self, MatcherTexts};
 use super::sends::{handlers, json_pointer, matcher, send_spec};
+use super::{branch, record};
 use crate::protocol::{CaptureSource, Matcher};
 
 /// Every name a flow binds (captures, `set`, `with` keys), over all scenarios.
 pub(super) fn all_locals(scenarios: &[RawScenario]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+    // A named message may be sent from inside a loop.
+    let mut out = BTreeSet::from(["loop".to_owned()]);
     for s in scenarios {
         collect_locals(&s.flow, &mut out, true);
     }
@@ -86,6 +87,7 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
                 None,
             );
         }
+        let allocation = super::allocation::allocation(ctx, &sp, s);
         let weight = s.weight.unwrap_or(1);
         if weight == 0 {
             ctx.out.error(
@@ -112,7 +114,10 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
             );
         }
         let flow = steps(ctx, &key(&sp, "flow"), &s.flow, &mut scope);
-        let handlers = handlers(ctx, &key(&sp, "handlers"), &s.handlers, &scope.locals);
+        // A handler may take a frame while the flow is inside a loop.
+        let mut handler_locals = scope.locals.clone();
+        handler_locals.insert("loop".to_owned());
+        let handlers = handlers(ctx, &key(&sp, "handlers"), &s.handlers, &handler_locals);
         let plan_target = ctx.plan_target;
         let target = super::http::scenario_target(ctx, &sp, s, plan_target);
         out.push(Scenario {
@@ -121,6 +126,7 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
             target,
             flow,
             handlers,
+            allocation,
         });
     }
     out
@@ -190,6 +196,7 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
             .collect(),
         "loop" => loop_step(ctx, path, s, scope).into_iter().collect(),
         "pick" => branch::pick(ctx, path, s, scope).into_iter().collect(),
+        "record" => record::record(ctx, &at, s, scope).into_iter().collect(),
         "set" => set_steps(ctx, &at, s, scope),
         "log" => log_step(ctx, &at, s, scope).into_iter().collect(),
         "disconnect" => vec![Step::Disconnect],
@@ -202,7 +209,7 @@ fn step_of(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Vec<S
 /// The one step key a flow item has. None is reported at the item (naming `loop` when only
 /// its bounds are there), two or more at the second one.
 fn step_key(ctx: &mut Ctx, path: &[Seg], s: &RawStep) -> Option<&'static str> {
-    let flow_steps: [(&'static str, bool); 9] = [
+    let flow_steps: [(&'static str, bool); 10] = [
         ("connect", s.connect.is_some()),
         ("send", s.send.is_some()),
         // An `expect` beside `send` belongs to the send.
@@ -211,6 +218,7 @@ fn step_key(ctx: &mut Ctx, path: &[Seg], s: &RawStep) -> Option<&'static str> {
         ("loop", s.loop_steps.is_some()),
         ("pick", s.pick.is_some()),
         ("set", s.set.is_some()),
+        ("record", s.record.is_some()),
         ("log", s.log.is_some()),
         ("disconnect", s.disconnect.is_some()),
     ];
@@ -525,7 +533,21 @@ fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
     if inner.is_empty() {
         ctx.out.error(&at, "the loop has no steps", None);
     }
+    // `loop` exists inside the loop (and in its `while`), not after it.
+    let outermost = scope.locals.insert("loop".to_owned());
     let body = steps(ctx, &at, inner, scope);
+    let bound = loop_bound(ctx, path, s, scope);
+    if outermost {
+        scope.locals.remove("loop");
+    }
+    Some(Step::Loop {
+        steps: body,
+        bound: bound?,
+    })
+}
+
+/// The bound of a `loop`: at most one of `count`, `over`, `duration`, `while`.
+fn loop_bound(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &Scope) -> Option<LoopBound> {
     let set = loop_bounds(s);
     if let [first, second, ..] = set.as_slice() {
         ctx.out.key_error(
@@ -579,5 +601,5 @@ fn loop_step(ctx: &mut Ctx, path: &[Seg], s: &RawStep, scope: &mut Scope) -> Opt
             }
         },
     };
-    Some(Step::Loop { steps: body, bound })
+    Some(bound)
 }

@@ -5,6 +5,7 @@
 //! wrong. References are checked against the names as written in the file (even when the
 //! referenced node itself was broken), so one mistake does not echo as many.
 
+mod allocation;
 mod branch;
 mod config;
 mod ensure;
@@ -15,6 +16,7 @@ mod matchers;
 mod messages;
 mod payload;
 mod protocol;
+mod record;
 mod sends;
 mod templates;
 mod transport;

@@ -10,8 +10,12 @@ use super::super::problem::{Collector, Seg, path_string, suggest};
 use super::super::regex_template::{REGEX_TEMPLATE_SUFFIX, is_template};
 use super::super::resolved::{TemplateId, Templates, Text};
 
-/// Names every template may use besides plan variables and payload fields.
-const CONTEXT_NAMES: &[&str] = &["vu", "loop", "env"];
+/// Names every template may use besides plan variables and payload fields. `loop` is not one:
+/// it exists only inside a `loop` step, whose validation adds it to the local names.
+const CONTEXT_NAMES: &[&str] = &["vu", "env"];
+
+/// Tags that load another template: a plan's templates are self-contained.
+const LOADING_TAGS: &[&str] = &["include", "import", "from", "extends"];
 
 pub(crate) struct TemplateBuilder {
     env: Environment<'static>,
@@ -103,6 +107,19 @@ impl TemplateBuilder {
         }
         let template = self.env.get_template(&name).ok()?;
         let mut ok = true;
+        if let Some(tag) = loading_tag(source) {
+            ok = false;
+            out.error(
+                path,
+                format!(
+                    "`{{% {tag} %}}` cannot be used: plan templates do not load other templates"
+                ),
+                Some(
+                    "write the text in place, or define it once as a variable or a message"
+                        .to_owned(),
+                ),
+            );
+        }
         let mut unknown: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         unknown.sort();
         for var in unknown {
@@ -110,6 +127,16 @@ impl TemplateBuilder {
                 continue;
             }
             ok = false;
+            if var == "loop" {
+                out.error(
+                    path,
+                    "`loop` (loop.index, loop.value) exists only inside a `loop` step",
+                    Some(
+                        "move the step into a `loop`, or use a variable set with `set`".to_owned(),
+                    ),
+                );
+                continue;
+            }
             let known: Vec<&str> = self
                 .globals
                 .iter()
@@ -136,4 +163,19 @@ impl TemplateBuilder {
     pub fn finish(self) -> Templates {
         Templates { env: self.env }
     }
+}
+
+/// The first tag of `source` that loads another template (`{% include "x" %}`), if any.
+fn loading_tag(source: &str) -> Option<&'static str> {
+    source.match_indices("{%").find_map(|(at, _)| {
+        let inside = source
+            .get(at + 2..)?
+            .trim_start_matches(['-', '+'])
+            .trim_start();
+        LOADING_TAGS.iter().copied().find(|tag| {
+            inside
+                .strip_prefix(tag)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_whitespace()))
+        })
+    })
 }
