@@ -210,7 +210,8 @@ pub struct RawFieldDef {
     pub str: Option<RawScalar>,
     /// `str`: padded with zeros or cut to exactly this many bytes.
     pub bytes: Option<usize>,
-    /// `str`: preceded by its byte length in 1, 2 or 4 bytes (default when `bytes` is absent: 2).
+    /// `str`: preceded by its byte length in 1, 2 or 4 bytes (default when `bytes` is absent:
+    /// 2); 0 = no length, the rest of the frame (the last field only).
     pub length_prefix: Option<u8>,
     pub encoding: Option<RawEncoding>,
 }
