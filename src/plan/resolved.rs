@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::{CaptureSource, CodecConfig, FieldKind, Matcher};
+use crate::protocol::{CaptureSource, CodecConfig, FieldKind, Matcher, TypeMask};
 use crate::vocab::Stat;
 
 /// A validated plan.
@@ -278,6 +278,12 @@ pub struct Handler {
     /// Set when the matcher's text is a template: `matcher` is then only its load-time
     /// stand-in (its regex groups and its display), rendered per vuser when it runs.
     pub template: Option<MatcherTemplate>,
+    /// A packet type the frame must also have, when `type` goes with a body matcher.
+    pub types: Option<TypeMask>,
+    /// Fields read from the body into the vuser's variables before the reply is built.
+    pub decode: Vec<DecodeField>,
+    /// Captured into the vuser's variables (a pushed token replacing the old one).
+    pub captures: Vec<Capture>,
     pub reply: Option<SendSpec>,
     /// Counter name for frames this handler took (`handled.<name>`).
     pub name: Option<String>,
@@ -366,6 +372,10 @@ pub struct Expect {
     pub matcher: Matcher,
     /// Set when the matcher's text is a template (see [`Handler::template`]).
     pub template: Option<MatcherTemplate>,
+    /// A packet type the frame must also have, when `type` goes with a body matcher.
+    pub types: Option<TypeMask>,
+    /// Fields read from the matched frame's body into the vuser's variables.
+    pub decode: Vec<DecodeField>,
     pub timeout: Option<Duration>,
     pub captures: Vec<Capture>,
     /// Latency is recorded as `latency.<metric>`.
@@ -389,6 +399,13 @@ pub enum MatcherTemplate {
 pub struct Capture {
     pub variable: String,
     pub source: CaptureSource,
+}
+
+/// One typed field of `decode:`, read in order from the start of a binary body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeField {
+    pub variable: String,
+    pub kind: FieldKind,
 }
 
 /// Uniform think time in `[min, max]` (equal for a fixed think).

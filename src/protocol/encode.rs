@@ -49,6 +49,8 @@ pub enum StrWidth {
     Fixed(usize),
     /// Preceded by its byte length in a field of this many bytes (1, 2 or 4).
     Prefixed(u8),
+    /// No length at all: the rest of the frame (`lengthPrefix: 0`), so only the last field.
+    Rest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +172,7 @@ fn encode_str(
         StrEncoding::Utf16Le => 2 * text.encode_utf16().count(),
     };
     match width {
+        StrWidth::Rest => put_str(text, encoding, out),
         StrWidth::Fixed(field_bytes) => {
             let start = out.len();
             match encoding {
@@ -205,17 +208,21 @@ fn encode_str(
                 });
             }
             put_int(out, byte_len as u64, usize::from(prefix), endian);
-            match encoding {
-                StrEncoding::Utf8 => out.put_slice(text.as_bytes()),
-                StrEncoding::Utf16Le => {
-                    for unit in text.encode_utf16() {
-                        out.put_u16_le(unit);
-                    }
-                }
-            }
+            put_str(text, encoding, out);
         }
     }
     Ok(())
+}
+
+fn put_str(text: &str, encoding: StrEncoding, out: &mut BytesMut) {
+    match encoding {
+        StrEncoding::Utf8 => out.put_slice(text.as_bytes()),
+        StrEncoding::Utf16Le => {
+            for unit in text.encode_utf16() {
+                out.put_u16_le(unit);
+            }
+        }
+    }
 }
 
 /// Hex text to bytes; ASCII whitespace between digits and a leading `0x` are ignored.
@@ -336,6 +343,18 @@ mod tests {
         assert_eq!(
             encode(&[(prefixed(1, StrEncoding::Utf16Le), "ok")], Endian::Little),
             [4, b'o', 0, b'k', 0]
+        );
+        // The rest of the frame: no length at all (MQTT's PUBLISH payload).
+        let rest = FieldKind::Str {
+            width: StrWidth::Rest,
+            encoding: StrEncoding::Utf8,
+        };
+        assert_eq!(
+            encode(
+                &[(prefixed(2, StrEncoding::Utf8), "t/1"), (rest, "hi there")],
+                Endian::Big
+            ),
+            b"\0\x03t/1hi there"
         );
     }
 

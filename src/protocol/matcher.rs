@@ -5,7 +5,7 @@
 use regex::Regex;
 use serde_json::Value;
 
-use crate::protocol::Frame;
+use crate::protocol::{Frame, TypeMask};
 
 #[derive(Clone)]
 pub enum Matcher {
@@ -21,8 +21,8 @@ pub enum Matcher {
     Equals(String),
     /// The body is JSON and every (JSON pointer, value) pair is equal in it.
     Json(Vec<(String, Value)>),
-    /// The frame's packet type id.
-    Type(u32),
+    /// The frame's packet type id: one id, or ids under a mask.
+    Type(TypeMask),
 }
 
 /// Where a captured value comes from.
@@ -70,7 +70,7 @@ impl std::fmt::Display for Matcher {
                 }
                 f.write_str("}")
             }
-            Matcher::Type(type_id) => write!(f, "type {type_id}"),
+            Matcher::Type(types) => write!(f, "{types}"),
         }
     }
 }
@@ -128,7 +128,7 @@ impl Matcher {
             Matcher::Equals(expected) => frame.body == expected.as_bytes(),
             Matcher::Json(pairs) => serde_json::from_slice::<Value>(&frame.body)
                 .is_ok_and(|doc| json_pairs_hold(&doc, pairs)),
-            Matcher::Type(type_id) => frame.type_id == Some(*type_id),
+            Matcher::Type(types) => types.matches(frame.type_id),
         }
     }
 
@@ -239,7 +239,7 @@ mod tests {
             ])),
             "json {\"/ok\": true, \"/room\": \"lobby\"}"
         );
-        assert_eq!(show(Matcher::Type(3)), "type 3");
+        assert_eq!(show(Matcher::Type(TypeMask::exact(3))), "type 3");
     }
 
     #[test]
@@ -294,9 +294,14 @@ mod tests {
 
     #[test]
     fn type_matcher() {
-        assert!(Matcher::Type(3).matches(&Frame::typed(3, "x")));
-        assert!(!Matcher::Type(3).matches(&Frame::typed(4, "x")));
-        assert!(!Matcher::Type(3).matches(&frame("x")));
+        let three = Matcher::Type(TypeMask::exact(3));
+        assert!(three.matches(&Frame::typed(3, "x")));
+        assert!(!three.matches(&Frame::typed(4, "x")));
+        assert!(!three.matches(&frame("x")));
+        let publish = Matcher::Type(TypeMask::masked(0x30, 0xf0).expect("valid"));
+        assert!(publish.matches(&Frame::typed(0x32, "x")));
+        assert!(!publish.matches(&Frame::typed(0x40, "x")));
+        assert_eq!(publish.to_string(), "type 0x30/0xf0");
     }
 
     #[test]

@@ -8,13 +8,16 @@
 //! - [`encode_fields`], [`decode_hex`], [`encode_json`]: turning already-rendered text into
 //!   message bytes;
 //! - [`Matcher`]: deciding whether a received [`Frame`] is the one a flow waits for, and
-//!   extracting captures from it.
+//!   extracting captures from it; [`TypeMask`]: which packet types it accepts;
+//! - [`decode_fields`]: reading typed binary fields back out of a body.
 
 mod codec;
 mod config;
+mod decode;
 mod encode;
 mod error;
 mod matcher;
+mod type_mask;
 pub mod varint;
 
 #[cfg(test)]
@@ -26,11 +29,13 @@ use bytes::Bytes;
 
 pub use codec::FrameCodec;
 pub use config::{CodecConfig, Endian, Framing, HeaderField, LengthCounts, LineEnding, Transform};
+pub use decode::{DecodeError, Decoded, decode_fields};
 pub use encode::{
     FieldKind, StrEncoding, StrWidth, decode_hex, encode_field, encode_fields, encode_json,
 };
 pub use error::{EncodeError, ProtocolError};
 pub use matcher::{CaptureSource, Matcher};
+pub use type_mask::TypeMask;
 
 /// One decoded (or to-be-encoded) message: the packet type id when the framing carries one,
 /// and the body with any transform already undone.

@@ -9,6 +9,7 @@ mod hostile;
 mod http;
 mod limits;
 mod monitor;
+mod mqtt;
 mod plan_lang;
 mod probe;
 mod report;

@@ -68,6 +68,9 @@ impl Builder {
         self.handlers.push(Handler {
             matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
             template: None,
+            types: None,
+            decode: Vec::new(),
+            captures: Vec::new(),
             reply: Some(reply),
             name: Some(name.to_owned()),
         });
@@ -134,6 +137,8 @@ fn expect(pattern: &str, metric: &str) -> Expect {
     Expect {
         matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
         template: None,
+        types: None,
+        decode: Vec::new(),
         timeout: None,
         captures: Vec::new(),
         metric: metric.into(),

@@ -5,6 +5,7 @@
 //!
 //! The step kinds themselves are in `steps`; starting and retiring vusers is the runner's job.
 
+mod accept;
 mod branch;
 pub(crate) mod context;
 pub mod data;
@@ -35,6 +36,7 @@ use crate::plan::LoopBound;
 use crate::protocol::{Frame, Matcher};
 use crate::transport::{Conn, Incoming, TransportError};
 use crate::vocab::names;
+use accept::Accepted;
 use context::RunContext;
 use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
@@ -81,10 +83,7 @@ pub(crate) enum Control {
 pub(crate) enum Waited {
     Deadline,
     Retired,
-    Matched {
-        at: Instant,
-        captures: Vec<Option<String>>,
-    },
+    Matched { at: Instant, accepted: Accepted },
 }
 
 /// Keeps a gauge raised while alive, so a cancelled vuser or a dropped connection can never
@@ -427,8 +426,8 @@ impl Vuser {
                         conn.tls_reply = crate::transport::looks_like_tls_record(&frame.body);
                     }
                     conn.received_any = true;
-                    if let Some(captures) = self.on_frame(ctx, scenario, frame, at, expect).await? {
-                        return Ok(Waited::Matched { at, captures });
+                    if let Some(accepted) = self.on_frame(ctx, scenario, frame, at, expect).await? {
+                        return Ok(Waited::Matched { at, accepted });
                     }
                 }
                 Ok(Incoming::Ping) => {
@@ -486,7 +485,7 @@ impl Vuser {
         frame: Frame,
         at: Instant,
         expect: Option<(&ExpectOp, &Matcher)>,
-    ) -> Result<Option<Vec<Option<String>>>, Failure> {
+    ) -> Result<Option<Accepted>, Failure> {
         let recorder = &ctx.recorder;
         let body_bytes = frame.body.len() as u64;
         for found in stamp::scan(&frame.body, &ctx.run_id) {
@@ -501,10 +500,13 @@ impl Vuser {
             recorder.record(ctx.ids.delivery, Duration::from_micros(delivery_us));
         }
         if let Some((op, matcher)) = expect {
-            if let Some(captures) = matcher.match_captures(&frame, &op.sources) {
+            if let Some(accepted) = op.accept(matcher, &frame, ctx.endian) {
+                if accepted.is_err() {
+                    recorder.add_many(&self.received_counts(body_bytes));
+                }
                 // Counted by the expect, under the same lock as its latency.
                 self.matched_bytes = body_bytes;
-                return Ok(Some(captures));
+                return accepted.map(Some);
             }
             if op.strict {
                 recorder.add_many(&self.received_counts(body_bytes));

@@ -11,9 +11,10 @@ use std::time::Duration;
 use super::matchers::TemplatedMatcher;
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
 use crate::plan::{
-    Allocation, Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step, Text, Think,
+    Allocation, DecodeField, Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step,
+    Text, Think,
 };
-use crate::protocol::{CaptureSource, Matcher};
+use crate::protocol::{CaptureSource, Matcher, TypeMask};
 use crate::vocab::names;
 
 #[derive(Debug)]
@@ -202,6 +203,10 @@ pub(crate) struct ExpectOp {
     pub matcher: Matcher,
     /// Set when the matcher is a template: rendered when the expect runs.
     pub template: Option<TemplatedMatcher>,
+    /// A packet type the frame must have besides matching `matcher`.
+    pub types: Option<TypeMask>,
+    /// Fields read from the matched body into variables.
+    pub decode: Vec<DecodeField>,
     pub sources: Vec<CaptureSource>,
     /// The variable each of `sources` is captured into, same order.
     pub variables: Vec<String>,
@@ -217,9 +222,16 @@ pub(crate) struct HandlerOp {
     pub matcher: Matcher,
     /// Set when the matcher is a template: rendered for each frame offered to it.
     pub template: Option<TemplatedMatcher>,
+    /// A packet type the frame must have besides matching `matcher`.
+    pub types: Option<TypeMask>,
+    /// Fields read from the body into the vuser's variables.
+    pub decode: Vec<DecodeField>,
     /// The named groups of a regex matcher, bound as variables for the reply.
     pub groups: Vec<String>,
+    /// The groups' sources, then the `capture` sources.
     pub sources: Vec<CaptureSource>,
+    /// The variable each `capture` source (after the groups in `sources`) is stored in.
+    pub captures: Vec<String>,
     pub reply: Option<SendSpec>,
     pub counter: CounterId,
 }
@@ -388,6 +400,8 @@ fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) 
     ExpectOp {
         matcher: expect.matcher.clone(),
         template: steps.templated(&expect.template),
+        types: expect.types,
+        decode: expect.decode.clone(),
         sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
         variables: expect.captures.iter().map(|c| c.variable.clone()).collect(),
         timeout: expect.timeout,
@@ -413,8 +427,16 @@ fn handler(handler: &Handler, steps: &mut Steps) -> HandlerOp {
         sources: groups
             .iter()
             .map(|g| CaptureSource::Group(g.clone()))
+            .chain(handler.captures.iter().map(|c| c.source.clone()))
+            .collect(),
+        captures: handler
+            .captures
+            .iter()
+            .map(|c| c.variable.clone())
             .collect(),
         groups,
+        types: handler.types,
+        decode: handler.decode.clone(),
         matcher,
         template,
         reply: handler.reply.clone(),

@@ -185,15 +185,14 @@ async fn expect(
         None => &op.matcher,
     };
     let earlier = vu.pending.iter().enumerate().find_map(|(i, (frame, at))| {
-        matcher
-            .match_captures(frame, &op.sources)
-            .map(|captures| (i, *at, captures))
+        op.accept(matcher, frame, ctx.endian)
+            .map(|accepted| (i, *at, accepted))
     });
-    let (at, captures, counts) = match earlier {
+    let (at, mut accepted, counts) = match earlier {
         // Counted when it arrived.
-        Some((index, at, captures)) => {
+        Some((index, at, accepted)) => {
             vu.pending.remove(index);
-            (at, captures, [(vu.ids.messages_received, 0); 2])
+            (at, accepted?, [(vu.ids.messages_received, 0); 2])
         }
         None => {
             let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
@@ -202,8 +201,8 @@ async fn expect(
                 .wait(ctx, scenario, until, Some((op, matcher)), false)
                 .await?
             {
-                Waited::Matched { at, captures } => {
-                    (at, captures, vu.received_counts(vu.matched_bytes))
+                Waited::Matched { at, accepted } => {
+                    (at, accepted, vu.received_counts(vu.matched_bytes))
                 }
                 Waited::Deadline | Waited::Retired => {
                     return Err(Failure::new(
@@ -220,7 +219,18 @@ async fn expect(
         &counts,
     );
     vu.clock.next_send = vu.clock.next_send.max(at);
-    for (variable, value) in op.variables.iter().zip(captures) {
+    accepted.store_decoded(&op.decode, &mut vu.scope);
+    store_captures(vu, &op.variables, accepted.captures)?;
+    Ok(Control::Next)
+}
+
+/// Stores each captured value in its variable; a capture that found nothing is an error.
+fn store_captures(
+    vu: &mut Vuser,
+    variables: &[String],
+    captures: impl IntoIterator<Item = Option<String>>,
+) -> Result<(), Failure> {
+    for (variable, value) in variables.iter().zip(captures) {
         match value {
             Some(value) => vu.scope.set(variable, Value::from(value)),
             None => {
@@ -231,7 +241,7 @@ async fn expect(
             }
         }
     }
-    Ok(Control::Next)
+    Ok(())
 }
 
 /// Advances the pacing clock and sleeps until it, answering frames meanwhile. Behind
@@ -375,15 +385,20 @@ pub(super) async fn handle(
             }
             None => &handler.matcher,
         };
-        let Some(captures) = matcher.match_captures(frame, &handler.sources) else {
+        let Some(accepted) = handler.accept(matcher, frame, ctx.endian) else {
             continue;
         };
         ctx.recorder.incr(handler.counter);
+        let mut accepted = accepted?;
+        accepted.store_decoded(&handler.decode, &mut vu.scope);
+        let mut values = accepted.captures.into_iter();
+        let groups: Vec<Option<String>> = values.by_ref().take(handler.groups.len()).collect();
+        store_captures(vu, &handler.captures, values)?;
         if let Some(reply_spec) = &handler.reply {
             let bound = handler
                 .groups
                 .iter()
-                .zip(captures)
+                .zip(groups)
                 .filter_map(|(name, value)| Some((name.clone(), Value::from(value?))))
                 .collect();
             let outer = std::mem::replace(&mut vu.scope.with, bound);

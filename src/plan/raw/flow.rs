@@ -231,7 +231,8 @@ pub struct RawFieldDef {
     pub str: Option<RawScalar>,
     /// `str`: padded with zeros or cut to exactly this many bytes.
     pub bytes: Option<usize>,
-    /// `str`: preceded by its byte length in 1, 2 or 4 bytes (default when `bytes` is absent: 2).
+    /// `str`: preceded by its byte length in 1, 2 or 4 bytes (default when `bytes` is absent:
+    /// 2); 0 = no length, the rest of the frame (the last field only).
     pub length_prefix: Option<u8>,
     pub encoding: Option<RawEncoding>,
 }
@@ -251,8 +252,8 @@ string_or_map!(
     "a regex, or a map such as {match: \"^OK\", timeout: 5s}"
 );
 
-/// Wait for the next frame that matches; exactly one of `match`, `contains`, `equals`, `json`,
-/// `type`.
+/// Wait for the next frame that matches: one of `match`, `contains`, `equals`, `json`, and/or
+/// a packet `type`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
@@ -263,20 +264,23 @@ pub struct RawExpect {
     pub equals: Option<String>,
     /// JSON pointer (or `$.a.b`) → expected value.
     pub json: Option<BTreeMap<String, serde_json::Value>>,
-    /// Packet type id.
+    /// Packet type id, or `{value, mask}`; may go with one body matcher.
     #[serde(rename = "type")]
-    pub type_id: Option<u32>,
+    pub type_id: Option<super::RawTypeMatch>,
     pub timeout: Option<RawDuration>,
     /// variable → regex group name, or JSON pointer for `json` matches.
     pub capture: Option<BTreeMap<String, String>>,
+    /// Typed binary fields read from the start of the body into variables, e.g.
+    /// `[{str: topic, lengthPrefix: 2}, {u16: pid}]`.
+    pub decode: Option<Vec<RawFieldDef>>,
     /// Latency metric name: `latency.<name>` (default: the scenario name).
     pub name: Option<String>,
     /// Fail the vuser on a non-matching frame instead of passing it to handlers.
     pub strict: Option<bool>,
 }
 
-/// A rule for frames the flow is not waiting for: exactly one of `on` (regex), `contains`,
-/// `equals`, `json`, `type`, and an optional `reply`.
+/// A rule for frames the flow is not waiting for: one of `on` (regex), `contains`, `equals`,
+/// `json`, and/or a packet `type`, and an optional `reply`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHandler {
@@ -285,8 +289,13 @@ pub struct RawHandler {
     pub contains: Option<String>,
     pub equals: Option<String>,
     pub json: Option<BTreeMap<String, serde_json::Value>>,
+    /// Packet type id, or `{value, mask}`; may go with one body matcher.
     #[serde(rename = "type")]
-    pub type_id: Option<u32>,
+    pub type_id: Option<super::RawTypeMatch>,
+    /// variable → regex group name or JSON pointer, stored in the vuser's variables.
+    pub capture: Option<BTreeMap<String, String>>,
+    /// Typed binary fields read from the start of the body into variables (seen by `reply`).
+    pub decode: Option<Vec<RawFieldDef>>,
     pub reply: Option<RawSend>,
     /// Count frames taken by this handler as `handled.<name>`.
     pub name: Option<String>,

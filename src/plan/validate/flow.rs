@@ -1,7 +1,7 @@
 //! Validation of scenarios, flow steps, sends, expects and handlers.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,8 +16,8 @@ use super::super::resolved::*;
 use super::Ctx;
 use super::matchers::{self, MatcherTexts};
 use super::sends::{handlers, json_pointer, matcher, send_spec};
-use super::{branch, record};
-use crate::protocol::{CaptureSource, Matcher};
+use super::{binary, branch, record};
+use crate::protocol::{CaptureSource, Matcher, TypeMask};
 
 /// Every name a flow binds (captures, `set`, `with` keys), over all scenarios.
 pub(super) fn all_locals(scenarios: &[RawScenario]) -> BTreeSet<String> {
@@ -25,6 +25,7 @@ pub(super) fn all_locals(scenarios: &[RawScenario]) -> BTreeSet<String> {
     let mut out = BTreeSet::from(["loop".to_owned()]);
     for s in scenarios {
         collect_locals(&s.flow, &mut out, true);
+        binary::handler_locals(&s.handlers, &mut out);
     }
     out
 }
@@ -32,7 +33,7 @@ pub(super) fn all_locals(scenarios: &[RawScenario]) -> BTreeSet<String> {
 fn collect_locals(flow: &[RawFlowItem], out: &mut BTreeSet<String>, with_keys: bool) {
     let expect_captures = |e: &RawExpectArg, out: &mut BTreeSet<String>| {
         if let RawExpectArg::Map(m) = e {
-            out.extend(m.capture.iter().flat_map(|c| c.keys().cloned()));
+            out.extend(binary::bound_names(m.decode.as_deref(), m.capture.as_ref()));
         }
     };
     for item in flow {
@@ -96,8 +97,9 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
                 Some("remove the scenario instead of giving it weight 0".to_owned()),
             );
         }
-        let mut locals = BTreeSet::new();
+        let mut locals = ctx.handler_locals.clone();
         collect_locals(&s.flow, &mut locals, false);
+        binary::handler_locals(&s.handlers, &mut locals);
         let default_metric: String = name
             .chars()
             .map(|c| if c.is_whitespace() { '_' } else { c })
@@ -343,7 +345,11 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
     if !ctx.metrics.latency_names.contains(&metric) {
         ctx.metrics.latency_names.push(metric.clone());
     }
-    let matcher = expect_matcher(ctx, path, arg, &e)?;
+    let has_body =
+        e.regex.is_some() || e.contains.is_some() || e.equals.is_some() || e.json.is_some();
+    let types = binary::split_type(ctx, path, e.type_id.as_ref(), has_body)?;
+    let decode = binary::decode(ctx, &key(path, "decode"), e.decode.as_deref());
+    let matcher = expect_matcher(ctx, path, arg, &e, types.alone)?;
     let texts = MatcherTexts {
         regex: e.regex.as_deref().map(|s| (s, regex_path(path, arg))),
         contains: e.contains.as_deref(),
@@ -352,11 +358,13 @@ fn expect(ctx: &mut Ctx, path: &[Seg], arg: &RawExpectArg, scope: &mut Scope) ->
     };
     let template = matchers::template(ctx, path, texts, &scope.locals)?;
     let timeout = timeout(ctx, path, e.timeout.as_ref());
-    let captures = captures(ctx, path, &e, &matcher);
+    let captures = captures(ctx, path, e.capture.as_ref(), &matcher);
     let metric = metric_name(ctx, path, metric);
     Some(Expect {
         matcher,
         template,
+        types: types.beside,
+        decode: decode?,
         timeout,
         captures: captures?,
         metric: metric?,
@@ -375,6 +383,7 @@ fn expect_map(arg: &RawExpectArg) -> Cow<'_, RawExpect> {
             type_id: None,
             timeout: None,
             capture: None,
+            decode: None,
             name: None,
             strict: None,
         }),
@@ -389,6 +398,7 @@ fn expect_matcher(
     path: &[Seg],
     arg: &RawExpectArg,
     e: &RawExpect,
+    type_alone: Option<TypeMask>,
 ) -> Option<Matcher> {
     let matcher_path = regex_path(path, arg);
     matcher(
@@ -400,7 +410,7 @@ fn expect_matcher(
         e.contains.as_deref(),
         e.equals.as_deref(),
         e.json.as_ref(),
-        e.type_id,
+        type_alone,
     )
 }
 
@@ -412,11 +422,16 @@ fn regex_path(path: &[Seg], arg: &RawExpectArg) -> Vec<Seg> {
     }
 }
 
-/// `capture: {variable: source}`; every bad source is reported.
-fn captures(ctx: &mut Ctx, path: &[Seg], e: &RawExpect, matcher: &Matcher) -> Option<Vec<Capture>> {
+/// `capture: {variable: source}` of an expect or handler; every bad source is reported.
+pub(super) fn captures(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    capture: Option<&BTreeMap<String, String>>,
+    matcher: &Matcher,
+) -> Option<Vec<Capture>> {
     let mut captures = Vec::new();
     let mut ok = true;
-    for (var, from) in e.capture.iter().flatten() {
+    for (var, from) in capture.into_iter().flatten() {
         let cp = key(&key(path, "capture"), var);
         match capture_source(ctx, &cp, from, matcher) {
             Some(source) => captures.push(Capture {

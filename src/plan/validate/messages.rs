@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::super::problem::{Seg, idx, key};
-use super::super::raw::{RawEncoding, RawFieldDef, RawMessage};
+use super::super::raw::{RawEncoding, RawFieldDef, RawMessage, RawScalar};
 use super::super::resolved::*;
 use super::Ctx;
 use crate::protocol::{FieldKind, StrEncoding, StrWidth};
@@ -89,8 +89,10 @@ pub(super) fn message_body(
         "fields" => {
             let mut fields = Vec::new();
             let mut ok = true;
-            for (i, f) in parts.fields.unwrap_or_default().iter().enumerate() {
-                match field(ctx, &idx(&key(path, "fields"), i), f, locals) {
+            let written = parts.fields.unwrap_or_default();
+            for (i, f) in written.iter().enumerate() {
+                let last = i + 1 == written.len();
+                match field(ctx, &idx(&key(path, "fields"), i), f, last, locals) {
                     Some(f) => fields.push(f),
                     None => ok = false,
                 }
@@ -164,7 +166,38 @@ fn json_templates(
     }
 }
 
-fn field(ctx: &mut Ctx, path: &[Seg], f: &RawFieldDef, locals: &BTreeSet<String>) -> Option<Field> {
+fn field(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    f: &RawFieldDef,
+    last: bool,
+    locals: &BTreeSet<String>,
+) -> Option<Field> {
+    let (which, kind, raw) = field_kind(ctx, path, f, last)?;
+    let value_path = key(path, which);
+    let value = ctx.templates.text(ctx.out, &value_path, &raw.0, locals)?;
+    if let Text::Literal(text) = &value
+        && !numeric_fits(kind, text.trim())
+    {
+        ctx.out.error(
+            &value_path,
+            format!("`{text}` does not fit a `{which}` field"),
+            None,
+        );
+        return None;
+    }
+    Some(Field { kind, value })
+}
+
+/// A typed field's type key, kind and value as written; shared by message `fields` and
+/// `decode`. `last`: whether it is the last field, the only place `lengthPrefix: 0` (the
+/// rest of the frame) fits.
+pub(super) fn field_kind<'f>(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    f: &'f RawFieldDef,
+    last: bool,
+) -> Option<(&'static str, FieldKind, &'f RawScalar)> {
     let kinds: [(&'static str, bool); 11] = [
         ("u8", f.u8.is_some()),
         ("u16", f.u16.is_some()),
@@ -213,10 +246,19 @@ fn field(ctx: &mut Ctx, path: &[Seg], f: &RawFieldDef, locals: &BTreeSet<String>
                 }
                 (Some(n), None) => StrWidth::Fixed(n),
                 (None, Some(n)) if [1, 2, 4].contains(&n) => StrWidth::Prefixed(n),
+                (None, Some(0)) if last => StrWidth::Rest,
+                (None, Some(0)) => {
+                    ctx.out.error(
+                        &key(path, "lengthPrefix"),
+                        "`lengthPrefix: 0` (the rest of the frame) only fits the last field",
+                        Some("move this field last, or give it a 1, 2 or 4-byte prefix".to_owned()),
+                    );
+                    return None;
+                }
                 (None, Some(_)) => {
                     ctx.out.error(
                         &key(path, "lengthPrefix"),
-                        "`lengthPrefix` is 1, 2 or 4 bytes",
+                        "`lengthPrefix` is 1, 2 or 4 bytes, or 0 for the rest of the frame",
                         None,
                     );
                     return None;
@@ -238,19 +280,7 @@ fn field(ctx: &mut Ctx, path: &[Seg], f: &RawFieldDef, locals: &BTreeSet<String>
         );
         return None;
     }
-    let value_path = key(path, which);
-    let value = ctx.templates.text(ctx.out, &value_path, &raw.0, locals)?;
-    if let Text::Literal(text) = &value
-        && !numeric_fits(kind, text.trim())
-    {
-        ctx.out.error(
-            &value_path,
-            format!("`{text}` does not fit a `{which}` field"),
-            None,
-        );
-        return None;
-    }
-    Some(Field { kind, value })
+    Some((which, kind, raw))
 }
 
 fn numeric_fits(kind: FieldKind, text: &str) -> bool {

@@ -6,6 +6,7 @@
 //! referenced node itself was broken), so one mistake does not echo as many.
 
 mod allocation;
+mod binary;
 mod branch;
 mod config;
 mod ensure;
@@ -47,6 +48,8 @@ pub(crate) struct Ctx<'c, 'a> {
     pub variable_names: BTreeSet<String>,
     /// Every `with` key, capture and `set` variable of the plan (message templates see them all).
     pub all_locals: BTreeSet<String>,
+    /// What the plan-wide handlers capture and decode into every vuser's variables.
+    pub handler_locals: BTreeSet<String>,
     pub metrics: KnownMetrics,
     /// Width of the framing's packet `type` field: `Some(None)` when it has none, `None` when
     /// the framing itself is broken (so type checks are skipped).
@@ -192,13 +195,17 @@ pub(crate) fn validate(
             None => plan_names.extend(p.fields.iter().cloned()),
         }
     }
-    let all_locals = flow::all_locals(&raw.scenarios);
+    let mut handler_locals = BTreeSet::new();
+    binary::handler_locals(&raw.config.handlers, &mut handler_locals);
+    let mut all_locals = flow::all_locals(&raw.scenarios);
+    all_locals.extend(handler_locals.iter().cloned());
     let mut ctx = Ctx {
         out,
         templates: TemplateBuilder::new(plan_names),
         message_names,
         variable_names,
         all_locals,
+        handler_locals,
         metrics: KnownMetrics::default(),
         type_bytes: None,
         source_addresses_is_list: is_list("/config/sourceAddresses"),
@@ -216,11 +223,12 @@ pub(crate) fn validate(
     let load = load::load(&mut ctx, &config_path, &raw.config);
     let defaults = config::defaults(&mut ctx, &config_path, raw.config.defaults.as_ref());
     let source_addresses = config::source_addresses(&mut ctx, &config_path, &raw.config);
+    let plan_handler_locals = ctx.handler_locals.clone();
     let handlers = sends::handlers(
         &mut ctx,
         &key(&config_path, "handlers"),
         &raw.config.handlers,
-        &BTreeSet::new(),
+        &plan_handler_locals,
     );
     let monitor = config::monitor(&mut ctx, &config_path, raw.config.monitor.as_ref());
     let report = config::report(&mut ctx, &config_path, raw.config.report.as_ref());

@@ -9,9 +9,11 @@ use super::super::problem::{Seg, idx, key, suggest};
 use super::super::raw::{RawHandler, RawSend, RawSendSpec};
 use super::super::resolved::*;
 use super::Ctx;
+use super::binary;
+use super::flow::captures;
 use super::matchers::{MatcherTexts, template};
 use super::messages::{MessageParts, message_body};
-use crate::protocol::Matcher;
+use crate::protocol::{Matcher, TypeMask};
 
 /// A send: text, a named message, or an inline message.
 pub(super) fn send_spec(
@@ -108,7 +110,7 @@ pub(super) fn matcher(
     contains: Option<&str>,
     equals: Option<&str>,
     json: Option<&std::collections::BTreeMap<String, Value>>,
-    type_id: Option<u32>,
+    type_alone: Option<TypeMask>,
 ) -> Option<Matcher> {
     let which = ctx.exactly_one(
         path,
@@ -118,19 +120,14 @@ pub(super) fn matcher(
             ("contains", contains.is_some()),
             ("equals", equals.is_some()),
             ("json", json.is_some()),
-            ("type", type_id.is_some()),
+            ("type", type_alone.is_some()),
         ],
     )?;
     Some(match which {
         "contains" => Matcher::Contains(contains?.to_owned()),
         "equals" => Matcher::Equals(equals?.to_owned()),
-        "type" => {
-            let id = type_id?;
-            if !ctx.check_type_id(&key(path, "type"), id) {
-                return None;
-            }
-            Matcher::Type(id)
-        }
+        // Validated by `binary::split_type`.
+        "type" => Matcher::Type(type_alone?),
         "json" => {
             let mut pairs = Vec::new();
             for (k, v) in json? {
@@ -198,6 +195,12 @@ pub(super) fn handlers(
     let mut out = Vec::new();
     for (i, h) in raw.iter().enumerate() {
         let hp = idx(path, i);
+        let has_body =
+            h.on.is_some() || h.contains.is_some() || h.equals.is_some() || h.json.is_some();
+        let Some(types) = binary::split_type(ctx, &hp, h.type_id.as_ref(), has_body) else {
+            continue;
+        };
+        let decode = binary::decode(ctx, &key(&hp, "decode"), h.decode.as_deref());
         let Some(m) = matcher(
             ctx,
             &hp,
@@ -207,7 +210,7 @@ pub(super) fn handlers(
             h.contains.as_deref(),
             h.equals.as_deref(),
             h.json.as_ref(),
-            h.type_id,
+            types.alone,
         ) else {
             continue;
         };
@@ -217,13 +220,16 @@ pub(super) fn handlers(
             equals: h.equals.as_deref(),
             json: h.json.as_ref(),
         };
-        let Some(template) = template(ctx, &hp, texts, locals) else {
+        let template = template(ctx, &hp, texts, locals);
+        let captures = captures(ctx, &hp, h.capture.as_ref(), &m);
+        let (Some(template), Some(decode), Some(captures)) = (template, decode, captures) else {
             continue;
         };
         let mut scope = locals.clone();
         if let Some(re) = m.as_regex() {
             scope.extend(re.capture_names().flatten().map(str::to_owned));
         }
+        scope.extend(binary::bound_names(h.decode.as_deref(), h.capture.as_ref()));
         let reply = match &h.reply {
             Some(r) => match send_spec(ctx, &key(&hp, "reply"), r, &scope) {
                 Some(s) => Some(s),
@@ -234,6 +240,9 @@ pub(super) fn handlers(
         out.push(Handler {
             matcher: m,
             template,
+            types: types.beside,
+            decode,
+            captures,
             reply,
             name: h.name.clone(),
         });
