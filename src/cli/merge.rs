@@ -51,6 +51,8 @@ pub fn execute(args: MergeArgs) -> anyhow::Result<Exit> {
             html: args.format.contains(&ReportFormat::Html),
         }
     };
+    // Never mixed with or written over another run's files.
+    report::ensure_empty_dir(&args.out)?;
     report::prepare_outputs(&args.out, formats)
         .context("choose another output directory with --out DIR")?;
     let mut stdout = std::io::stdout().lock();

@@ -279,6 +279,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9200")]
     pub listen: String,
+    /// Share the port with other servers started with --reuse-port (SO_REUSEPORT): the
+    /// kernel spreads connections over them, past one process's descriptor limit.
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Wire format: `text` (one command per line) or `binary` (length-prefixed packets).
     #[arg(long, default_value = "text")]
     pub framing: String,

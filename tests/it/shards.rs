@@ -326,3 +326,39 @@ fn the_binary_runs_shards_and_merges_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be split"));
 }
+
+#[tokio::test]
+async fn serve_reuse_port_lets_servers_share_one_port() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    // Hold a port with SO_REUSEPORT, bound but not listening: only the servers (started the
+    // same way) can join it, and no other test's listener can be given that number.
+    let holder = tokio::net::TcpSocket::new_v4().unwrap();
+    holder.set_reuseport(true).unwrap();
+    holder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = holder.local_addr().unwrap().to_string();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chatload"))
+            .args(["serve", "--reuse-port", "--listen", &addr])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(line.contains(&addr), "{line}");
+        servers.push(child);
+    }
+    for i in 0..4 {
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connects");
+        writeln!(conn, "PING {i}").unwrap();
+        let mut reply = String::new();
+        BufReader::new(conn).read_line(&mut reply).unwrap();
+        assert_eq!(reply.trim(), format!("PONG {i}"));
+    }
+    for mut server in servers {
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+}
