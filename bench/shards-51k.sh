@@ -4,7 +4,7 @@
 # (`serve --reuse-port`), so no process goes past the 20 000-descriptor limit. Prints RSS per
 # vuser and CPU per shard, then merges the shards and prints the merged figures.
 #
-#   bench/shards-51k.sh [--per-shard 17000] [--ramp 60] [--hold 30]
+#   bench/shards-51k.sh [--per-shard 17000] [--ramp 60] [--hold 30]     (CHATLOAD=bin to skip the build)
 #
 # Loopback only; connections come from 127.0.0.2-127.0.0.4 (`sourceAddresses`) because one
 # source address has ~28 000 ephemeral ports towards one server port. Bounded: every process
@@ -24,8 +24,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 total=$((per_shard * 3))
-bin="${CARGO_TARGET_DIR:-target}/release/chatload"
-cargo build --release --quiet --bin chatload
+# CHATLOAD=path uses that binary as is; otherwise the release build.
+bin="${CHATLOAD:-${CARGO_TARGET_DIR:-target}/release/chatload}"
+[ -n "${CHATLOAD:-}" ] || cargo build --release --quiet --bin chatload
 out=target/bench-shards
 rm -rf "$out"
 mkdir -p "$out"
