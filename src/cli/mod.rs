@@ -13,6 +13,7 @@ mod display;
 mod docs;
 mod interactive;
 mod limits;
+mod merge;
 mod monitor;
 mod presets;
 mod probe;
@@ -61,6 +62,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two results and fail on a regression.
     Compare(CompareArgs),
+    /// Merge the results of the shards of one run (`run --shard I/N`) into one result and
+    /// judge `ensure` on it.
+    Merge(MergeArgs),
     /// Run the reference chat server.
     Serve(ServeArgs),
     /// Check connectivity to a server: send a few messages and show the replies.
@@ -250,10 +254,36 @@ pub struct CompareArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The result.json of every shard (any order).
+    #[arg(value_name = "RESULT", required = true)]
+    pub results: Vec<PathBuf>,
+    /// Where to write the merged result.json and reports.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Merge what is there when shards are missing; the result is marked partial.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// The plan whose `ensure` is judged (default: the plan recorded in the results).
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Report formats to write (default: json, csv and html).
+    #[arg(long, value_delimiter = ',')]
+    pub format: Vec<ReportFormat>,
+    /// Only the summary, no per-file lines.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9200")]
     pub listen: String,
+    /// Share the port with other servers started with --reuse-port (SO_REUSEPORT): the
+    /// kernel spreads connections over them, past one process's descriptor limit.
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Wire format: `text` (one command per line) or `binary` (length-prefixed packets).
     #[arg(long, default_value = "text")]
     pub framing: String,
@@ -383,6 +413,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<Exit> {
         Command::Schema(args) => schema::execute(args),
         Command::Report(args) => report::execute_report(args),
         Command::Compare(args) => report::execute_compare(args),
+        Command::Merge(args) => merge::execute(args),
         Command::Serve(args) => serve::execute(args),
         Command::Probe(args) => probe::execute(args),
         Command::Monitor(args) => monitor::execute(args),

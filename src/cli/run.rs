@@ -23,6 +23,27 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         Some(plan) => Arc::new(plan),
         None => return Ok(Exit::Error),
     };
+    // Before any output is prepared: a run that cannot be split is a usage error.
+    let job_index = std::env::var(shard_flags::JOB_COMPLETION_INDEX).ok();
+    let sharding = shard_flags::resolve(
+        &args.shards,
+        args.seed,
+        &plan,
+        job_index.as_deref(),
+        SystemTime::now(),
+    )?;
+    let stress = search::is_stress(args.preset.as_deref(), &plan);
+    if sharding.shard.is_split() && (stress || matches!(plan.load, Load::Adaptive(_))) {
+        let what = if stress {
+            "the breaking-point search (the `stress` preset)"
+        } else {
+            "an adaptive run (`adaptive`)"
+        };
+        bail!(
+            "--shard: {what} needs one controller judging every interval, so it cannot be \
+             split; run it as one process, or give the shards fixed phases"
+        );
+    }
     let formats = formats(&args, &plan);
     let started = SystemTime::now();
     let out_dir = if formats.json || formats.csv || formats.html {
@@ -58,24 +79,6 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     let breaking_point = search::is_stress(args.preset.as_deref(), &plan);
-    let job_index = std::env::var(shard_flags::JOB_COMPLETION_INDEX).ok();
-    let sharding = shard_flags::resolve(
-        &args.shards,
-        args.seed,
-        &plan,
-        job_index.as_deref(),
-        SystemTime::now(),
-    )?;
-    if sharding.shard.is_split() && (breaking_point || matches!(plan.load, Load::Adaptive(_))) {
-        bail!(
-            "--shard: {} needs one controller judging every interval, so it cannot be split; run              it as one process, or give the shards fixed phases",
-            if breaking_point {
-                "the breaking-point search (the `stress` preset)"
-            } else {
-                "an adaptive run (`adaptive`)"
-            }
-        );
-    }
     let Driven {
         outcome,
         monitor,
@@ -416,6 +419,7 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
     info.plan_path = Some(path.display().to_string());
     info.seed = Some(outcome.seed);
     info.run_id = Some(outcome.run_id.clone());
+    info.interval_ms = u64::try_from(outcome.interval.as_millis()).ok();
     info.shard = Some(report::ShardInfo {
         index: outcome.shard.index(),
         count: outcome.shard.count(),

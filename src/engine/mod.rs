@@ -104,6 +104,8 @@ pub struct RunOutcome {
     pub duration: Duration,
     /// Planned length of all phases.
     pub planned: Duration,
+    /// The interval length: intervals are cut on the wall-clock grid of this step.
+    pub interval: Duration,
     pub metrics: RunMetrics,
     /// Stopped early through `RunOptions::shutdown`.
     pub interrupted: bool,
@@ -285,7 +287,7 @@ pub async fn run(
     let ticker_stop = CancellationToken::new();
     let ticker = tokio::spawn(tick(
         Arc::clone(&intervals),
-        start,
+        (start, started_at),
         interval,
         boundaries,
         ticker_stop.clone(),
@@ -354,6 +356,7 @@ pub async fn run(
         started_at,
         duration: start.elapsed(),
         planned,
+        interval,
         metrics: finished.metrics,
         interrupted: options.shutdown.is_cancelled(),
         aborted: finished.breach,
@@ -372,27 +375,30 @@ pub async fn run(
     })
 }
 
-/// Cuts an interval every `every`, except close to a phase boundary: the runner cuts there
-/// itself, and a tick a few milliseconds away would leave a sliver interval with next to no
-/// samples. After a phase cut the period restarts from the cut.
+/// Cuts an interval at every multiple of `every` since the Unix epoch (the wall-clock grid,
+/// so the intervals of several processes line up and `merge` adds them), except close to a
+/// phase boundary or the start: the runner cuts at phase boundaries itself, and a tick a few
+/// milliseconds away would leave a sliver interval with next to no samples.
 async fn tick(
     intervals: Arc<intervals::Intervals>,
-    start: Instant,
+    (start, started_at): (Instant, SystemTime),
     every: Duration,
     boundaries: Vec<Duration>,
     stop: CancellationToken,
 ) {
-    let mut timer = tokio::time::interval_at(start + every, every);
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every_us = u64::try_from(every.as_micros()).unwrap_or(u64::MAX).max(1);
+    let to_grid_us = every_us - crate::metrics::epoch_us(started_at) % every_us;
+    let mut timer = tokio::time::interval_at(start + Duration::from_micros(to_grid_us), every);
+    // A late tick keeps the grid rather than shifting every later cut.
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let margin = every / 4;
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            _ = intervals.phase_cut() => timer.reset(),
             _ = timer.tick() => {
                 let elapsed = start.elapsed();
-                if !near_any(elapsed, &boundaries, margin) {
+                if elapsed >= margin && !near_any(elapsed, &boundaries, margin) {
                     intervals.tick();
                 }
             }

@@ -1,7 +1,8 @@
 //! `Aggregator`: turns the stream of interval snapshots into the run's history
 //! (`intermediate`), per-phase and whole-run totals, per-scenario summaries and the encoded
-//! run-wide histograms. Memory stays flat: only the running totals keep histograms; each
-//! interval is kept as its small summary.
+//! run-wide histograms. Only the running totals keep live histograms; each interval is kept
+//! as its summary with its histograms serialized (a few hundred bytes each, compressed), so a
+//! result can be merged with other processes' interval by interval (`merge`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct Aggregator {
     phase: Option<(PhaseTag, IntervalSnapshot)>,
     phases: Vec<PhaseSummary>,
     intermediate: Vec<PeriodSummary>,
+    /// The first histogram that could not be serialized, reported by `finish`.
+    failed: Option<String>,
 }
 
 impl Aggregator {
@@ -65,7 +68,11 @@ impl Aggregator {
         if !keep {
             return None;
         }
-        self.intermediate.push(snapshot.summary());
+        let summary = snapshot.stored_summary().unwrap_or_else(|err| {
+            self.failed.get_or_insert_with(|| err.to_string());
+            snapshot.summary()
+        });
+        self.intermediate.push(summary);
         self.intermediate.last()
     }
 
@@ -86,6 +93,9 @@ impl Aggregator {
     /// Closes the last phase and encodes the run-wide histograms.
     pub fn finish(mut self) -> Result<RunMetrics, MetricsError> {
         self.close_phase();
+        if let Some(reason) = self.failed.take() {
+            return Err(MetricsError::HistogramEncode(reason));
+        }
         let total = match self.total {
             Some(t) => t,
             None => {
@@ -102,7 +112,7 @@ impl Aggregator {
             aggregate: total.summary(),
             intermediate: self.intermediate,
             phases: self.phases,
-            scenarios: total.scenario_summaries(),
+            scenarios: total.stored_scenario_summaries()?,
             histograms,
         })
     }
@@ -112,7 +122,10 @@ impl Aggregator {
             return;
         };
         let run_start_ms = self.total.as_ref().map(|t| epoch_ms(t.start)).unwrap_or(0);
-        let summary = acc.summary();
+        let summary = acc.stored_summary().unwrap_or_else(|err| {
+            self.failed.get_or_insert_with(|| err.to_string());
+            acc.summary()
+        });
         self.phases.push(PhaseSummary {
             index: tag.index,
             name: tag.name,

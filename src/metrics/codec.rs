@@ -2,6 +2,8 @@
 //! (the one every HdrHistogram implementation reads), base64-encoded as in HdrHistogram
 //! interval logs. Decoding then merging reproduces the recorded distribution exactly.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
@@ -16,6 +18,25 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, MetricsError> {
         .serialize(h, &mut bytes)
         .map_err(|e| MetricsError::HistogramEncode(format!("{e:?}")))?;
     Ok(STANDARD.encode(bytes))
+}
+
+/// Encodes every non-empty histogram of `map`.
+pub fn encode_all(
+    map: &BTreeMap<String, Histogram<u64>>,
+) -> Result<BTreeMap<String, String>, MetricsError> {
+    map.iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(name, h)| Ok((name.clone(), encode_histogram(h)?)))
+        .collect()
+}
+
+/// Decodes every histogram of `map` (the inverse of [`encode_all`]).
+pub fn decode_all(
+    map: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Histogram<u64>>, MetricsError> {
+    map.iter()
+        .map(|(name, text)| Ok((name.clone(), decode_histogram(text)?)))
+        .collect()
 }
 
 /// Decodes [`encode_histogram`]'s output. The result auto-resizes, so it can be merged with

@@ -1,5 +1,6 @@
 //! Recording (cheap, no lock contention on the hot path), interval snapshots, aggregation,
-//! the threshold value lookup and histogram merge/serialization.
+//! the threshold value lookup, histogram serialization and the merge of several processes'
+//! stored metrics (`merge`).
 //!
 //! It knows metric names and numbers only: nothing about plans, sockets or protocols, and
 //! nothing of the threshold grammar (it answers `stat(metric, Stat)`; parsing and comparing
@@ -21,6 +22,7 @@
 mod aggregate;
 mod codec;
 mod collector;
+mod merge;
 mod recorder;
 mod registry;
 mod snapshot;
@@ -31,9 +33,10 @@ mod window;
 mod tests;
 
 pub use aggregate::{Aggregator, RunMetrics};
-pub use codec::{decode_histogram, encode_histogram};
+pub use codec::{decode_all, decode_histogram, encode_all, encode_histogram};
 pub use collector::Collector;
 pub use hdrhistogram::Histogram;
+pub use merge::{merge_intervals, merge_scenarios};
 pub use recorder::{HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG, Recorder, new_histogram};
 pub use registry::{CounterId, GaugeId, HistogramId, Registry, ScenarioId};
 pub use snapshot::{GaugeLevel, IntervalSnapshot, PhaseTag, ScenarioSnapshot};

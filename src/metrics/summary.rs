@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::MetricsError;
+use super::codec::encode_all;
 use super::snapshot::{GaugeLevel, IntervalSnapshot};
 use crate::vocab::Stat;
 use crate::vocab::names::{ERRORS, ERRORS_PREFIX, MESSAGES_SENT, VUSERS_CREATED};
@@ -109,12 +111,20 @@ pub struct PeriodSummary {
     /// The phase active during the whole period, if any (intervals only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// The index of `phase` in the run's phase list (result v2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_index: Option<usize>,
     pub counters: BTreeMap<String, u64>,
     /// `counters[name]` divided by the period length in seconds, for every counter.
     pub rates: BTreeMap<String, f64>,
     pub summaries: BTreeMap<String, Summary>,
     #[serde(default)]
     pub gauges: BTreeMap<String, GaugeSummary>,
+    /// The period's HdrHistograms (µs), name → base64 of the V2-deflate serialization, so
+    /// periods of several processes add up exactly. Set on intervals (live progress included)
+    /// and phases; the whole run's are the result's top-level `histograms`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub histograms: BTreeMap<String, String>,
 }
 
 /// One phase of the run: offsets from the run start, and its metrics.
@@ -137,6 +147,10 @@ pub struct ScenarioSummary {
     pub counters: BTreeMap<String, u64>,
     pub rates: BTreeMap<String, f64>,
     pub summaries: BTreeMap<String, Summary>,
+    /// The scenario's HdrHistograms over the run (result v2), as in
+    /// [`PeriodSummary::histograms`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub histograms: BTreeMap<String, String>,
 }
 
 /// Milliseconds since the Unix epoch (0 before it), the time unit of every result field.
@@ -153,7 +167,7 @@ pub fn epoch_us(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn rates(counters: &BTreeMap<String, u64>, seconds: f64) -> BTreeMap<String, f64> {
+pub(super) fn rates(counters: &BTreeMap<String, u64>, seconds: f64) -> BTreeMap<String, f64> {
     counters
         .iter()
         .map(|(name, &v)| {
@@ -167,7 +181,9 @@ fn rates(counters: &BTreeMap<String, u64>, seconds: f64) -> BTreeMap<String, f64
         .collect()
 }
 
-fn summaries(histograms: &BTreeMap<String, Histogram<u64>>) -> BTreeMap<String, Summary> {
+pub(super) fn summaries(
+    histograms: &BTreeMap<String, Histogram<u64>>,
+) -> BTreeMap<String, Summary> {
     histograms
         .iter()
         .filter(|(_, h)| !h.is_empty())
@@ -183,6 +199,7 @@ impl IntervalSnapshot {
             start_ms: epoch_ms(self.start),
             end_ms: epoch_ms(self.end),
             phase: self.phase.as_ref().map(|p| p.name.clone()),
+            phase_index: self.phase.as_ref().map(|p| p.index),
             counters: self.counters.clone(),
             rates: rates(&self.counters, seconds),
             summaries: summaries(&self.histograms),
@@ -191,7 +208,15 @@ impl IntervalSnapshot {
                 .iter()
                 .map(|(k, g)| (k.clone(), (*g).into()))
                 .collect(),
+            histograms: BTreeMap::new(),
         }
+    }
+
+    /// [`Self::summary`] with the histograms serialized (what a result file keeps).
+    pub fn stored_summary(&self) -> Result<PeriodSummary, MetricsError> {
+        let mut summary = self.summary();
+        summary.histograms = encode_all(&self.histograms)?;
+        Ok(summary)
     }
 
     /// Each scenario's own summary over this snapshot's period.
@@ -205,8 +230,18 @@ impl IntervalSnapshot {
                 counters: s.counters.clone(),
                 rates: rates(&s.counters, seconds),
                 summaries: summaries(&s.histograms),
+                histograms: BTreeMap::new(),
             })
             .collect()
+    }
+
+    /// [`Self::scenario_summaries`] with the histograms serialized.
+    pub fn stored_scenario_summaries(&self) -> Result<Vec<ScenarioSummary>, MetricsError> {
+        let mut out = self.scenario_summaries();
+        for (summary, part) in out.iter_mut().zip(&self.scenarios) {
+            summary.histograms = encode_all(&part.histograms)?;
+        }
+        Ok(out)
     }
 }
 

@@ -97,7 +97,8 @@ pub fn read_result(path: &Path) -> Result<RunResult, ReportError> {
             source,
         })?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
-    if format != super::FORMAT_V1 {
+    // v1 differs from v2 only by fields v2 added (all optional), so one model reads both.
+    if format != super::FORMAT_V1 && format != super::FORMAT_V2 {
         return Err(ReportError::UnsupportedFormat {
             path: path.to_owned(),
             found: format.to_owned(),

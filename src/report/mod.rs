@@ -1,7 +1,7 @@
 //! One report model feeding the JSON result, CSV, HTML and the console summary.
 //!
 //! Owns `RunResult` (the `result.json` model and its JSON Schema), atomic writing/reading of
-//! result files and the final console table. It takes metrics as finished summaries from
+//! result files, the merge of shards' results and the final console table. It takes metrics as finished summaries from
 //! `crate::metrics`; it does not record, evaluate thresholds or know plans (the plan arrives
 //! as an opaque JSON value).
 
@@ -13,6 +13,7 @@ mod errors;
 mod html;
 mod html_charts;
 mod io;
+mod merge;
 mod model;
 mod outputs;
 mod spectrum;
@@ -26,6 +27,7 @@ pub use console::summary_table;
 pub use errors::{FAILURES_HEADER, failures_csv};
 pub use html::{render_html, write_html};
 pub use io::{read_result, refuse_symlink, result_json_schema, write_atomically, write_result};
+pub use merge::{MergeError, Merged, Piece, merge};
 pub use model::{
     AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, MonitorSample, ObservedValue,
     PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ShardInfo, ThresholdResult, Verdict,
@@ -33,8 +35,10 @@ pub use model::{
 pub use outputs::{Formats, claim_run_dir, ensure_empty_dir, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};
 
-/// The `format` tag of result files this version writes and reads.
+/// The `format` tag of result files before scale-out; still read.
 pub const FORMAT_V1: &str = "chatload.result/v1";
+/// The `format` tag of result files this version writes (and reads).
+pub const FORMAT_V2: &str = "chatload.result/v2";
 
 /// What to check after a failed file operation; reading a missing file needs no advice about
 /// writable directories.
@@ -78,7 +82,8 @@ pub enum ReportError {
     #[error("cannot render the HTML report: {0:#}")]
     Template(#[source] minijinja::Error),
     #[error(
-        "{} has format {found:?}, this chatload reads {FORMAT_V1:?}; re-run the test or use the \
+        "{} has format {found:?}, this chatload reads {FORMAT_V2:?} and {FORMAT_V1:?}; re-run \
+         the test or use the \
          chatload version that wrote it",
         path.display()
     )]

@@ -16,9 +16,15 @@ use super::time::{epoch_ms, format_rfc3339_ms};
 /// The format tag every result file starts with; bumped on incompatible changes.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ResultFormat {
-    #[default]
+    /// Before scale-out: no per-interval histograms, no run id or shard; still read by
+    /// `report` and `compare`, not by `merge`.
     #[serde(rename = "chatload.result/v1")]
     V1,
+    /// Intervals on a wall-clock grid with their histograms, per-phase and per-scenario
+    /// histograms, run id, shard and plan hash: pieces of one run merge exactly.
+    #[default]
+    #[serde(rename = "chatload.result/v2")]
+    V2,
 }
 
 /// One run's results, as written to `result.json`.
@@ -26,7 +32,7 @@ pub enum ResultFormat {
 #[serde(rename_all = "camelCase")]
 #[schemars(
     title = "chatload run result",
-    description = "chatload result.json (format chatload.result/v1)"
+    description = "chatload result.json (format chatload.result/v2; v1 files lack the v2 fields)"
 )]
 pub struct RunResult {
     pub format: ResultFormat,
@@ -122,6 +128,10 @@ pub struct RunInfo {
     /// milliseconds; in a merged result the largest skew of any piece.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_ms: Option<i64>,
+    /// The interval length in milliseconds: intervals are cut at multiples of it since the
+    /// Unix epoch (v2), so pieces of one run line up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
     /// The shards a merged result was made of (`chatload merge`), in index order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_shards: Vec<u32>,
@@ -166,6 +176,7 @@ impl RunInfo {
             plan_hash: None,
             start_at: None,
             start_skew_ms: None,
+            interval_ms: None,
             merged_shards: Vec::new(),
             partial: false,
             started_at: format_rfc3339_ms(started_at_ms),
@@ -380,7 +391,7 @@ impl RunResult {
     /// monitor samples, adaptive and breaking-point data start empty.
     pub fn new(run: RunInfo, metrics: RunMetrics, plan: serde_json::Value) -> Self {
         Self {
-            format: ResultFormat::V1,
+            format: ResultFormat::V2,
             run,
             aggregate: metrics.aggregate,
             intermediate: metrics.intermediate,

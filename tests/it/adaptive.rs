@@ -271,5 +271,5 @@ fn interactive_commands_on_stdin_steer_the_real_binary() {
     assert!(result["aggregate"]["gauges"]["vusers.active"]["max"].as_i64() >= Some(5));
     let partial: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&export).expect("export")).expect("JSON");
-    assert_eq!(partial["format"], "chatload.result/v1");
+    assert_eq!(partial["format"], "chatload.result/v2");
 }

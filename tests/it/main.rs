@@ -16,6 +16,7 @@ mod report;
 mod result;
 mod run;
 mod server;
+mod shards;
 mod transport;
 mod verdicts;
 

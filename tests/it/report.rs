@@ -380,3 +380,39 @@ fn html_tables_errors_by_scenario_and_kind() {
         "{section}"
     );
 }
+
+#[test]
+fn report_and_compare_still_read_v1_results() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A v1 file: the v1 tag, none of the fields v2 added.
+    let mut json = serde_json::to_value(synthetic_result(20, 20, 1.0)).expect("json");
+    json["format"] = "chatload.result/v1".into();
+    for interval in json["intermediate"].as_array_mut().expect("intervals") {
+        let fields = interval.as_object_mut().expect("object");
+        fields.remove("histograms");
+        fields.remove("phaseIndex");
+    }
+    for scenario in json["scenarios"].as_array_mut().expect("scenarios") {
+        scenario
+            .as_object_mut()
+            .expect("object")
+            .remove("histograms");
+    }
+    let v1 = tmp.path().join("v1.json");
+    std::fs::write(&v1, serde_json::to_vec(&json).expect("bytes")).expect("written");
+    let v2 = save(tmp.path(), "v2.json", 1.0);
+    let out = chatload(&["report".as_ref(), v1.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(tmp.path().join("report.html").is_file());
+    let out = chatload(&["compare".as_ref(), v1.as_os_str(), v2.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // `merge` needs v2: a v1 piece is refused with the reason.
+    let out = chatload(&[
+        "merge".as_ref(),
+        v1.as_os_str(),
+        "--out".as_ref(),
+        tmp.path().join("m").as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("v1 file"));
+}

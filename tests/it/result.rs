@@ -145,7 +145,7 @@ fn result_written_read_back_and_valid_against_the_schema() {
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(json["format"], "chatload.result/v1");
+    assert_eq!(json["format"], "chatload.result/v2");
     assert_eq!(json["aggregate"]["counters"]["messages.sent"], 200);
     assert_eq!(json["aggregate"]["counters"]["vusers.created"], 8);
     assert_eq!(json["aggregate"]["counters"]["errors.timeout"], 2);

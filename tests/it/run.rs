@@ -592,7 +592,7 @@ scenarios:
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
     let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    assert_eq!(result["format"], "chatload.result/v1");
+    assert_eq!(result["format"], "chatload.result/v2");
     // Above 2^53 on purpose: the seed is written exactly, not through a double.
     assert_eq!(result["run"]["seed"].as_u64(), Some(9_007_199_254_740_993));
     let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
@@ -1029,11 +1029,11 @@ async fn a_loop_that_never_awaits_still_lets_the_run_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn phase_boundaries_on_the_interval_grid_leave_no_sliver_intervals() {
+async fn phase_boundaries_near_the_interval_grid_leave_no_sliver_intervals() {
     let server = serve(ServerConfig::default()).await;
     let mut b = Builder::new();
     let flow = vec![connect(), b.send_expect("PING 1", "^PONG", "ping")];
-    // Boundaries at 1 s and 2 s fall exactly on the 1 s interval grid.
+    // Boundaries at 1 s and 2 s from a start anywhere on the 1 s wall-clock grid.
     let plan = b.plan(
         vec![rate(SECOND, 5.0), rate(SECOND, 5.0), rate(SECOND, 5.0)],
         flow,
@@ -1053,5 +1053,6 @@ async fn phase_boundaries_on_the_interval_grid_leave_no_sliver_intervals() {
             interval.phase
         );
     }
-    assert!(phased.len() >= 3 && phased.len() <= 4, "{}", phased.len());
+    // Each phase is cut at most once more, by the wall-clock grid.
+    assert!(phased.len() >= 3 && phased.len() <= 6, "{}", phased.len());
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -70,9 +70,6 @@ pub(crate) struct Intervals {
     total: Duration,
     /// Gets a copy of every snapshot (the adaptive and breaking-point drivers judge them).
     observer: OnceLock<mpsc::UnboundedSender<IntervalSnapshot>>,
-    /// Signalled when a phase boundary cut the interval, so the periodic timer restarts from
-    /// there instead of cutting a sliver a few milliseconds later.
-    phase_cut: Notify,
 }
 
 impl Intervals {
@@ -97,7 +94,6 @@ impl Intervals {
             start,
             total,
             observer: OnceLock::new(),
-            phase_cut: Notify::new(),
         }
     }
 
@@ -120,18 +116,11 @@ impl Intervals {
     /// Ends the current interval and attributes what follows to phase `index`.
     pub fn begin_phase(&self, index: usize, name: &str) {
         self.cut(|c| c.begin_phase(index, name));
-        self.phase_cut.notify_one();
     }
 
     /// Ends the current interval; what follows (the graceful stop) is in no phase.
     pub fn end_phases(&self) {
         self.cut(|c| c.end_phase());
-        self.phase_cut.notify_one();
-    }
-
-    /// Resolves after the next phase boundary cut an interval.
-    pub async fn phase_cut(&self) {
-        self.phase_cut.notified().await;
     }
 
     pub fn finish(self) -> Result<Finished, MetricsError> {

@@ -205,6 +205,22 @@ struct WindowState {
     last_observed: Vec<Observed>,
 }
 
+/// Judges `ensure` after the fact, on stored intervals and totals (a merged result): the same
+/// verdicts a run would have reached on these numbers (`abortOnFail` aside: nothing can be
+/// stopped any more).
+pub fn judge(
+    ensure: &Ensure,
+    run_start: SystemTime,
+    intervals: &[IntervalSnapshot],
+    aggregate: &PeriodSummary,
+) -> Vec<ThresholdOutcome> {
+    let mut evaluator = ThresholdEvaluator::new(ensure, run_start);
+    for interval in intervals {
+        let _ = evaluator.push_interval(interval);
+    }
+    evaluator.finish(aggregate)
+}
+
 /// Checks a plan's `ensure` as the run goes and at its end.
 #[derive(Debug)]
 pub struct ThresholdEvaluator {
