@@ -7,6 +7,7 @@ mod cli;
 mod files;
 mod hostile;
 mod limits;
+mod live;
 mod monitor;
 mod plan_lang;
 mod probe;

@@ -40,6 +40,11 @@ pub struct Progress {
     pub generator_overloaded: bool,
     /// Set on the interval that breached a condition with `abortOnFail`: the run stops.
     pub breach: Option<Breach>,
+    /// The interval as recorded (histograms and per-scenario parts), for live outputs that
+    /// keep their own totals (the metrics endpoint). Shared, not copied, between callbacks.
+    pub snapshot: Arc<IntervalSnapshot>,
+    /// The run's id (the one in delivery stamps and the result file).
+    pub run_id: Arc<str>,
 }
 
 /// Called once per interval, from the engine's timer task; keep it quick.
@@ -73,6 +78,7 @@ pub(crate) struct Intervals {
     /// Signalled when a phase boundary cut the interval, so the periodic timer restarts from
     /// there instead of cutting a sliver a few milliseconds later.
     phase_cut: Notify,
+    run_id: Arc<str>,
 }
 
 impl Intervals {
@@ -83,6 +89,7 @@ impl Intervals {
         abort: CancellationToken,
         start: Instant,
         total: Duration,
+        run_id: Arc<str>,
     ) -> Self {
         Intervals {
             collector,
@@ -98,6 +105,7 @@ impl Intervals {
             total,
             observer: OnceLock::new(),
             phase_cut: Notify::new(),
+            run_id,
         }
     }
 
@@ -167,6 +175,11 @@ impl Intervals {
                 self.abort.cancel();
             }
             let phase = snapshot.phase.as_ref().map(|p| p.name.clone());
+            // Copied only when someone listens: the copy carries the interval's histograms.
+            let shared = self
+                .on_progress
+                .as_ref()
+                .map(|_| Arc::new(snapshot.clone()));
             let Some(interval) = state.aggregator.push(snapshot).cloned() else {
                 return;
             };
@@ -179,6 +192,9 @@ impl Intervals {
             if generator_overloaded {
                 state.overloaded += 1;
             }
+            let Some(snapshot) = shared else {
+                return;
+            };
             let aggregate = self.on_progress.as_ref().and(state.aggregator.aggregate());
             Progress {
                 elapsed: self.start.elapsed(),
@@ -188,6 +204,8 @@ impl Intervals {
                 aggregate,
                 generator_overloaded,
                 breach,
+                snapshot,
+                run_id: Arc::clone(&self.run_id),
             }
         };
         if let Some(callback) = &self.on_progress {
@@ -224,6 +242,7 @@ mod tests {
             CancellationToken::new(),
             Instant::now(),
             Duration::ZERO,
+            Arc::from("test-run"),
         );
         (intervals, recorder)
     }
