@@ -302,6 +302,11 @@ pub struct ServeArgs {
     /// Testing knob: refuse every WebSocket upgrade with this HTTP status (400-599).
     #[arg(long, value_name = "STATUS", hide = true)]
     pub ws_refuse: Option<u16>,
+    /// Serve the server's own counters (connections, commands, messages and bytes sent,
+    /// clients) on http://ADDR/metrics in the Prometheus text format: a port (binds
+    /// 127.0.0.1) or HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
