@@ -13,6 +13,7 @@ mod display;
 mod docs;
 mod interactive;
 mod limits;
+mod live;
 mod merge;
 mod monitor;
 mod presets;
@@ -143,6 +144,8 @@ pub struct RunArgs {
     /// Read commands (scale N, stats, export FILE, broadcast TEXT, stop, help) from stdin.
     #[arg(long)]
     pub interactive: bool,
+    #[command(flatten)]
+    pub live: live::LiveArgs,
 }
 
 /// The one-liner load shape (`--vusers N --spawn-rate R --duration D`, Locust's `-u -r -t`,
@@ -333,6 +336,11 @@ pub struct ServeArgs {
     /// Serve the HTTP demo JSON API instead of chat (HTTP/1.1 and HTTP/2; https with TLS).
     #[arg(long, conflicts_with_all = ["websocket", "xor"])]
     pub http: bool,
+    /// Serve the server's own counters (connections, commands, messages and bytes sent,
+    /// clients) on http://ADDR/metrics in the Prometheus text format: a port (binds
+    /// 127.0.0.1) or HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
