@@ -203,6 +203,9 @@ pub mod names {
     /// WebSocket upgrade time: request sent → `101 Switching Protocols`.
     pub const HANDSHAKE: &str = "handshake";
     pub const DELIVERY: &str = "delivery";
+    /// Stamps received that are not a first delivery of this run: another run's, sent after
+    /// they arrived, or already counted (a server reflecting or replaying frames).
+    pub const DELIVERY_INVALID: &str = "delivery.invalid";
     pub const SCHEDULE_LAG: &str = "schedule.lag";
     /// Prefix of the per-expect latency histograms: `latency.<expect name>`.
     pub const LATENCY_PREFIX: &str = "latency.";
@@ -269,7 +272,7 @@ pub mod names {
         VUSERS_CANCELLED,
     ];
     /// Counters a run may record (thresholds accept them) without registering them up front.
-    pub const OPTIONAL_COUNTERS: [&str; 2] = [CLAMPED, WS_PINGS];
+    pub const OPTIONAL_COUNTERS: [&str; 3] = [CLAMPED, WS_PINGS, DELIVERY_INVALID];
     pub const STANDARD_HISTOGRAMS: [&str; 5] = [CONNECT, TLS, HANDSHAKE, DELIVERY, SCHEDULE_LAG];
     pub const STANDARD_GAUGES: [&str; 2] = [VUSERS_ACTIVE, CONNECTIONS_OPEN];
 

@@ -115,3 +115,103 @@ fn payload_rows_are_streamed_and_stored_compactly() {
     // took over 60 bytes).
     assert!(rows.heap_bytes() < 200_000 * 12, "{}", rows.heap_bytes());
 }
+
+/// A server that reflects every line `copies` times, then sends a copy stamped by another run
+/// and one whose send time lies far in the future; `END` is answered once, after all that.
+async fn reflecting_server(copies: usize) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut out = String::new();
+            if line == "END" {
+                out.push_str("END\n");
+            } else {
+                for _ in 0..copies {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+                // `~c<run>.<sender>.<time>~`: swap the run id, then the time.
+                if let Some(stamp) = line.strip_prefix("~c") {
+                    let foreign = format!("~czzzzzz{}\n", stamp.get(6..).unwrap_or_default());
+                    out.push_str(&foreign);
+                    let run = stamp.get(..6).unwrap_or_default();
+                    out.push_str(&format!("~c{run}.0.zzzzzzzzzz~\n"));
+                }
+            }
+            if write.write_all(out.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflected_forged_and_foreign_stamps_count_apart_from_deliveries() {
+    let (addr, server) = reflecting_server(1000).await;
+    let plan = yaml_plan(
+        "config:\n  target: embedded\n  phases: [{duration: 1s, arrivalCount: 1}]\n\
+         scenarios:\n  - flow:\n      - connect\n      - loop:\n          \
+         - send: \"{{ stamp() }}\"\n          - think: 5ms\n        count: 18\n      \
+         - send: END\n        expect: {match: \"^END\", timeout: 30s}\n      - disconnect\n",
+    );
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        chatload::engine::run(Arc::new(plan), &addr.to_string(), RunOptions::default()),
+    )
+    .await
+    .expect("the run ends")
+    .expect("the run starts");
+    let deliveries = out
+        .metrics
+        .aggregate
+        .summaries
+        .get("delivery")
+        .map(|s| s.count);
+    // 18 sends reflected 1000 times each used to give 18 000 samples.
+    assert_eq!(deliveries, Some(18), "{:?}", out.error_samples);
+    assert_eq!(counter(&out, "delivery.invalid"), 18 * (999 + 2));
+    server.abort();
+}
+
+fn problems_of(text: &str) -> String {
+    match plan::load_str(text, Path::new("plan.yml"), Format::Yaml) {
+        Ok(_) => String::new(),
+        Err(problems) => format!("{problems:?}"),
+    }
+}
+
+#[test]
+fn max_frame_bytes_has_an_upper_bound() {
+    let plan = |bytes: u64| {
+        format!(
+            "config:\n  target: \"127.0.0.1:9\"\n  protocol: {{maxFrameBytes: {bytes}}}\n  \
+             phases: [{{duration: 1s, vusers: 1}}]\nscenarios:\n  - flow: [connect]\n"
+        )
+    };
+    let problems = problems_of(&plan(8 << 30));
+    assert!(
+        problems.contains("`maxFrameBytes: 8589934592` is above the limit of 64 MiB"),
+        "{problems}"
+    );
+    assert_eq!(problems_of(&plan(64 << 20)), "");
+}
+
+#[test]
+fn an_invalid_embedded_section_fails_check_whatever_the_target() {
+    let problems = problems_of(
+        "config:\n  target: \"127.0.0.1:9\"\n  embedded: {xor: \"\", stall: 5s, every: 1s}\n  \
+         phases: [{duration: 1s, vusers: 1}]\nscenarios:\n  - flow: [connect]\n",
+    );
+    assert!(problems.contains("the XOR key is empty"), "{problems}");
+    assert!(problems.contains("never ends"), "{problems}");
+}
