@@ -217,6 +217,9 @@ pub mod names {
     pub const VUSERS_COMPLETED: &str = "vusers.completed";
     pub const VUSERS_FAILED: &str = "vusers.failed";
     pub const VUSERS_SKIPPED: &str = "vusers.skipped";
+    /// Arrivals (or closed-model vusers) that could not start because the generator already
+    /// held as many vusers as it can (generator overload): dropped, not queued.
+    pub const VUSERS_DROPPED: &str = "vusers.dropped";
     /// Vusers still running when the graceful stop ran out.
     pub const VUSERS_CANCELLED: &str = "vusers.cancelled";
     pub const VUSERS_ACTIVE: &str = "vusers.active";
@@ -260,7 +263,7 @@ pub mod names {
     pub const HTTP_COUNTERS: [&str; 3] = [HTTP_REQUESTS, HTTP_RESPONSES, HTTP_DOWNLOADED_BYTES];
 
     /// Counters every run registers, so they appear (as zeros) even when nothing happened.
-    pub const STANDARD_COUNTERS: [&str; 9] = [
+    pub const STANDARD_COUNTERS: [&str; 10] = [
         MESSAGES_SENT,
         MESSAGES_RECEIVED,
         BYTES_SENT,
@@ -269,6 +272,7 @@ pub mod names {
         VUSERS_COMPLETED,
         VUSERS_FAILED,
         VUSERS_SKIPPED,
+        VUSERS_DROPPED,
         VUSERS_CANCELLED,
     ];
     /// Counters a run may record (thresholds accept them) without registering them up front.

@@ -9,6 +9,7 @@
 pub mod adaptive;
 mod adaptive_run;
 pub(crate) mod breaking;
+pub mod capacity;
 pub mod control;
 pub(crate) mod intervals;
 pub(crate) mod runner;
@@ -18,6 +19,7 @@ pub mod shard;
 pub(crate) use adaptive_run::run as run_adaptive;
 pub use adaptive_run::{AdaptiveOutcome, AdaptiveWindow};
 pub use breaking::BreakingOutcome;
+pub use capacity::CapacityError;
 pub use control::{ControlError, LoadMode, PartialRun, RunControl, ServerLoad};
 pub use intervals::{LAG_WARNING, Progress, ProgressFn};
 pub use shard::{Shard, ShardError};
