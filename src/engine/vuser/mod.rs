@@ -8,7 +8,7 @@
 mod branch;
 pub(crate) mod context;
 pub mod data;
-mod delivery;
+pub(crate) mod delivery;
 pub mod errors;
 pub(crate) mod http;
 mod http_parts;
