@@ -25,12 +25,12 @@ const MIN_LIVE_VUSERS: u64 = 1024;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CapacityError {
     #[error(
-        "phase {phase} asks for {vusers} vusers; one generator process holds at most \
+        "phase `{phase}` asks for {vusers} vusers; one generator process holds at most \
          {MAX_VUSERS}: lower it, or split the load over several processes (`run --shard I/N`)"
     )]
     Vusers { phase: String, vusers: u64 },
     #[error(
-        "phase {phase} asks for {rate_per_sec:.0} arrivals per second; one generator process \
+        "phase `{phase}` asks for {rate_per_sec:.0} arrivals per second; one generator process \
          walks at most {MAX_ARRIVAL_RATE_PER_SEC:.0} arrivals of the schedule per second (every \
          shard walks all of them): lower the rate"
     )]
