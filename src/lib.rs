@@ -10,6 +10,7 @@ pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod export;
+pub mod fuzzing;
 pub mod metrics;
 pub mod monitor;
 pub mod plan;

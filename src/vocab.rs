@@ -203,6 +203,9 @@ pub mod names {
     /// WebSocket upgrade time: request sent → `101 Switching Protocols`.
     pub const HANDSHAKE: &str = "handshake";
     pub const DELIVERY: &str = "delivery";
+    /// Stamps received that are not a first delivery of this run: another run's, sent after
+    /// they arrived, or already counted (a server reflecting or replaying frames).
+    pub const DELIVERY_INVALID: &str = "delivery.invalid";
     pub const SCHEDULE_LAG: &str = "schedule.lag";
     /// Prefix of the per-expect latency histograms: `latency.<expect name>`.
     pub const LATENCY_PREFIX: &str = "latency.";
@@ -214,6 +217,9 @@ pub mod names {
     pub const VUSERS_COMPLETED: &str = "vusers.completed";
     pub const VUSERS_FAILED: &str = "vusers.failed";
     pub const VUSERS_SKIPPED: &str = "vusers.skipped";
+    /// Arrivals (or closed-model vusers) that could not start because the generator already
+    /// held as many vusers as it can (generator overload): dropped, not queued.
+    pub const VUSERS_DROPPED: &str = "vusers.dropped";
     /// Vusers still running when the graceful stop ran out.
     pub const VUSERS_CANCELLED: &str = "vusers.cancelled";
     pub const VUSERS_ACTIVE: &str = "vusers.active";
@@ -257,7 +263,7 @@ pub mod names {
     pub const HTTP_COUNTERS: [&str; 3] = [HTTP_REQUESTS, HTTP_RESPONSES, HTTP_DOWNLOADED_BYTES];
 
     /// Counters every run registers, so they appear (as zeros) even when nothing happened.
-    pub const STANDARD_COUNTERS: [&str; 9] = [
+    pub const STANDARD_COUNTERS: [&str; 10] = [
         MESSAGES_SENT,
         MESSAGES_RECEIVED,
         BYTES_SENT,
@@ -266,10 +272,11 @@ pub mod names {
         VUSERS_COMPLETED,
         VUSERS_FAILED,
         VUSERS_SKIPPED,
+        VUSERS_DROPPED,
         VUSERS_CANCELLED,
     ];
     /// Counters a run may record (thresholds accept them) without registering them up front.
-    pub const OPTIONAL_COUNTERS: [&str; 2] = [CLAMPED, WS_PINGS];
+    pub const OPTIONAL_COUNTERS: [&str; 3] = [CLAMPED, WS_PINGS, DELIVERY_INVALID];
     pub const STANDARD_HISTOGRAMS: [&str; 5] = [CONNECT, TLS, HANDSHAKE, DELIVERY, SCHEDULE_LAG];
     pub const STANDARD_GAUGES: [&str; 2] = [VUSERS_ACTIVE, CONNECTIONS_OPEN];
 

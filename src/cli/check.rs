@@ -1,7 +1,9 @@
 //! `chatload check`: validate plans without sending any load.
 //!
 //! Prints every problem of every file (rustc-like text, JSON, or GitHub annotations) and exits
-//! 0 when all plans are valid, 2 otherwise. What is checked lives in `plan`.
+//! 0 when all plans are valid, 2 otherwise. What is checked lives in `plan`. Valid plans may
+//! also get warnings (levels one process cannot hold on this machine, `limits`); warnings
+//! never change the exit code.
 
 use std::io::Write;
 
@@ -12,9 +14,20 @@ use super::{CheckArgs, CheckFormat, Exit};
 pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
     let mut problems: Vec<Problem> = Vec::new();
     let mut valid = 0usize;
+    let mut warnings: Vec<(String, String)> = Vec::new();
+    let (nofile, ports) = (
+        super::limits::nofile_for_run(),
+        super::limits::ephemeral_ports(),
+    );
     for file in &args.files {
         match plan::load(file) {
-            Ok(_) => valid += 1,
+            Ok(plan) => {
+                valid += 1;
+                let file = file.display().to_string();
+                for warning in super::limits::capacity_warnings(&plan, nofile, ports) {
+                    warnings.push((file.clone(), warning));
+                }
+            }
             Err(p) => problems.extend(p.problems),
         }
     }
@@ -24,6 +37,9 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
         CheckFormat::Text => {
             for p in &problems {
                 write!(out, "{}", render_text(p))?;
+            }
+            for (file, warning) in &warnings {
+                writeln!(out, "{file}: warning: {warning}\n")?;
             }
             let invalid = args.files.len() - valid;
             if invalid == 0 {
@@ -45,12 +61,20 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
                 "valid": problems.is_empty(),
                 "files": args.files.len(),
                 "problems": list,
+                "warnings": warnings
+                    .iter()
+                    .map(|(file, message)| serde_json::json!({"file": file, "message": message}))
+                    .collect::<Vec<_>>(),
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         }
         CheckFormat::Github => {
             for p in &problems {
                 writeln!(out, "{}", render_github(p))?;
+            }
+            for (file, warning) in &warnings {
+                let escape = |s: &str| s.replace('%', "%25").replace('\n', "%0A");
+                writeln!(out, "::warning file={}::{}", escape(file), escape(warning))?;
             }
         }
     }

@@ -2,9 +2,13 @@
 //! to its hard ceiling at the start of `run` and `serve`, and warning before the load starts
 //! when even that is below what the plan's phases need.
 //!
+//! `check` uses the same figures to warn, per plan, about levels one process cannot hold:
+//! descriptors, ephemeral ports per source address, and levels `run` refuses outright.
+//!
 //! Mapping descriptor and port exhaustion *during* a run onto error kinds is the engine's job
 //! (`engine::error`); this file only deals with the limit itself.
 
+use crate::engine::load::capacity;
 use crate::plan::{Load, PhaseShape, Plan, Target};
 
 /// Descriptors a process needs besides its connections (std streams, epoll, the runtime's
@@ -22,14 +26,7 @@ pub struct NofileLimit {
 /// 1 024, far below what thousands of connections need). Returns the limit now in force, or
 /// `None` when it cannot be read. Never lowers it.
 pub fn raise_nofile() -> Option<NofileLimit> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
+    let mut limit = getrlimit_nofile()?;
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,
@@ -45,6 +42,68 @@ pub fn raise_nofile() -> Option<NofileLimit> {
         soft: as_count(limit.rlim_cur),
         hard: as_count(limit.rlim_max),
     })
+}
+
+fn getrlimit_nofile() -> Option<libc::rlimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
+}
+
+/// The open-descriptor limit a `run` will have: `run` raises the soft limit to the hard one.
+pub fn nofile_for_run() -> Option<NofileLimit> {
+    let limit = getrlimit_nofile()?;
+    let hard = as_count(limit.rlim_max);
+    Some(NofileLimit { soft: hard, hard })
+}
+
+/// Local ports the kernel hands out per source address and destination
+/// (`net.ipv4.ip_local_port_range`), `None` when it cannot be read.
+pub fn ephemeral_ports() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(low)), Some(Ok(high))) = (bounds.next(), bounds.next()) else {
+        return None;
+    };
+    Some(high.saturating_sub(low) + 1)
+}
+
+/// What `check` says about the plan's load on this machine: levels `run` refuses, too few
+/// descriptors, too few ephemeral ports. Empty when one process can hold it.
+pub fn capacity_warnings(
+    plan: &Plan,
+    nofile: Option<NofileLimit>,
+    ports_per_source: Option<u64>,
+) -> Vec<String> {
+    if let Err(err) = capacity::refuse_absurd(&plan.load, 1) {
+        return vec![format!("`run` will refuse this plan: {err}")];
+    }
+    let mut warnings = Vec::new();
+    let peak = peak_connections(plan);
+    if let Some(warning) = nofile.and_then(|limit| nofile_warning(limit, peak)) {
+        warnings.push(warning);
+    }
+    // The embedded server's ends use the server's port, not ephemeral ones.
+    let outgoing = match plan.target {
+        Target::Embedded(_) => peak / 2,
+        Target::Address(_) => peak,
+    };
+    let sources = plan.source_addresses.len().max(1) as u64;
+    if let Some(ports) = ports_per_source
+        && outgoing > ports.saturating_mul(sources)
+    {
+        warnings.push(format!(
+            "the plan may hold up to {outgoing} connections at once to one target, but each \
+             source address has {ports} ephemeral ports (net.ipv4.ip_local_port_range) and \
+             the plan uses {sources}: connections beyond that fail with errors.io; add \
+             `sourceAddresses` (e.g. 127.0.0.0/24 on loopback), widen the port range, or \
+             split the load over several processes (`run --shard I/N`)"
+        ));
+    }
+    warnings
 }
 
 /// `RLIM_INFINITY` and anything beyond u64 read as "no limit".
@@ -158,6 +217,30 @@ mod tests {
         assert_eq!(peak_connections(&plan(open, "127.0.0.1:9")), 500);
         let capped = "    - {duration: 10s, arrivalRate: 50, maxVusers: 20}\n    - {duration: 2s, arrivalCount: 7}\n";
         assert_eq!(peak_connections(&plan(capped, "127.0.0.1:9")), 20);
+    }
+
+    #[test]
+    fn check_warns_about_descriptors_ports_and_refused_levels() {
+        let limit = NofileLimit {
+            soft: 1_024,
+            hard: 1_024,
+        };
+        let heavy = plan("    - {duration: 5s, vusers: 50000}\n", "127.0.0.1:9");
+        let warnings = capacity_warnings(&heavy, Some(limit), Some(28_232));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("RLIMIT_NOFILE"), "{warnings:?}");
+        assert!(
+            warnings[1].contains("28232 ephemeral ports"),
+            "{warnings:?}"
+        );
+        let light = plan("    - {duration: 5s, vusers: 500}\n", "127.0.0.1:9");
+        assert!(capacity_warnings(&light, Some(limit), Some(28_232)).is_empty());
+        let absurd = plan("    - {duration: 5s, vusers: 1000000000}\n", "127.0.0.1:9");
+        let warnings = capacity_warnings(&absurd, Some(limit), Some(28_232));
+        assert!(
+            warnings[0].starts_with("`run` will refuse this plan"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -314,6 +314,7 @@ async fn drive(
         seed: Some(seed),
         shard: sharding.shard,
         run_id: sharding.run_id.clone(),
+        max_live_vusers: None,
     };
     if let Some(at) = sharding.start_at {
         let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -465,6 +466,21 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
              lower the load or spread it over more machines",
             outcome.overloaded_intervals,
             engine::LAG_WARNING.as_millis()
+        ));
+    }
+    let dropped = outcome
+        .metrics
+        .aggregate
+        .counters
+        .get(crate::vocab::names::VUSERS_DROPPED)
+        .copied()
+        .unwrap_or(0);
+    if dropped > 0 {
+        info.warnings.push(format!(
+            "generator overload: {dropped} vuser(s) could not start because this process \
+             already held as many as it can at once (its open-descriptor limit) and were \
+             dropped (vusers.dropped), so the load was lighter than planned; raise the limit \
+             (`ulimit -n`), lower the load or split it over several processes (`run --shard`)"
         ));
     }
     if outcome.insecure_tls {

@@ -16,6 +16,8 @@ pub enum EngineError {
     Transport(#[from] crate::transport::SetupError),
     #[error("invalid protocol settings: {0}")]
     Protocol(#[from] crate::protocol::ProtocolError),
+    #[error(transparent)]
+    Capacity(#[from] crate::engine::load::CapacityError),
     #[error("could not assemble the run's metrics: {0}")]
     Metrics(#[from] crate::metrics::MetricsError),
     #[error(

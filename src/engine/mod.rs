@@ -66,6 +66,9 @@ pub struct RunOptions {
     /// The run id tying the shards of one run together (and the stamp token, so deliveries
     /// cross shards); `None`: a fresh random one (an unsplit run).
     pub run_id: Option<String>,
+    /// Most vusers held at once; arrivals beyond it are dropped and counted
+    /// (`vusers.dropped`). `None`: the process's descriptor limit (`load::capacity`).
+    pub max_live_vusers: Option<u64>,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -83,6 +86,7 @@ impl std::fmt::Debug for RunOptions {
             .field("seed", &self.seed)
             .field("shard", &self.shard)
             .field("run_id", &self.run_id)
+            .field("max_live_vusers", &self.max_live_vusers)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +164,7 @@ pub async fn run(
     target: &str,
     options: RunOptions,
 ) -> Result<RunOutcome, EngineError> {
+    load::capacity::refuse_absurd(&plan.load, u64::from(options.shard.count()))?;
     let (phases, adaptive) = match &plan.load {
         Load::Phases(phases) => (phases.clone(), None),
         Load::Adaptive(config) => (Vec::new(), Some(config.clone())),
@@ -315,7 +320,10 @@ pub async fn run(
                 stop.clone(),
             ))
         });
-    let runner = runner::Runner::new(Arc::clone(&ctx), stop.clone())
+    let live_limit = options
+        .max_live_vusers
+        .unwrap_or_else(load::capacity::live_limit);
+    let runner = runner::Runner::new(Arc::clone(&ctx), stop.clone(), live_limit)
         .with_control(control.clone(), options.broadcasts);
     let (ended, adaptive) = match adaptive.as_ref().map(|c| (c, intervals.observe())) {
         Some((config, Some(rx))) => {

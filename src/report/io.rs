@@ -91,8 +91,13 @@ pub fn read_result(path: &Path) -> Result<RunResult, ReportError> {
         path: path.to_owned(),
         source,
     })?;
+    parse_result(&text, path)
+}
+
+/// [`read_result`] on text already read; `path` names it in errors.
+pub fn parse_result(text: &str, path: &Path) -> Result<RunResult, ReportError> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+        serde_json::from_str(text).map_err(|source| ReportError::Parse {
             path: path.to_owned(),
             source,
         })?;

@@ -26,7 +26,9 @@ pub use compare::{Comparison, Limits as CompareLimits, MetricDelta, compare, par
 pub use console::summary_table;
 pub use errors::{FAILURES_HEADER, failures_csv};
 pub use html::{render_html, write_html};
-pub use io::{read_result, refuse_symlink, result_json_schema, write_atomically, write_result};
+pub use io::{
+    parse_result, read_result, refuse_symlink, result_json_schema, write_atomically, write_result,
+};
 pub use merge::{MergeError, Merged, Piece, merge};
 pub use model::{
     AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, MonitorSample, ObservedValue,

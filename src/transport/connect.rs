@@ -94,8 +94,8 @@ pub fn exhaustion_hint(err: &std::io::Error, source: Option<IpAddr>) -> Option<S
     }
 }
 
-/// The soft `RLIMIT_NOFILE` in force, for error messages.
-fn nofile_limit() -> Option<u64> {
+/// The soft `RLIMIT_NOFILE` in force, for error messages and the engine's live-vuser limit.
+pub(crate) fn nofile_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
 pub use connect::exhaustion_hint;
+pub(crate) use connect::nofile_limit;
 pub use stream::FramedStream;
 pub use ws::WsConn;
 

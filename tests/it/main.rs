@@ -5,6 +5,7 @@ mod adaptive;
 mod check;
 mod cli;
 mod files;
+mod fuzz_corpus;
 mod hostile;
 mod http;
 mod limits;

@@ -58,6 +58,11 @@ pub enum ControlError {
     Adaptive,
     #[error("the run has not started or has already finished")]
     NotRunning,
+    #[error(
+        "{asked} vusers is more than this generator process holds at once ({max}, its \
+         open-descriptor limit); split the load over several processes (`run --shard I/N`)"
+    )]
+    TooMany { asked: u64, max: u64 },
     #[error("cannot summarize the results so far: {0}")]
     Metrics(String),
 }
@@ -87,6 +92,8 @@ pub struct RunControl {
 
 struct Inner {
     target: AtomicU64,
+    /// Most vusers the run holds at once (`capacity`); `scale` refuses more.
+    live_limit: AtomicU64,
     mode: AtomicU8,
     stop: CancellationToken,
     inboxes: Mutex<HashMap<u64, mpsc::UnboundedSender<Arc<str>>>>,
@@ -99,6 +106,7 @@ impl Default for Inner {
     fn default() -> Self {
         Inner {
             target: AtomicU64::new(NO_TARGET),
+            live_limit: AtomicU64::new(u64::MAX),
             mode: AtomicU8::new(LoadMode::Idle as u8),
             stop: CancellationToken::new(),
             inboxes: Mutex::new(HashMap::new()),
@@ -132,6 +140,12 @@ impl RunControl {
     /// target, until that phase ends (the next phase follows the plan again).
     pub fn scale(&self, vusers: u64) -> Result<(), ControlError> {
         match self.mode() {
+            LoadMode::Closed if vusers > self.inner.live_limit.load(Ordering::Relaxed) => {
+                Err(ControlError::TooMany {
+                    asked: vusers,
+                    max: self.inner.live_limit.load(Ordering::Relaxed),
+                })
+            }
             LoadMode::Closed => {
                 self.inner
                     .target
@@ -204,6 +218,10 @@ impl RunControl {
 
     pub(crate) fn stop_token(&self) -> &CancellationToken {
         &self.inner.stop
+    }
+
+    pub(crate) fn set_live_limit(&self, vusers: u64) {
+        self.inner.live_limit.store(vusers, Ordering::Relaxed);
     }
 
     pub(crate) fn set_mode(&self, mode: LoadMode) {
@@ -283,6 +301,12 @@ mod tests {
             None,
             "a new phase clears the override"
         );
+        control.set_live_limit(20_000);
+        assert!(matches!(
+            control.scale(100_000_000_000),
+            Err(ControlError::TooMany { max: 20_000, .. })
+        ));
+        assert_eq!(control.scale_override(), None);
     }
 
     #[test]

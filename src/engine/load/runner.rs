@@ -53,6 +53,10 @@ pub(crate) struct Runner {
     open_active: Arc<AtomicU64>,
     cancelled: Arc<AtomicU64>,
     control: RunControl,
+    /// Most vusers held at once (`capacity`): arrivals beyond it are dropped and counted.
+    live_limit: u64,
+    /// Closed-model vusers of this phase's target already counted as dropped.
+    shortfall: u64,
     /// Whether vusers get a broadcast inbox: only when someone holds the control handle, since
     /// every wait of every vuser polls it.
     broadcasts: bool,
@@ -66,7 +70,7 @@ pub(crate) struct Ended {
 }
 
 impl Runner {
-    pub fn new(ctx: Arc<RunContext>, shutdown: CancellationToken) -> Self {
+    pub fn new(ctx: Arc<RunContext>, shutdown: CancellationToken, live_limit: u64) -> Self {
         Runner {
             arrivals: ArrivalFilter::new(ctx.shard),
             allocator: Allocator::new(&ctx.program),
@@ -80,6 +84,8 @@ impl Runner {
             open_active: Arc::new(AtomicU64::new(0)),
             cancelled: Arc::new(AtomicU64::new(0)),
             control: RunControl::default(),
+            live_limit,
+            shortfall: 0,
             broadcasts: false,
         }
     }
@@ -88,6 +94,7 @@ impl Runner {
     /// broadcasts only when `broadcasts` is set.
     pub fn with_control(mut self, control: RunControl, broadcasts: bool) -> Self {
         self.control = control;
+        self.control.set_live_limit(self.live_limit);
         self.broadcasts = broadcasts;
         self
     }
@@ -103,6 +110,7 @@ impl Runner {
             let phase_start = after(start, offset);
             let phase_end = after(phase_start, phase_duration(&phase.shape));
             intervals.begin_phase(index, &phase.name);
+            self.shortfall = 0;
             self.control.set_mode(match phase.shape {
                 PhaseShape::Concurrency { .. } => LoadMode::Closed,
                 _ => LoadMode::Open,
@@ -160,12 +168,26 @@ impl Runner {
                 continue; // another shard's arrival
             }
             let at = after(phase_start, offset);
-            if !self.wait_until(at).await {
-                return false;
+            if at > Instant::now() {
+                if !self.wait_until(at).await {
+                    return false;
+                }
+            } else {
+                // Behind schedule (a burst, or a saturated generator): no timer per arrival,
+                // but Ctrl-C and the other tasks still get in.
+                if self.shutdown.is_cancelled() {
+                    return false;
+                }
+                tokio::task::consume_budget().await;
             }
             if max_vusers.is_some_and(|max| self.open_active.load(Ordering::Relaxed) >= max) {
                 self.ctx.recorder.incr(self.ctx.ids.skipped);
                 // The skipped arrival keeps its id unused, so later ids stay arrival indexes.
+                self.next_local += 1;
+                continue;
+            }
+            if self.live() >= self.live_limit {
+                self.ctx.recorder.incr(self.ctx.ids.dropped);
                 self.next_local += 1;
                 continue;
             }
@@ -212,9 +234,19 @@ impl Runner {
     }
 
     /// Starts or retires closed-model vusers so that `target` run (replacing ended ones).
+    /// Vusers past the live limit are not started: the first time the target asks for them
+    /// in a phase they are counted as dropped.
     pub(crate) fn keep_pool(&mut self, target: u64, now: Instant) {
         self.pool.retain(|slot| !slot.done.load(Ordering::Relaxed));
-        while (self.pool.len() as u64) < target {
+        let wanted = target.saturating_sub(self.pool.len() as u64);
+        let room = self.live_limit.saturating_sub(self.live());
+        let shortfall = wanted.saturating_sub(room);
+        if shortfall > self.shortfall {
+            let more = shortfall - self.shortfall;
+            self.ctx.recorder.add(self.ctx.ids.dropped, more);
+            self.shortfall = shortfall;
+        }
+        for _ in 0..wanted.min(room) {
             let retire = self.run_end.child_token();
             let done = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&done);
@@ -245,6 +277,11 @@ impl Runner {
                 slot.retire.cancel();
             }
         }
+    }
+
+    /// Vusers alive now, of either model.
+    fn live(&self) -> u64 {
+        self.tracker.len() as u64
     }
 
     /// Starts a vuser (after its scenario's `startAfter`); false when no scenario may take it.
@@ -289,7 +326,7 @@ impl Runner {
         let run_end = self.run_end.clone();
         let cancelled = Arc::clone(&self.cancelled);
         self.tracker.spawn(async move {
-            let ids_cancelled = ctx.ids.cancelled;
+            let ids = (ctx.ids.cancelled, ctx.ids.dropped);
             let recorder = ctx.recorder.clone();
             // A vuser whose scenario starts later waits here, not counted as active; the
             // run ending or its retirement first means it never starts. One already due
@@ -302,13 +339,23 @@ impl Runner {
                     _ = retire.cancelled() => false,
                 };
             if due {
+                // A vuser whose task never got to run before the hard stop did not start: it
+                // was dropped (the runtime was saturated), not cancelled.
+                let started = AtomicBool::new(false);
                 tokio::select! {
                     biased;
                     _ = hard_stop.cancelled() => {
-                        recorder.incr(ids_cancelled);
-                        cancelled.fetch_add(1, Ordering::Relaxed);
+                        if started.load(Ordering::Relaxed) {
+                            recorder.incr(ids.0);
+                            cancelled.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            recorder.incr(ids.1);
+                        }
                     }
-                    _ = vuser::run(ctx, spec) => {}
+                    _ = async {
+                        started.store(true, Ordering::Relaxed);
+                        vuser::run(ctx, spec).await
+                    } => {}
                 }
             }
             if let Some(slot) = slot {

@@ -9,6 +9,7 @@ mod accept;
 mod branch;
 pub(crate) mod context;
 pub mod data;
+pub(crate) mod delivery;
 pub mod errors;
 pub(crate) mod http;
 mod http_parts;
@@ -188,6 +189,8 @@ pub(crate) struct Vuser {
     pub matchers: MatcherCache,
     /// HTTP connections and cookies, from the first HTTP step on.
     pub http: Option<Box<http::VuserHttp>>,
+    /// The stamps counted so far, so a reflected or replayed one is not counted twice.
+    deliveries: delivery::Deliveries,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -221,6 +224,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         matched_bytes: 0,
         matchers: MatcherCache::default(),
         http: None,
+        deliveries: delivery::Deliveries::default(),
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -488,16 +492,28 @@ impl Vuser {
     ) -> Result<Option<Accepted>, Failure> {
         let recorder = &ctx.recorder;
         let body_bytes = frame.body.len() as u64;
-        for found in stamp::scan(&frame.body, &ctx.run_id) {
-            // Wall-clock µs on the run's clock, like the sender's (which may be another shard).
-            let since_start = at.saturating_duration_since(ctx.start).as_micros();
-            let now_us = ctx
-                .wall_start_us
-                .saturating_add(u64::try_from(since_start).unwrap_or(u64::MAX));
-            // The stamp came over the network: a forged time must not overflow; a send time
-            // ahead of ours (two machines' clocks apart) counts as zero.
-            let delivery_us = now_us.saturating_sub(found.sent_us);
-            recorder.record(ctx.ids.delivery, Duration::from_micros(delivery_us));
+        // Wall-clock µs on the run's clock, like the sender's (which may be another shard).
+        let since_start = at.saturating_duration_since(ctx.start).as_micros();
+        let now_us = ctx
+            .wall_start_us
+            .saturating_add(u64::try_from(since_start).unwrap_or(u64::MAX));
+        let mut invalid = 0;
+        for (run, found) in stamp::scan_any(&frame.body) {
+            let ours = run == ctx.run_id.as_bytes();
+            match self.deliveries.judge(ours, found, now_us) {
+                // A send time slightly ahead of ours (two machines' clocks apart, within the
+                // judge's tolerance) counts as zero.
+                delivery::Verdict::Delivery => recorder.record(
+                    ctx.ids.delivery,
+                    Duration::from_micros(now_us.saturating_sub(found.sent_us)),
+                ),
+                delivery::Verdict::Invalid => invalid += 1,
+            }
+        }
+        if invalid > 0 {
+            // Rare: looked up by name here rather than registered for every run.
+            let counter = recorder.counter(names::DELIVERY_INVALID);
+            recorder.add(counter, invalid);
         }
         if let Some((op, matcher)) = expect {
             if let Some(accepted) = op.accept(matcher, &frame, ctx.endian) {

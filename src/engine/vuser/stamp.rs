@@ -7,9 +7,8 @@
 //! same vuser numbering, so a message sent by a vuser of one shard and received by a vuser of
 //! another is a delivery too; on one host the clocks are one clock, across machines the
 //! measurement is as good as their clock synchronisation (NTP: about a millisecond; PTP:
-//! microseconds). A stamp from another run (a server replaying history) is ignored, so only
-//! this run's deliveries count. What to do with a found stamp (recording `delivery`) is the
-//! vuser's business.
+//! microseconds). Judging a found stamp (a first delivery, or a duplicate, future or other run's
+//! one) is `delivery`'s business.
 
 use std::fmt::Write;
 
@@ -98,34 +97,42 @@ fn parse_base36(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// Parses a stamp starting right after its `~c`; returns it and the bytes after it.
-fn parse_at<'a>(rest: &'a [u8], run_id: &[u8]) -> Option<(Found, &'a [u8])> {
-    let rest = rest.strip_prefix(run_id)?.strip_prefix(b".")?;
+/// Parses a stamp starting right after its `~c`: its run id, the stamp, and the bytes after it.
+fn parse_at(rest: &[u8]) -> Option<(&[u8], Found, &[u8])> {
+    let run = rest.get(..RUN_ID_LEN)?;
+    if !run.iter().all(|b| DIGITS.contains(b)) {
+        return None;
+    }
+    let rest = rest.get(RUN_ID_LEN..)?.strip_prefix(b".")?;
     let dot = rest.iter().position(|b| *b == b'.')?;
     let sender = parse_base36(rest.get(..dot)?)?;
     let rest = rest.get(dot + 1..)?;
     let end = rest.iter().position(|b| *b == b'~')?;
     let sent_us = parse_base36(rest.get(..end)?)?;
-    Some((Found { sender, sent_us }, rest.get(end + 1..)?))
+    Some((run, Found { sender, sent_us }, rest.get(end + 1..)?))
 }
 
-/// Every stamp of run `run_id` in `body`, in order.
-pub fn scan<'a>(body: &'a [u8], run_id: &'a str) -> impl Iterator<Item = Found> + 'a {
-    let run = run_id.as_bytes();
+/// Every well-formed stamp in `body`, of any run, with its run id, in order.
+pub fn scan_any(body: &[u8]) -> impl Iterator<Item = (&[u8], Found)> + '_ {
     let mut rest = body;
     std::iter::from_fn(move || {
         loop {
             let at = rest.windows(2).position(|w| w == b"~c")?;
             let after = rest.get(at + 2..)?;
-            match parse_at(after, run) {
-                Some((found, tail)) => {
+            match parse_at(after) {
+                Some((run, found, tail)) => {
                     rest = tail;
-                    return Some(found);
+                    return Some((run, found));
                 }
                 None => rest = after,
             }
         }
     })
+}
+
+/// Every stamp of run `run_id` in `body`, in order.
+pub fn scan<'a>(body: &'a [u8], run_id: &'a str) -> impl Iterator<Item = Found> + 'a {
+    scan_any(body).filter_map(move |(run, found)| (run == run_id.as_bytes()).then_some(found))
 }
 
 #[cfg(test)]

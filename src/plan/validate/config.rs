@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::super::problem::{Collector, Seg, key};
 use super::super::raw::{
-    RawConfig, RawDefaults, RawMetrics, RawMonitor, RawReport, RawReportFormat, RawServerFraming,
+    RawConfig, RawDefaults, RawEmbedded, RawMetrics, RawMonitor, RawReport, RawReportFormat,
+    RawServerFraming,
 };
 use super::super::resolved::*;
 use super::Ctx;
@@ -22,85 +23,93 @@ const MAX_SOURCE_ADDRESSES: u128 = 1 << 16;
 pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<Target> {
     let at = key(path, "target");
     let target = config.target.trim();
+    // Checked whatever the target: `-e` or `--target embedded` may select it later, and a
+    // mistake in it should not wait until then.
+    let server = config
+        .embedded
+        .as_ref()
+        .map(|e| embedded(ctx, &key(path, "embedded"), e));
     if target == "embedded" {
-        let mut server = EmbeddedServer::default();
-        if let Some(e) = &config.embedded {
-            let p = key(path, "embedded");
-            server.binary = matches!(e.framing, Some(RawServerFraming::Binary));
-            server.xor_key = e.xor.as_ref().map(|k| k.as_bytes().to_vec());
-            if server.xor_key.as_ref().is_some_and(Vec::is_empty) {
-                ctx.out.error(&key(&p, "xor"), "the XOR key is empty", None);
-            } else if server.xor_key.is_some() && !server.binary {
-                ctx.out.error(
-                    &key(&p, "xor"),
-                    "`xor` applies to the binary flavour only",
-                    Some("add `framing: binary` under `config.embedded`".to_owned()),
-                );
-            }
-            server.delay = ctx.opt_duration(&p, "delay", e.delay.as_ref(), Duration::ZERO);
-            server.jitter = ctx.opt_duration(&p, "jitter", e.jitter.as_ref(), Duration::ZERO);
-            if let Some(c) = &e.capacity {
-                let text = c.0.trim();
-                let number = text.strip_suffix("/s").unwrap_or(text).trim();
-                match number.parse::<f64>() {
-                    Ok(v) if v > 0.0 && v.is_finite() => server.capacity_per_sec = Some(v),
-                    _ => ctx.out.error(
-                        &key(&p, "capacity"),
-                        format!("`{text}` is not a capacity"),
-                        Some("write commands per second, e.g. 2000 or \"2000/s\"".to_owned()),
-                    ),
-                }
-            }
-            match (&e.stall, &e.every) {
-                (Some(s), Some(v)) => {
-                    let duration = ctx.duration(&key(&p, "stall"), s);
-                    let every = ctx.duration(&key(&p, "every"), v);
-                    match (duration, every) {
-                        (Some(duration), Some(every)) if every.is_zero() || duration >= every => {
-                            ctx.out.error(
-                                &key(&p, "stall"),
-                                format!(
-                                    "a stall of {duration:?} every {every:?} never ends: the \
-                                     stall must be shorter than the period"
-                                ),
-                                Some("e.g. `stall: 1s` with `every: 5s`".to_owned()),
-                            )
-                        }
-                        (Some(duration), Some(every)) => {
-                            server.stall = Some(Stall { duration, every });
-                        }
-                        _ => {}
-                    }
-                }
-                (None, None) => {}
-                (Some(_), None) => ctx.out.key_error(
-                    &key(&p, "stall"),
-                    "`stall` needs `every` (how often to stall)",
-                    None,
-                ),
-                (None, Some(_)) => ctx.out.key_error(
-                    &key(&p, "every"),
-                    "`every` needs `stall` (how long to stall)",
-                    None,
-                ),
-            }
-            server.max_clients = e.max_clients;
-            server.tls = e.tls;
-            server.websocket = e.websocket;
-            server.http = e.http;
-            if e.http && (e.websocket || e.framing.is_some() || e.xor.is_some()) {
-                ctx.out.error(
-                    &key(&p, "http"),
-                    "the HTTP demo API speaks HTTP only",
-                    Some(
-                        "drop `websocket`, `framing` and `xor` under `config.embedded`".to_owned(),
-                    ),
-                );
-            }
-        }
-        return Some(Target::Embedded(server));
+        return Some(Target::Embedded(server.unwrap_or_default()));
     }
     super::transport::address(ctx, &at, target)
+}
+
+/// `config.embedded`: the reference server's knobs.
+fn embedded(ctx: &mut Ctx, p: &[Seg], e: &RawEmbedded) -> EmbeddedServer {
+    let mut server = EmbeddedServer {
+        binary: matches!(e.framing, Some(RawServerFraming::Binary)),
+        xor_key: e.xor.as_ref().map(|k| k.as_bytes().to_vec()),
+        ..EmbeddedServer::default()
+    };
+    if server.xor_key.as_ref().is_some_and(Vec::is_empty) {
+        ctx.out.error(&key(p, "xor"), "the XOR key is empty", None);
+    } else if server.xor_key.is_some() && !server.binary {
+        ctx.out.error(
+            &key(p, "xor"),
+            "`xor` applies to the binary flavour only",
+            Some("add `framing: binary` under `config.embedded`".to_owned()),
+        );
+    }
+    server.delay = ctx.opt_duration(p, "delay", e.delay.as_ref(), Duration::ZERO);
+    server.jitter = ctx.opt_duration(p, "jitter", e.jitter.as_ref(), Duration::ZERO);
+    if let Some(c) = &e.capacity {
+        let text = c.0.trim();
+        let number = text.strip_suffix("/s").unwrap_or(text).trim();
+        match number.parse::<f64>() {
+            Ok(v) if v > 0.0 && v.is_finite() => server.capacity_per_sec = Some(v),
+            _ => ctx.out.error(
+                &key(p, "capacity"),
+                format!("`{text}` is not a capacity"),
+                Some("write commands per second, e.g. 2000 or \"2000/s\"".to_owned()),
+            ),
+        }
+    }
+    match (&e.stall, &e.every) {
+        (Some(s), Some(v)) => {
+            let duration = ctx.duration(&key(p, "stall"), s);
+            let every = ctx.duration(&key(p, "every"), v);
+            match (duration, every) {
+                (Some(duration), Some(every)) if every.is_zero() || duration >= every => {
+                    ctx.out.error(
+                        &key(p, "stall"),
+                        format!(
+                            "a stall of {duration:?} every {every:?} never ends: the \
+                                 stall must be shorter than the period"
+                        ),
+                        Some("e.g. `stall: 1s` with `every: 5s`".to_owned()),
+                    )
+                }
+                (Some(duration), Some(every)) => {
+                    server.stall = Some(Stall { duration, every });
+                }
+                _ => {}
+            }
+        }
+        (None, None) => {}
+        (Some(_), None) => ctx.out.key_error(
+            &key(p, "stall"),
+            "`stall` needs `every` (how often to stall)",
+            None,
+        ),
+        (None, Some(_)) => ctx.out.key_error(
+            &key(p, "every"),
+            "`every` needs `stall` (how long to stall)",
+            None,
+        ),
+    }
+    server.max_clients = e.max_clients;
+    server.tls = e.tls;
+    server.websocket = e.websocket;
+    server.http = e.http;
+    if e.http && (e.websocket || e.framing.is_some() || e.xor.is_some()) {
+        ctx.out.error(
+            &key(p, "http"),
+            "the HTTP demo API speaks HTTP only",
+            Some("drop `websocket`, `framing` and `xor` under `config.embedded`".to_owned()),
+        );
+    }
+    server
 }
 
 pub(super) fn variables(config: &RawConfig) -> Vec<Variable> {

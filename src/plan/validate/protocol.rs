@@ -12,6 +12,9 @@ use crate::protocol::{
     CodecConfig, Endian, Framing, HeaderField, LengthCounts, LineEnding, Transform,
 };
 
+/// The largest `maxFrameBytes` a plan may set (64 MiB).
+const MAX_FRAME_BYTES_LIMIT: u64 = 64 << 20;
+
 pub(super) fn protocol(
     ctx: &mut Ctx,
     path: &[Seg],
@@ -41,6 +44,18 @@ pub(super) fn protocol(
                 &key(&p, "maxFrameBytes"),
                 "`maxFrameBytes` must be above 0",
                 None,
+            );
+            CodecConfig::DEFAULT_MAX_FRAME_BYTES
+        }
+        Some(n) if n > MAX_FRAME_BYTES_LIMIT => {
+            ctx.out.error(
+                &key(&p, "maxFrameBytes"),
+                format!(
+                    "`maxFrameBytes: {n}` is above the limit of {} MiB: a frame up to this size \
+                     is buffered per connection, so every vuser could hold that much",
+                    MAX_FRAME_BYTES_LIMIT >> 20
+                ),
+                Some("chat frames are small; the default is 1 MiB".to_owned()),
             );
             CodecConfig::DEFAULT_MAX_FRAME_BYTES
         }
