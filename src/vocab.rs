@@ -214,7 +214,7 @@ pub mod names {
     pub const VUSERS_COMPLETED: &str = "vusers.completed";
     pub const VUSERS_FAILED: &str = "vusers.failed";
     pub const VUSERS_SKIPPED: &str = "vusers.skipped";
-    /// Vusers still running when the graceful stop ran out.
+    /// Vusers still running when the graceful stop ran out or a stop signal cut it short.
     pub const VUSERS_CANCELLED: &str = "vusers.cancelled";
     pub const VUSERS_ACTIVE: &str = "vusers.active";
     pub const CONNECTIONS_OPEN: &str = "connections.open";

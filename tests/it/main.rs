@@ -18,6 +18,7 @@ mod result;
 mod run;
 mod server;
 mod shards;
+mod signals;
 mod transport;
 mod verdicts;
 

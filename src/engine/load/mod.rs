@@ -21,4 +21,5 @@ pub use adaptive_run::{AdaptiveOutcome, AdaptiveWindow};
 pub use breaking::BreakingOutcome;
 pub use control::{ControlError, LoadMode, PartialRun, RunControl, ServerLoad};
 pub use intervals::{LAG_WARNING, Progress, ProgressFn};
+pub use runner::INTERRUPT_GRACE;
 pub use shard::{Shard, ShardError};
