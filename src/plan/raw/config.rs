@@ -412,6 +412,8 @@ pub struct RawAdaptiveLimits {
 pub struct RawReport {
     /// Parent folder of run folders (default `reports`).
     pub dir: Option<String>,
+    /// Which files a run writes (default all three); at least one.
+    #[schemars(length(min = 1))]
     pub formats: Option<Vec<RawReportFormat>>,
     /// Length of one interval of the time series (default 1s).
     pub interval: Option<RawDuration>,
