@@ -13,6 +13,7 @@ mod monitor;
 mod mqtt;
 mod plan_lang;
 mod probe;
+mod redaction;
 mod report;
 mod result;
 mod run;
