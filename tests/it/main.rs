@@ -4,6 +4,7 @@
 mod adaptive;
 mod check;
 mod cli;
+mod faults;
 mod files;
 mod hostile;
 mod http;
