@@ -83,15 +83,17 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 sleep 1
 gen_pid=$(pgrep -P "$generator" | head -n1 || true)
 echo "minute,generator_rss_kb,server_rss_kb,server_fds" >"$out/rss.csv"
-minute=0
+started=$(date +%s)
+next=0
 while kill -0 "$generator" 2>/dev/null; do
-    fds=$(ls "/proc/$server/fd" 2>/dev/null | wc -l)
-    echo "$minute,$(rss_kb "${gen_pid:-0}"),$(rss_kb "$server"),$fds" >>"$out/rss.csv"
-    for _ in $(seq 60); do
-        kill -0 "$generator" 2>/dev/null || break
-        sleep 1
-    done
-    minute=$((minute + 1))
+    # Minutes since the start by the clock, so the samples do not drift.
+    minute=$(( ($(date +%s) - started) / 60 ))
+    if [ "$minute" -ge "$next" ]; then
+        fds=$(ls "/proc/$server/fd" 2>/dev/null | wc -l)
+        echo "$minute,$(rss_kb "${gen_pid:-0}"),$(rss_kb "$server"),$fds" >>"$out/rss.csv"
+        next=$((minute + 1))
+    fi
+    sleep 1
 done
 status=0
 wait "$generator" || status=$?

@@ -220,7 +220,8 @@ pub mod names {
     /// Arrivals (or closed-model vusers) that could not start because the generator already
     /// held as many vusers as it can (generator overload): dropped, not queued.
     pub const VUSERS_DROPPED: &str = "vusers.dropped";
-    /// Vusers still running when the graceful stop ran out.
+    /// Vusers that started and were still running when the graceful stop ran out or a stop
+    /// signal cut it short.
     pub const VUSERS_CANCELLED: &str = "vusers.cancelled";
     pub const VUSERS_ACTIVE: &str = "vusers.active";
     pub const CONNECTIONS_OPEN: &str = "connections.open";

@@ -1,8 +1,8 @@
 //! The command line: argument parsing and one function per subcommand.
 //!
 //! This is the only layer that uses `anyhow`; everything below returns typed errors. It owns
-//! exit codes (0 ok, 1 threshold failed, 2 usage/plan/I-O error, 130 interrupted) and what is
-//! printed to the terminal, not how anything is computed.
+//! exit codes (0 ok, 1 threshold failed, 2 usage/plan/I-O error, 130/143/129 stopped by
+//! SIGINT/SIGTERM/SIGHUP) and what is printed to the terminal, not how anything is computed.
 
 use std::path::PathBuf;
 
@@ -21,10 +21,12 @@ mod probe;
 mod report;
 mod run;
 mod run_flags;
+mod run_output;
 mod schema;
 mod search;
 mod serve;
 mod shard_flags;
+mod signals;
 
 /// How a command ended; the process exit code is derived from it and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +37,12 @@ pub enum Exit {
     ThresholdFailed = 1,
     /// Usage, plan or I/O error.
     Error = 2,
-    /// Interrupted by Ctrl-C; partial results were written.
+    /// Stopped by SIGHUP; partial results were written.
+    HungUp = 129,
+    /// Interrupted by Ctrl-C (SIGINT); partial results were written.
     Interrupted = 130,
+    /// Stopped by SIGTERM; partial results were written.
+    Terminated = 143,
 }
 
 #[derive(Debug, Parser)]
@@ -44,7 +50,7 @@ pub enum Exit {
     name = "chatload",
     version,
     about = "Load testing for TCP chat servers",
-    after_help = "Exit codes: 0 ok, 1 a threshold failed, 2 usage/plan/I-O error, 130 interrupted."
+    after_help = "Exit codes: 0 ok, 1 a threshold failed, 2 usage/plan/I-O error (including results that could not be written where asked), 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (partial results written)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -184,6 +184,8 @@ impl OutputFile {
         let temp = tempfile::Builder::new()
             .prefix(&prefix)
             .suffix(".tmp")
+            // 0666 less the umask, as `File::create` would; not tempfile's private 0600.
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| {
                 format!(

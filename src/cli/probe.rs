@@ -25,6 +25,20 @@ struct Probe {
     framing_label: String,
     /// The test message for probe number `n` (1-based).
     message: Box<dyn FnMut(u32) -> anyhow::Result<Frame>>,
+    /// Whether a decoded reply is one: `Err` says why not. Bytes that merely decode with the
+    /// framing (any garbage with a newline does, for lines) do not make a reply.
+    accepts: Accepts,
+}
+
+/// Decides whether a decoded frame is an answer; `Err` says why not.
+type Accepts = Box<dyn Fn(&Frame) -> Result<(), String>>;
+
+/// Line framing carries text: a reply that is not printable UTF-8 is noise, not an answer.
+fn printable_text(frame: &Frame) -> Result<(), String> {
+    match frame.body_str() {
+        Some(text) if !text.chars().any(|c| c.is_control() && c != '\t') => Ok(()),
+        _ => Err("it is not printable text".to_owned()),
+    }
 }
 
 pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
@@ -37,6 +51,14 @@ pub fn execute(args: super::ProbeArgs) -> anyhow::Result<Exit> {
             websocket: Default::default(),
             framing_label: "lines".to_string(),
             message: Box::new(|n| Ok(Frame::text(format!("PING probe-{n}")))),
+            // The reference protocol's answer to `PING x`.
+            accepts: Box::new(|reply| {
+                printable_text(reply)?;
+                match reply.body_str() {
+                    Some(text) if text.starts_with("PONG") => Ok(()),
+                    _ => Err("expected a `PONG` reply to `PING`".to_owned()),
+                }
+            }),
         },
         Some(plan) => plan_probe(plan, args.message.as_deref())?,
     };
@@ -57,10 +79,25 @@ fn plan_probe(path: &std::path::Path, message: Option<&str>) -> anyhow::Result<P
         }
     };
     let framing_label = framing_label(&plan.protocol.framing);
+    let plan_framing = plan.protocol.framing.clone();
     let (tls, websocket) = (plan.tls.clone(), plan.websocket.clone());
     let messages = ProbeMessages::new(plan, message)?;
     println!("probe: sending {} from {}", messages.label, path.display());
     let codec = messages.codec()?;
+    // Lines carry text; a delimiter may separate binary messages.
+    let text = matches!(plan_framing, crate::protocol::Framing::Lines);
+    let expect = messages.expect.clone();
+    let accepts: Accepts = Box::new(move |reply| {
+        if text {
+            printable_text(reply)?;
+        }
+        match &expect {
+            Some(matcher) if !matcher.matches(reply) => {
+                Err(format!("it does not match the step's expect ({matcher})"))
+            }
+            _ => Ok(()),
+        }
+    });
     let mut messages = messages;
     Ok(Probe {
         codec,
@@ -68,6 +105,7 @@ fn plan_probe(path: &std::path::Path, message: Option<&str>) -> anyhow::Result<P
         websocket,
         framing_label,
         message: Box::new(move |n| Ok(messages.frame(n)?)),
+        accepts,
     })
 }
 
@@ -173,8 +211,13 @@ async fn run_transport(
                 Ok(Err(err)) => break Err(format!("receive failed: {err}")),
             }
         };
-        match reply {
-            Ok(reply) => rtts.push(print_reply(n, &frame, &reply, sent)),
+        match reply.and_then(|reply| {
+            let rtt = print_reply(n, &frame, &reply, sent);
+            (probe.accepts)(&reply)
+                .map(|()| rtt)
+                .map_err(|why| format!("reply {n} is not an answer to the probe: {why}"))
+        }) {
+            Ok(rtt) => rtts.push(rtt),
             Err(reason) => {
                 failure = Some(reason);
                 break;
@@ -264,8 +307,13 @@ async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration)
                 }
             }
         };
-        match reply {
-            Ok(reply) => rtts.push(print_reply(n, &frame, &reply, sent)),
+        match reply.and_then(|reply| {
+            let rtt = print_reply(n, &frame, &reply, sent);
+            (probe.accepts)(&reply)
+                .map(|()| rtt)
+                .map_err(|why| format!("reply {n} is not an answer to the probe: {why}"))
+        }) {
+            Ok(rtt) => rtts.push(rtt),
             Err(reason) => {
                 failure = Some(reason);
                 break;

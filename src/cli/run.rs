@@ -5,13 +5,15 @@
 //! How load is generated is `engine`'s business; what the result holds is `report`'s.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
+use super::run_output::Written;
+use super::signals::{self, StopSignal};
 use super::{Exit, ReportFormat, RunArgs, display, interactive, live, search, shard_flags};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::plan::{self, Load, Plan, Target};
@@ -46,27 +48,8 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     }
     let formats = formats(&args, &plan);
     let started = SystemTime::now();
-    let out_dir = if formats.json || formats.csv || formats.html {
-        // Before any load is sent: a run whose results cannot be written is not started.
-        let out_dir = match &args.out {
-            Some(dir) => {
-                if !args.overwrite {
-                    report::ensure_empty_dir(dir)?;
-                }
-                dir.clone()
-            }
-            None => {
-                let stamp = report::format_compact_utc(crate::metrics::epoch_ms(started));
-                report::claim_run_dir(&plan.report.dir, &format!("{}-{stamp}", plan.name))
-                    .context("choose another output directory with --out DIR")?
-            }
-        };
-        report::prepare_outputs(&out_dir, formats)
-            .context("choose another output directory with --out DIR")?;
-        out_dir
-    } else {
-        PathBuf::new()
-    };
+    let out_dir =
+        super::run_output::prepare(&args, &plan, formats, crate::metrics::epoch_ms(started))?;
     let limit_warning = super::limits::raise_nofile().and_then(|limit| {
         super::limits::nofile_warning(limit, super::limits::peak_connections(&plan))
     });
@@ -84,6 +67,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         monitor,
         warnings,
         live,
+        stopped_by,
     } = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point, &sharding))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
@@ -97,12 +81,26 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     result.run.warnings.extend(warnings);
     search::apply(&outcome, &mut result);
     // Without `ensure`, any error fails the run (report::Verdict).
-    let exit = match result.verdict().exit_code() {
+    let mut exit = match result.verdict().exit_code() {
         0 => Exit::Success,
-        130 => Exit::Interrupted,
+        130 => stopped_by.map_or(Exit::Interrupted, StopSignal::exit),
         _ => Exit::ThresholdFailed,
     };
+    if let Some(signal) = stopped_by {
+        result.run.warnings.push(format!(
+            "stopped by {}: the results cover the run up to the signal",
+            signal.name()
+        ));
+    }
     result.run.exit_code = exit as i32;
+    // Written before the summary is printed, so the summary's exit code is the real one.
+    let written = out_dir.map(|dir| {
+        let fallback = std::env::temp_dir();
+        super::run_output::write(&mut result, &dir, formats, &fallback, Exit::Error as i32)
+    });
+    if let Some(Written::Fallback { .. } | Written::Lost { .. }) = &written {
+        exit = Exit::Error;
+    }
     for warning in &result.run.warnings {
         eprintln!("warning: {warning}");
     }
@@ -117,10 +115,34 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     if let Some(breaking) = &outcome.breaking_point {
         writeln!(stdout, "{}", search::breaking_text(breaking))?;
     }
-    let written = report::write_reports(&result, &out_dir, formats)
-        .with_context(|| format!("cannot write the reports into {}", out_dir.display()))?;
-    for path in &written {
-        writeln!(stdout, "wrote {}", path.display())?;
+    match written {
+        None => {}
+        Some(Written::Asked(paths)) => {
+            for path in &paths {
+                writeln!(stdout, "wrote {}", path.display())?;
+            }
+        }
+        Some(Written::Fallback {
+            error,
+            fallback,
+            paths,
+        }) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "error: the reports were written to {} instead; move them where they belong",
+                fallback.display()
+            );
+            for path in &paths {
+                writeln!(stdout, "wrote {}", path.display())?;
+            }
+        }
+        Some(Written::Lost { error, fallback }) => {
+            eprintln!("error: {error}");
+            eprintln!(
+                "error: the fallback failed too ({fallback}): no report file was written; the \
+                 summary above is all that is left of this run"
+            );
+        }
     }
     live.finish(&result);
     runtime.block_on(live.stop());
@@ -192,9 +214,11 @@ struct Driven {
     monitor: Vec<report::MonitorSample>,
     warnings: Vec<String>,
     live: live::Live,
+    /// The signal that stopped the run early, if one did.
+    stopped_by: Option<StopSignal>,
 }
 
-/// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C, the progress
+/// Starts the embedded server and the monitor if the plan asks, wires the stop signals, the progress
 /// display and the interactive console, runs.
 async fn drive(
     plan: Arc<Plan>,
@@ -237,20 +261,8 @@ async fn drive(
         eprintln!("WARNING: {INSECURE_TLS}");
     }
     let shutdown = CancellationToken::new();
-    let on_ctrl_c = shutdown.clone();
-    let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupted: stopping vusers and writing the results so far \
-                 (Ctrl-C again to quit without results)"
-            );
-            on_ctrl_c.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted twice: quitting without writing results");
-                std::process::exit(Exit::Interrupted as i32);
-            }
-        }
-    });
+    let (signals, received) =
+        signals::watch(shutdown.clone()).context("cannot install the signal handlers")?;
     // Chosen here rather than in the engine so it can be shown before the run starts.
     let seed = sharding.seed.unwrap_or_else(engine::seed::random_seed);
     let display = Arc::new(Mutex::new(display::Display::new(quiet)));
@@ -360,6 +372,7 @@ async fn drive(
         monitor,
         warnings,
         live,
+        stopped_by: received.get().copied(),
     })
 }
 
@@ -487,11 +500,27 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
         info.warnings.push(INSECURE_TLS.to_owned());
     }
     if outcome.vusers_cancelled > 0 {
-        info.warnings.push(format!(
-            "{} vuser(s) were still running when the graceful stop ({:?}) ran out and were \
-             cancelled (raise defaults.gracefulStop to let them finish)",
-            outcome.vusers_cancelled, plan.defaults.graceful_stop
-        ));
+        let cut_short = if outcome.interrupted {
+            Some("the run was stopped by a signal")
+        } else if outcome.aborted.is_some() {
+            Some("abortOnFail ended the run")
+        } else {
+            None
+        };
+        info.warnings.push(match cut_short {
+            // The plan's graceful stop did not run out: the stop cut it short.
+            Some(why) => format!(
+                "{} vuser(s) were cancelled: {why}, which gives running vusers at most {:?} \
+                 (or defaults.gracefulStop, if shorter) to finish",
+                outcome.vusers_cancelled,
+                engine::INTERRUPT_GRACE
+            ),
+            None => format!(
+                "{} vuser(s) were still running when the graceful stop ({:?}) ran out and were \
+                 cancelled (raise defaults.gracefulStop to let them finish)",
+                outcome.vusers_cancelled, plan.defaults.graceful_stop
+            ),
+        });
     }
     if let Some(unreachable) = &outcome.unreachable {
         info.aborted = true;

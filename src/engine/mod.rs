@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::{EngineError, ErrorKind, Failure};
 pub use load::{
-    AdaptiveOutcome, AdaptiveWindow, BreakingOutcome, ControlError, LAG_WARNING, LoadMode,
-    PartialRun, Progress, ProgressFn, RunControl, ServerLoad, Shard, ShardError,
+    AdaptiveOutcome, AdaptiveWindow, BreakingOutcome, ControlError, INTERRUPT_GRACE, LAG_WARNING,
+    LoadMode, PartialRun, Progress, ProgressFn, RunControl, ServerLoad, Shard, ShardError,
 };
 pub use vuser::errors::ErrorCount;
 
@@ -117,8 +117,8 @@ pub struct RunOutcome {
     pub aborted: Option<thresholds::Breach>,
     /// Every `ensure` entry and how it went (empty when the plan has none).
     pub thresholds: Vec<thresholds::ThresholdOutcome>,
-    /// Vusers still running when the graceful stop ran out (also the counter
-    /// `vusers.cancelled`).
+    /// Vusers still running when the graceful stop ran out or a stop cut it short (also the
+    /// counter `vusers.cancelled`).
     pub vusers_cancelled: u64,
     /// Intervals whose `schedule.lag` p99 exceeded [`LAG_WARNING`].
     pub overloaded_intervals: u32,

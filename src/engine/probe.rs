@@ -13,7 +13,7 @@ use super::vuser::message::{self, MessageError};
 use super::vuser::template::{LoopVar, Renderer, Scope, env_value};
 use super::vuser::{data::DataSource, stamp};
 use crate::plan::{MessageId, Plan, SendSpec, Step};
-use crate::protocol::{Endian, Frame, FrameCodec, ProtocolError};
+use crate::protocol::{Endian, Frame, FrameCodec, Matcher, ProtocolError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -38,12 +38,14 @@ pub struct ProbeMessages {
     scope: Scope,
     /// What is sent, for the user: `message chat` or `scenarios[0] send`.
     pub label: String,
+    /// The send step's own `expect`, when it is fixed text: what a reply must match.
+    pub expect: Option<Matcher>,
 }
 
 impl ProbeMessages {
     /// The named message, else the plan's first message, else its first `send` step.
     pub fn new(plan: Arc<Plan>, message: Option<&str>) -> Result<Self, ProbeError> {
-        let (spec, label) = choose(&plan, message)?;
+        let (spec, label, expect) = choose(&plan, message)?;
         let renderer = Renderer::new(
             &plan.templates,
             Arc::from(stamp::new_run_id()),
@@ -67,6 +69,7 @@ impl ProbeMessages {
             spec,
             scope,
             label,
+            expect,
         })
     }
 
@@ -91,7 +94,9 @@ impl ProbeMessages {
     }
 }
 
-fn choose(plan: &Plan, name: Option<&str>) -> Result<(SendSpec, String), ProbeError> {
+type Chosen = (SendSpec, String, Option<Matcher>);
+
+fn choose(plan: &Plan, name: Option<&str>) -> Result<Chosen, ProbeError> {
     let named = |index: usize| SendSpec::Message {
         id: MessageId(index),
         with: Vec::new(),
@@ -113,23 +118,29 @@ fn choose(plan: &Plan, name: Option<&str>) -> Result<(SendSpec, String), ProbeEr
                         .join(", ")
                 },
             })?;
-        return Ok((named(index), format!("message {name}")));
+        return Ok((named(index), format!("message {name}"), None));
     }
     if let Some(first) = plan.messages.first() {
-        return Ok((named(0), format!("message {}", first.name)));
+        return Ok((named(0), format!("message {}", first.name), None));
     }
     plan.scenarios
         .iter()
         .find_map(|scenario| {
-            first_send(&scenario.flow)
-                .map(|spec| (spec.clone(), format!("first send of {}", scenario.name)))
+            first_send(&scenario.flow).map(|(spec, expect)| {
+                // A templated matcher depends on the vuser's variables: not checked here.
+                let matcher = expect
+                    .filter(|e| e.template.is_none())
+                    .map(|e| e.matcher.clone());
+                let label = format!("first send of {}", scenario.name);
+                (spec.clone(), label, matcher)
+            })
         })
         .ok_or(ProbeError::NothingToSend)
 }
 
-fn first_send(steps: &[Step]) -> Option<&SendSpec> {
+fn first_send(steps: &[Step]) -> Option<(&SendSpec, Option<&crate::plan::Expect>)> {
     steps.iter().find_map(|step| match step {
-        Step::Send { message, .. } => Some(message),
+        Step::Send { message, expect } => Some((message, expect.as_ref())),
         Step::Loop { steps, .. } | Step::If { steps, .. } => first_send(steps),
         Step::Pick(branches) => branches.iter().find_map(|b| first_send(&b.steps)),
         _ => None,

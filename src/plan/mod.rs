@@ -113,6 +113,8 @@ pub fn load_str_with(
         }
     };
     let mut out = Collector::new(file.clone(), text, &index);
+    // The values as written, before `-e`/`-v` replace some: secret either way.
+    let as_parsed = value.clone();
     apply_options(&mut value, options, &mut out);
     let mut plan = None;
     if out.problems.is_empty() {
@@ -139,9 +141,11 @@ pub fn load_str_with(
     }
     match plan {
         Some(mut plan) if problems.is_empty() => {
+            let secrets = validate::Secrets::of_all(&[&as_parsed, &value]);
+            plan.as_written = secrets.redact_tree(&plan.as_written);
             plan.source_text = Some(SourceText {
                 format,
-                text: validate::redact_text(text, format),
+                text: secrets.redact_text(text, format),
             });
             Ok(plan)
         }

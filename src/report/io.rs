@@ -56,6 +56,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".tmp")
+        // As `File::create` would (0666 less the umask), not tempfile's private 0600: a
+        // report is meant to be read, by CI artifact stores and web servers too.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&dir)
         .map_err(io_err("create a temporary file in", &dir))?;
     tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;

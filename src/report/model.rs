@@ -287,7 +287,8 @@ impl Verdict {
         }
     }
 
-    /// The process exit code (README: 0 ok, 1 failed, 2 error, 130 interrupted).
+    /// The process exit code (README: 0 ok, 1 failed, 2 error, 130 interrupted; the CLI turns
+    /// 130 into 143/129 when SIGTERM/SIGHUP did the interrupting).
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Passed | Verdict::NoCriteria => 0,

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::Frame;
 use crate::server::commands::ReplyType;
-use crate::server::registry::Member;
+use crate::server::registry::{Budget, Member};
 use crate::server::session::{Flow, Session};
 use crate::server::writer::{ByteOutput, Output, write_loop};
 use crate::server::{Shared, tls, websocket};
@@ -122,11 +122,19 @@ where
     O: Output,
 {
     let (tx, rx) = mpsc::channel(shared.config.queue_depth);
-    let writer = tokio::spawn(write_loop(output, rx, shared.clone(), kick.clone()));
+    let budget = Budget::new(shared.buffer_limit_bytes(), Arc::clone(&shared.buffers));
+    let writer = tokio::spawn(write_loop(
+        output,
+        rx,
+        shared.clone(),
+        kick.clone(),
+        Arc::clone(&budget),
+    ));
     let member = Member {
         id: shared.registry.next_id(),
         tx,
         kick: kick.clone(),
+        budget,
     };
     let mut session = Session::new(member, shared.clone());
     if over_limit {
@@ -160,5 +168,5 @@ where
     }
     session.leave_everything();
     drop(session);
-    writer.await.ok()
+    writer.await.ok().flatten()
 }

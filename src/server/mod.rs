@@ -12,7 +12,8 @@
 //! Shape, chosen for 20 000 concurrent clients: one reader task and one writer task per
 //! connection joined by a bounded queue; a broadcast is encoded once and the same `Bytes` is
 //! queued to every member; locks are held only to enqueue, never while writing to a socket;
-//! a member whose queue is full is disconnected (a slow consumer must not stall the room).
+//! a member whose byte budget or queue is full is disconnected, its socket closed (a slow
+//! consumer must not stall the room nor pin memory).
 //!
 //! Layers: `connection` runs the TLS handshake (in the connection's task, 10 s timeout) and
 //! the WebSocket upgrade (`websocket`), then one generic session loop (`session`) and writer
@@ -45,6 +46,7 @@ use crate::protocol::{CodecConfig, FrameCodec, ProtocolError, Transform};
 
 pub use commands::{ReplyType, RequestType};
 pub use http::{HOLD_TTL, ITEM_COUNT, MAX_BODY_BYTES};
+pub use registry::BufferSnapshot;
 pub use stats::{ServerCounters, ServerStats};
 pub use tls::{HANDSHAKE_TIMEOUT, SELF_SIGNED_NAMES, ServerTls, self_signed_tls};
 pub use websocket::{BAD_REQUEST_BODY, REFUSED_BODY};
@@ -84,6 +86,10 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Messages queued per client before it counts as a slow consumer and is disconnected.
     pub queue_depth: usize,
+    /// Bytes the server holds per client (queued replies and room messages, plus the batch
+    /// being written) before the client counts as a slow consumer and is disconnected. At
+    /// least two of the largest replies are always allowed.
+    pub max_buffered_bytes: usize,
     /// Serve over TLS (mutual TLS when `client_ca` is set); `None`: plain TCP.
     pub tls: Option<ServerTls>,
     /// Speak WebSocket (over TLS when `tls` is set): one message = one command.
@@ -109,6 +115,7 @@ impl Default for ServerConfig {
             max_clients: None,
             max_frame_bytes: 64 * 1024,
             queue_depth: 4096,
+            max_buffered_bytes: 1024 * 1024,
             tls: None,
             websocket: false,
             ws_refuse: None,
@@ -241,8 +248,23 @@ pub(crate) struct Shared {
     pub pacing: pacing::Pacing,
     /// Counters (and the clients connected, which `max_clients` checks) for `serve --metrics-listen`; shared with whoever reads them.
     pub stats: Arc<ServerStats>,
+    /// Bytes held for clients, server-wide (each connection also has its own `Budget`).
+    pub buffers: Arc<registry::BufferStats>,
     /// Present when the server speaks TLS; each connection's task runs its handshake.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Shared {
+    /// The per-client byte budget: the configured one, but never below two maximal replies.
+    pub fn buffer_limit_bytes(&self) -> usize {
+        let largest_reply = self
+            .config
+            .max_frame_bytes
+            .saturating_add(REPLY_OVERHEAD_BYTES);
+        self.config
+            .max_buffered_bytes
+            .max(largest_reply.saturating_mul(2))
+    }
 }
 
 /// Serves connections from `listener` until `shutdown` completes, then closes every
@@ -260,6 +282,17 @@ pub async fn run_with_stats(
     listener: TcpListener,
     config: ServerConfig,
     stats: Arc<ServerStats>,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    run_counting(listener, config, stats, Arc::default(), shutdown).await
+}
+
+/// [`run_with_stats`], keeping the server's buffered-bytes accounting in `buffers`.
+async fn run_counting(
+    listener: TcpListener,
+    config: ServerConfig,
+    stats: Arc<ServerStats>,
+    buffers: Arc<registry::BufferStats>,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
     let codec = config.validate()?;
@@ -283,6 +316,7 @@ pub async fn run_with_stats(
         config,
         registry: registry::Registry::default(),
         stats,
+        buffers,
     });
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -314,6 +348,7 @@ pub async fn run_with_stats(
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    buffers: Arc<registry::BufferStats>,
     stop: CancellationToken,
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
@@ -322,6 +357,11 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bytes the server holds for its clients, and how many slow consumers it dropped.
+    pub fn buffers(&self) -> BufferSnapshot {
+        self.buffers.snapshot()
     }
 
     /// Stops accepting, closes every connection and waits for the server to finish.
@@ -355,9 +395,17 @@ pub async fn spawn_on(address: &str, config: ServerConfig) -> Result<ServerHandl
     let listener = TcpListener::bind(address).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run(listener, config, stop.clone().cancelled_owned()));
+    let buffers = Arc::<registry::BufferStats>::default();
+    let task = tokio::spawn(run_counting(
+        listener,
+        config,
+        Arc::default(),
+        Arc::clone(&buffers),
+        stop.clone().cancelled_owned(),
+    ));
     Ok(ServerHandle {
         addr,
+        buffers,
         stop,
         task: Some(task),
     })

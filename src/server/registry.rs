@@ -1,10 +1,11 @@
-//! Who is connected under which name and who is in which room.
+//! Who is connected under which name and who is in which room, and how many bytes each
+//! connection holds for its client (its [`Budget`]).
 //!
 //! Joins, leaves and logins take a short global lock; a broadcast takes only its room's read
 //! lock, and only to enqueue (`try_send`), never to write to a socket.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -20,6 +21,121 @@ pub struct Outgoing {
     pub bytes: Bytes,
     /// Close the connection once this message is written (`BYE`, `ERR server full`).
     pub close: bool,
+    /// The message's bytes, counted against the connection's budget until written.
+    pub charge: Charge,
+}
+
+/// The server's own count of the bytes it holds for clients (queued for a writer, or in a
+/// writer's batch waiting for the socket), so a test or an operator can see that memory stays
+/// bounded however slowly clients read.
+#[derive(Debug, Default)]
+pub struct BufferStats {
+    bytes: AtomicUsize,
+    peak_bytes: AtomicUsize,
+    slow_consumers: AtomicU64,
+}
+
+/// A reading of [`BufferStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferSnapshot {
+    /// Bytes held for all clients now.
+    pub bytes: usize,
+    /// The most ever held at once.
+    pub peak_bytes: usize,
+    /// Clients disconnected for reaching their buffer limit (or queue depth).
+    pub slow_consumers: u64,
+}
+
+impl BufferStats {
+    pub fn snapshot(&self) -> BufferSnapshot {
+        BufferSnapshot {
+            bytes: self.bytes.load(Ordering::Relaxed),
+            peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
+            slow_consumers: self.slow_consumers.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How many bytes one connection may hold for its client; reaching it makes the client a
+/// slow consumer. Counted in bytes, not messages: a few maximal frames weigh more than
+/// thousands of `PONG`s.
+#[derive(Debug)]
+pub struct Budget {
+    bytes: AtomicUsize,
+    limit_bytes: usize,
+    kicked: AtomicBool,
+    server: Arc<BufferStats>,
+}
+
+impl Budget {
+    pub fn new(limit_bytes: usize, server: Arc<BufferStats>) -> Arc<Budget> {
+        Arc::new(Budget {
+            bytes: AtomicUsize::new(0),
+            limit_bytes,
+            kicked: AtomicBool::new(false),
+            server,
+        })
+    }
+
+    /// Reserves `bytes`, or `None` when that would pass the limit.
+    fn charge(self: &Arc<Self>, bytes: usize) -> Option<Charge> {
+        let before = self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before.saturating_add(bytes) > self.limit_bytes {
+            self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return None;
+        }
+        let total = self.server.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.server.peak_bytes.fetch_max(total, Ordering::Relaxed);
+        Some(Charge {
+            budget: Arc::clone(self),
+            bytes,
+        })
+    }
+
+    /// Counts the client once as a slow consumer.
+    fn count_slow_consumer(&self) {
+        if !self.kicked.swap(true, Ordering::AcqRel) {
+            self.server.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Bytes reserved against a [`Budget`], given back when dropped (written, or thrown away with
+/// its connection), so the count cannot leak.
+#[derive(Debug)]
+pub struct Charge {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Nothing reserved yet; the writer gathers its batch's charges into one.
+    pub fn empty(budget: &Arc<Budget>) -> Charge {
+        Charge {
+            budget: Arc::clone(budget),
+            bytes: 0,
+        }
+    }
+
+    /// Takes over `other`'s reservation (same connection).
+    pub fn absorb(&mut self, mut other: Charge) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+
+    /// Gives the reserved bytes back now (the batch was written).
+    pub fn release(&mut self) {
+        let bytes = std::mem::take(&mut self.bytes);
+        if bytes > 0 {
+            self.budget.bytes.fetch_sub(bytes, Ordering::AcqRel);
+            self.budget.server.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// A connection as the rest of the server sees it.
@@ -29,25 +145,44 @@ pub struct Member {
     pub tx: mpsc::Sender<Outgoing>,
     /// Cancelled to disconnect this member (slow consumer, shutdown).
     pub kick: CancellationToken,
+    pub budget: Arc<Budget>,
 }
 
 impl Member {
-    /// Queues a message without waiting. A member whose queue is full is disconnected:
-    /// one slow reader must not hold up everyone else in the room.
+    /// Queues a message without waiting. A member whose budget or queue is full is
+    /// disconnected: one slow reader must not hold up everyone else in the room, nor make the
+    /// server hold an unbounded amount for it.
     pub fn offer(&self, due: Option<Instant>, bytes: Bytes) -> bool {
+        self.queue(due, bytes, false)
+    }
+
+    /// [`Member::offer`], optionally closing the connection after the message.
+    pub fn queue(&self, due: Option<Instant>, bytes: Bytes, close: bool) -> bool {
+        let Some(charge) = self.budget.charge(bytes.len()) else {
+            self.drop_slow_consumer();
+            return false;
+        };
         let message = Outgoing {
             due,
             bytes,
-            close: false,
+            close,
+            charge,
         };
         match self.tx.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kick.cancel();
+                self.drop_slow_consumer();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    fn drop_slow_consumer(&self) {
+        if !self.kick.is_cancelled() {
+            self.budget.count_slow_consumer();
+        }
+        self.kick.cancel();
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::protocol::Frame;
 use crate::server::Shared;
 use crate::server::commands::{self, Command, ReplyType};
-use crate::server::registry::{Member, Outgoing, Room};
+use crate::server::registry::{Member, Room};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -120,15 +120,12 @@ impl Session {
         self.send(reply, parts, true).await;
     }
 
-    /// The client's own replies wait for room in its queue: a client that does not read
-    /// slows only itself.
+    /// The client's own replies count against its budget like everything else: a client
+    /// that sends commands but never reads its replies is disconnected once the budget (or
+    /// the queue) is full, instead of pinning ever more memory.
     async fn send(&self, reply: ReplyType, parts: &[&str], close: bool) {
-        let message = Outgoing {
-            due: self.shared.pacing.due(),
-            bytes: self.encode(reply, parts),
-            close,
-        };
-        let _ = self.member.tx.send(message).await;
+        let bytes = self.encode(reply, parts);
+        self.member.queue(self.shared.pacing.due(), bytes, close);
     }
 
     fn leave_room(&mut self) {

@@ -1,6 +1,8 @@
 //! A connection's writer task: drains the connection's bounded queue into an [`Output`],
 //! honouring each message's due time (delay/jitter) and the server's stalls, and batching
-//! what is already queued into one write.
+//! what is already queued into one write. A batch's bytes stay counted against the
+//! connection's budget until written; a kick ends the task even in the middle of a write the
+//! client never lets finish, so the socket closes.
 //!
 //! The loop is generic over the output so a plain TCP connection is monomorphised into
 //! exactly the byte-batching writer it always had (no boxing, no dynamic dispatch), while a
@@ -8,6 +10,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -15,10 +18,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::Shared;
-use crate::server::registry::Outgoing;
+use crate::server::registry::{Budget, Charge, Outgoing};
 
 /// Bytes gathered from the queue before one socket write.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// How long a kicked connection's goodbye (shutdown, close frame, close_notify) may take: a
+/// client that never reads would otherwise hold it forever.
+const KICKED_FINISH: Duration = Duration::from_secs(1);
 
 /// Where a connection's messages go. `push` only buffers; `flush` does the I/O.
 pub trait Output: Send + 'static {
@@ -74,14 +81,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Output for ByteOutput<W> {
     }
 }
 
-/// Runs until the connection ends; returns the finished output.
+/// Runs until the connection ends; returns the finished output (`None` when a kicked
+/// connection's goodbye did not complete in time: the output is dropped, closing the socket).
 pub async fn write_loop<O: Output>(
     mut out: O,
     mut rx: mpsc::Receiver<Outgoing>,
     shared: Arc<Shared>,
     kick: CancellationToken,
-) -> O {
+    budget: Arc<Budget>,
+) -> Option<O> {
     let mut clean = false;
+    // The bytes of the batch being written, released once the write completes.
+    let mut held = Charge::empty(&budget);
     'connection: loop {
         let first = tokio::select! {
             biased;
@@ -95,7 +106,7 @@ pub async fn write_loop<O: Output>(
             if let Some(due) = message.due
                 && due > tokio::time::Instant::now()
             {
-                if out.flush().await.is_err() {
+                if !flush(&mut out, &kick, &mut held).await {
                     break 'connection;
                 }
                 tokio::select! {
@@ -106,6 +117,7 @@ pub async fn write_loop<O: Output>(
             messages += 1;
             bytes += message.bytes.len() as u64;
             out.push(message.bytes);
+            held.absorb(message.charge);
             if message.close {
                 close = true;
                 break;
@@ -123,7 +135,7 @@ pub async fn write_loop<O: Output>(
             _ = kick.cancelled() => break,
             _ = shared.pacing.wait_out_stall() => {}
         }
-        if out.flush().await.is_err() {
+        if !flush(&mut out, &kick, &mut held).await {
             break;
         }
         shared.stats.written(messages, bytes);
@@ -133,6 +145,27 @@ pub async fn write_loop<O: Output>(
         }
     }
     // Wake the reader (it may be blocked on a client that never sends again).
+    let kicked = kick.is_cancelled();
     kick.cancel();
-    out.finish(clean).await
+    drop(held);
+    // Queued messages are dropped with the queue, releasing their bytes.
+    drop(rx);
+    if kicked {
+        tokio::time::timeout(KICKED_FINISH, out.finish(false))
+            .await
+            .ok()
+    } else {
+        Some(out.finish(clean).await)
+    }
+}
+
+/// Writes the pending batch unless the client is kicked first; false when the connection is
+/// over (kicked, or the peer is gone).
+async fn flush<O: Output>(out: &mut O, kick: &CancellationToken, held: &mut Charge) -> bool {
+    let written = tokio::select! {
+        _ = kick.cancelled() => return false,
+        result = out.flush() => result.is_ok(),
+    };
+    held.release();
+    written
 }

@@ -2,7 +2,7 @@
 //! temporary files never at a guessable name.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use chatload::report::{Formats, claim_run_dir, prepare_outputs, write_reports};
@@ -47,8 +47,19 @@ fn links_planted_at_temporary_names_are_not_followed() -> anyhow::Result<()> {
         );
         assert!(fs::symlink_metadata(&link)?.file_type().is_symlink());
     }
+    // Readable like any file the user creates (umask applies), not private to the owner.
+    let reference = out.join("reference");
+    fs::File::create(&reference)?;
+    let expected_mode = fs::metadata(&reference)?.permissions().mode();
     for path in written {
-        assert!(fs::symlink_metadata(&path)?.file_type().is_file());
+        let meta = fs::symlink_metadata(&path)?;
+        assert!(meta.file_type().is_file());
+        assert_eq!(
+            meta.permissions().mode(),
+            expected_mode,
+            "{}",
+            path.display()
+        );
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod adaptive;
 mod check;
 mod cli;
+mod faults;
 mod files;
 mod fuzz_corpus;
 mod hostile;
@@ -14,11 +15,13 @@ mod monitor;
 mod mqtt;
 mod plan_lang;
 mod probe;
+mod redaction;
 mod report;
 mod result;
 mod run;
 mod server;
 mod shards;
+mod signals;
 mod transport;
 mod verdicts;
 

@@ -188,3 +188,69 @@ async fn probe_speaks_websocket_and_times_the_upgrade() {
     assert!(out.stdout.contains("5/5 replies"), "{}", out.stdout);
     server.shutdown().await;
 }
+
+/// Answers every line with a line of random bytes (seeded: the same garbage every time).
+async fn garbage_server() -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let mut state = 0x2545_f491_4f6c_dd1d_u64;
+                while let Ok(Some(_)) = lines.next_line().await {
+                    let mut noise: Vec<u8> = (0..24)
+                        .map(|_| {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            // Anything but the line end, so each reply is one line.
+                            (state as u8).max(0x0b)
+                        })
+                        .collect();
+                    noise.push(b'\n');
+                    if write.write_all(&noise).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_does_not_count_garbage_as_replies() {
+    let addr = garbage_server().await;
+    let out = probe(&[&addr.to_string(), "--timeout", "5s"]).await;
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(!out.stdout.contains("5/5 replies"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("reply 1 is not an answer to the probe"),
+        "{}",
+        out.stdout
+    );
+
+    // The same with a plan: a line that does not match the send step's expect is no reply.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("plan.yml");
+    std::fs::write(
+        &plan,
+        "config:\n  target: embedded\n  phases: [{duration: 1s, vusers: 1}]\nscenarios:\n  \
+         - flow:\n      - connect\n      - send: \"LOGIN ann\"\n        expect: {match: \"^OK\"}\n",
+    )
+    .expect("plan written");
+    let plan = plan.to_str().expect("utf-8");
+    let out = probe(&[&addr.to_string(), "--plan", plan, "--timeout", "5s"]).await;
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(out.stdout.contains("not an answer"), "{}", out.stdout);
+    let server = server::spawn(ServerConfig::default())
+        .await
+        .expect("server");
+    let out = probe(&[&server.addr().to_string(), "--plan", plan, "--count", "2"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("2/2 replies"), "{}", out.stdout);
+    server.shutdown().await;
+}

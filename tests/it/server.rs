@@ -3,6 +3,7 @@
 //! tokio-rustls and tokio-tungstenite.
 
 mod http;
+mod slow;
 mod tls;
 mod websocket;
 

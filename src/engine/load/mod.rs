@@ -23,4 +23,5 @@ pub use breaking::BreakingOutcome;
 pub use capacity::CapacityError;
 pub use control::{ControlError, LoadMode, PartialRun, RunControl, ServerLoad};
 pub use intervals::{LAG_WARNING, Progress, ProgressFn};
+pub use runner::INTERRUPT_GRACE;
 pub use shard::{Shard, ShardError};

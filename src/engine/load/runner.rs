@@ -27,8 +27,9 @@ use crate::plan::{Phase, PhaseShape};
 /// How often a closed-model phase re-reads its target concurrency.
 const CLOSED_TICK: Duration = Duration::from_millis(20);
 
-/// On Ctrl-C or an abortOnFail breach the graceful stop is cut to at most this.
-const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+/// On a stop signal (Ctrl-C, SIGTERM, SIGHUP) or an abortOnFail breach the graceful stop is
+/// cut to at most this.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// A closed-model vuser the runner may retire.
 struct Slot {

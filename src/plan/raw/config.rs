@@ -39,6 +39,11 @@ pub struct RawConfig {
     /// Plan variables; an array means one random pick per vuser.
     #[serde(default)]
     pub variables: BTreeMap<String, serde_json::Value>,
+    /// Variables whose values are secret: masked (`***`) wherever they appear in the plan
+    /// copies kept in result.json and report.html. Names that look secret (`*password*`,
+    /// `*token*`, `*_key`, ...) need not be listed.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     pub defaults: Option<RawDefaults>,
     /// Local addresses to spread connections over: a list, or a CIDR such as `127.0.0.0/24`.
     pub source_addresses: Option<OneOrMany<String>>,
@@ -412,6 +417,8 @@ pub struct RawAdaptiveLimits {
 pub struct RawReport {
     /// Parent folder of run folders (default `reports`).
     pub dir: Option<String>,
+    /// Which files a run writes (default all three); at least one.
+    #[schemars(length(min = 1))]
     pub formats: Option<Vec<RawReportFormat>>,
     /// Length of one interval of the time series (default 1s).
     pub interval: Option<RawDuration>,

@@ -334,6 +334,18 @@ pub(super) fn report(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawReport>) -> Re
     let p = key(path, "report");
     let formats = raw.and_then(|r| r.formats.clone());
     let has = |f: RawReportFormat| formats.as_ref().is_none_or(|list| list.contains(&f));
+    if formats.as_ref().is_some_and(Vec::is_empty) {
+        // A run that writes nothing and exits 0 looks like a success that kept no evidence.
+        ctx.out.error(
+            &key(&p, "formats"),
+            "report.formats is empty, so the run would write no result at all",
+            Some(
+                "list at least one of json, csv, html (or leave the key out for all three); \
+                 to skip the files for one run, use `chatload run --no-report`"
+                    .to_owned(),
+            ),
+        );
+    }
     let interval = ctx.opt_duration(
         &p,
         "interval",

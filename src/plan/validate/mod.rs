@@ -18,6 +18,7 @@ mod messages;
 mod payload;
 mod protocol;
 mod record;
+mod redact;
 mod sends;
 mod templates;
 mod transport;
@@ -36,8 +37,7 @@ use super::threshold::KnownMetrics;
 
 pub(crate) use templates::TemplateBuilder;
 
-/// Keys whose values are replaced in `Plan::as_written`.
-const SECRET_KEYS: &[&str] = &["password", "passwd", "secret", "token", "apikey", "api_key"];
+pub(crate) use redact::Secrets;
 
 /// What validation of one part needs from the rest of the plan.
 pub(crate) struct Ctx<'c, 'a> {
@@ -220,6 +220,20 @@ pub(crate) fn validate(
     let http = http::settings(&mut ctx, &config_path, &raw.config);
     let messages = messages::messages(&mut ctx, &config_path, &raw.config.messages);
     let variables = config::variables(&raw.config);
+    for (i, name) in raw.config.secrets.iter().enumerate() {
+        if !ctx.variable_names.contains(name) {
+            let candidates = ctx.variable_names.iter().map(String::as_str);
+            let help = match super::problem::suggest(name, candidates) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => "list names from config.variables".to_owned(),
+            };
+            ctx.out.error(
+                &super::problem::idx(&key(&config_path, "secrets"), i),
+                format!("`{name}` in config.secrets is not a variable"),
+                Some(help),
+            );
+        }
+    }
     let load = load::load(&mut ctx, &config_path, &raw.config);
     let defaults = config::defaults(&mut ctx, &config_path, raw.config.defaults.as_ref());
     let source_addresses = config::source_addresses(&mut ctx, &config_path, &raw.config);
@@ -282,7 +296,7 @@ pub(crate) fn validate(
         metrics,
         scenarios,
         templates,
-        as_written: redact(original),
+        as_written: Secrets::of(original).redact_tree(original),
         source_text: None,
     })
 }
@@ -299,86 +313,4 @@ fn names_in(value: &Value, path: &[&str]) -> BTreeSet<String> {
     node.as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default()
-}
-
-/// The plan text with the value of every secret-looking key ([`SECRET_KEYS`], any case)
-/// replaced by `***`, line by line: `key: value` in YAML (block or flow style), `key = value`
-/// in TOML. Nested maps under such a key are kept (their own secret keys are redacted), as in
-/// [`redact`].
-pub(crate) fn redact_text(text: &str, format: super::Format) -> String {
-    let separator = match format {
-        super::Format::Yaml => r":[ \t]+",
-        super::Format::Toml => r"[ \t]*=[ \t]*",
-    };
-    let keys = SECRET_KEYS.join("|");
-    // A value: a quoted string, a flow list, or a plain scalar up to `,` `}` `]` or a comment.
-    let pattern = format!(
-        r#"(?i)(?P<key>(?:^|[\s{{,.\-])["']?(?:{keys})["']?{separator})(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|\[[^\]]*\]|[^\s,{{}}\[\]#][^,{{}}\]#]*)"#
-    );
-    let Ok(re) = regex::Regex::new(&pattern) else {
-        return text.to_owned();
-    };
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        out.push_str(&re.replace_all(line, |c: &regex::Captures<'_>| {
-            let value = c.name("value").map_or("", |m| m.as_str());
-            // Keep trailing spaces (and the line end) out of the replacement.
-            let kept = &value[value.trim_end().len()..];
-            format!("{}***{kept}", &c["key"])
-        }));
-    }
-    out
-}
-
-fn redact(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let secret = SECRET_KEYS.contains(&k.to_lowercase().as_str()) && !v.is_object();
-                    let v = if secret {
-                        Value::String("***".to_owned())
-                    } else {
-                        redact(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
-        other => other.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::Format;
-    use super::redact_text;
-
-    #[test]
-    fn text_redaction_replaces_secret_values_and_keeps_the_rest() {
-        let yaml = "config:\n  target: embedded\n  variables:\n    Password: hunter2   # the admin's\n    \
-                    user: alice\n    auth: {token: 'abc,def', name: bob}\n    api_key: \"x\\\"y\"\n    \
-                    secret:\n      passwd: [a, b]\n    tokens: keep\nscenarios:\n  - flow:\n      \
-                    - send: \"LOGIN {{ user }} {{ password }}\"\n";
-        let out = redact_text(yaml, Format::Yaml);
-        for secret in ["hunter2", "abc", "def", "x\\\"y", "[a, b]"] {
-            assert!(!out.contains(secret), "{secret:?} left in:\n{out}");
-        }
-        assert!(out.contains("    Password: ***   # the admin's\n"), "{out}");
-        assert!(out.contains("auth: {token: ***, name: bob}"), "{out}");
-        assert!(out.contains("    secret:\n      passwd: ***\n"), "{out}");
-        assert!(out.contains("tokens: keep"), "{out}");
-        assert!(out.contains("{{ password }}"), "{out}");
-        assert_eq!(out.lines().count(), yaml.lines().count());
-
-        let toml = "[config]\ntarget = \"embedded\"\n[config.variables]\npassword = \"hunter2\"\n\
-                    auth = { secret = 'shh', user = \"u\" }\n";
-        let out = redact_text(toml, Format::Toml);
-        assert!(!out.contains("hunter2") && !out.contains("shh"), "{out}");
-        assert!(
-            out.contains("password = ***\n") && out.contains("user = \"u\""),
-            "{out}"
-        );
-    }
 }
