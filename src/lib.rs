@@ -9,6 +9,7 @@
 pub mod certs;
 pub mod cli;
 pub mod engine;
+pub mod export;
 pub mod metrics;
 pub mod monitor;
 pub mod plan;

@@ -13,6 +13,7 @@ mod display;
 mod docs;
 mod interactive;
 mod limits;
+mod live;
 mod merge;
 mod monitor;
 mod presets;
@@ -143,6 +144,8 @@ pub struct RunArgs {
     /// Read commands (scale N, stats, export FILE, broadcast TEXT, stop, help) from stdin.
     #[arg(long)]
     pub interactive: bool,
+    #[command(flatten)]
+    pub live: live::LiveArgs,
 }
 
 /// The one-liner load shape (`--vusers N --spawn-rate R --duration D`, Locust's `-u -r -t`,

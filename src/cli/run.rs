@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use super::{Exit, ReportFormat, RunArgs, display, interactive, search, shard_flags};
+use super::{Exit, ReportFormat, RunArgs, display, interactive, live, search, shard_flags};
 use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::plan::{self, Load, Plan, Target};
 use crate::report::{self, RunInfo, RunResult};
@@ -83,6 +83,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         outcome,
         monitor,
         warnings,
+        live,
     } = runtime.block_on(drive(Arc::clone(&plan), &args, breaking_point, &sharding))?;
 
     let mut result = build_result(&plan, &args.plan, &outcome);
@@ -121,6 +122,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     for path in &written {
         writeln!(stdout, "wrote {}", path.display())?;
     }
+    runtime.block_on(live.stop());
     Ok(exit)
 }
 
@@ -188,6 +190,7 @@ struct Driven {
     outcome: RunOutcome,
     monitor: Vec<report::MonitorSample>,
     warnings: Vec<String>,
+    live: live::Live,
 }
 
 /// Starts the embedded server and the monitor if the plan asks, wires Ctrl-C, the progress
@@ -268,6 +271,8 @@ async fn drive(
             }),
         )
     });
+    let live = live::Live::start(&args.live, &plan, quiet).await?;
+    let live_progress = live.progress_fns();
     let progress = Arc::clone(&display);
     let logs = Arc::clone(&display);
     let options = RunOptions {
@@ -283,6 +288,9 @@ async fn drive(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .show(p);
+            for live in &live_progress {
+                live(p);
+            }
         })),
         control: Some(control.clone()),
         breaking_point,
@@ -334,6 +342,7 @@ async fn drive(
         outcome: outcome?,
         monitor,
         warnings,
+        live,
     })
 }
 

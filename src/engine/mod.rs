@@ -283,6 +283,7 @@ pub async fn run(
         stop.clone(),
         start,
         planned,
+        Arc::from(run_id.as_str()),
     ));
     let ticker_stop = CancellationToken::new();
     let ticker = tokio::spawn(tick(

@@ -54,6 +54,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             html: false,
             interval: Duration::from_secs(1),
         },
+        metrics: Default::default(),
         scenarios: vec![Scenario {
             name: "s".into(),
             weight: 1,

@@ -180,6 +180,24 @@ fn split_authority(authority: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The address a listen option means (`--metrics-listen`, `--dashboard`, `config.metrics`):
+/// a bare port (`9464`, `:9464`) is on 127.0.0.1; `HOST:PORT` is taken as written.
+pub fn listen_address(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    let port_only = trimmed.strip_prefix(':').unwrap_or(trimmed);
+    if port_only.parse::<u16>().is_ok() {
+        return Ok(format!("127.0.0.1:{port_only}"));
+    }
+    let reason = "not an address to listen on; give a port (9464, binds 127.0.0.1), HOST:PORT \
+                  (0.0.0.0:9464 for every interface) or [::1]:PORT";
+    match trimmed.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(trimmed.to_owned())
+        }
+        _ => Err(reason.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use duration::{DurationError, parse_duration};
-pub use endpoint::{Endpoint, EndpointError, Scheme};
+pub use endpoint::{Endpoint, EndpointError, Scheme, listen_address};
 pub use functions::{FUNCTION_NAMES, register_functions, with_rng};
 pub use http::*;
 pub use problem::{Problem, Problems, suggest};

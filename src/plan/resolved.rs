@@ -39,6 +39,8 @@ pub struct Plan {
     pub ensure: Ensure,
     pub monitor: Option<Monitor>,
     pub report: ReportConfig,
+    /// The live metrics endpoint (`config.metrics`).
+    pub metrics: MetricsConfig,
     pub scenarios: Vec<Scenario>,
     /// Every template of the plan, compiled once.
     pub templates: Templates,
@@ -507,6 +509,13 @@ pub struct ReportConfig {
     pub csv: bool,
     pub html: bool,
     pub interval: Duration,
+}
+
+/// `config.metrics`: where to serve `/metrics` during the run, if anywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// A listen address as [`crate::plan::listen_address`] resolves it (`127.0.0.1:9464`).
+    pub listen: Option<String>,
 }
 
 /// Every template of the plan, compiled once into one environment.

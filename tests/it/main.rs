@@ -8,6 +8,7 @@ mod files;
 mod hostile;
 mod http;
 mod limits;
+mod live;
 mod monitor;
 mod mqtt;
 mod plan_lang;

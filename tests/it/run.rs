@@ -118,6 +118,7 @@ impl Builder {
                 html: false,
                 interval: SECOND,
             },
+            metrics: Default::default(),
             scenarios: vec![Scenario {
                 name: "main".into(),
                 weight: 1,

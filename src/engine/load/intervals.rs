@@ -40,6 +40,11 @@ pub struct Progress {
     pub generator_overloaded: bool,
     /// Set on the interval that breached a condition with `abortOnFail`: the run stops.
     pub breach: Option<Breach>,
+    /// The interval as recorded (histograms and per-scenario parts), for live outputs that
+    /// keep their own totals (the metrics endpoint). Shared, not copied, between callbacks.
+    pub snapshot: Arc<IntervalSnapshot>,
+    /// The run's id (the one in delivery stamps and the result file).
+    pub run_id: Arc<str>,
 }
 
 /// Called once per interval, from the engine's timer task; keep it quick.
@@ -70,6 +75,7 @@ pub(crate) struct Intervals {
     total: Duration,
     /// Gets a copy of every snapshot (the adaptive and breaking-point drivers judge them).
     observer: OnceLock<mpsc::UnboundedSender<IntervalSnapshot>>,
+    run_id: Arc<str>,
 }
 
 impl Intervals {
@@ -80,6 +86,7 @@ impl Intervals {
         abort: CancellationToken,
         start: Instant,
         total: Duration,
+        run_id: Arc<str>,
     ) -> Self {
         Intervals {
             collector,
@@ -94,6 +101,7 @@ impl Intervals {
             start,
             total,
             observer: OnceLock::new(),
+            run_id,
         }
     }
 
@@ -156,6 +164,11 @@ impl Intervals {
                 self.abort.cancel();
             }
             let phase = snapshot.phase.as_ref().map(|p| p.name.clone());
+            // Copied only when someone listens: the copy carries the interval's histograms.
+            let shared = self
+                .on_progress
+                .as_ref()
+                .map(|_| Arc::new(snapshot.clone()));
             let Some(interval) = state.aggregator.push(snapshot).cloned() else {
                 return;
             };
@@ -168,6 +181,9 @@ impl Intervals {
             if generator_overloaded {
                 state.overloaded += 1;
             }
+            let Some(snapshot) = shared else {
+                return;
+            };
             let aggregate = self.on_progress.as_ref().and(state.aggregator.aggregate());
             Progress {
                 elapsed: self.start.elapsed(),
@@ -177,6 +193,8 @@ impl Intervals {
                 aggregate,
                 generator_overloaded,
                 breach,
+                snapshot,
+                run_id: Arc::clone(&self.run_id),
             }
         };
         if let Some(callback) = &self.on_progress {
@@ -213,6 +231,7 @@ mod tests {
             CancellationToken::new(),
             Instant::now(),
             Duration::ZERO,
+            Arc::from("test-run"),
         );
         (intervals, recorder)
     }

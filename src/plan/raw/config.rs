@@ -52,6 +52,8 @@ pub struct RawConfig {
     /// Find the highest stable load instead of running fixed phases.
     pub adaptive: Option<RawAdaptive>,
     pub report: Option<RawReport>,
+    /// Serve live Prometheus/OpenMetrics metrics while the run goes (off by default).
+    pub metrics: Option<RawMetrics>,
 }
 
 /// Schema only: an environment is a `config` whose keys are all optional.
@@ -413,6 +415,32 @@ pub struct RawReport {
     pub formats: Option<Vec<RawReportFormat>>,
     /// Length of one interval of the time series (default 1s).
     pub interval: Option<RawDuration>,
+}
+
+/// `config.metrics`: the live `/metrics` endpoint (`run --metrics-listen` overrides it).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Where to serve `/metrics`: a port (`9464`, on 127.0.0.1) or `HOST:PORT`
+    /// (`0.0.0.0:9464` for every interface).
+    pub listen: Option<RawListen>,
+}
+
+/// A port number or an address text.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawListen {
+    Port(u16),
+    Address(String),
+}
+
+impl RawListen {
+    pub fn text(&self) -> String {
+        match self {
+            RawListen::Port(port) => port.to_string(),
+            RawListen::Address(text) => text.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]

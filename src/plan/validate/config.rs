@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::super::problem::{Collector, Seg, key};
 use super::super::raw::{
-    RawConfig, RawDefaults, RawMonitor, RawReport, RawReportFormat, RawServerFraming,
+    RawConfig, RawDefaults, RawMetrics, RawMonitor, RawReport, RawReportFormat, RawServerFraming,
 };
 use super::super::resolved::*;
 use super::Ctx;
@@ -299,6 +299,26 @@ pub(super) fn monitor(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawMonitor>) -> 
         port: raw.port,
         interval,
     })
+}
+
+pub(super) fn metrics(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawMetrics>) -> MetricsConfig {
+    let listen = raw.and_then(|r| r.listen.as_ref()).and_then(|text| {
+        let text = text.text();
+        match crate::plan::listen_address(&text) {
+            Ok(address) => Some(address),
+            Err(reason) => {
+                ctx.out.error(
+                    &key(&key(path, "metrics"), "listen"),
+                    format!("{text:?}: {reason}"),
+                    Some(
+                        "e.g. `listen: 9464` (127.0.0.1) or `listen: \"0.0.0.0:9464\"`".to_owned(),
+                    ),
+                );
+                None
+            }
+        }
+    });
+    MetricsConfig { listen }
 }
 
 pub(super) fn report(ctx: &mut Ctx, path: &[Seg], raw: Option<&RawReport>) -> ReportConfig {

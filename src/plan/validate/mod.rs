@@ -232,6 +232,7 @@ pub(crate) fn validate(
     );
     let monitor = config::monitor(&mut ctx, &config_path, raw.config.monitor.as_ref());
     let report = config::report(&mut ctx, &config_path, raw.config.report.as_ref());
+    let metrics = config::metrics(&mut ctx, &config_path, raw.config.metrics.as_ref());
     let scenarios = flow::scenarios(&mut ctx, &raw.scenarios);
     // Named as written, so a broken handler does not also break thresholds naming it.
     let raw_handlers = raw.config.handlers.iter();
@@ -278,6 +279,7 @@ pub(crate) fn validate(
         ensure: ensure?,
         monitor,
         report,
+        metrics,
         scenarios,
         templates,
         as_written: redact(original),

@@ -1,0 +1,231 @@
+//! The live `/metrics` endpoint during a real run against the reference server: every scrape
+//! parses, counters and histograms only grow, buckets add up to `_count`, and the last
+//! rendering agrees with the run's own result.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatload::engine::{self, RunOptions};
+use chatload::export::{self, MetricsExporter};
+use chatload::plan::{self, Format};
+use chatload::server::{self, ServerConfig};
+use openmetrics_parser::PrometheusValue;
+use openmetrics_parser::openmetrics::parse_openmetrics;
+use openmetrics_parser::prometheus::parse_prometheus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const PLAN: &str = r#"
+config:
+  target: placeholder:1
+  phases:
+    - {name: warm, duration: 1s, vusers: 4}
+    - {name: hold, duration: 1s, vusers: 8}
+scenarios:
+  - name: pinger
+    flow:
+      - connect
+      - send: "LOGIN p{{ vu.id }}"
+        expect: "^OK "
+      - loop:
+          - send: "PING {{ loop.index }}"
+            expect: {match: "^PONG ", name: ping}
+          - think: 20ms
+"#;
+
+/// `GET path` over HTTP/1.0; returns the content type and the body.
+async fn get(addr: std::net::SocketAddr, path: &str, accept: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("reads a response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, body.to_owned())
+}
+
+/// Series (name and labels as written) → value, for every cumulative sample.
+fn cumulative(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            ["_total{", "_bucket{", "_count{", "_sum{"]
+                .iter()
+                .any(|s| l.contains(s))
+        })
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sum_counter(text: &str, family: &str) -> f64 {
+    let parsed = parse_prometheus(text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    parsed.families[family]
+        .iter_samples()
+        .map(|s| match &s.value {
+            PrometheusValue::Counter(c) => c.value.as_f64(),
+            other => panic!("{family} is not a counter: {other:?}"),
+        })
+        .sum()
+}
+
+/// Checks one scrape on its own: it parses and every histogram's buckets end at `_count`.
+fn check_scrape(text: &str) {
+    let parsed = parse_prometheus(text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    for family in parsed.families.values() {
+        for sample in family.iter_samples() {
+            if let PrometheusValue::Histogram(h) = &sample.value {
+                let counts: Vec<f64> = h.buckets.iter().map(|b| b.count.as_f64()).collect();
+                assert!(
+                    counts.windows(2).all(|w| w[0] <= w[1]),
+                    "buckets not cumulative"
+                );
+                assert_eq!(counts.last().copied(), h.count.map(|c| c as f64));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_during_a_run_parse_only_grow_and_end_at_the_result() {
+    let server = server::spawn(ServerConfig::default())
+        .await
+        .expect("server");
+    let options = plan::LoadOptions {
+        variables: Vec::new(),
+        environment: None,
+        target: Some(server.addr().to_string()),
+    };
+    let plan = plan::load_str_with(PLAN, Path::new("live.yml"), Format::Yaml, &options)
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let exporter = MetricsExporter::start(None, vec!["warm".into(), "hold".into()]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("address");
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(export::http::serve(
+        listener,
+        Arc::new(exporter.endpoint()),
+        shutdown.clone(),
+    ));
+    let mut published = exporter.subscribe();
+    let target = server.addr().to_string();
+    let options = RunOptions {
+        interval: Some(Duration::from_millis(250)),
+        on_progress: Some(exporter.progress_fn()),
+        ..RunOptions::default()
+    };
+    let run = tokio::spawn(async move { engine::run(Arc::new(plan), &target, options).await });
+    let run = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut scrapes = Vec::new();
+        let mut run = run;
+        loop {
+            tokio::select! {
+                done = &mut run => break (done, scrapes),
+                changed = published.changed() => {
+                    if changed.is_ok() {
+                        scrapes.push(get(addr, "/metrics", "*/*").await.1);
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the run ends in time");
+    let (outcome, mut scrapes) = run;
+    let outcome = outcome.expect("task").expect("run");
+    let sent = outcome.metrics.aggregate.counters["messages.sent"] as f64;
+    let pings = outcome.metrics.aggregate.summaries["latency.ping"].count as f64;
+
+    // The last interval is folded after the run returns: wait (bounded) for it to show.
+    let last = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (content_type, text) = get(addr, "/metrics", "text/plain").await;
+            assert!(
+                content_type.starts_with("text/plain; version=0.0.4"),
+                "{content_type}"
+            );
+            if sum_counter(&text, "chatload_messages_sent_total") >= sent {
+                break text;
+            }
+            let _ = published.changed().await;
+        }
+    })
+    .await
+    .expect("the last interval is published");
+    scrapes.push(last.clone());
+    assert!(scrapes.len() >= 3, "{} scrapes", scrapes.len());
+
+    for text in &scrapes {
+        check_scrape(text);
+    }
+    for pair in scrapes.windows(2) {
+        let (before, after) = (cumulative(&pair[0]), cumulative(&pair[1]));
+        for (series, old) in &before {
+            let new = after.get(series).copied();
+            assert!(
+                new.is_some_and(|n| n >= *old),
+                "{series}: {old} then {new:?}"
+            );
+        }
+    }
+    assert_eq!(sum_counter(&last, "chatload_messages_sent_total"), sent);
+    let parsed = parse_prometheus(&last).expect("parses");
+    let ping_count: f64 = parsed.families["chatload_latency_seconds"]
+        .iter_samples()
+        .filter(|s| {
+            s.get_labelset()
+                .ok()
+                .and_then(|l| l.get_label_value("name").map(|n| n == "ping"))
+                .unwrap_or(false)
+        })
+        .map(|s| match &s.value {
+            PrometheusValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(ping_count, pings);
+    assert!(last.contains(&format!("run_id=\"{}\"", outcome.run_id)));
+
+    let (content_type, open) = get(addr, "/metrics", "application/openmetrics-text").await;
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    parse_openmetrics(&open).unwrap_or_else(|e| panic!("{e:?}\n{open}"));
+
+    shutdown.cancel();
+    serving.await.expect("task").expect("serves");
+}
+
+#[test]
+fn config_metrics_listen_is_checked_with_the_plan() {
+    let text = "config:\n  target: 127.0.0.1:9\n  metrics: {listen: nowhere}\n  phases: [{duration: 1s, vusers: 1}]\nscenarios:\n  - flow: [connect]\n";
+    let problems =
+        plan::load_str(text, Path::new("m.yml"), Format::Yaml).expect_err("a bad listen address");
+    let shown = format!("{problems:?}");
+    assert!(
+        shown.contains("metrics") && shown.contains("listen"),
+        "{shown}"
+    );
+    assert!(shown.contains("give a port"), "{shown}");
+    let good = text.replace("nowhere", "9464");
+    let plan = plan::load_str(&good, Path::new("m.yml"), Format::Yaml).expect("valid");
+    assert_eq!(plan.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
+}
