@@ -336,6 +336,11 @@ pub struct ServeArgs {
     /// Serve the HTTP demo JSON API instead of chat (HTTP/1.1 and HTTP/2; https with TLS).
     #[arg(long, conflicts_with_all = ["websocket", "xor"])]
     pub http: bool,
+    /// Serve the server's own counters (connections, commands, messages and bytes sent,
+    /// clients) on http://ADDR/metrics in the Prometheus text format: a port (binds
+    /// 127.0.0.1) or HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

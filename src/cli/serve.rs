@@ -1,12 +1,20 @@
 //! `chatload serve`: runs the reference chat server until Ctrl-C.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
 
 use super::{Exit, parse_duration};
-use crate::server::{SELF_SIGNED_NAMES, ServerConfig, ServerFraming, ServerTls, Stall};
+use crate::export;
+use crate::server::{
+    SELF_SIGNED_NAMES, ServerConfig, ServerFraming, ServerStats, ServerTls, Stall,
+};
+
+/// How often `--metrics-listen` renders the counters (a scrape reads the last rendering).
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
     let mut config = server_config(&args)?;
@@ -41,10 +49,33 @@ pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
             config.client_address(addr),
             describe(&config)
         );
-        crate::server::run(listener, config, async {
+        let stats = Arc::new(ServerStats::default());
+        let stop_metrics = CancellationToken::new();
+        let metrics = match &args.metrics_listen {
+            Some(address) => {
+                let listener = export::bind("--metrics-listen", address).await?;
+                println!(
+                    "chatload serve: metrics on http://{}/metrics",
+                    listener.local_addr()?
+                );
+                let published =
+                    export::publish_server(Arc::clone(&stats), METRICS_EVERY, stop_metrics.clone());
+                Some(tokio::spawn(export::http::serve(
+                    listener,
+                    Arc::new(export::MetricsEndpoint::new(published)),
+                    stop_metrics.clone(),
+                )))
+            }
+            None => None,
+        };
+        crate::server::run_with_stats(listener, config, stats, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+        stop_metrics.cancel();
+        if let Some(task) = metrics {
+            let _ = task.await;
+        }
         eprintln!("chatload serve: stopped");
         Ok(Exit::Success)
     })

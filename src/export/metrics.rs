@@ -13,9 +13,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::http::{self, Body, Handler};
 use super::series::Totals;
-use super::text::{Format, render};
+use super::text::{Format, render, render_server};
 use crate::engine::{Progress, ProgressFn};
 use crate::metrics::IntervalSnapshot;
+use crate::server::ServerStats;
 
 /// The last rendering, in both formats.
 #[derive(Debug, Default)]
@@ -29,6 +30,15 @@ impl Rendered {
         Rendered {
             prometheus: Bytes::from(render(totals, Format::Prometheus)),
             openmetrics: Bytes::from(render(totals, Format::OpenMetrics)),
+        }
+    }
+
+    /// The reference server's counters as they are now.
+    pub fn of_server(stats: &ServerStats) -> Rendered {
+        let counters = stats.read();
+        Rendered {
+            prometheus: Bytes::from(render_server(&counters, Format::Prometheus)),
+            openmetrics: Bytes::from(render_server(&counters, Format::OpenMetrics)),
         }
     }
 
@@ -109,6 +119,30 @@ impl MetricsExporter {
     pub fn subscribe(&self) -> watch::Receiver<Arc<Rendered>> {
         self.published.clone()
     }
+}
+
+/// Renders the reference server's counters every `every` until `stop`, for a
+/// [`MetricsEndpoint`]: requests read the last rendering, not the counters.
+pub fn publish_server(
+    stats: std::sync::Arc<ServerStats>,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) -> watch::Receiver<Arc<Rendered>> {
+    let (publish, published) = watch::channel(Arc::new(Rendered::of_server(&stats)));
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = timer.tick() => {
+                    if publish.send(Arc::new(Rendered::of_server(&stats))).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    published
 }
 
 /// Serves `GET /metrics` from a published rendering (the run's, or the reference server's).

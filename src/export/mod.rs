@@ -3,7 +3,8 @@
 //!
 //! Everything here is fed from the interval snapshots the engine already publishes
 //! (`RunOptions::on_progress`) and renders ahead of time, so a request never reaches the hot
-//! path or the engine's locks. It does not measure anything (`metrics`), run anything
+//! path or the engine's locks. `serve --metrics-listen` gets the reference server's own
+//! counters the same way (`publish_server`). It does not measure anything (`metrics`), run anything
 //! (`engine`) or decide what a report shows (`report`).
 
 mod buckets;
@@ -16,7 +17,7 @@ mod text;
 mod tests;
 
 pub use buckets::{Buckets, layout as bucket_layout};
-pub use metrics::{MetricsEndpoint, MetricsExporter, Rendered};
+pub use metrics::{MetricsEndpoint, MetricsExporter, Rendered, publish_server};
 pub use series::{Key, RunState, Totals};
 pub use text::{Format, render};
 

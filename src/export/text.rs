@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 
 use super::buckets::{Buckets, format_float, layout};
 use super::series::{RunState, Totals};
+use crate::server::ServerCounters;
 use crate::vocab::names;
 
 /// Which text format to write.
@@ -306,4 +307,53 @@ fn write_run(out: &mut String, headers: &mut Headers, run: &RunState) {
         headers.write(out, name, "gauge", help, unit);
         let _ = writeln!(out, "{name}{labels} {value}");
     }
+}
+
+/// The reference server's counters (`serve --metrics-listen`), in the same conventions.
+pub fn render_server(counters: &ServerCounters, format: Format) -> String {
+    let mut out = String::with_capacity(2048);
+    let mut headers = Headers { format, last: None };
+    let totals = [
+        (
+            "chatload_server_connections",
+            "connections accepted",
+            counters.connections,
+        ),
+        (
+            "chatload_server_commands",
+            "commands received",
+            counters.commands,
+        ),
+        (
+            "chatload_server_command_errors",
+            "commands refused with ERR (unparsable)",
+            counters.command_errors,
+        ),
+        (
+            "chatload_server_messages_sent",
+            "messages written to clients (replies, room messages, whispers)",
+            counters.messages_sent,
+        ),
+        (
+            "chatload_server_sent_bytes",
+            "bytes of the messages written to clients",
+            counters.bytes_sent,
+        ),
+    ];
+    for (family, help, value) in totals {
+        headers.write(&mut out, family, "counter", help, "");
+        let _ = writeln!(out, "{family}_total {value}");
+    }
+    headers.write(
+        &mut out,
+        "chatload_server_clients",
+        "gauge",
+        "clients connected",
+        "",
+    );
+    let _ = writeln!(out, "chatload_server_clients {}", counters.clients);
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
 }

@@ -31,7 +31,7 @@ pub struct ClientGuard(pub Arc<Shared>);
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::AcqRel);
+        self.0.stats.clients.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

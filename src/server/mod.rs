@@ -25,6 +25,7 @@ mod http;
 mod pacing;
 mod registry;
 mod session;
+mod stats;
 mod tls;
 mod websocket;
 mod writer;
@@ -32,7 +33,7 @@ mod writer;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -44,6 +45,7 @@ use crate::protocol::{CodecConfig, FrameCodec, ProtocolError, Transform};
 
 pub use commands::{ReplyType, RequestType};
 pub use http::{HOLD_TTL, ITEM_COUNT, MAX_BODY_BYTES};
+pub use stats::{ServerCounters, ServerStats};
 pub use tls::{HANDSHAKE_TIMEOUT, SELF_SIGNED_NAMES, ServerTls, self_signed_tls};
 pub use websocket::{BAD_REQUEST_BODY, REFUSED_BODY};
 
@@ -237,7 +239,8 @@ pub(crate) struct Shared {
     pub out_codec: FrameCodec,
     pub registry: registry::Registry,
     pub pacing: pacing::Pacing,
-    pub clients: AtomicUsize,
+    /// Counters (and the clients connected, which `max_clients` checks) for `serve --metrics-listen`; shared with whoever reads them.
+    pub stats: Arc<ServerStats>,
     /// Present when the server speaks TLS; each connection's task runs its handshake.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -247,6 +250,16 @@ pub(crate) struct Shared {
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
+    shutdown: impl Future,
+) -> Result<(), ServerError> {
+    run_with_stats(listener, config, Arc::default(), shutdown).await
+}
+
+/// [`run`], counting into `stats` (what `serve --metrics-listen` exposes).
+pub async fn run_with_stats(
+    listener: TcpListener,
+    config: ServerConfig,
+    stats: Arc<ServerStats>,
     shutdown: impl Future,
 ) -> Result<(), ServerError> {
     let codec = config.validate()?;
@@ -269,7 +282,7 @@ pub async fn run(
         codec,
         config,
         registry: registry::Registry::default(),
-        clients: AtomicUsize::new(0),
+        stats,
     });
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -280,7 +293,8 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((socket, _peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let active = shared.clients.fetch_add(1, Ordering::AcqRel) + 1;
+                    let active = shared.stats.clients.fetch_add(1, Ordering::AcqRel) + 1;
+                    shared.stats.connection();
                     let guard = connection::ClientGuard(shared.clone());
                     let over_limit = shared.config.max_clients.is_some_and(|max| active > max);
                     tracker.spawn(connection::serve(socket, shared.clone(), stop.child_token(), guard, over_limit));

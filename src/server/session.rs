@@ -37,9 +37,11 @@ impl Session {
     /// Executes one command; `Close` once the session is over (`QUIT`).
     pub async fn handle(&mut self, frame: &Frame) -> Flow {
         let framing = self.shared.config.framing;
+        self.shared.stats.command();
         let command = match commands::parse(framing, frame) {
             Ok(command) => command,
             Err(reason) => {
+                self.shared.stats.command_error();
                 self.reply(ReplyType::Err, &[&reason]).await;
                 return Flow::Continue;
             }

@@ -90,6 +90,7 @@ pub async fn write_loop<O: Output>(
         };
         let Some(mut message) = first else { break };
         let mut close = false;
+        let (mut messages, mut bytes) = (0u64, 0u64);
         loop {
             if let Some(due) = message.due
                 && due > tokio::time::Instant::now()
@@ -102,6 +103,8 @@ pub async fn write_loop<O: Output>(
                     _ = tokio::time::sleep_until(due) => {}
                 }
             }
+            messages += 1;
+            bytes += message.bytes.len() as u64;
             out.push(message.bytes);
             if message.close {
                 close = true;
@@ -123,6 +126,7 @@ pub async fn write_loop<O: Output>(
         if out.flush().await.is_err() {
             break;
         }
+        shared.stats.written(messages, bytes);
         if close {
             clean = true;
             break;

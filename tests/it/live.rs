@@ -229,3 +229,67 @@ fn config_metrics_listen_is_checked_with_the_plan() {
     let plan = plan::load_str(&good, Path::new("m.yml"), Format::Yaml).expect("valid");
     assert_eq!(plan.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_exposes_its_own_counters() {
+    let stats = Arc::new(server::ServerStats::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let server_addr = listener.local_addr().expect("address");
+    let stop = CancellationToken::new();
+    let serving_chat = tokio::spawn(server::run_with_stats(
+        listener,
+        ServerConfig::default(),
+        Arc::clone(&stats),
+        stop.clone().cancelled_owned(),
+    ));
+    let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let metrics_addr = metrics_listener.local_addr().expect("address");
+    let published =
+        export::publish_server(Arc::clone(&stats), Duration::from_millis(50), stop.clone());
+    let serving_metrics = tokio::spawn(export::http::serve(
+        metrics_listener,
+        Arc::new(export::MetricsEndpoint::new(published)),
+        stop.clone(),
+    ));
+
+    let mut client = TcpStream::connect(server_addr).await.expect("connects");
+    client
+        .write_all(b"LOGIN ann\nPING 1\nNONSENSE\n")
+        .await
+        .expect("writes");
+    let mut replies = String::new();
+    while replies.lines().count() < 3 {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))
+            .await
+            .expect("replies in time")
+            .expect("reads");
+        assert!(n > 0, "closed early: {replies}");
+        replies.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+
+    let expected = [
+        "chatload_server_connections_total 1",
+        "chatload_server_commands_total 3",
+        "chatload_server_command_errors_total 1",
+        "chatload_server_messages_sent_total 3",
+        "chatload_server_clients 1",
+    ];
+    let text = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let (_, text) = get(metrics_addr, "/metrics", "*/*").await;
+            if expected.iter().all(|line| text.lines().any(|l| l == *line)) {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the counters show up");
+    parse_prometheus(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    assert!(text.contains("# TYPE chatload_server_sent_bytes_total counter"));
+
+    stop.cancel();
+    serving_chat.await.expect("task").expect("server");
+    serving_metrics.await.expect("task").expect("metrics");
+}
