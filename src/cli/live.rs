@@ -33,7 +33,13 @@ pub(super) struct Live {
 
 impl Live {
     /// Binds what the flags and the plan ask for and starts serving.
-    pub async fn start(args: &LiveArgs, plan: &Plan, quiet: bool) -> anyhow::Result<Live> {
+    /// `shard`: the `shard` label of a split run (its index).
+    pub async fn start(
+        args: &LiveArgs,
+        plan: &Plan,
+        quiet: bool,
+        shard: Option<String>,
+    ) -> anyhow::Result<Live> {
         let shutdown = CancellationToken::new();
         let mut servers = Vec::new();
         let (listen, flag) = match (&args.metrics_listen, &plan.metrics.listen) {
@@ -50,7 +56,7 @@ impl Live {
                 if !quiet {
                     eprintln!("metrics on http://{local}/metrics");
                 }
-                let exporter = MetricsExporter::start(None, phase_names(plan));
+                let exporter = MetricsExporter::start(shard, phase_names(plan));
                 servers.push(tokio::spawn(export::http::serve(
                     listener,
                     Arc::new(exporter.endpoint()),

@@ -271,7 +271,11 @@ async fn drive(
             }),
         )
     });
-    let live = live::Live::start(&args.live, &plan, quiet).await?;
+    let shard_label = sharding
+        .shard
+        .is_split()
+        .then(|| sharding.shard.index().to_string());
+    let live = live::Live::start(&args.live, &plan, quiet, shard_label).await?;
     let live_progress = live.progress_fns();
     let progress = Arc::clone(&display);
     let logs = Arc::clone(&display);

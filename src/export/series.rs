@@ -25,7 +25,7 @@ pub struct Key {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunState {
     pub run_id: String,
-    /// The shard (`I/N`) of a scaled-out run; `None` for a single process.
+    /// The shard index of a scaled-out run (`--shard I/N`); `None` for a single process.
     pub shard: Option<String>,
     pub elapsed: Duration,
     pub planned: Duration,
