@@ -14,6 +14,10 @@ use crate::engine::ProgressFn;
 use crate::export::{self, MetricsExporter};
 use crate::plan::{Load, Plan};
 
+/// How long `/metrics` outlives the run: two scrapes at the shipped 2 s interval, and a
+/// margin.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Flags of `run` for watching it live.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct LiveArgs {
@@ -81,8 +85,12 @@ impl Live {
             .collect()
     }
 
-    /// Stops serving (after the results are written).
+    /// Stops serving (after the results are written). `/metrics` first keeps serving the
+    /// final totals for [`LINGER`], so a scraper polling every few seconds gets the end.
     pub async fn stop(self) {
+        if self.exporter.is_some() {
+            tokio::time::sleep(LINGER).await;
+        }
         self.shutdown.cancel();
         for server in self.servers {
             let _ = server.await;
