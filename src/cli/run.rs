@@ -122,6 +122,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     for path in &written {
         writeln!(stdout, "wrote {}", path.display())?;
     }
+    live.finish(&result);
     runtime.block_on(live.stop());
     Ok(exit)
 }
@@ -254,15 +255,16 @@ async fn drive(
     let seed = sharding.seed.unwrap_or_else(engine::seed::random_seed);
     let display = Arc::new(Mutex::new(display::Display::new(quiet)));
     let control = engine::RunControl::new();
+    let info = interactive::ExportInfo {
+        plan_name: plan.name.clone(),
+        plan_path: args.plan.display().to_string(),
+        target: target.clone(),
+        seed,
+        plan_json: plan.as_written.clone(),
+    };
     let console = args.interactive.then(|| {
         let say = Arc::clone(&display);
-        let info = interactive::ExportInfo {
-            plan_name: plan.name.clone(),
-            plan_path: args.plan.display().to_string(),
-            target: target.clone(),
-            seed,
-            plan_json: plan.as_written.clone(),
-        };
+        let info = info.clone();
         interactive::start(
             control.clone(),
             info,
@@ -275,7 +277,17 @@ async fn drive(
         .shard
         .is_split()
         .then(|| sharding.shard.index().to_string());
-    let live = live::Live::start(&args.live, &plan, quiet, shard_label).await?;
+    let live = live::Live::start(
+        &args.live,
+        &plan,
+        live::RunContext {
+            quiet,
+            shard: shard_label,
+            control: control.clone(),
+            info,
+        },
+    )
+    .await?;
     let live_progress = live.progress_fns();
     let progress = Arc::clone(&display);
     let logs = Arc::clone(&display);

@@ -8,6 +8,7 @@
 //! (`engine`) or decide what a report shows (`report`).
 
 mod buckets;
+mod dashboard;
 pub mod http;
 mod metrics;
 mod series;
@@ -17,6 +18,7 @@ mod text;
 mod tests;
 
 pub use buckets::{Buckets, layout as bucket_layout};
+pub use dashboard::{ControlFn, Dashboard, LivePage, RunView};
 pub use metrics::{MetricsEndpoint, MetricsExporter, Rendered, publish_server};
 pub use series::{Key, RunState, Totals};
 pub use text::{Format, render};

@@ -293,3 +293,127 @@ async fn the_reference_server_exposes_its_own_counters() {
     serving_chat.await.expect("task").expect("server");
     serving_metrics.await.expect("task").expect("metrics");
 }
+
+/// `POST path` with a body over HTTP/1.0; returns the status line and the body.
+async fn post(addr: std::net::SocketAddr, path: &str, body: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reads");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    (
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    )
+}
+
+async fn dashboard(
+    control: Option<export::ControlFn>,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::watch::Sender<Arc<export::LivePage>>,
+    CancellationToken,
+) {
+    let page = export::LivePage::from_report(
+        export::RunView {
+            plan: "p".into(),
+            phase: Some("hold".into()),
+            control: control.is_some(),
+            ..export::RunView::default()
+        },
+        "<html><head><style>b{}</style></head><body><svg></svg></script></body></html>",
+    );
+    let (publish, pages) = tokio::sync::watch::channel(Arc::new(page));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("address");
+    let stop = CancellationToken::new();
+    tokio::spawn(export::http::serve(
+        listener,
+        Arc::new(export::Dashboard::new(pages, control, stop.clone())),
+        stop.clone(),
+    ));
+    (addr, publish, stop)
+}
+
+#[tokio::test]
+async fn the_dashboard_is_read_only_unless_control_is_on() {
+    let (addr, _publish, stop) = dashboard(None).await;
+    let (status, body) = post(addr, "/control", "stop").await;
+    assert!(status.contains("403"), "{status}");
+    assert!(body.contains("--dashboard-control"), "{body}");
+    stop.cancel();
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = Arc::clone(&seen);
+    let control: export::ControlFn = Arc::new(move |line: &str| {
+        record.lock().expect("lock").push(line.to_owned());
+        vec![format!("did {line}")]
+    });
+    let (addr, _publish, stop) = dashboard(Some(control)).await;
+    let (status, body) = post(addr, "/control", "scale 5").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body, "did scale 5\n");
+    // Only the console's steering commands: no broadcast or export from the page.
+    let (status, _) = post(addr, "/control", "broadcast SAY hi").await;
+    assert!(status.contains("400"), "{status}");
+    let (status, _) = post(addr, "/control", "export /tmp/x.json").await;
+    assert!(status.contains("400"), "{status}");
+    assert_eq!(*seen.lock().expect("lock"), vec!["scale 5".to_owned()]);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn the_page_embeds_the_current_state_and_streams_each_publication() {
+    let (addr, publish, stop) = dashboard(None).await;
+    let (content_type, shell) = get(addr, "/", "text/html").await;
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    // The embedded JSON cannot end its <script> element early.
+    let initial = shell
+        .split_once(r#"<script id="initial" type="application/json">"#)
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(json, _)| json.to_owned())
+        .expect("an embedded page");
+    let value: serde_json::Value = serde_json::from_str(&initial).expect("JSON");
+    assert_eq!(value["state"]["phase"], "hold");
+    assert_eq!(value["body"], "<svg></svg></script>");
+    assert!(
+        !shell.contains("http://") && !shell.contains("https://"),
+        "no network"
+    );
+
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("writes");
+    let mut read = String::new();
+    let mut next_event = async |read: &mut String, want: &str| {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !read.contains(want) {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).await.expect("reads");
+                assert!(n > 0, "stream ended: {read}");
+                read.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+        .await
+        .expect("an event in time");
+    };
+    next_event(&mut read, r#""phase":"hold""#).await;
+    assert!(read.contains("text/event-stream"), "{read}");
+    publish.send_replace(Arc::new(export::LivePage {
+        state: export::RunView {
+            phase: Some("ramp".into()),
+            finished: true,
+            ..export::RunView::default()
+        },
+        ..export::LivePage::default()
+    }));
+    next_event(&mut read, r#""phase":"ramp""#).await;
+    assert!(read.contains(r#""finished":true"#));
+    stop.cancel();
+}
