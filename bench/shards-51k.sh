@@ -92,9 +92,11 @@ for i in 0 1 2; do
   # `timeout` is the parent: the shard is its child.
   child=$(pgrep -P "$pid" | head -1)
   rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$child/status")
-  echo "  shard $i: RSS $((rss_kb / 1024)) MiB = $((rss_kb * 1024 / per_shard)) bytes/vuser," \
+  fds=$(ls "/proc/$child/fd" | wc -l)
+  # Per connected vuser: one descriptor each, beyond the process's own dozen or so.
+  echo "  shard $i: RSS $((rss_kb / 1024)) MiB = $((rss_kb * 1024 / (fds > 20 ? fds - 12 : 1))) bytes per connected vuser," \
     "CPU $(cpu_s "$child") s over $((ramp + hold / 2)) s," \
-    "descriptors $(ls "/proc/$child/fd" | wc -l)"
+    "descriptors $fds"
 done
 for i in 0 1 2; do
   child=$(pgrep -P "${servers[$i]}" | head -1 || true)

@@ -51,7 +51,9 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     let out_dir =
         super::run_output::prepare(&args, &plan, formats, crate::metrics::epoch_ms(started))?;
     let limit_warning = super::limits::raise_nofile().and_then(|limit| {
-        super::limits::nofile_warning(limit, super::limits::peak_connections(&plan))
+        // A shard holds its share of the plan's connections.
+        let peak = sharding.shard.share(super::limits::peak_connections(&plan));
+        super::limits::nofile_warning(limit, peak)
     });
     if let Some(warning) = &limit_warning {
         // Now, not only in the summary: the user may rather stop and raise the limit.
