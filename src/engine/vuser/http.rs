@@ -100,6 +100,7 @@ impl HttpRun {
                 plan.tls.as_ref(),
                 plan.http.http2,
                 plan.source_addresses.clone(),
+                plan.http.pool,
             ),
             bases: plan
                 .scenarios
