@@ -30,6 +30,9 @@ use crate::vocab::ErrorKind;
 /// dropped, so a huge download cannot exhaust memory.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// Idle connections a session keeps (one per origin; the oldest is closed past this).
+const SESSION_IDLE_CONNECTIONS: usize = 8;
+
 /// Where requests go: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -323,7 +326,13 @@ impl HttpSession {
     fn checkin(&mut self, client: &HttpClient, origin: Origin, lease: Lease) {
         match &client.inner.pool {
             Some(pool) => pool.put_idle(origin, lease.sender),
-            None => self.conns.push((origin, lease.sender)),
+            None => {
+                // A flow whose URLs name ever new hosts must not pile up connections.
+                if self.conns.len() >= SESSION_IDLE_CONNECTIONS {
+                    self.conns.remove(0);
+                }
+                self.conns.push((origin, lease.sender));
+            }
         }
     }
 
