@@ -7,6 +7,7 @@ mod cli;
 mod files;
 mod hostile;
 mod http;
+mod http_demo;
 mod limits;
 mod live;
 mod monitor;
