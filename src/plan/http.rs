@@ -16,6 +16,8 @@ pub struct HttpSettings {
     pub timeout: Option<Duration>,
     /// Connections a vuser keeps open per origin.
     pub max_sockets: u32,
+    /// Connections per origin shared by every vuser (`None`: each vuser keeps its own).
+    pub pool: Option<u32>,
     /// Record `http.dns`, `http.tcp`, `http.tls` and `http.total` too.
     pub extended_metrics: bool,
     /// Headers of every request; a step's own headers of the same name win.
@@ -31,6 +33,7 @@ impl Default for HttpSettings {
         HttpSettings {
             timeout: None,
             max_sockets: 1,
+            pool: None,
             extended_metrics: false,
             headers: Vec::new(),
             cookies: true,

@@ -445,4 +445,32 @@ mod tests {
         let err = parse_expression("vusers.active.p95 < 2", &known()).unwrap_err();
         assert!(err.message.contains("gauge"));
     }
+
+    #[test]
+    fn http_metrics_exist_only_with_http_steps() {
+        let ok = |text: &str| parse_expression(text, &known()).map(|_| ());
+        ok("http.response_time.p95 < 300").unwrap();
+        ok("http.response_time.login.p99 < 1s").unwrap();
+        ok("http.codes.500.count == 0 and http.requests.rate > 5/s").unwrap();
+        ok("http.downloaded_bytes.count > 0 and http.total.p99 < 2s").unwrap();
+        let err = ok("http.response_time.logn.p99 < 1s").unwrap_err();
+        assert!(
+            err.message
+                .contains("did you mean `http.response_time.login`"),
+            "{}",
+            err.message
+        );
+        assert!(ok("http.codes.5xx.count == 0").is_err());
+        assert!(
+            ok("http.requests.p95 < 1")
+                .unwrap_err()
+                .message
+                .contains("counter")
+        );
+        let no_http = KnownMetrics {
+            http_names: Vec::new(),
+            ..known()
+        };
+        assert!(parse_expression("http.response_time.p95 < 300", &no_http).is_err());
+    }
 }

@@ -559,3 +559,30 @@ scenarios:
     assert_eq!(api.state.seen().len() as u64, logins);
     assert_eq!(counter(agg, "http.requests"), logins);
 }
+
+/// Without `pool` every vuser keeps its own connection; with `pool: 2` all share two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_pool_bounds_the_connections_of_all_vusers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let flow = r#"
+      - loop:
+          - get: {url: "/echo", expect: {statusCode: 200}}
+        count: 5
+"#;
+    for (config, most) in [("", 6), ("  http:\n    pool: 2\n", 2)] {
+        let api = start(Flavour::Plain).await;
+        let yaml = once(&url(&api), config, flow).replace("arrivalCount: 1", "arrivalCount: 6");
+        let out = run(load(&yaml, dir.path()), &url(&api)).await;
+        let agg = &out.metrics.aggregate;
+        assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+        assert_eq!(counter(agg, "http.responses"), 30);
+        let connections = api.state.connections.load(Ordering::SeqCst);
+        assert!(
+            (1..=most).contains(&connections),
+            "{connections} connections with {config:?}"
+        );
+        if most == 6 {
+            assert_eq!(connections, 6, "one keep-alive connection per vuser");
+        }
+    }
+}

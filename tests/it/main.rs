@@ -9,6 +9,7 @@ mod files;
 mod fuzz_corpus;
 mod hostile;
 mod http;
+mod http_demo;
 mod limits;
 mod live;
 mod monitor;

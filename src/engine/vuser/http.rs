@@ -100,6 +100,7 @@ impl HttpRun {
                 plan.tls.as_ref(),
                 plan.http.http2,
                 plan.source_addresses.clone(),
+                plan.http.pool,
             ),
             bases: plan
                 .scenarios
@@ -384,6 +385,11 @@ fn check(
     }
     for capture in &req.captures {
         match http_parts::capture(&capture.from, &exchange.headers, &mut body) {
+            // A boolean renders `true`/`false` as in the response (and as `if` compares),
+            // not as the template engine spells booleans; numbers stay numbers.
+            Some(Captured::Json(serde_json::Value::Bool(b))) => {
+                vu.scope.set(&capture.variable, Value::from(b.to_string()))
+            }
             Some(Captured::Json(value)) => vu
                 .scope
                 .set(&capture.variable, super::data::json_value(&value)),

@@ -44,18 +44,13 @@ pub(super) fn settings(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> HttpS
         Some(n) => out.max_sockets = n,
         None => {}
     }
-    if raw.pool.is_some() {
-        // Accepted by the format (Artillery's key) but not run yet: refusing it is better
-        // than silently measuring a different connection model.
-        ctx.out.error(
+    match raw.pool {
+        Some(0) => ctx.out.error(
             &key(&at, "pool"),
-            "`pool` (connections shared across vusers) is not supported yet",
-            Some(
-                "leave it out: every vuser keeps its own keep-alive connections, as a browser \
-                 does"
-                    .to_owned(),
-            ),
-        );
+            "`pool` must be above 0",
+            Some("leave it out for one set of keep-alive connections per vuser".to_owned()),
+        ),
+        pool => out.pool = pool,
     }
     out.extended_metrics = raw.extended_metrics.unwrap_or(false);
     out.cookies = raw.cookies.unwrap_or(true);

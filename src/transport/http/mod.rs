@@ -12,12 +12,13 @@
 
 mod connect;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::tls::TlsClient;
@@ -28,6 +29,9 @@ use crate::vocab::ErrorKind;
 /// Bodies are kept up to this size for captures and expectations; the rest is counted and
 /// dropped, so a huge download cannot exhaust memory.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Idle connections a session keeps (one per origin; the oldest is closed past this).
+const SESSION_IDLE_CONNECTIONS: usize = 8;
 
 /// Where requests go: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,13 +73,18 @@ struct ClientInner {
     /// HTTP/2 with prior knowledge on plain connections.
     h2c: bool,
     source_addresses: Vec<std::net::IpAddr>,
+    /// `config.http.pool`: connections shared by every vuser.
+    pool: Option<SharedPool>,
 }
 
 impl HttpClient {
+    /// `pool`: connections per origin shared by every vuser (`None`: each session keeps
+    /// its own).
     pub fn new(
         tls: Option<&TlsSettings>,
         h2c: bool,
         source_addresses: Vec<std::net::IpAddr>,
+        pool: Option<u32>,
     ) -> HttpClient {
         HttpClient {
             inner: Arc::new(ClientInner {
@@ -83,6 +92,10 @@ impl HttpClient {
                 tls: OnceLock::new(),
                 h2c,
                 source_addresses,
+                pool: pool.map(|n| SharedPool {
+                    per_origin: usize::try_from(n).unwrap_or(usize::MAX).max(1),
+                    origins: Mutex::new(Vec::new()),
+                }),
             }),
         }
     }
@@ -173,10 +186,101 @@ impl HttpError {
     }
 }
 
-/// A vuser's connections, one per origin.
+/// A vuser's idle keep-alive connections, at most one per origin (a vuser sends one
+/// request at a time), unless the run shares a pool.
 #[derive(Default)]
 pub struct HttpSession {
     conns: Vec<(Origin, connect::Sender)>,
+}
+
+/// A connection taken for one request; with a shared pool it holds one of the origin's
+/// connection slots until dropped.
+struct Lease {
+    sender: connect::Sender,
+    opened: Option<ConnTimings>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+enum Taken {
+    Idle(Lease),
+    /// Nothing idle: open a connection (under this pool slot, with a pool).
+    Empty(Option<OwnedSemaphorePermit>),
+}
+
+/// A new connection to `origin`, holding `slot`.
+async fn open(
+    client: &HttpClient,
+    origin: &Origin,
+    vu: u64,
+    limit: Duration,
+    slot: Option<OwnedSemaphorePermit>,
+) -> Result<Lease, HttpError> {
+    let (sender, timings) =
+        connect::open(client, origin, vu, limit, &client.inner.source_addresses).await?;
+    Ok(Lease {
+        sender,
+        opened: Some(timings),
+        _slot: slot,
+    })
+}
+
+/// `config.http.pool`: connections per origin shared by every vuser. A request takes one of
+/// the origin's slots (waiting for one when all are in use), an idle connection if there is
+/// one, and gives both back when its response is read. The lock is held for a push or pop.
+struct SharedPool {
+    per_origin: usize,
+    origins: Mutex<Vec<OriginPool>>,
+}
+
+struct OriginPool {
+    origin: Origin,
+    slots: Arc<Semaphore>,
+    idle: Vec<connect::Sender>,
+}
+
+impl SharedPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OriginPool>> {
+        self.origins.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn slot(&self, origin: &Origin) -> Option<OwnedSemaphorePermit> {
+        let slots = {
+            let mut origins = self.lock();
+            match origins.iter().find(|p| p.origin == *origin) {
+                Some(p) => Arc::clone(&p.slots),
+                None => {
+                    let slots = Arc::new(Semaphore::new(self.per_origin));
+                    origins.push(OriginPool {
+                        origin: origin.clone(),
+                        slots: Arc::clone(&slots),
+                        idle: Vec::new(),
+                    });
+                    slots
+                }
+            }
+        };
+        slots.acquire_owned().await.ok()
+    }
+
+    fn take_idle(&self, origin: &Origin) -> Option<connect::Sender> {
+        let mut origins = self.lock();
+        let pool = origins.iter_mut().find(|p| p.origin == *origin)?;
+        while let Some(sender) = pool.idle.pop() {
+            if sender.usable() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, origin: Origin, sender: connect::Sender) {
+        let mut origins = self.lock();
+        if let Some(pool) = origins.iter_mut().find(|p| p.origin == origin)
+            && pool.idle.len() < self.per_origin
+        {
+            pool.idle.push(sender);
+        }
+    }
 }
 
 impl HttpSession {
@@ -184,9 +288,52 @@ impl HttpSession {
         Self::default()
     }
 
-    /// Connections currently held.
+    /// Idle connections held by this session.
     pub fn open_connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// An idle, usable connection to `origin` from the shared pool or this session; or,
+    /// when there is none, the pool slot a new connection will hold.
+    async fn checkout(&mut self, client: &HttpClient, origin: &Origin) -> Taken {
+        if let Some(pool) = &client.inner.pool {
+            let slot = pool.slot(origin).await;
+            return match pool.take_idle(origin) {
+                Some(sender) => Taken::Idle(Lease {
+                    sender,
+                    opened: None,
+                    _slot: slot,
+                }),
+                None => Taken::Empty(slot),
+            };
+        }
+        let Some(at) = self.conns.iter().position(|(o, _)| o == origin) else {
+            return Taken::Empty(None);
+        };
+        let (_, sender) = self.conns.swap_remove(at);
+        if sender.usable() {
+            Taken::Idle(Lease {
+                sender,
+                opened: None,
+                _slot: None,
+            })
+        } else {
+            Taken::Empty(None)
+        }
+    }
+
+    /// Keeps a connection whose response was read to the end for the next request.
+    fn checkin(&mut self, client: &HttpClient, origin: Origin, lease: Lease) {
+        match &client.inner.pool {
+            Some(pool) => pool.put_idle(origin, lease.sender),
+            None => {
+                // A flow whose URLs name ever new hosts must not pile up connections.
+                if self.conns.len() >= SESSION_IDLE_CONNECTIONS {
+                    self.conns.remove(0);
+                }
+                self.conns.push((origin, lease.sender));
+            }
+        }
     }
 
     /// Sends `req` (reusing the origin's connection, or opening one) and reads the whole
@@ -227,50 +374,33 @@ impl HttpSession {
         if gzip && !headers.contains_key(header::ACCEPT_ENCODING) {
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        let mut opened = None;
-        let at = match self
-            .conns
-            .iter()
-            .position(|(o, s)| *o == origin && s.usable())
-        {
-            Some(at) => at,
-            None => {
-                self.conns.retain(|(o, _)| *o != origin);
-                let (sender, timings) =
-                    connect::open(client, &origin, vu, limit, &client.inner.source_addresses)
-                        .await?;
-                opened = Some(timings);
-                self.conns.push((origin.clone(), sender));
-                self.conns.len() - 1
-            }
+        // The connection is taken out of the session (or the shared pool) while in use and
+        // put back once the response is read: one dropped mid-request (a timeout) is closed.
+        let (mut lease, reused) = match self.checkout(client, &origin).await {
+            Taken::Idle(lease) => (lease, true),
+            Taken::Empty(slot) => (open(client, &origin, vu, limit, slot).await?, false),
         };
-        let h2 = self.conns.get(at).is_some_and(|(_, s)| s.is_h2());
-        let mut request = build(&method, &origin, &path, &headers, body, h2)?;
-        let mut response = None;
-        // A kept-alive connection the server has just closed gives the request back unsent:
-        // send it once more on a fresh connection.
-        for attempt in 0..2 {
-            let sender = match self.conns.get_mut(at) {
-                Some((_, sender)) => sender,
-                None => break,
-            };
-            match sender.send(request).await {
-                Ok(r) => {
-                    response = Some(r);
-                    break;
-                }
-                Err(connect::SendError::Unsent(req)) if attempt == 0 && opened.is_none() => {
-                    let (fresh, timings) =
-                        connect::open(client, &origin, vu, limit, &client.inner.source_addresses)
-                            .await?;
-                    opened = Some(timings);
-                    if let Some(slot) = self.conns.get_mut(at) {
-                        slot.1 = fresh;
-                    }
+        let mut opened = lease.opened.take();
+        let mut request = build(
+            &method,
+            &origin,
+            &path,
+            &headers,
+            body,
+            lease.sender.is_h2(),
+        )?;
+        let response = loop {
+            match lease.sender.send(request).await {
+                Ok(r) => break r,
+                // A kept-alive connection the server has just closed gives the request back
+                // unsent: it goes once more on a fresh connection.
+                Err(connect::SendError::Unsent(req)) if reused && opened.is_none() => {
+                    let fresh = open(client, &origin, vu, limit, None).await?;
+                    lease.sender = fresh.sender;
+                    opened = fresh.opened;
                     request = *req;
                 }
                 Err(connect::SendError::Unsent(_)) => {
-                    self.conns.remove(at);
                     return Err(HttpError::new(
                         ErrorKind::Closed,
                         format!(
@@ -279,14 +409,8 @@ impl HttpSession {
                         ),
                     ));
                 }
-                Err(connect::SendError::Failed(err)) => {
-                    self.conns.remove(at);
-                    return Err(classify(&err, &origin));
-                }
+                Err(connect::SendError::Failed(err)) => return Err(classify(&err, &origin)),
             }
-        }
-        let Some(response) = response else {
-            return Err(HttpError::new(ErrorKind::Closed, "no connection"));
         };
         let first_byte = Instant::now();
         let (parts, mut incoming) = response.into_parts();
@@ -297,13 +421,7 @@ impl HttpSession {
         let mut kept = BytesMut::new();
         let mut downloaded_bytes = 0u64;
         while let Some(frame) = incoming.frame().await {
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(err) => {
-                    self.conns.remove(at);
-                    return Err(classify(&err, &origin));
-                }
-            };
+            let frame = frame.map_err(|err| classify(&err, &origin))?;
             if let Ok(data) = frame.into_data() {
                 downloaded_bytes += data.len() as u64;
                 let room = MAX_BODY_BYTES.saturating_sub(kept.len());
@@ -311,8 +429,8 @@ impl HttpSession {
             }
         }
         let done = Instant::now();
-        if close || parts.version < http::Version::HTTP_11 {
-            self.conns.remove(at);
+        if !close && parts.version >= http::Version::HTTP_11 {
+            self.checkin(client, origin.clone(), lease);
         }
         let gzipped = parts
             .headers

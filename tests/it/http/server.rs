@@ -30,6 +30,8 @@ pub struct Seen {
 #[derive(Default)]
 pub struct State {
     pub requests: AtomicU64,
+    /// Connections accepted.
+    pub connections: AtomicU64,
     pub seen: Mutex<Vec<Seen>>,
     /// The request with this number (1-based) to `/tick` waits `stall` before answering.
     pub stall_at: AtomicU64,
@@ -75,6 +77,7 @@ pub async fn start(flavour: Flavour) -> TestApi {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                state.connections.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&state);
                 let flavour = flavour.clone();
                 tokio::spawn(async move {
