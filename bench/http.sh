@@ -73,7 +73,12 @@ fi
 if ! timeout 30 "$venv/bin/python" -c 'import locust' 2>/dev/null; then
   echo "-- pip install locust (into $venv)"
   rm -rf "$venv"
-  timeout 120 python3 -m venv "$venv"
+  if ! timeout 120 python3 -m venv "$venv"; then
+    # Debian's python3 leaves ensurepip (hence venv) to the python3-venv package.
+    rm -rf "$venv"
+    apt_install python3-venv
+    timeout 120 python3 -m venv "$venv"
+  fi
   timeout 900 "$venv/bin/pip" install --quiet --disable-pip-version-check locust </dev/null
 fi
 
