@@ -8,6 +8,7 @@
 //! (`-e`, `-v`, `--target`) → `RawPlan` with every structural problem collected in
 //! `structure` → `Plan` with every semantic problem collected in `validate`.
 
+mod artillery;
 mod bounds;
 mod duration;
 mod endpoint;

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
+use super::artillery;
 use super::problem::{Collector, Seg, suggest};
 use super::raw::RawPlan;
 
@@ -92,14 +93,19 @@ pub(crate) fn deserialize(value: &Value, out: &mut Collector<'_>) -> Option<(Raw
             let expected = expected_names(&message);
             let help = suggest(field, expected.iter().map(String::as_str))
                 .map(|s| format!("did you mean `{s}`?"));
-            let text = match &help {
-                Some(h) => format!("unknown key `{field}`, {h}"),
-                None => format!("unknown key `{field}`"),
-            };
-            let allowed = if expected.is_empty() {
-                None
+            let (text, allowed) = if let Some((text, instead)) = artillery::javascript_key(field) {
+                (text, Some(format!("instead, {instead}")))
             } else {
-                Some(format!("allowed keys here: {}", expected.join(", ")))
+                let text = match &help {
+                    Some(h) => format!("unknown key `{field}`, {h}"),
+                    None => format!("unknown key `{field}`"),
+                };
+                let allowed = if expected.is_empty() {
+                    None
+                } else {
+                    Some(format!("allowed keys here: {}", expected.join(", ")))
+                };
+                (text, allowed)
             };
             let original_target = remap.to_original(&target);
             out.key_error(&original_target, text, allowed);

@@ -2,6 +2,7 @@
 //! server on port 0, plus a few runs of the real binary for exit codes and output.
 
 mod adaptive;
+mod artillery;
 mod check;
 mod cli;
 mod faults;

@@ -22,13 +22,14 @@ const MAX_SOURCE_ADDRESSES: u128 = 1 << 16;
 
 pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<Target> {
     let at = key(path, "target");
-    let target = config.target.trim();
     // Checked whatever the target: `-e` or `--target embedded` may select it later, and a
     // mistake in it should not wait until then.
     let server = config
         .embedded
         .as_ref()
         .map(|e| embedded(ctx, &key(path, "embedded"), e));
+    let rendered = super::environment::render_target(ctx, &at, config.target.trim())?;
+    let target = rendered.as_str();
     if target == "embedded" {
         return Some(Target::Embedded(server.unwrap_or_default()));
     }

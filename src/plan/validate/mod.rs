@@ -10,6 +10,7 @@ mod binary;
 mod branch;
 mod config;
 mod ensure;
+mod environment;
 mod flow;
 mod http;
 mod load;

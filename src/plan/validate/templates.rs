@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use minijinja::Environment;
 
+use super::super::artillery::{self, BUILTIN_HELP};
 use super::super::functions::{FUNCTION_NAMES, register_functions};
 use super::super::problem::{Collector, Seg, path_string, suggest};
 use super::super::regex_template::{REGEX_TEMPLATE_SUFFIX, is_template};
@@ -85,14 +86,41 @@ impl TemplateBuilder {
             return Some(Text::Literal(source.to_owned()));
         }
         let name = path_string(&out.remap.to_original(path)) + name_suffix;
-        if let Err(err) = self.env.add_template_owned(name.clone(), source.to_owned()) {
+        let rewritten = match artillery::rewrite(source) {
+            Ok(rewritten) => rewritten,
+            Err(unknown) => {
+                let mut message = format!("unknown Artillery built-in `${}`", unknown.name);
+                if let Some(s) = suggest(&unknown.name, artillery::builtin_names()) {
+                    message.push_str(&format!(", did you mean `${s}`?"));
+                }
+                let offset = unknown.offset_chars.saturating_sub(lead);
+                let help = Some(BUILTIN_HELP.to_owned());
+                if source.contains('\n') {
+                    out.error(path, message, help);
+                } else {
+                    out.error_inside(path, offset, message, help);
+                }
+                return None;
+            }
+        };
+        let compiled = rewritten.as_ref().map_or(source, |r| r.text.as_str());
+        if let Err(err) = self
+            .env
+            .add_template_owned(name.clone(), compiled.to_owned())
+        {
             let detail = err
                 .detail()
                 .map(str::to_owned)
                 .unwrap_or_else(|| err.to_string());
+            // Positions are in the compiled text; report them in the text as written.
             let offset = err
                 .range()
-                .and_then(|r| source.get(..r.start))
+                .map(|r| {
+                    rewritten
+                        .as_ref()
+                        .map_or(r.start, |rw| rw.source_offset(r.start))
+                })
+                .and_then(|start| source.get(..start))
                 .map(|s| s.chars().count().saturating_sub(lead));
             let message = format!("template does not compile: {detail}");
             let help =
