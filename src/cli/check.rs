@@ -12,9 +12,14 @@ use super::{CheckArgs, CheckFormat, Exit};
 pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
     let mut problems: Vec<Problem> = Vec::new();
     let mut valid = 0usize;
+    // The local commands each valid plan would run, for text output.
+    let mut commands: Vec<String> = Vec::new();
     for file in &args.files {
         match plan::load(file) {
-            Ok(_) => valid += 1,
+            Ok(plan) => {
+                valid += 1;
+                commands.extend(hook_lines(file, &plan));
+            }
             Err(p) => problems.extend(p.problems),
         }
     }
@@ -24,6 +29,9 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
         CheckFormat::Text => {
             for p in &problems {
                 write!(out, "{}", render_text(p))?;
+            }
+            for line in &commands {
+                writeln!(out, "{line}")?;
             }
             let invalid = args.files.len() - valid;
             if invalid == 0 {
@@ -59,6 +67,25 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Error
     })
+}
+
+/// `FILE: runs before|after: CMD ARGS (timeout 60s)` per `config.hooks` command.
+fn hook_lines(file: &std::path::Path, plan: &plan::Plan) -> Vec<String> {
+    let hooks = &plan.setup.hooks;
+    let stages = [("before", &hooks.before), ("after", &hooks.after)];
+    stages
+        .iter()
+        .flat_map(|(stage, list)| {
+            list.iter().map(move |hook| {
+                format!(
+                    "{}: runs {stage} the load: {} (timeout {:?})",
+                    file.display(),
+                    hook.run.join(" "),
+                    hook.timeout
+                )
+            })
+        })
+        .collect()
 }
 
 /// Every problem of a plan that cannot run, rustc-style, on stderr (for `run` and `probe`).
