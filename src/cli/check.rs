@@ -19,10 +19,13 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
         super::limits::nofile_for_run(),
         super::limits::ephemeral_ports(),
     );
+    // The local commands each valid plan would run, for text output.
+    let mut commands: Vec<String> = Vec::new();
     for file in &args.files {
         match plan::load(file) {
             Ok(plan) => {
                 valid += 1;
+                commands.extend(hook_lines(file, &plan));
                 let file = file.display().to_string();
                 for warning in super::limits::capacity_warnings(&plan, nofile, ports) {
                     warnings.push((file.clone(), warning));
@@ -40,6 +43,9 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
             }
             for (file, warning) in &warnings {
                 writeln!(out, "{file}: warning: {warning}\n")?;
+            }
+            for line in &commands {
+                writeln!(out, "{line}")?;
             }
             let invalid = args.files.len() - valid;
             if invalid == 0 {
@@ -83,6 +89,25 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Error
     })
+}
+
+/// `FILE: runs before|after: CMD ARGS (timeout 60s)` per `config.hooks` command.
+fn hook_lines(file: &std::path::Path, plan: &plan::Plan) -> Vec<String> {
+    let hooks = &plan.setup.hooks;
+    let stages = [("before", &hooks.before), ("after", &hooks.after)];
+    stages
+        .iter()
+        .flat_map(|(stage, list)| {
+            list.iter().map(move |hook| {
+                format!(
+                    "{}: runs {stage} the load: {} (timeout {:?})",
+                    file.display(),
+                    hook.run.join(" "),
+                    hook.timeout
+                )
+            })
+        })
+        .collect()
 }
 
 /// Every problem of a plan that cannot run, rustc-style, on stderr (for `run` and `probe`).

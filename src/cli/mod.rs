@@ -123,6 +123,9 @@ pub struct RunArgs {
     /// No live progress, only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not run the plan's local commands (`config.hooks`).
+    #[arg(long)]
+    pub no_hooks: bool,
     /// Seed of every random choice (Poisson arrivals, scenario and data picks, think times,
     /// template functions): the same seed replays them for the same plan. Default: a random
     /// seed, printed at the start and stored in result.json as `run.seed`.

@@ -329,6 +329,7 @@ async fn drive(
         shard: sharding.shard,
         run_id: sharding.run_id.clone(),
         max_live_vusers: None,
+        skip_hooks: args.no_hooks,
     };
     if let Some(at) = sharding.start_at {
         let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -354,6 +355,9 @@ async fn drive(
     }
     let monitoring = plan.monitor.as_ref().map(|m| start_monitor(m, &control));
     let outcome = engine::run(Arc::clone(&plan), &target, options).await;
+    if let Err(engine::EngineError::HookFailed { outcomes, .. }) = &outcome {
+        show_hook_output(outcomes);
+    }
     let (monitor, warnings) = match monitoring {
         Some((stop, task)) => finish_monitor(stop, task).await,
         None => (Vec::new(), Vec::new()),
@@ -376,6 +380,27 @@ async fn drive(
         live,
         stopped_by: received.get().copied(),
     })
+}
+
+/// The output of the hooks that ran before a failed one stopped the run (and the after hooks).
+fn show_hook_output(outcomes: &[engine::hooks::HookOutcome]) {
+    for hook in outcomes {
+        let status = match (hook.exit_code, &hook.error) {
+            (_, Some(error)) => error.clone(),
+            (Some(code), None) => format!("exit code {code}"),
+            (None, None) => "killed by a signal".to_owned(),
+        };
+        eprintln!(
+            "hook ({}) `{}`: {status}",
+            hook.stage.as_str(),
+            hook.command.join(" ")
+        );
+        for text in [&hook.stdout, &hook.stderr] {
+            for line in text.lines() {
+                eprintln!("  | {line}");
+            }
+        }
+    }
 }
 
 type MonitorTask = tokio::task::JoinHandle<Result<monitor::MonitorRun, monitor::MonitorError>>;
@@ -530,6 +555,20 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
     }
     let mut result = RunResult::new(info, outcome.metrics.clone(), plan.as_written.clone());
     result.thresholds = super::report::threshold_results(outcome.thresholds.clone());
+    result.hooks = outcome
+        .hooks
+        .iter()
+        .map(|h| report::HookResult {
+            stage: h.stage.as_str().to_owned(),
+            command: h.command.clone(),
+            exit_code: h.exit_code,
+            timed_out: h.timed_out,
+            error: h.error.clone(),
+            stdout: h.stdout.clone(),
+            stderr: h.stderr.clone(),
+            duration_ms: h.duration.as_secs_f64() * 1000.0,
+        })
+        .collect();
     result.errors = outcome
         .errors
         .iter()

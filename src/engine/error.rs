@@ -27,6 +27,15 @@ pub enum EngineError {
     SingleController(&'static str),
     #[error("internal error: the interval timer outlived the run; please report this")]
     Internal,
+    #[error("the `{flow}` flow failed, so no load was started: {detail}")]
+    Setup { flow: &'static str, detail: String },
+    #[error("hook `{command}` failed, so no load was started: {reason}")]
+    HookFailed {
+        command: String,
+        reason: String,
+        /// Every before hook that ran, the failed one last.
+        outcomes: Vec<super::hooks::HookOutcome>,
+    },
 }
 
 pub use crate::vocab::ErrorKind;

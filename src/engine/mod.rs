@@ -8,9 +8,11 @@
 //! Entry point: [`run`].
 
 mod error;
+pub mod hooks;
 pub mod load;
 pub mod probe;
 pub mod seed;
+mod setup;
 pub mod thresholds;
 pub mod vuser;
 
@@ -69,6 +71,8 @@ pub struct RunOptions {
     /// Most vusers held at once; arrivals beyond it are dropped and counted
     /// (`vusers.dropped`). `None`: the process's descriptor limit (`load::capacity`).
     pub max_live_vusers: Option<u64>,
+    /// Do not run the plan's `config.hooks` (`run --no-hooks`).
+    pub skip_hooks: bool,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -136,6 +140,8 @@ pub struct RunOutcome {
     pub adaptive: Option<AdaptiveOutcome>,
     /// Where the steps broke, with `RunOptions::breaking_point`.
     pub breaking_point: Option<BreakingOutcome>,
+    /// The `config.hooks` commands that ran, in order (none with `skip_hooks`).
+    pub hooks: Vec<hooks::HookOutcome>,
 }
 
 /// Why a run stopped early when nothing could connect.
@@ -165,6 +171,52 @@ pub async fn run(
     options: RunOptions,
 ) -> Result<RunOutcome, EngineError> {
     load::capacity::refuse_absurd(&plan.load, u64::from(options.shard.count()))?;
+    if options.skip_hooks {
+        return run_load(plan, target, options).await;
+    }
+    let dir = plan
+        .source
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let hooks = &plan.setup.hooks;
+    let mut outcomes = hooks::run_hooks(&hooks.before, &dir, hooks::HookStage::Before).await;
+    let failed = outcomes.iter().find(|h| !h.succeeded()).map(|h| {
+        let reason = match (&h.error, h.exit_code) {
+            (Some(error), _) => error.clone(),
+            (None, Some(code)) => format!("exit code {code}"),
+            (None, None) => "killed by a signal".to_owned(),
+        };
+        (h.command.join(" "), reason)
+    });
+    let result = match failed {
+        Some(_) => None,
+        None => Some(run_load(Arc::clone(&plan), target, options).await),
+    };
+    // Like `finally`: whatever happened to the run (Ctrl-C, an abort, an error), and after a
+    // failed `before` hook too, so a half-done setup is undone.
+    outcomes.extend(hooks::run_hooks(&hooks.after, &dir, hooks::HookStage::After).await);
+    match (result, failed) {
+        (Some(result), _) => result.map(|mut out| {
+            out.hooks = outcomes;
+            out
+        }),
+        (None, Some((command, reason))) => Err(EngineError::HookFailed {
+            command,
+            reason,
+            outcomes,
+        }),
+        (None, None) => Err(EngineError::Internal),
+    }
+}
+
+/// The run itself, between the hooks: the `before` flow, the phases, the `after` flow.
+async fn run_load(
+    plan: Arc<Plan>,
+    target: &str,
+    options: RunOptions,
+) -> Result<RunOutcome, EngineError> {
     let (phases, adaptive) = match &plan.load {
         Load::Phases(phases) => (phases.clone(), None),
         Load::Adaptive(config) => (Vec::new(), Some(config.clone())),
@@ -266,6 +318,10 @@ pub async fn run(
     );
     ctx.http = http;
     let ctx = Arc::new(ctx);
+    setup::before(&ctx).await?;
+    // The phases, intervals and their clock start once the `before` flow is done.
+    let origin = Instant::now();
+    let origin_wall = started_at + origin.saturating_duration_since(start);
     let connect_watch = tokio::spawn({
         let ctx = Arc::clone(&ctx);
         async move { ctx.connect_watch.watch_window().await }
@@ -286,14 +342,14 @@ pub async fn run(
         thresholds::ThresholdEvaluator::new(&plan.ensure, started_at),
         on_progress,
         stop.clone(),
-        start,
+        origin,
         planned,
         Arc::from(run_id.as_str()),
     ));
     let ticker_stop = CancellationToken::new();
     let ticker = tokio::spawn(tick(
         Arc::clone(&intervals),
-        (start, started_at),
+        (origin, origin_wall),
         interval,
         boundaries,
         ticker_stop.clone(),
@@ -324,7 +380,8 @@ pub async fn run(
         .max_live_vusers
         .unwrap_or_else(load::capacity::live_limit);
     let runner = runner::Runner::new(Arc::clone(&ctx), stop.clone(), live_limit)
-        .with_control(control.clone(), options.broadcasts);
+        .with_control(control.clone(), options.broadcasts)
+        .starting_at(origin);
     let (ended, adaptive) = match adaptive.as_ref().map(|c| (c, intervals.observe())) {
         Some((config, Some(rx))) => {
             let (ended, outcome) = load::run_adaptive(runner, config, &intervals, rx).await;
@@ -333,6 +390,8 @@ pub async fn run(
         Some((_, None)) => return Err(EngineError::Internal),
         None => (runner.run(&phases, &intervals).await, None),
     };
+    // The one place every run ends, however (last vuser, Ctrl-C, abort, stop).
+    setup::after(&ctx).await;
     control.detach();
     forward_stop.abort();
     connect_watch.abort();
@@ -381,6 +440,7 @@ pub async fn run(
                 .is_some_and(|b| b.failed_at.is_some()),
         adaptive,
         breaking_point,
+        hooks: Vec::new(),
     })
 }
 

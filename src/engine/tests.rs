@@ -63,6 +63,7 @@ fn plan(phases: Vec<PhaseShape>, flow: Vec<Step>, graceful_stop: Duration) -> Pl
             handlers: Vec::new(),
             allocation: Default::default(),
         }],
+        setup: Default::default(),
         templates: Templates {
             env: minijinja::Environment::new(),
         },

@@ -42,6 +42,8 @@ pub struct Plan {
     /// The live metrics endpoint (`config.metrics`).
     pub metrics: MetricsConfig,
     pub scenarios: Vec<Scenario>,
+    /// `before`/`after` flows and `config.hooks`.
+    pub setup: Setup,
     /// Every template of the plan, compiled once.
     pub templates: Templates,
     /// The plan as written, secrets redacted, for the result file and the HTML report.
@@ -49,6 +51,31 @@ pub struct Plan {
     /// The plan file's text with the values of secret-looking keys replaced by `***`
     /// (`None` for plans built in code).
     pub source_text: Option<SourceText>,
+}
+
+/// Setup and teardown: flows one vuser runs once before the first phase and after the last
+/// vuser, and local commands run around the whole run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Setup {
+    /// Its captures and `set`s are visible to every vuser.
+    pub before: Option<Scenario>,
+    pub after: Option<Scenario>,
+    pub hooks: Hooks,
+}
+
+/// `config.hooks`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hooks {
+    pub before: Vec<Hook>,
+    pub after: Vec<Hook>,
+}
+
+/// A local command: `run[0]` with the other items as arguments (no shell), from the plan's
+/// directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub run: Vec<String>,
+    pub timeout: Duration,
 }
 
 /// A plan file's text, secrets redacted.

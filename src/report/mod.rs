@@ -31,8 +31,9 @@ pub use io::{
 };
 pub use merge::{MergeError, Merged, Piece, merge};
 pub use model::{
-    AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, MonitorSample, ObservedValue,
-    PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ShardInfo, ThresholdResult, Verdict,
+    AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, HookResult, MonitorSample,
+    ObservedValue, PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ShardInfo,
+    ThresholdResult, Verdict,
 };
 pub use outputs::{Formats, claim_run_dir, ensure_empty_dir, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};

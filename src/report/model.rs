@@ -62,6 +62,9 @@ pub struct RunResult {
     pub adaptive: Option<AdaptiveResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaking_point: Option<BreakingPoint>,
+    /// The plan's local commands (`config.hooks`) that ran, in order; absent when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookResult>,
     /// Run-wide HdrHistograms (µs): name → base64 of the V2-deflate serialization.
     pub histograms: BTreeMap<String, String>,
     /// The plan as run (secrets redacted by the caller).
@@ -70,6 +73,28 @@ pub struct RunResult {
     /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_source: Option<PlanSource>,
+}
+
+/// One `config.hooks` command and how it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookResult {
+    /// `before` or `after`.
+    pub stage: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Absent when it could not start, timed out or was killed by a signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub timed_out: bool,
+    /// Why it could not start or finish, if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The end of its standard output and error (at most 16 KiB each).
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: f64,
 }
 
 /// The plan file as written (its text, with the values of secret-looking keys replaced).
@@ -404,6 +429,7 @@ impl RunResult {
             monitor: Vec::new(),
             adaptive: None,
             breaking_point: None,
+            hooks: Vec::new(),
             histograms: metrics.histograms,
             plan,
             plan_source: None,

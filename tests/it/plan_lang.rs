@@ -316,3 +316,166 @@ scenarios:
         out.thresholds
     );
 }
+
+/// `before` captures a token once (random per run) that every vuser then uses; `after` runs
+/// once the run ends, here cut short by Ctrl-C (the run's shutdown token) long before its
+/// phase would end.
+#[tokio::test]
+async fn before_shares_its_captures_and_after_runs_after_ctrl_c() {
+    let plan = plan(
+        r#"
+config:
+  target: embedded
+  phases: [{duration: 60s, arrivalRate: 5}]
+  defaults: {timeout: 10s, gracefulStop: 1s}
+before:
+  flow:
+    - send: "PING tok{{ random_int(1, 1000000000) }}"
+      expect: {match: "^PONG (?P<token>\\S+)$", capture: {token: token}}
+scenarios:
+  - name: user
+    flow:
+      - send: "PING {{ token }}"
+        expect: {equals: "PONG {{ token }}", name: use}
+      - log: "{{ token }}"
+after:
+  flow:
+    - send: "PING bye {{ token }}"
+      expect: {match: "^PONG bye tok\\d+$", name: bye}
+"#,
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let ctrl_c = shutdown.clone();
+    let lines_seen = Arc::new(Mutex::new(0usize));
+    let seen = Arc::clone(&lines_seen);
+    let options = RunOptions {
+        shutdown,
+        on_progress: Some(Arc::new(move |_| {
+            // Ctrl-C as soon as a few vusers have used the token.
+            if seen.lock().map(|n| *n).unwrap_or(0) >= 3 {
+                ctrl_c.cancel();
+            }
+        })),
+        interval: Some(Duration::from_millis(100)),
+        ..RunOptions::default()
+    };
+    let counting = Arc::clone(&lines_seen);
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let options = RunOptions {
+        on_log: Some(Arc::new(move |line: &str| {
+            if let Ok(mut lines) = sink.lock() {
+                lines.push(line.to_owned());
+            }
+            if let Ok(mut n) = counting.lock() {
+                *n += 1;
+            }
+        })),
+        ..options
+    };
+    let config = ServerConfig::default();
+    let server = server::spawn(config.clone()).await.expect("server starts");
+    let target = config.client_address(server.addr());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        engine::run(Arc::new(plan), &target, options),
+    )
+    .await
+    .expect("Ctrl-C ends the run early")
+    .expect("run starts");
+    assert!(out.interrupted);
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(count(&out, "latency.before"), 1, "the before flow ran once");
+    assert_eq!(
+        count(&out, "latency.bye"),
+        1,
+        "the after flow ran once, after Ctrl-C"
+    );
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(lines.len() >= 3, "{lines:?}");
+    let tokens: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(tokens.len(), 1, "every vuser saw the one token: {tokens:?}");
+    assert_eq!(count(&out, "latency.use"), lines.len() as u64);
+}
+
+/// Hooks run from the plan's directory, before and after, and their output is kept.
+#[tokio::test]
+async fn hooks_run_around_the_run_and_report_their_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = r#"
+config:
+  target: embedded
+  phases: [{duration: 100ms, arrivalCount: 2}]
+  hooks:
+    before: [{run: ["sh", "-c", "echo seeded > state.txt; echo seeding"], timeout: 10s}]
+    after: [{run: ["sh", "-c", "cat state.txt; rm state.txt"]}]
+scenarios:
+  - flow:
+      - send: "PING 1"
+        expect: {match: "^PONG 1$", name: ping}
+"#;
+    let plan = chatload::plan::load_str(yaml, &dir.path().join("hooks.yml"), Format::Yaml)
+        .unwrap_or_else(|p| panic!("{p}"));
+    let (out, _) = run_logged(plan, RunOptions::default()).await;
+    assert_eq!(count(&out, "latency.ping"), 2);
+    let summary: Vec<(&str, Option<i32>, &str)> = out
+        .hooks
+        .iter()
+        .map(|h| (h.stage.as_str(), h.exit_code, h.stdout.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("before", Some(0), "seeding\n"),
+            ("after", Some(0), "seeded\n")
+        ]
+    );
+    assert!(
+        !dir.path().join("state.txt").exists(),
+        "the after hook cleaned up"
+    );
+}
+
+/// Through the real binary: a failing `before` hook ends the run with exit 2, its output
+/// shown, before any connection to the target; the `after` hook still runs.
+#[test]
+fn a_failing_before_hook_stops_the_run_before_any_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("address");
+    let plan = format!(
+        r#"config:
+  target: "{addr}"
+  phases: [{{duration: 1s, arrivalRate: 5}}]
+  hooks:
+    before: [{{run: ["sh", "-c", "echo seed failed >&2; exit 4"]}}]
+    after: [{{run: ["sh", "-c", "echo restored > restored.txt"]}}]
+scenarios:
+  - flow: [connect, {{send: "PING 1"}}]
+"#
+    );
+    let path = dir.path().join("failing.yml");
+    std::fs::write(&path, plan).expect("write plan");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(["run", "--quiet", "--out"])
+        .arg(dir.path().join("reports"))
+        .arg(&path)
+        .output()
+        .expect("chatload runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("seed failed"), "{stderr}");
+    assert!(stderr.contains("exit code 4"), "{stderr}");
+    assert!(
+        dir.path().join("restored.txt").exists(),
+        "after hooks run anyway"
+    );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no connection reached the target"
+    );
+}

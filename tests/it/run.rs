@@ -127,6 +127,7 @@ impl Builder {
                 handlers: Vec::new(),
                 allocation: Default::default(),
             }],
+            setup: Default::default(),
             templates: Templates { env: self.env },
             as_written: serde_json::Value::Null,
             source_text: None,

@@ -63,6 +63,8 @@ pub(crate) struct Runner {
     broadcasts: bool,
     /// Assigns scenarios: fixed counts first, then by weight.
     allocator: Allocator,
+    /// Where the phases start: the run's start, or the end of the `before` flow.
+    origin: Instant,
 }
 
 /// How the run ended.
@@ -75,6 +77,7 @@ impl Runner {
         Runner {
             arrivals: ArrivalFilter::new(ctx.shard),
             allocator: Allocator::new(&ctx.program),
+            origin: ctx.start,
             ctx,
             tracker: TaskTracker::new(),
             run_end: CancellationToken::new(),
@@ -100,10 +103,16 @@ impl Runner {
         self
     }
 
+    /// Phases start at `origin` instead of the run's start (after the `before` flow).
+    pub fn starting_at(mut self, origin: Instant) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// Runs every phase, then the graceful stop.
     pub async fn run(mut self, phases: &[Phase], intervals: &Intervals) -> Ended {
         let timeline = Timeline::new(phases);
-        let start = self.ctx.start;
+        let start = self.origin;
         let mut interrupted = false;
         for (index, phase) in phases.iter().enumerate() {
             let schedule_seed = seed::schedule_seed(self.ctx.seed, index);
@@ -309,7 +318,7 @@ impl Runner {
             .get(assigned.scenario)
             .map(|s| s.allocation.start_after)
             .unwrap_or_default();
-        let starts = scheduled.max(after(self.ctx.start, start_after));
+        let starts = scheduled.max(after(self.origin, start_after));
         let delayed = starts.saturating_duration_since(scheduled);
         let spec = VuserSpec {
             id,

@@ -4,7 +4,7 @@
 //!
 //! Built once per run by the runner; read-only afterwards except the error bookkeeping.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::Value;
 use tokio::time::Instant;
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::data::DataSource;
 use super::errors::{ConnectWatch, ErrorCount, ErrorTable};
 use super::program::{Method, Program};
-use super::template::Renderer;
+use super::template::{Renderer, Vars};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::metrics::{CounterId, GaugeId, HistogramId, Recorder, Registry};
 use crate::plan::Plan;
@@ -93,6 +93,8 @@ pub(crate) struct RunContext {
     pub connect_watch: ConnectWatch,
     /// The HTTP client and targets, for plans with HTTP steps.
     pub http: Option<super::http::HttpRun>,
+    /// What the `before` flow bound: every vuser starts with it.
+    pub shared: OnceLock<Vars>,
 }
 
 impl RunContext {
@@ -131,6 +133,7 @@ impl RunContext {
             errors: ErrorTable::new(),
             connect_watch: ConnectWatch::new(stop),
             http: None,
+            shared: OnceLock::new(),
         }
     }
 

@@ -140,7 +140,7 @@ fn step_name(program: &Program, step: Option<StepId>) -> Option<&str> {
 
 fn scenario_name(program: &Program, step: Option<StepId>) -> String {
     step.and_then(|s| program.step(s))
-        .and_then(|s| program.scenarios.get(s.scenario))
+        .and_then(|s| program.scenario(s.scenario))
         .map(|s| s.name.clone())
         .unwrap_or_default()
 }
@@ -267,6 +267,8 @@ mod tests {
             scenarios: Vec::new(),
             total_weight: 0,
             steps: Vec::new(),
+            before: None,
+            after: None,
         };
         let mut total = 0;
         for i in 0..1000u64 {

@@ -41,7 +41,7 @@ use accept::Accepted;
 use context::RunContext;
 use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
-use template::{LoopVar, Scope};
+use template::{LoopVar, Scope, Vars};
 
 /// Frames kept for a later expect when nothing was waiting for them (oldest dropped first).
 const PENDING_FRAMES: usize = 64;
@@ -195,8 +195,13 @@ pub(crate) struct Vuser {
 
 /// Runs one vuser to its end and counts how it ended.
 pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
-    let Some(scenario) = ctx.program.scenarios.get(spec.scenario) else {
-        return Outcome::Failed;
+    run_keeping(ctx, spec).await.0
+}
+
+/// [`run`], also giving back the vuser's variables at its end (for the `before` flow).
+pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outcome, Arc<Vars>) {
+    let Some(scenario) = ctx.program.scenario(spec.scenario) else {
+        return (Outcome::Failed, Arc::default());
     };
     let recorder = &ctx.recorder;
     recorder.incr(scenario.ids.created);
@@ -206,7 +211,10 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         Instant::now().saturating_duration_since(spec.scheduled),
     );
     let mut rng = spec.rng;
-    let vars = ctx.data.vars_for_vuser(&mut rng);
+    let mut vars = ctx.data.vars_for_vuser(&mut rng);
+    if let Some(shared) = ctx.shared.get() {
+        vars.extend(shared.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     let mut vu = Vuser {
         id: spec.id,
         ids: scenario.ids,
@@ -267,7 +275,7 @@ pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
         Outcome::Completed => scenario.ids.completed,
         Outcome::Failed => scenario.ids.failed,
     });
-    outcome
+    (outcome, vu.scope.vars)
 }
 
 impl Vuser {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::matchers::TemplatedMatcher;
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
 use crate::plan::{
-    Allocation, DecodeField, Expect, Handler, LoopBound, MatcherTemplate, Plan, SendSpec, Step,
-    Text, Think,
+    Allocation, DecodeField, Expect, Handler, LoopBound, MatcherTemplate, Plan, Scenario, SendSpec,
+    Step, Text, Think,
 };
 use crate::protocol::{CaptureSource, Matcher, TypeMask};
 use crate::vocab::names;
@@ -24,6 +24,10 @@ pub(crate) struct Program {
     pub total_weight: u64,
     /// Every step failures are attributed to, across scenarios ([`StepId`] indexes it).
     pub steps: Vec<StepInfo>,
+    /// The `before` flow: scenario index `scenarios.len()`.
+    pub before: Option<ScenarioProgram>,
+    /// The `after` flow: scenario index `scenarios.len() + 1`.
+    pub after: Option<ScenarioProgram>,
 }
 
 /// A step of a scenario that failures are attributed to (DESIGN §3: `failures.<step>`).
@@ -249,27 +253,18 @@ impl Program {
             .scenarios
             .iter()
             .enumerate()
-            .map(|(index, scenario)| {
-                let id = steps.registry.scenario(&scenario.name, scenario.weight);
-                let connect_step = steps.step((index, id), Method::Connect, names::CONNECT);
-                let mut ops = Vec::new();
-                flatten(&scenario.flow, (index, id), &mut steps, &mut ops);
-                let handlers = scenario
-                    .handlers
-                    .iter()
-                    .chain(&plan.handlers)
-                    .map(|h| handler(h, &mut steps))
-                    .collect();
-                ScenarioProgram {
-                    name: scenario.name.clone(),
-                    weight: scenario.weight,
-                    allocation: scenario.allocation,
-                    ops,
-                    handlers,
-                    ids: ScenarioIds::register(steps.registry, id, connect_step),
-                }
-            })
+            .map(|(index, scenario)| compile_scenario(plan, index, scenario, &mut steps))
             .collect();
+        let count = scenarios.len();
+        let setup = &plan.setup;
+        let before = setup
+            .before
+            .as_ref()
+            .map(|s| compile_scenario(plan, count, s, &mut steps));
+        let after = setup
+            .after
+            .as_ref()
+            .map(|s| compile_scenario(plan, count + 1, s, &mut steps));
         let total_weight = scenarios
             .iter()
             .filter(|s| s.allocation.count.is_none())
@@ -279,7 +274,29 @@ impl Program {
             scenarios,
             total_weight,
             steps: steps.steps,
+            before,
+            after,
         }
+    }
+
+    /// The scenario at `index`: a plan scenario, or the `before`/`after` flow just past them.
+    pub fn scenario(&self, index: usize) -> Option<&ScenarioProgram> {
+        match index.checked_sub(self.scenarios.len()) {
+            None => self.scenarios.get(index),
+            Some(0) => self.before.as_ref(),
+            Some(1) => self.after.as_ref(),
+            Some(_) => None,
+        }
+    }
+
+    /// The scenario index of the `before` flow, if the plan has one.
+    pub fn before_index(&self) -> Option<usize> {
+        self.before.as_ref().map(|_| self.scenarios.len())
+    }
+
+    /// The scenario index of the `after` flow, if the plan has one.
+    pub fn after_index(&self) -> Option<usize> {
+        self.after.as_ref().map(|_| self.scenarios.len() + 1)
     }
 
     /// The step `id` names, if any.
@@ -300,6 +317,33 @@ impl Program {
             left -= weight;
         }
         self.scenarios.len().saturating_sub(1)
+    }
+}
+
+/// One scenario (or setup flow) at scenario index `index`, its metrics registered.
+fn compile_scenario(
+    plan: &Plan,
+    index: usize,
+    scenario: &Scenario,
+    steps: &mut Steps,
+) -> ScenarioProgram {
+    let id = steps.registry.scenario(&scenario.name, scenario.weight);
+    let connect_step = steps.step((index, id), Method::Connect, names::CONNECT);
+    let mut ops = Vec::new();
+    flatten(&scenario.flow, (index, id), steps, &mut ops);
+    let handlers = scenario
+        .handlers
+        .iter()
+        .chain(&plan.handlers)
+        .map(|h| handler(h, steps))
+        .collect();
+    ScenarioProgram {
+        name: scenario.name.clone(),
+        weight: scenario.weight,
+        allocation: scenario.allocation,
+        ops,
+        handlers,
+        ids: ScenarioIds::register(steps.registry, id, connect_step),
     }
 }
 

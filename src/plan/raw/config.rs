@@ -52,6 +52,8 @@ pub struct RawConfig {
     pub handlers: Vec<RawHandler>,
     /// Pass/fail criteria.
     pub ensure: Option<RawEnsure>,
+    /// Local commands run before the load and after it.
+    pub hooks: Option<super::RawHooks>,
     /// Sample the server process and host during the run.
     pub monitor: Option<RawMonitor>,
     /// Find the highest stable load instead of running fixed phases.

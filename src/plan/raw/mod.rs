@@ -8,6 +8,7 @@ mod binary;
 mod config;
 mod flow;
 mod http;
+mod setup;
 mod shapes;
 
 use schemars::JsonSchema;
@@ -17,6 +18,7 @@ pub use binary::*;
 pub use config::*;
 pub use flow::*;
 pub use http::*;
+pub use setup::*;
 pub use shapes::{NullOr, OneOrMany, RawDuration, RawPercent, RawScalar, RawThink, present};
 
 /// A chatload test plan (`.yml`, `.yaml` or `.toml`).
@@ -28,4 +30,9 @@ pub struct RawPlan {
     pub config: RawConfig,
     /// What each virtual user does; one is picked per vuser by weight.
     pub scenarios: Vec<RawScenario>,
+    /// Steps one vuser runs once before the first phase; its variables (a login token) are
+    /// seen by every vuser.
+    pub before: Option<RawSetupFlow>,
+    /// Steps one vuser runs once after the last vuser, however the run ended.
+    pub after: Option<RawSetupFlow>,
 }

@@ -64,7 +64,12 @@ fn collect_locals(flow: &[RawFlowItem], out: &mut BTreeSet<String>, with_keys: b
     }
 }
 
-pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
+/// The scenarios; `shared` are the names the `before` flow binds (every vuser sees them).
+pub(super) fn scenarios(
+    ctx: &mut Ctx,
+    raw: &[RawScenario],
+    shared: &BTreeSet<String>,
+) -> Vec<Scenario> {
     let at = vec![Seg::Key("scenarios".to_owned())];
     if raw.is_empty() {
         ctx.out.error(
@@ -98,6 +103,7 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
             );
         }
         let mut locals = ctx.handler_locals.clone();
+        locals.extend(shared.iter().cloned());
         collect_locals(&s.flow, &mut locals, false);
         binary::handler_locals(&s.handlers, &mut locals);
         let default_metric: String = name
@@ -131,6 +137,48 @@ pub(super) fn scenarios(ctx: &mut Ctx, raw: &[RawScenario]) -> Vec<Scenario> {
             allocation,
         });
     }
+    out
+}
+
+/// The `before` or `after` flow at `path`, run by one vuser as the scenario `name`; `shared`
+/// are the names the `before` flow binds.
+pub(super) fn setup_flow(
+    ctx: &mut Ctx,
+    path: &[Seg],
+    name: &str,
+    flow: &[RawFlowItem],
+    shared: &BTreeSet<String>,
+) -> Scenario {
+    // Plan-wide handlers (and their captures) apply to the setup flows too.
+    let mut locals = ctx.handler_locals.clone();
+    locals.extend(shared.iter().cloned());
+    collect_locals(flow, &mut locals, false);
+    let mut scope = Scope {
+        locals,
+        default_metric: name.to_owned(),
+    };
+    if flow.is_empty() {
+        ctx.out.error(
+            &key(path, "flow"),
+            "`flow` is empty",
+            Some(format!("add steps, or remove `{name}`")),
+        );
+    }
+    let steps = steps(ctx, &key(path, "flow"), flow, &mut scope);
+    Scenario {
+        name: name.to_owned(),
+        weight: 1,
+        target: None,
+        flow: steps,
+        handlers: Vec::new(),
+        allocation: Allocation::default(),
+    }
+}
+
+/// The names a flow binds (captures, `set`s).
+pub(super) fn flow_locals(flow: &[RawFlowItem]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    collect_locals(flow, &mut out, false);
     out
 }
 

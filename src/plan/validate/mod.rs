@@ -21,6 +21,7 @@ mod protocol;
 mod record;
 mod redact;
 mod sends;
+mod setup;
 mod templates;
 mod transport;
 
@@ -200,6 +201,8 @@ pub(crate) fn validate(
     binary::handler_locals(&raw.config.handlers, &mut handler_locals);
     let mut all_locals = flow::all_locals(&raw.scenarios);
     all_locals.extend(handler_locals.iter().cloned());
+    let shared_locals = setup::shared_locals(raw);
+    all_locals.extend(shared_locals.iter().cloned());
     let mut ctx = Ctx {
         out,
         templates: TemplateBuilder::new(plan_names),
@@ -248,7 +251,8 @@ pub(crate) fn validate(
     let monitor = config::monitor(&mut ctx, &config_path, raw.config.monitor.as_ref());
     let report = config::report(&mut ctx, &config_path, raw.config.report.as_ref());
     let metrics = config::metrics(&mut ctx, &config_path, raw.config.metrics.as_ref());
-    let scenarios = flow::scenarios(&mut ctx, &raw.scenarios);
+    let scenarios = flow::scenarios(&mut ctx, &raw.scenarios, &shared_locals);
+    let setup = setup::setup(&mut ctx, raw, &shared_locals);
     // Named as written, so a broken handler does not also break thresholds naming it.
     let raw_handlers = raw.config.handlers.iter();
     let scenario_handlers = raw.scenarios.iter().flat_map(|s| s.handlers.iter());
@@ -296,6 +300,7 @@ pub(crate) fn validate(
         report,
         metrics,
         scenarios,
+        setup,
         templates,
         as_written: Secrets::of(original).redact_tree(original),
         source_text: None,
