@@ -144,6 +144,6 @@ fn out_naming_a_folder_with_files_is_refused_unless_overwrite() -> anyhow::Resul
     assert_eq!(replaced.status.code(), Some(0), "{stderr}");
     let result: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("result.json"))?)?;
-    assert_eq!(result["format"], "chatload.result/v2");
+    assert_eq!(result["format"], chatload::report::FORMAT_V2);
     Ok(())
 }
