@@ -112,17 +112,26 @@ pub(super) fn matcher(
     json: Option<&std::collections::BTreeMap<String, Value>>,
     type_alone: Option<TypeMask>,
 ) -> Option<Matcher> {
-    let which = ctx.exactly_one(
-        path,
-        what,
+    let body = [
+        (regex.0, regex.1.is_some()),
+        ("contains", contains.is_some()),
+        ("equals", equals.is_some()),
+        ("json", json.is_some()),
+    ];
+    // `type` may stand beside one body matcher, so it is offered only when no body matcher
+    // is there: two body matchers are then named without suggesting `type` conflicts too.
+    let keys: &[(&'static str, bool)] = if body.iter().any(|(_, present)| *present) {
+        &body
+    } else {
         &[
-            (regex.0, regex.1.is_some()),
-            ("contains", contains.is_some()),
-            ("equals", equals.is_some()),
-            ("json", json.is_some()),
+            body[0],
+            body[1],
+            body[2],
+            body[3],
             ("type", type_alone.is_some()),
-        ],
-    )?;
+        ]
+    };
+    let which = ctx.exactly_one(path, what, keys)?;
     Some(match which {
         "contains" => Matcher::Contains(contains?.to_owned()),
         "equals" => Matcher::Equals(equals?.to_owned()),
