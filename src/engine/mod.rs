@@ -408,7 +408,7 @@ async fn run_load(
             target: target.clone(),
             first_error,
         });
-    let intervals = Arc::try_unwrap(intervals).map_err(|_| EngineError::Internal)?;
+    let intervals = sole_owner(intervals).await?;
     let finished = intervals.finish()?;
     // The snapshot stream closed with `finish`: the watcher judges the last step and returns.
     let breaking_point = match breaking {
@@ -481,3 +481,20 @@ fn near_any(elapsed: Duration, boundaries: &[Duration], margin: Duration) -> boo
 
 #[cfg(test)]
 mod tests;
+
+/// Takes the intervals back once nobody else holds them. `control.detach()` has removed the
+/// only other way in, but a reader that upgraded its weak handle just before (the dashboard or
+/// `stats` computing the results so far, on another thread) may still be finishing; it holds
+/// the handle only for that synchronous computation, so wait for it briefly.
+async fn sole_owner(
+    mut intervals: Arc<intervals::Intervals>,
+) -> Result<intervals::Intervals, EngineError> {
+    for _ in 0..10_000 {
+        match Arc::try_unwrap(intervals) {
+            Ok(owned) => return Ok(owned),
+            Err(shared) => intervals = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Err(EngineError::Internal)
+}
