@@ -17,6 +17,7 @@ pub(crate) mod matchers;
 pub(crate) mod message;
 pub(crate) mod program;
 pub mod stamp;
+mod state;
 mod steps;
 pub mod template;
 
@@ -32,16 +33,18 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::load::control::Inbox;
 use crate::engine::seed::SeededRng;
-use crate::metrics::{CounterId, GaugeId, Recorder};
+use crate::metrics::CounterId;
 use crate::plan::LoopBound;
 use crate::protocol::{Frame, Matcher};
-use crate::transport::{Conn, Incoming, TransportError};
+use crate::transport::{Incoming, TransportError};
 use crate::vocab::names;
 use accept::Accepted;
 use context::RunContext;
 use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use template::{LoopVar, Scope, Vars};
+
+pub(crate) use state::{Clock, GaugeGuard, Link};
 
 /// Frames kept for a later expect when nothing was waiting for them (oldest dropped first).
 const PENDING_FRAMES: usize = 64;
@@ -85,78 +88,6 @@ pub(crate) enum Waited {
     Deadline,
     Retired,
     Matched { at: Instant, accepted: Accepted },
-}
-
-/// Keeps a gauge raised while alive, so a cancelled vuser or a dropped connection can never
-/// leave `vusers.active` or `connections.open` too high.
-#[derive(Debug)]
-pub(crate) struct GaugeGuard {
-    recorder: Recorder,
-    id: GaugeId,
-}
-
-impl GaugeGuard {
-    pub fn new(recorder: &Recorder, id: GaugeId) -> Self {
-        recorder.gauge_add(id, 1);
-        GaugeGuard {
-            recorder: recorder.clone(),
-            id,
-        }
-    }
-}
-
-impl Drop for GaugeGuard {
-    fn drop(&mut self) {
-        self.recorder.gauge_add(self.id, -1);
-    }
-}
-
-/// An open connection with what the vuser keeps about it: the gauge it holds raised, and
-/// whether anything arrived yet (a plain connection closed before any frame hints at TLS).
-pub(crate) struct Link {
-    pub conn: Conn,
-    pub received_any: bool,
-    /// The first bytes received were a TLS record (a TLS-only port answering plain text).
-    pub tls_reply: bool,
-    _open: GaugeGuard,
-}
-
-impl Link {
-    pub fn new(conn: Conn, open: GaugeGuard) -> Self {
-        Link {
-            conn,
-            received_any: false,
-            tls_reply: false,
-            _open: open,
-        }
-    }
-
-    pub async fn close(self) {
-        self.conn.close().await;
-    }
-}
-
-/// The vuser's idea of when things should happen (DESIGN §3, coordinated omission).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    /// The pacing clock: each think advances it by the think time, whatever happened.
-    pub intended: Instant,
-    /// Scheduled time of the next send: the pacing clock after a think, or the moment the
-    /// previous reply arrived when sends follow each other without a think.
-    pub next_send: Instant,
-    /// What the next expect measures from: the scheduled time of the preceding send (or the
-    /// moment the connection opened).
-    pub measure_from: Instant,
-}
-
-impl Clock {
-    pub fn at(now: Instant) -> Self {
-        Clock {
-            intended: now,
-            next_send: now,
-            measure_from: now,
-        }
-    }
 }
 
 struct LoopFrame {

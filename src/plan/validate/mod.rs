@@ -11,6 +11,7 @@ mod branch;
 mod config;
 mod ensure;
 mod environment;
+mod expects;
 mod flow;
 mod http;
 mod load;

@@ -10,7 +10,7 @@ use super::super::raw::{RawHandler, RawSend, RawSendSpec};
 use super::super::resolved::*;
 use super::Ctx;
 use super::binary;
-use super::flow::captures;
+use super::expects::captures;
 use super::matchers::{MatcherTexts, template};
 use super::messages::{MessageParts, message_body};
 use crate::protocol::{Matcher, TypeMask};

@@ -1,0 +1,80 @@
+//! What a vuser holds while it runs, apart from its program: the open connection (`Link`),
+//! the gauge guard that keeps `vusers.active` / `connections.open` honest, and the intended
+//! clock that latencies are measured from. The steps and the flow loop live elsewhere.
+
+use tokio::time::Instant;
+
+use crate::metrics::{GaugeId, Recorder};
+use crate::transport::Conn;
+
+/// Keeps a gauge raised while alive, so a cancelled vuser or a dropped connection can never
+/// leave `vusers.active` or `connections.open` too high.
+#[derive(Debug)]
+pub(crate) struct GaugeGuard {
+    recorder: Recorder,
+    id: GaugeId,
+}
+
+impl GaugeGuard {
+    pub fn new(recorder: &Recorder, id: GaugeId) -> Self {
+        recorder.gauge_add(id, 1);
+        GaugeGuard {
+            recorder: recorder.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.recorder.gauge_add(self.id, -1);
+    }
+}
+
+/// An open connection with what the vuser keeps about it: the gauge it holds raised, and
+/// whether anything arrived yet (a plain connection closed before any frame hints at TLS).
+pub(crate) struct Link {
+    pub conn: Conn,
+    pub received_any: bool,
+    /// The first bytes received were a TLS record (a TLS-only port answering plain text).
+    pub tls_reply: bool,
+    _open: GaugeGuard,
+}
+
+impl Link {
+    pub fn new(conn: Conn, open: GaugeGuard) -> Self {
+        Link {
+            conn,
+            received_any: false,
+            tls_reply: false,
+            _open: open,
+        }
+    }
+
+    pub async fn close(self) {
+        self.conn.close().await;
+    }
+}
+
+/// The vuser's idea of when things should happen (DESIGN §3, coordinated omission).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    /// The pacing clock: each think advances it by the think time, whatever happened.
+    pub intended: Instant,
+    /// Scheduled time of the next send: the pacing clock after a think, or the moment the
+    /// previous reply arrived when sends follow each other without a think.
+    pub next_send: Instant,
+    /// What the next expect measures from: the scheduled time of the preceding send (or the
+    /// moment the connection opened).
+    pub measure_from: Instant,
+}
+
+impl Clock {
+    pub fn at(now: Instant) -> Self {
+        Clock {
+            intended: now,
+            next_send: now,
+            measure_from: now,
+        }
+    }
+}
