@@ -247,6 +247,18 @@ pub enum PhaseShape {
     },
 }
 
+impl PhaseShape {
+    /// How long the phase lasts.
+    pub fn duration(&self) -> Duration {
+        match self {
+            PhaseShape::Arrivals { duration, .. }
+            | PhaseShape::ArrivalCount { duration, .. }
+            | PhaseShape::Concurrency { duration, .. }
+            | PhaseShape::Pause(duration) => *duration,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arrivals {
     Uniform,

@@ -53,12 +53,7 @@ impl Timeline {
 
 /// How long a phase lasts.
 pub fn phase_duration(shape: &PhaseShape) -> Duration {
-    match shape {
-        PhaseShape::Arrivals { duration, .. }
-        | PhaseShape::ArrivalCount { duration, .. }
-        | PhaseShape::Concurrency { duration, .. } => *duration,
-        PhaseShape::Pause(duration) => *duration,
-    }
+    shape.duration()
 }
 
 /// Arrival offsets inside one open-model phase, in increasing order, all `< duration`.

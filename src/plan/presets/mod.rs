@@ -195,12 +195,7 @@ fn nanos(ns: u128) -> Duration {
 }
 
 fn phase_duration(phase: &Phase) -> Duration {
-    match &phase.shape {
-        PhaseShape::Arrivals { duration, .. }
-        | PhaseShape::ArrivalCount { duration, .. }
-        | PhaseShape::Concurrency { duration, .. }
-        | PhaseShape::Pause(duration) => *duration,
-    }
+    phase.shape.duration()
 }
 
 fn set_phase_duration(phase: &mut Phase, to: Duration) {

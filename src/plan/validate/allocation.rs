@@ -1,9 +1,9 @@
 //! Validation of a scenario's allocation: `count` (a fixed number of vusers, Locust's
 //! `fixed_count`) and `startAfter` (a delay before its first vuser).
 
-use super::super::problem::{Seg, key};
+use super::super::problem::{Seg, idx, key};
 use super::super::raw::RawScenario;
-use super::super::resolved::Allocation;
+use super::super::resolved::{Allocation, Load, Scenario};
 use super::Ctx;
 
 pub(super) fn allocation(ctx: &mut Ctx, path: &[Seg], s: &RawScenario) -> Allocation {
@@ -35,4 +35,29 @@ pub(super) fn allocation(ctx: &mut Ctx, path: &[Seg], s: &RawScenario) -> Alloca
         .and_then(|d| ctx.duration(&key(path, "startAfter"), d))
         .unwrap_or_default();
     Allocation { count, start_after }
+}
+
+/// A `startAfter` at or past the end of the last phase means the scenario never gets a vuser:
+/// almost certainly a unit slip (`30` seconds meant as minutes, or the other way round).
+/// Only phase lists have a known end; an adaptive run has none.
+pub(super) fn start_after_within_load(ctx: &mut Ctx, scenarios: &[Scenario], load: &Load) {
+    let Load::Phases(phases) = load else {
+        return;
+    };
+    let load_end: std::time::Duration = phases.iter().map(|p| p.shape.duration()).sum();
+    for (i, s) in scenarios.iter().enumerate() {
+        let start_after = s.allocation.start_after;
+        if start_after > std::time::Duration::ZERO && start_after >= load_end {
+            let at = key(&idx(&[Seg::Key("scenarios".to_owned())], i), "startAfter");
+            ctx.out.error(
+                &at,
+                format!(
+                    "`startAfter: {start_after:?}` is not before the end of the last phase \
+                     ({load_end:?}): scenario `{}` would never start a vuser",
+                    s.name
+                ),
+                Some("shorten `startAfter` or lengthen the phases".to_owned()),
+            );
+        }
+    }
 }

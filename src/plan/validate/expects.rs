@@ -44,7 +44,7 @@ pub(super) fn expect(
     };
     let template = matchers::template(ctx, path, texts, &scope.locals)?;
     let timeout = timeout(ctx, path, e.timeout.as_ref());
-    let captures = captures(ctx, path, e.capture.as_ref(), &matcher);
+    let captures = captures(ctx, path, e.capture.as_ref(), &matcher, "match");
     let metric = metric_name(ctx, path, metric);
     Some(Expect {
         matcher,
@@ -109,17 +109,20 @@ fn regex_path(path: &[Seg], arg: &RawExpectArg) -> Vec<Seg> {
 }
 
 /// `capture: {variable: source}` of an expect or handler; every bad source is reported.
+/// `regex_key` is the key the regex is written under (`match` on an expect, `on` on a
+/// handler), so the message names the key the user wrote.
 pub(super) fn captures(
     ctx: &mut Ctx,
     path: &[Seg],
     capture: Option<&BTreeMap<String, String>>,
     matcher: &Matcher,
+    regex_key: &str,
 ) -> Option<Vec<Capture>> {
     let mut captures = Vec::new();
     let mut ok = true;
     for (var, from) in capture.into_iter().flatten() {
         let cp = key(&key(path, "capture"), var);
-        match capture_source(ctx, &cp, from, matcher) {
+        match capture_source(ctx, &cp, from, matcher, regex_key) {
             Some(source) => captures.push(Capture {
                 variable: var.clone(),
                 source,
@@ -137,6 +140,7 @@ fn capture_source(
     cp: &[Seg],
     from: &str,
     matcher: &Matcher,
+    regex_key: &str,
 ) -> Option<CaptureSource> {
     match matcher {
         Matcher::Regex(re) | Matcher::Prefix { regex: re, .. } => {
@@ -169,7 +173,9 @@ fn capture_source(
         _ => {
             ctx.out.error(
                 cp,
-                "captures need a `match` regex with named groups, or a `json` match",
+                format!(
+                    "captures need a regex with named groups in `{regex_key}`, or a `json` match"
+                ),
                 None,
             );
             None

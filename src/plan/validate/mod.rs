@@ -254,6 +254,9 @@ pub(crate) fn validate(
     let metrics = config::metrics(&mut ctx, &config_path, raw.config.metrics.as_ref());
     let scenarios = flow::scenarios(&mut ctx, &raw.scenarios, &shared_locals);
     let setup = setup::setup(&mut ctx, raw, &shared_locals);
+    if let Some(load) = &load {
+        allocation::start_after_within_load(&mut ctx, &scenarios, load);
+    }
     // Named as written, so a broken handler does not also break thresholds naming it.
     let raw_handlers = raw.config.handlers.iter();
     let scenario_handlers = raw.scenarios.iter().flat_map(|s| s.handlers.iter());

@@ -230,7 +230,7 @@ pub(super) fn handlers(
             json: h.json.as_ref(),
         };
         let template = template(ctx, &hp, texts, locals);
-        let captures = captures(ctx, &hp, h.capture.as_ref(), &m);
+        let captures = captures(ctx, &hp, h.capture.as_ref(), &m, "on");
         let (Some(template), Some(decode), Some(captures)) = (template, decode, captures) else {
             continue;
         };
