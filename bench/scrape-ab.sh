@@ -1,36 +1,50 @@
 #!/usr/bin/env bash
-# Does scraping /metrics cost throughput? A/B runs of the same closed-loop ping-pong load:
+# Does scraping /metrics cost the generator anything? A/B runs of the same closed-loop
+# ping-pong load:
 #   A: `chatload run` alone;
 #   B: `chatload run --metrics-listen` with a scraper fetching /metrics every 100 ms (20 times
 #      Prometheus' shipped 2 s interval); with --dashboard also the live page's renderer.
-# Runs alternate A B B A ... so drift of the machine hits both alike; the script prints the
-# round trips per second of every run, the medians and the difference of the medians.
+# The figure is the generator's CPU time per round trip over a measured window: utime+stime of
+# the generator process (/proc/PID/stat) read at two interval boundaries, divided by the round
+# trips the run's result.json counts in the intervals between them. CPU time per round trip
+# does not move when the machine's other work slows the run down (wall-clock rates do), and
+# it includes everything the generator does for the scrape: the per-interval rendering, the
+# HTTP answers, the wake-ups.
+# The generator runs pinned to core 0; the server (`chatload serve`) and the scraper to core
+# 1, so the scraper's own CPU is never the generator's. Pairs alternate A B, B A, ... so drift
+# of the machine hits both alike; the script prints every run, both medians and the difference.
 #
-#   bench/scrape-ab.sh [--pairs N] [--seconds S] [--vusers V] [--dashboard] [--out DIR]
+#   bench/scrape-ab.sh [--pairs N] [--seconds S] [--vusers V] [--think T] [--dashboard] [--out DIR]
 #
-# Defaults: 5 pairs, 8 s runs, 100 vusers, output in target/bench-scrape/<time>/.
-# CHATLOAD=/path/to/chatload uses that binary instead of building a release one. The server
-# (`chatload serve`) runs pinned to core 1 and the generator to core 0 when `taskset` exists.
-# Loopback only; every process is bounded in time. Not part of CI: it needs the machine to
-# itself and its figures are the machine's.
+# --think T (e.g. 1s) puts a think time in the loop: the generator is then nearly idle, and the
+# generator CPU milliseconds per second it also prints are, B minus A, the absolute cost of
+# being scraped (the per-interval rendering and the answers) without a load to hide it.
+#
+# Defaults: 5 pairs, 10 s runs (the window: from the 2nd to the (S-1)th second), 100 vusers,
+# output in target/bench-scrape/<time>/. CHATLOAD=/path/to/chatload uses that binary instead of
+# building a release one. Needs Linux (/proc, sched_setaffinity) and 2 cores. Loopback only;
+# every process is bounded in time. Not part of CI: its figures are the machine's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pairs=5
-seconds=8
+seconds=10
 vusers=100
 dashboard=no
+think=none
 out="target/bench-scrape/$(date -u +%Y%m%dT%H%M%SZ)"
 while [ $# -gt 0 ]; do
     case "$1" in
         --pairs) pairs=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --vusers) vusers=$2; shift 2 ;;
+        --think) think=$2; shift 2 ;;
         --dashboard) dashboard=yes; shift ;;
         --out) out=$2; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
+if [ "$seconds" -lt 5 ]; then echo "--seconds must be at least 5" >&2; exit 2; fi
 mkdir -p "$out"
 
 if [ -n "${CHATLOAD:-}" ]; then
@@ -39,54 +53,66 @@ else
     timeout 1800 cargo build --release --quiet
     chatload="${CARGO_TARGET_DIR:-target}/release/chatload"
 fi
-pin() { if command -v taskset >/dev/null 2>&1; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out/load.txt"
 
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+timeout $((pairs * (seconds + 30) * 2 + 120)) python3 - "$chatload" "$out" "$pairs" "$seconds" \
+    "$vusers" "$dashboard" "$think" <<'PY' | tee "$out/summary.txt"
+import json, os, socket, statistics, subprocess, sys, time
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-server_port=$(free_port)
-pin 1 timeout $((pairs * (seconds + 20) * 2 + 60)) "$chatload" serve \
-    --listen "127.0.0.1:$server_port" >"$out/server.log" 2>&1 &
-pids+=($!)
-sleep 1
+chatload, out, pairs, seconds, vusers, dashboard, think = sys.argv[1:8]
+pairs, seconds, vusers, dashboard = int(pairs), int(seconds), int(vusers), dashboard == "yes"
+GENERATOR_CORE, SERVER_CORE = 0, 1
+TICK = os.sysconf("SC_CLK_TCK")
+children = []
 
-cat >"$out/plan.yml" <<YAML
-config:
-  target: "127.0.0.1:$server_port"
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args, core, **kw):
+    proc = subprocess.Popen(args, preexec_fn=lambda: os.sched_setaffinity(0, {core}), **kw)
+    children.append(proc)
+    return proc
+
+
+def cpu_seconds(pid):
+    # Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def sleep_until(t):
+    while (now := time.time()) < t:
+        time.sleep(min(t - now, 0.2))
+
+
+server_port = free_port()
+server = start([chatload, "serve", "--listen", f"127.0.0.1:{server_port}"], SERVER_CORE,
+               stdout=open(f"{out}/server.log", "w"), stderr=subprocess.STDOUT)
+time.sleep(1)
+with open(f"{out}/plan.yml", "w") as f:
+    f.write(f"""config:
+  target: "127.0.0.1:{server_port}"
   phases:
-    - {name: hold, duration: ${seconds}s, vusers: $vusers}
-  report: {formats: [json]}
+    - {{name: hold, duration: {seconds}s, vusers: {vusers}}}
+  report: {{formats: [json], interval: 1s}}
 scenarios:
   - name: pingpong
     flow:
       - connect
       - loop:
           - send: "PING x"
-            expect: {match: "^PONG", name: ping}
-YAML
+            expect: {{match: "^PONG", name: ping}}
+""" + ("" if think == "none" else f"          - think: {think}\n"))
 
-# run NAME WITH_SCRAPER: one run; prints its round trips per second.
-run() {
-    local name=$1 scrape=$2 args=() scraper=""
-    if [ "$scrape" = yes ]; then
-        local mport dport
-        mport=$(free_port)
-        dport=$(free_port)
-        args=(--metrics-listen "127.0.0.1:$mport")
-        if [ "$dashboard" = yes ]; then args+=(--dashboard "127.0.0.1:$dport"); fi
-        timeout $((seconds + 15)) python3 - "$mport" <<'PY' >"$out/$name.scrapes" 2>&1 &
+SCRAPER = """
 import sys, time, urllib.request
-url, n, size = f"http://127.0.0.1:{sys.argv[1]}/metrics", 0, 0
-end = time.time() + 600
-while time.time() < end:
+url, n = f"http://127.0.0.1:{sys.argv[1]}/metrics", 0
+while True:
     try:
         size = len(urllib.request.urlopen(url, timeout=2).read())
         n += 1
@@ -94,39 +120,75 @@ while time.time() < end:
     except OSError:
         pass
     time.sleep(0.1)
-PY
-        scraper=$!
-    fi
-    pin 0 timeout $((seconds + 30)) "$chatload" run "$out/plan.yml" --quiet --out "$out/$name" \
-        "${args[@]}" </dev/null >"$out/$name.log" 2>&1 || true
-    if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
-    python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(round(r["aggregate"]["summaries"]["latency.ping"]["count"] / (r["run"]["durationMs"] / 1000)))
-' "$out/$name/result.json"
-}
+"""
 
-a=()
-b=()
-for i in $(seq 1 "$pairs"); do
-    if [ $((i % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
-    for side in $order; do
-        if [ "$side" = a ]; then
-            v=$(run "a$i" no); a+=("$v"); echo "run $i A (no scraping):          $v round trips/s"
-        else
-            v=$(run "b$i" yes); b+=("$v")
-            scrapes=$(tail -n1 "$out/b$i.scrapes" 2>/dev/null | cut -d' ' -f1)
-            echo "run $i B (scraped every 100 ms): $v round trips/s (${scrapes:-0} scrapes)"
-        fi
-    done
-done
-python3 - "${a[*]}" "${b[*]}" <<'PY' | tee "$out/summary.txt"
-import statistics, sys
-a = [int(x) for x in sys.argv[1].split()]
-b = [int(x) for x in sys.argv[2].split()]
-ma, mb = statistics.median(a), statistics.median(b)
-spread = (max(a) - min(a)) / ma * 100
-print(f"median A {ma:.0f} round trips/s, median B {mb:.0f}: B - A = {(mb - ma) / ma * 100:+.1f} % "
-      f"(run-to-run spread of A: {spread:.1f} %)")
+
+def run(name, scrape):
+    """One run; returns (µs of generator CPU per round trip, round trips/s, scrapes, generator
+    CPU ms per second)."""
+    args = [chatload, "run", f"{out}/plan.yml", "--quiet", "--out", f"{out}/{name}"]
+    scraper = None
+    if scrape:
+        mport = free_port()
+        args += ["--metrics-listen", f"127.0.0.1:{mport}"]
+        if dashboard:
+            args += ["--dashboard", f"127.0.0.1:{free_port()}"]
+        scraper = start([sys.executable, "-c", SCRAPER, str(mport)], SERVER_CORE,
+                        stdout=open(f"{out}/{name}.scrapes", "w"), stderr=subprocess.DEVNULL)
+    gen = start(args, GENERATOR_CORE, stdin=subprocess.DEVNULL,
+                stdout=open(f"{out}/{name}.log", "w"), stderr=subprocess.STDOUT)
+    # The window: whole 1 s intervals (cut on the wall-clock grid, like the result's) from
+    # the second full interval of the run to one before its last, read at their boundaries.
+    first = int(time.time()) + 2
+    last = first + seconds - 3
+    sleep_until(first)
+    cpu0 = cpu_seconds(gen.pid)
+    sleep_until(last)
+    cpu1 = cpu_seconds(gen.pid)
+    try:
+        gen.wait(timeout=seconds + 60)
+    finally:
+        gen.kill()
+        if scraper:
+            scraper.kill()
+            scraper.wait()
+    result = json.load(open(f"{out}/{name}/result.json"))
+    trips = sum(
+        i["summaries"].get("latency.ping", {}).get("count", 0)
+        for i in result["intermediate"]
+        if i["startMs"] >= first * 1000 and i["endMs"] <= last * 1000
+    )
+    if trips == 0:
+        sys.exit(f"{name}: no round trips in the window; see {out}/{name}.log")
+    scrapes = 0
+    if scraper:
+        lines = open(f"{out}/{name}.scrapes").read().split()
+        scrapes = int(lines[-2]) if len(lines) >= 2 else 0
+    window = last - first
+    return (cpu1 - cpu0) / trips * 1e6, trips / window, scrapes, (cpu1 - cpu0) / window * 1e3
+
+
+try:
+    a, b = [], []
+    for i in range(1, pairs + 1):
+        for side in ("ab" if i % 2 else "ba"):
+            us, rate, scrapes, ms_per_s = run(f"{side}{i}", side == "b")
+            (a if side == "a" else b).append((us, rate, ms_per_s))
+            label = "A (no scraping)         " if side == "a" else "B (scraped every 100 ms)"
+            extra = f", {scrapes} scrapes" if side == "b" else ""
+            print(f"pair {i} {label}: {us:6.2f} µs generator CPU per round trip "
+                  f"({rate:,.0f} round trips/s, generator CPU {ms_per_s:.1f} ms/s{extra})",
+                  flush=True)
+    med = lambda runs, k: statistics.median(r[k] for r in runs)
+    ma, mb = med(a, 0), med(b, 0)
+    spread = (max(r[0] for r in a) - min(r[0] for r in a)) / ma * 100
+    print(f"median A {ma:.2f} µs, median B {mb:.2f} µs per round trip: B - A = "
+          f"{(mb - ma) / ma * 100:+.1f} % (spread of A: {spread:.1f} %); "
+          f"median rates A {med(a, 1):,.0f}/s, B {med(b, 1):,.0f}/s; "
+          f"median generator CPU A {med(a, 2):.1f} ms/s, B {med(b, 2):.1f} ms/s")
+finally:
+    for proc in children:
+        proc.kill()
+        proc.wait()
 PY
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/load.txt"
