@@ -2,6 +2,11 @@
 //! it (restore it). Each runs from the plan's directory without a shell, with its output kept
 //! (bounded) for the result, and is killed at its timeout.
 //!
+//! In a split run every shard runs them on its own host (shards share nothing, so a shard
+//! cannot wait for another's setup); each command learns which shard it serves from
+//! `CHATLOAD_SHARD_INDEX`, `CHATLOAD_SHARD_COUNT` and `CHATLOAD_RUN_ID` ([`HookEnv`]), so
+//! work to do once per run can be left to shard 0.
+//!
 //! Whether to run them (`run --no-hooks`) and how to show them is the CLI's business.
 
 use std::path::Path;
@@ -15,6 +20,30 @@ use crate::plan::Hook;
 
 /// Output kept per command and stream: the last this many bytes.
 const OUTPUT_BYTES: usize = 16 * 1024;
+
+/// What a hook is told about the run, as environment variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookEnv {
+    /// `CHATLOAD_SHARD_INDEX` and `CHATLOAD_SHARD_COUNT` (0 and 1 in an unsplit run).
+    pub shard_index: u32,
+    pub shard_count: u32,
+    /// `CHATLOAD_RUN_ID`, when the run id is known before the load (`run --run-id`, or
+    /// derived in a split run); unset otherwise.
+    pub run_id: Option<String>,
+}
+
+impl HookEnv {
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("CHATLOAD_SHARD_INDEX", self.shard_index.to_string()),
+            ("CHATLOAD_SHARD_COUNT", self.shard_count.max(1).to_string()),
+        ];
+        if let Some(id) = &self.run_id {
+            vars.push(("CHATLOAD_RUN_ID", id.clone()));
+        }
+        vars
+    }
+}
 
 /// Which end of the run a hook belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +83,17 @@ impl HookOutcome {
     }
 }
 
-/// Runs `hooks` in order from `dir`. `Before` stops at the first that fails; `After` runs
-/// them all (each is a cleanup of its own).
-pub async fn run_hooks(hooks: &[Hook], dir: &Path, stage: HookStage) -> Vec<HookOutcome> {
+/// Runs `hooks` in order from `dir`, with `env` set. `Before` stops at the first that fails;
+/// `After` runs them all (each is a cleanup of its own).
+pub async fn run_hooks(
+    hooks: &[Hook],
+    dir: &Path,
+    stage: HookStage,
+    env: &HookEnv,
+) -> Vec<HookOutcome> {
     let mut out = Vec::with_capacity(hooks.len());
     for hook in hooks {
-        let outcome = run_one(hook, dir, stage).await;
+        let outcome = run_one(hook, dir, stage, env).await;
         let failed = !outcome.succeeded();
         out.push(outcome);
         if failed && stage == HookStage::Before {
@@ -69,7 +103,7 @@ pub async fn run_hooks(hooks: &[Hook], dir: &Path, stage: HookStage) -> Vec<Hook
     out
 }
 
-async fn run_one(hook: &Hook, dir: &Path, stage: HookStage) -> HookOutcome {
+async fn run_one(hook: &Hook, dir: &Path, stage: HookStage, env: &HookEnv) -> HookOutcome {
     let started = Instant::now();
     let mut outcome = HookOutcome {
         stage,
@@ -88,6 +122,7 @@ async fn run_one(hook: &Hook, dir: &Path, stage: HookStage) -> HookOutcome {
     let spawned = tokio::process::Command::new(program)
         .args(args)
         .current_dir(dir)
+        .envs(env.vars())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -165,13 +200,41 @@ mod tests {
             hook(&["sh", "-c", "echo seeded; echo oops >&2; exit 3"], 10_000),
             hook(&["sh", "-c", "echo never"], 10_000),
         ];
-        let out = run_hooks(&hooks, Path::new("."), HookStage::Before).await;
+        let env = HookEnv::default();
+        let out = run_hooks(&hooks, Path::new("."), HookStage::Before, &env).await;
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].exit_code, Some(3));
         assert_eq!(out[0].stdout, "seeded\n");
         assert_eq!(out[0].stderr, "oops\n");
-        let after = run_hooks(&hooks, Path::new("."), HookStage::After).await;
+        let after = run_hooks(&hooks, Path::new("."), HookStage::After, &env).await;
         assert_eq!(after.len(), 2, "after hooks all run");
+    }
+
+    #[tokio::test]
+    async fn a_hook_learns_its_shard_and_run_id() {
+        let env = HookEnv {
+            shard_index: 2,
+            shard_count: 3,
+            run_id: Some("r-1".into()),
+        };
+        let echo = [hook(
+            &[
+                "sh",
+                "-c",
+                "echo $CHATLOAD_SHARD_INDEX/$CHATLOAD_SHARD_COUNT ${CHATLOAD_RUN_ID-none}",
+            ],
+            10_000,
+        )];
+        let out = run_hooks(&echo, Path::new("."), HookStage::Before, &env).await;
+        assert_eq!(out[0].stdout, "2/3 r-1\n");
+        let out = run_hooks(
+            &echo,
+            Path::new("."),
+            HookStage::Before,
+            &HookEnv::default(),
+        )
+        .await;
+        assert_eq!(out[0].stdout, "0/1 none\n");
     }
 
     #[tokio::test]
@@ -180,6 +243,7 @@ mod tests {
             &[hook(&["/nonexistent/chatload-hook"], 10_000)],
             Path::new("."),
             HookStage::After,
+            &HookEnv::default(),
         )
         .await;
         assert!(
@@ -192,6 +256,7 @@ mod tests {
             &[hook(&["sleep", "30"], 100)],
             Path::new("."),
             HookStage::After,
+            &HookEnv::default(),
         )
         .await;
         assert!(out[0].timed_out && !out[0].succeeded());

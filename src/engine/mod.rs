@@ -181,7 +181,13 @@ pub async fn run(
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
     let hooks = &plan.setup.hooks;
-    let mut outcomes = hooks::run_hooks(&hooks.before, &dir, hooks::HookStage::Before).await;
+    // Every shard runs the hooks on its own host; the variables let one do once-per-run work.
+    let env = hooks::HookEnv {
+        shard_index: options.shard.index(),
+        shard_count: options.shard.count(),
+        run_id: options.run_id.clone(),
+    };
+    let mut outcomes = hooks::run_hooks(&hooks.before, &dir, hooks::HookStage::Before, &env).await;
     let failed = outcomes.iter().find(|h| !h.succeeded()).map(|h| {
         let reason = match (&h.error, h.exit_code) {
             (Some(error), _) => error.clone(),
@@ -196,7 +202,7 @@ pub async fn run(
     };
     // Like `finally`: whatever happened to the run (Ctrl-C, an abort, an error), and after a
     // failed `before` hook too, so a half-done setup is undone.
-    outcomes.extend(hooks::run_hooks(&hooks.after, &dir, hooks::HookStage::After).await);
+    outcomes.extend(hooks::run_hooks(&hooks.after, &dir, hooks::HookStage::After, &env).await);
     match (result, failed) {
         (Some(result), _) => result.map(|mut out| {
             out.hooks = outcomes;

@@ -362,3 +362,117 @@ async fn serve_reuse_port_lets_servers_share_one_port() {
         server.wait().unwrap();
     }
 }
+
+/// A fixed-count scenario, a `before` flow and hooks, split over three shards: the count is
+/// split (the merged fixed-count vusers are the plan's count, the same run-wide ids as a single
+/// run: the first arrivals), and every shard runs the `before` flow (its vusers need its
+/// captures) and the hooks (told which shard they serve).
+const COUNTED: &str = r#"
+config:
+  target: "127.0.0.1:1"
+  phases: [{name: all, duration: 300ms, arrivalCount: 30}]
+  hooks:
+    before: [{run: ["sh", "-c", "echo $CHATLOAD_SHARD_INDEX/$CHATLOAD_SHARD_COUNT $CHATLOAD_RUN_ID"]}]
+before:
+  flow:
+    - send: "PING setup"
+      expect: {match: "^PONG (?P<word>\\S+)$", capture: {token: word}}
+scenarios:
+  - name: admin
+    count: 10
+    flow:
+      - log: "admin {{ token }} {{ vu.id }}"
+  - name: chatter
+    flow:
+      - log: "chatter {{ token }} {{ vu.id }}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_count_splits_over_shards_and_setup_runs_in_each() {
+    let handle = server::spawn(ServerConfig::default())
+        .await
+        .expect("server");
+    let target = handle.addr().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan::load_str(COUNTED, &dir.path().join("counted.yml"), plan::Format::Yaml)
+        .unwrap_or_else(|p| panic!("plan loads: {p:?}"));
+    plan.target = plan::Target::Address(target.clone());
+    let plan = Arc::new(plan);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let run_shard = |index: u64| {
+        let (plan, lines, target) = (Arc::clone(&plan), Arc::clone(&lines), target.clone());
+        async move {
+            let options = RunOptions {
+                seed: Some(SEED),
+                shard: Shard::new(index, 3).unwrap(),
+                run_id: Some("it-counted".into()),
+                on_log: Some(Arc::new(move |line: &str| {
+                    lines.lock().unwrap().push(line.to_owned());
+                })),
+                ..RunOptions::default()
+            };
+            engine::run(plan, &target, options).await.expect("runs")
+        }
+    };
+    let (a, b, c) = tokio::join!(run_shard(0), run_shard(1), run_shard(2));
+    handle.shutdown().await;
+
+    // Each shard holds its share of the count (4 + 3 + 3), and they are the first 10 arrivals.
+    let created = |outcome: &RunOutcome, scenario: &str| {
+        outcome
+            .metrics
+            .scenarios
+            .iter()
+            .find(|s| s.name == scenario)
+            .map_or(0, |s| counter(&s.counters, "vusers.created"))
+    };
+    let shares: Vec<u64> = [&a, &b, &c].iter().map(|o| created(o, "admin")).collect();
+    assert_eq!(shares, vec![4, 3, 3]);
+    let pieces: Vec<Piece> = [&a, &b, &c]
+        .iter()
+        .zip(0..)
+        .map(|(outcome, i)| piece(outcome, &plan, Shard::new(i, 3).unwrap()))
+        .collect();
+    let merged = report::merge(&pieces, false).expect("one run").result;
+    let merged_created = |scenario: &str| {
+        merged
+            .scenarios
+            .iter()
+            .find(|s| s.name == scenario)
+            .map_or(0, |s| counter(&s.counters, "vusers.created"))
+    };
+    assert_eq!(merged_created("admin"), 10);
+    assert_eq!(merged_created("chatter"), 20);
+    assert_eq!(
+        counter(&merged.aggregate.counters, "vusers.created"),
+        30 + 3
+    );
+
+    // Every vuser once, by run-wide id; the fixed-count ones are ids 0..10 as in a single run;
+    // every vuser of every shard saw its shard's `before` capture.
+    let lines = lines.lock().unwrap().clone();
+    let mut ids: Vec<(String, u64)> = lines
+        .iter()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words.get(3), Some(&"setup"), "{line}");
+            (words[2].to_owned(), words[4].parse().unwrap())
+        })
+        .collect();
+    ids.sort_by_key(|(_, id)| *id);
+    let all: Vec<u64> = ids.iter().map(|(_, id)| *id).collect();
+    assert_eq!(all, (0..30).collect::<Vec<_>>());
+    let admins: Vec<u64> = ids
+        .iter()
+        .filter(|(s, _)| s == "admin")
+        .map(|(_, id)| *id)
+        .collect();
+    assert_eq!(admins, (0..10).collect::<Vec<_>>());
+
+    // The `before` flow ran once per shard; the hook ran in each, told its shard and run id.
+    assert_eq!(merged_created("before"), 3);
+    for (i, outcome) in [&a, &b, &c].iter().enumerate() {
+        let said: Vec<&str> = outcome.hooks.iter().map(|h| h.stdout.as_str()).collect();
+        assert_eq!(said, vec![format!("{i}/3 it-counted\n")]);
+    }
+}

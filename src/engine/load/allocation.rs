@@ -3,11 +3,16 @@
 //! In the open model a fixed count is over the run; in the closed model it is at a time (a
 //! slot frees when its vuser ends, and its replacement takes it).
 //!
+//! In a split run (`run --shard I/N`) each shard holds `Shard::share` of every count, so the
+//! shards' counts sum to the plan's; in the open model the shard's first share of arrivals
+//! are, run-wide, the first `count` arrivals — the same vusers as in a single run.
+//!
 //! When the vuser starts (`startAfter`) is the runner's business; this only assigns.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::shard::Shard;
 use crate::engine::vuser::program::Program;
 
 /// The fixed-count scenarios of a run and how many vusers each has.
@@ -29,7 +34,8 @@ pub(crate) struct Assigned {
 }
 
 impl Allocator {
-    pub fn new(program: &Program) -> Self {
+    /// The counts of `shard`'s part of the run.
+    pub fn new(program: &Program, shard: Shard) -> Self {
         let fixed = program
             .scenarios
             .iter()
@@ -37,7 +43,7 @@ impl Allocator {
             .filter_map(|(scenario, s)| {
                 Some(Fixed {
                     scenario,
-                    count: s.allocation.count?,
+                    count: shard.share(s.allocation.count?),
                     taken: Arc::new(AtomicU64::new(0)),
                 })
             })

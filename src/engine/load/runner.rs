@@ -76,7 +76,7 @@ impl Runner {
     pub fn new(ctx: Arc<RunContext>, shutdown: CancellationToken, live_limit: u64) -> Self {
         Runner {
             arrivals: ArrivalFilter::new(ctx.shard),
-            allocator: Allocator::new(&ctx.program),
+            allocator: Allocator::new(&ctx.program, ctx.shard),
             origin: ctx.start,
             ctx,
             tracker: TaskTracker::new(),
