@@ -4,7 +4,8 @@
 #   PyPI, in a venv under target/);
 # - the Indexed Job is consistent: completionMode Indexed, completions = parallelism = the N
 #   given to `--shards`, and the merge Job lists one result per shard;
-# - the plan in the ConfigMap passes `chatload check`.
+# - the plan in the ConfigMap passes `chatload check --shards N` (each shard judged on its
+#   share of the connections).
 #
 #   CHATLOAD=target/debug/chatload deploy/kubernetes/validate.sh
 set -euo pipefail
@@ -43,5 +44,6 @@ assert pieces == [f"/results/$(RUN_ID)/shard-{i}/result.json" for i in range(n)]
     f"the merge Job must list shard-0..shard-{n - 1}: {pieces}"
 open(f"{work}/plan.yml", "w").write(load("configmap.yaml")["data"]["plan.yml"])
 print(f"kubernetes: {n} shards, manifests valid")
+open(f"{work}/shards", "w").write(str(n))
 PY
-timeout 60 "$CHATLOAD" check "$work/plan.yml"
+timeout 60 "$CHATLOAD" check --shards "$(cat "$work/shards")" "$work/plan.yml"

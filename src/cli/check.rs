@@ -2,11 +2,12 @@
 //!
 //! Prints every problem of every file (rustc-like text, JSON, or GitHub annotations) and exits
 //! 0 when all plans are valid, 2 otherwise. What is checked lives in `plan`. Valid plans may
-//! also get warnings (levels one process cannot hold on this machine, `limits`); warnings
-//! never change the exit code.
+//! also get warnings (levels one process cannot hold on this machine, `limits`; with
+//! `--shards N`, levels one shard cannot hold); warnings never change the exit code.
 
 use std::io::Write;
 
+use crate::engine::Shard;
 use crate::plan::{self, Problem};
 
 use super::{CheckArgs, CheckFormat, Exit};
@@ -19,6 +20,8 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
         super::limits::nofile_for_run(),
         super::limits::ephemeral_ports(),
     );
+    // Shard 0 holds the largest share (`Shard::share`): if it fits, every shard does.
+    let shard = Shard::new(0, args.shards.unwrap_or(1))?;
     // The local commands each valid plan would run, for text output.
     let mut commands: Vec<String> = Vec::new();
     for file in &args.files {
@@ -27,7 +30,7 @@ pub fn execute(args: CheckArgs) -> anyhow::Result<Exit> {
                 valid += 1;
                 commands.extend(hook_lines(file, &plan));
                 let file = file.display().to_string();
-                for warning in super::limits::capacity_warnings(&plan, nofile, ports) {
+                for warning in super::limits::capacity_warnings(&plan, shard, nofile, ports) {
                     warnings.push((file.clone(), warning));
                 }
             }

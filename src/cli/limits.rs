@@ -3,11 +3,14 @@
 //! when even that is below what the plan's phases need.
 //!
 //! `check` uses the same figures to warn, per plan, about levels one process cannot hold:
-//! descriptors, ephemeral ports per source address, and levels `run` refuses outright.
+//! descriptors, ephemeral ports per source address, and levels `run` refuses outright. A split
+//! run judges one shard's share (`run --shard I/N` its own, `check --shards N` the largest,
+//! shard 0's), since each process holds only that.
 //!
 //! Mapping descriptor and port exhaustion *during* a run onto error kinds is the engine's job
 //! (`engine::error`); this file only deals with the limit itself.
 
+use crate::engine::Shard;
 use crate::engine::load::capacity;
 use crate::plan::{Load, PhaseShape, Plan, Target};
 
@@ -71,19 +74,36 @@ pub fn ephemeral_ports() -> Option<u64> {
     Some(high.saturating_sub(low) + 1)
 }
 
-/// What `check` says about the plan's load on this machine: levels `run` refuses, too few
-/// descriptors, too few ephemeral ports. Empty when one process can hold it.
+/// What `check` says about the plan's load on this machine, for the process that runs
+/// `shard`: levels `run` refuses, too few descriptors, too few ephemeral ports. Empty when
+/// one process can hold it.
 pub fn capacity_warnings(
     plan: &Plan,
+    shard: Shard,
     nofile: Option<NofileLimit>,
     ports_per_source: Option<u64>,
 ) -> Vec<String> {
-    if let Err(err) = capacity::refuse_absurd(&plan.load, 1) {
+    if let Err(err) = capacity::refuse_absurd(&plan.load, u64::from(shard.count())) {
         return vec![format!("`run` will refuse this plan: {err}")];
     }
+    share_warnings(plan, shard, nofile, ports_per_source)
+}
+
+/// The descriptor and port warnings for what `shard` holds of the plan's load.
+pub fn share_warnings(
+    plan: &Plan,
+    shard: Shard,
+    nofile: Option<NofileLimit>,
+    ports_per_source: Option<u64>,
+) -> Vec<String> {
     let mut warnings = Vec::new();
-    let peak = peak_connections(plan);
-    if let Some(warning) = nofile.and_then(|limit| nofile_warning(limit, peak)) {
+    let peak = peak_connections(plan, shard);
+    let whose = if shard.is_split() {
+        format!("shard {shard} (its share of the plan)")
+    } else {
+        "the plan".to_owned()
+    };
+    if let Some(warning) = nofile.and_then(|limit| nofile_warning(limit, peak, &whose)) {
         warnings.push(warning);
     }
     // The embedded server's ends use the server's port, not ephemeral ones.
@@ -96,11 +116,11 @@ pub fn capacity_warnings(
         && outgoing > ports.saturating_mul(sources)
     {
         warnings.push(format!(
-            "the plan may hold up to {outgoing} connections at once to one target, but each \
+            "{whose} may hold up to {outgoing} connections at once to one target, but each \
              source address has {ports} ephemeral ports (net.ipv4.ip_local_port_range) and \
              the plan uses {sources}: connections beyond that fail with errors.io; add \
              `sourceAddresses` (e.g. 127.0.0.0/24 on loopback), widen the port range, or \
-             split the load over several processes (`run --shard I/N`)"
+             split the load over more processes (`run --shard I/N`)"
         ));
     }
     warnings
@@ -116,10 +136,11 @@ fn as_count(value: libc::rlim_t) -> u64 {
     }
 }
 
-/// The most connections the plan's load may hold open at once: exact for closed-model phases
-/// and `adaptive`; for open-model phases `maxVusers` when set, otherwise every arrival of the
-/// phase (an upper bound: it assumes no vuser finishes before the phase ends).
-pub fn peak_connections(plan: &Plan) -> u64 {
+/// The most connections the process running `shard` of the plan may hold open at once: exact
+/// for closed-model phases and `adaptive`; for open-model phases `maxVusers` when set,
+/// otherwise every arrival of the phase (an upper bound: it assumes no vuser finishes before
+/// the phase ends). A shard holds its share of each (`Shard::share`).
+pub fn peak_connections(plan: &Plan, shard: Shard) -> u64 {
     let per_process = match &plan.load {
         Load::Adaptive(adaptive) => adaptive.max_vusers,
         Load::Phases(phases) => phases
@@ -145,6 +166,7 @@ pub fn peak_connections(plan: &Plan) -> u64 {
             .max()
             .unwrap_or(0),
     };
+    let per_process = shard.share(per_process);
     // The embedded server lives in the same process: it holds the other end of each one.
     match plan.target {
         Target::Embedded(_) => per_process.saturating_mul(2),
@@ -152,9 +174,9 @@ pub fn peak_connections(plan: &Plan) -> u64 {
     }
 }
 
-/// A warning when `limit` leaves too few descriptors for `peak` connections, saying how to
-/// fix it; `None` when it fits.
-pub fn nofile_warning(limit: NofileLimit, peak: u64) -> Option<String> {
+/// A warning when `limit` leaves too few descriptors for the `peak` connections of `whose`
+/// ("the plan", "shard 1/3 …"), saying how to fix it; `None` when it fits.
+pub fn nofile_warning(limit: NofileLimit, peak: u64, whose: &str) -> Option<String> {
     let needed = peak.saturating_add(SPARE_DESCRIPTORS);
     if limit.soft >= needed {
         return None;
@@ -163,14 +185,14 @@ pub fn nofile_warning(limit: NofileLimit, peak: u64) -> Option<String> {
         format!(
             "the hard limit is {} too, so raise it as root (e.g. `ulimit -Hn {needed}` or \
              `LimitNOFILE=` in a systemd unit, `nofile` in /etc/security/limits.conf) or lower \
-             the load / spread it over more generator processes",
+             the load / spread it over more generator processes (`run --shard I/N`)",
             limit.hard
         )
     } else {
         format!("raise it with `ulimit -n {needed}` before running")
     };
     Some(format!(
-        "the open-descriptor limit (RLIMIT_NOFILE) is {}, but the plan may hold up to {peak} \
+        "the open-descriptor limit (RLIMIT_NOFILE) is {}, but {whose} may hold up to {peak} \
          connections at once (about {needed} descriptors with the process's own): connections \
          beyond the limit will fail with errors.io \"too many open files\"; {fix}",
         limit.soft
@@ -210,13 +232,25 @@ mod tests {
     fn peak_connections_from_phases() {
         let closed =
             "    - {duration: 5s, vusers: 100, rampTo: 3000}\n    - {duration: 5s, vusers: 200}\n";
-        assert_eq!(peak_connections(&plan(closed, "127.0.0.1:9")), 3000);
+        assert_eq!(
+            peak_connections(&plan(closed, "127.0.0.1:9"), Shard::WHOLE),
+            3000
+        );
         // The embedded server's ends count too.
-        assert_eq!(peak_connections(&plan(closed, "embedded")), 6000);
+        assert_eq!(
+            peak_connections(&plan(closed, "embedded"), Shard::WHOLE),
+            6000
+        );
         let open = "    - {duration: 10s, arrivalRate: 5, rampTo: 50}\n    - {pause: 5s}\n";
-        assert_eq!(peak_connections(&plan(open, "127.0.0.1:9")), 500);
+        assert_eq!(
+            peak_connections(&plan(open, "127.0.0.1:9"), Shard::WHOLE),
+            500
+        );
         let capped = "    - {duration: 10s, arrivalRate: 50, maxVusers: 20}\n    - {duration: 2s, arrivalCount: 7}\n";
-        assert_eq!(peak_connections(&plan(capped, "127.0.0.1:9")), 20);
+        assert_eq!(
+            peak_connections(&plan(capped, "127.0.0.1:9"), Shard::WHOLE),
+            20
+        );
     }
 
     #[test]
@@ -226,7 +260,7 @@ mod tests {
             hard: 1_024,
         };
         let heavy = plan("    - {duration: 5s, vusers: 50000}\n", "127.0.0.1:9");
-        let warnings = capacity_warnings(&heavy, Some(limit), Some(28_232));
+        let warnings = capacity_warnings(&heavy, Shard::WHOLE, Some(limit), Some(28_232));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].contains("RLIMIT_NOFILE"), "{warnings:?}");
         assert!(
@@ -234,13 +268,48 @@ mod tests {
             "{warnings:?}"
         );
         let light = plan("    - {duration: 5s, vusers: 500}\n", "127.0.0.1:9");
-        assert!(capacity_warnings(&light, Some(limit), Some(28_232)).is_empty());
+        assert!(capacity_warnings(&light, Shard::WHOLE, Some(limit), Some(28_232)).is_empty());
         let absurd = plan("    - {duration: 5s, vusers: 1000000000}\n", "127.0.0.1:9");
-        let warnings = capacity_warnings(&absurd, Some(limit), Some(28_232));
+        let warnings = capacity_warnings(&absurd, Shard::WHOLE, Some(limit), Some(28_232));
         assert!(
             warnings[0].starts_with("`run` will refuse this plan"),
             "{warnings:?}"
         );
+    }
+
+    /// About the Kubernetes example's size: 30 001 vusers over 3 shards. One process cannot
+    /// hold them all, each shard its 10 001 can; 2 shards of 15 001 cannot.
+    #[test]
+    fn a_shard_is_judged_on_its_share() {
+        let limit = NofileLimit {
+            soft: 12_000,
+            hard: 12_000,
+        };
+        let ports = Some(28_232);
+        let closed = plan("    - {duration: 5s, vusers: 30001}\n", "127.0.0.1:9");
+        let whole = capacity_warnings(&closed, Shard::WHOLE, Some(limit), ports);
+        assert_eq!(whole.len(), 2, "{whole:?}");
+        assert!(
+            whole[0].contains("the plan may hold up to 30001"),
+            "{whole:?}"
+        );
+        let shard = |i| Shard::new(i, 3).unwrap_or_default();
+        assert!(capacity_warnings(&closed, shard(0), Some(limit), ports).is_empty());
+        // Shard 0 holds the remainder: 10 001 of 30 001; open model and maxVusers alike.
+        assert_eq!(peak_connections(&closed, shard(0)), 10_001);
+        assert_eq!(peak_connections(&closed, shard(2)), 10_000);
+        let capped = plan(
+            "    - {duration: 10s, arrivalRate: 50, maxVusers: 40000}\n",
+            "127.0.0.1:9",
+        );
+        assert_eq!(peak_connections(&capped, Shard::WHOLE), 40_000);
+        assert_eq!(peak_connections(&capped, shard(1)), 13_333);
+        // A split too coarse still warns, naming the shard.
+        let two = Shard::new(0, 2).unwrap_or_default();
+        let warnings = capacity_warnings(&closed, two, Some(limit), ports);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("shard 0/2"), "{warnings:?}");
+        assert!(warnings[0].contains("15001 connections"), "{warnings:?}");
     }
 
     #[test]
@@ -249,16 +318,16 @@ mod tests {
             soft: 20_000,
             hard: 20_000,
         };
-        assert_eq!(nofile_warning(fits, 10_000), None);
+        assert_eq!(nofile_warning(fits, 10_000, "the plan"), None);
         let soft_only = NofileLimit {
             soft: 1_024,
             hard: 65_536,
         };
-        let warning = nofile_warning(soft_only, 10_000).unwrap_or_default();
+        let warning = nofile_warning(soft_only, 10_000, "the plan").unwrap_or_default();
         assert!(warning.contains("is 1024"), "{warning}");
         assert!(warning.contains("up to 10000 connections"), "{warning}");
         assert!(warning.contains("ulimit -n 10064"), "{warning}");
-        let hard = nofile_warning(fits, 50_000).unwrap_or_default();
+        let hard = nofile_warning(fits, 50_000, "the plan").unwrap_or_default();
         assert!(hard.contains("hard limit is 20000"), "{hard}");
         assert!(hard.contains("ulimit -Hn 50064"), "{hard}");
     }

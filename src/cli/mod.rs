@@ -214,6 +214,11 @@ pub struct CheckArgs {
     /// annotations.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
+    /// Judge the capacity warnings (descriptors, ports) for one of N shards (`run --shard
+    /// I/N` or `--shards N`): each process holds its share of the load, the largest being
+    /// shard 0's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shards: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

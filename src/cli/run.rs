@@ -50,14 +50,15 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     let started = SystemTime::now();
     let out_dir =
         super::run_output::prepare(&args, &plan, formats, crate::metrics::epoch_ms(started))?;
-    let limit_warning = super::limits::raise_nofile().and_then(|limit| {
-        // A shard holds its share of the plan's connections.
-        let peak = sharding.shard.share(super::limits::peak_connections(&plan));
-        super::limits::nofile_warning(limit, peak)
-    });
-    if let Some(warning) = &limit_warning {
-        // Now, not only in the summary: the user may rather stop and raise the limit.
-        eprintln!("warning: {warning}");
+    // A shard holds its share of the plan's connections, and is judged on it.
+    let limit_warnings = super::limits::share_warnings(
+        &plan,
+        sharding.shard,
+        super::limits::raise_nofile(),
+        super::limits::ephemeral_ports(),
+    );
+    for warning in &limit_warnings {
+        eprintln!("warning: {warning}"); // now too: the user may rather stop and fix it
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,7 +80,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
         result.run.start_skew_ms = Some(shard_flags::skew_ms(wanted, outcome.started_at));
     }
     result.monitor = monitor;
-    result.run.warnings.extend(limit_warning);
+    result.run.warnings.extend(limit_warnings);
     result.run.warnings.extend(warnings);
     search::apply(&outcome, &mut result);
     // Without `ensure`, any error fails the run (report::Verdict).

@@ -455,3 +455,39 @@ fn the_readme_plan_example_is_valid() {
         panic!("the README's plan example is invalid:\n{problems}");
     }
 }
+
+/// `check --shards N` judges what one shard holds: a level one process is refused becomes a
+/// share each of two can take, and whatever is still said names the shard.
+#[test]
+fn check_with_shards_judges_one_shards_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("big.yml");
+    std::fs::write(
+        &plan,
+        "config:\n  target: \"127.0.0.1:9\"\n  phases: [{duration: 5s, vusers: 12000000}]\n\
+         scenarios:\n  - flow: [connect]\n",
+    )
+    .unwrap();
+    let plan = plan.to_string_lossy().into_owned();
+    let warnings = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["check", "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push(&plan);
+        let out = chatload(&args);
+        assert_eq!(out.status.code(), Some(0), "warnings do not fail check");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let whole = warnings(&[]);
+    assert!(whole[0].contains("`run` will refuse"), "{whole:?}");
+    let split = warnings(&["--shards", "2"]);
+    assert!(split.iter().all(|w| !w.contains("refuse")), "{split:?}");
+    assert!(split.iter().all(|w| w.contains("shard 0/2")), "{split:?}");
+    let out = chatload(&["check", "--shards", "0", &plan]);
+    assert_eq!(out.status.code(), Some(2), "0 shards is a usage error");
+}
