@@ -269,7 +269,8 @@ fn page_so_far(
     let thresholds = evaluator.finish(&partial.metrics.aggregate);
     let mut result = RunResult::new(run, partial.metrics, info.plan_json.clone());
     result.thresholds = super::report::threshold_results(thresholds);
-    let html = report::render_html(&result).ok()?;
+    // Thresholds are judged at the end: the badge says how they stand so far, not a verdict.
+    let html = report::render_html_so_far(&result).ok()?;
     let state = RunView {
         run_id: progress.run_id.to_string(),
         phase: progress.phase.clone(),

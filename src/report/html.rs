@@ -1,7 +1,8 @@
 //! `report.html`: one self-contained file (inline CSS, inline SVG charts, no script, no
 //! network) rendered with minijinja from `templates/report.html.j2`, which is compiled into
 //! the binary. This file turns a [`RunResult`] into the template's view model; the look is
-//! the template's, the charts are `charts.rs`.
+//! the template's, the charts are `charts.rs`. The live dashboard renders the results so far
+//! the same way, with the run-state badge of `so_far` instead of a verdict.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -34,6 +35,8 @@ struct View {
     duration: String,
     version: String,
     exit_code: i32,
+    /// Rendered mid-run (the live dashboard): no verdict or exit code yet.
+    live: bool,
     status: String,
     status_class: &'static str,
     abort_reason: Option<String>,
@@ -114,13 +117,29 @@ struct AdaptiveView {
 
 /// Renders the HTML report of `result`.
 pub fn render_html(result: &RunResult) -> Result<String, ReportError> {
+    render(build_view(result))
+}
+
+/// Renders the results so far of a run still going (`--dashboard`): the run state instead of
+/// a verdict, which only the end of the run decides.
+pub fn render_html_so_far(result: &RunResult) -> Result<String, ReportError> {
+    let mut view = build_view(result);
+    (view.status, view.status_class) = super::so_far::badge(result);
+    view.live = true;
+    let failed = result.thresholds.iter().filter(|t| !t.passed).count();
+    for card in view.cards.iter_mut().filter(|c| c.label == "Thresholds") {
+        (card.sub, card.class) = (super::so_far::thresholds_sub(failed), "");
+    }
+    render(view)
+}
+
+fn render(view: View) -> Result<String, ReportError> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.add_template("report.html", TEMPLATE)
         .map_err(ReportError::Template)?;
     env.add_template("errors.html", ERRORS_TEMPLATE)
         .map_err(ReportError::Template)?;
-    let view = build_view(result);
     env.get_template("report.html")
         .and_then(|t| t.render(minijinja::value::Serde(&view)))
         .map_err(ReportError::Template)
@@ -146,6 +165,7 @@ fn build_view(result: &RunResult) -> View {
         duration: format_duration_ms(run.duration_ms),
         version: run.chatload_version.clone(),
         exit_code: run.exit_code,
+        live: false,
         status,
         status_class,
         abort_reason: run.abort_reason.clone(),

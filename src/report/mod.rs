@@ -16,6 +16,7 @@ mod io;
 mod merge;
 mod model;
 mod outputs;
+mod so_far;
 mod spectrum;
 mod time;
 
@@ -25,7 +26,7 @@ pub use self::csv::{STATS_HEADER, history_csv, stats_csv, write_csv};
 pub use compare::{Comparison, Limits as CompareLimits, MetricDelta, compare, parse_percent};
 pub use console::summary_table;
 pub use errors::{FAILURES_HEADER, failures_csv};
-pub use html::{render_html, write_html};
+pub use html::{render_html, render_html_so_far, write_html};
 pub use io::{
     parse_result, read_result, refuse_symlink, result_json_schema, write_atomically, write_result,
 };

@@ -417,3 +417,110 @@ async fn the_page_embeds_the_current_state_and_streams_each_publication() {
     assert!(read.contains(r#""finished":true"#));
     stop.cancel();
 }
+
+/// Through the real binary: while the run goes, the page's badge says how the thresholds
+/// stand so far and shows no exit code — thresholds are judged at the end; once the run is
+/// over the page is the final report with its verdict.
+#[tokio::test]
+async fn the_page_shows_thresholds_so_far_mid_run_and_the_verdict_at_the_end() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = dir.path().join("live.yml");
+    std::fs::write(
+        &plan,
+        r#"
+config:
+  target: embedded
+  phases: [{name: hold, duration: 4s, vusers: 2}]
+  ensure:
+    thresholds:
+      - latency.ping.p99: 60000
+    maxErrorRate: 100
+scenarios:
+  - flow:
+      - connect
+      - loop:
+          - send: "PING 1"
+            expect: {match: "^PONG", name: ping}
+          - think: 50ms
+"#,
+    )
+    .expect("writes the plan");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(["run", "--dashboard", "127.0.0.1:0", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&plan)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chatload starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.strip_prefix("dashboard on http://") {
+                let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                let _ = found.send(addr);
+            }
+        }
+    });
+    let addr: std::net::SocketAddr = address
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the dashboard address is printed")
+        .parse()
+        .expect("an address");
+    let state = async || -> serde_json::Value {
+        let (_, body) = get(addr, "/state", "application/json").await;
+        serde_json::from_str(&body).expect("JSON")
+    };
+    // Mid-run: a page rendered from the results so far.
+    let mid = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let page = state().await;
+            if page["state"]["finished"] == false
+                && page["body"].as_str().is_some_and(|b| !b.is_empty())
+            {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a page mid-run");
+    // The report's HTML escaping writes `/` as `&#x2f;`.
+    let body = mid["body"]
+        .as_str()
+        .unwrap_or_default()
+        .replace("&#x2f;", "/");
+    assert!(
+        body.contains("Running · thresholds so far: 2/2 holding"),
+        "{body}"
+    );
+    assert!(
+        !body.contains(">Passed<") && !body.contains("Exit code"),
+        "{body}"
+    );
+    // The end: the final report, with the verdict (the page lingers after the run).
+    let end = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let page = state().await;
+            if page["state"]["finished"] == true {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the final page");
+    let body = end["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains(">Passed<") && body.contains("Exit code"),
+        "{body}"
+    );
+    assert!(!body.contains("thresholds so far"), "{body}");
+    let status = child.wait().expect("chatload ends");
+    assert_eq!(status.code(), Some(0));
+}
