@@ -29,6 +29,8 @@ pub(super) fn target(ctx: &mut Ctx, path: &[Seg], config: &RawConfig) -> Option<
         .as_ref()
         .map(|e| embedded(ctx, &key(path, "embedded"), e));
     let rendered = super::environment::render_target(ctx, &at, config.target.trim())?;
+    // Scenarios check their steps against the target as it applies, not the template.
+    ctx.plan_target.clone_from(&rendered);
     let target = rendered.as_str();
     if target == "embedded" {
         return Some(Target::Embedded(server.unwrap_or_default()));

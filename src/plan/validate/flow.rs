@@ -123,8 +123,7 @@ pub(super) fn scenarios(
         let mut handler_locals = scope.locals.clone();
         handler_locals.insert("loop".to_owned());
         let handlers = handlers(ctx, &key(&sp, "handlers"), &s.handlers, &handler_locals);
-        let plan_target = ctx.plan_target;
-        let target = super::http::scenario_target(ctx, &sp, s, plan_target);
+        let target = super::engines::scenario_target(ctx, &sp, s);
         out.push(Scenario {
             name,
             weight,

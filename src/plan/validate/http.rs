@@ -1,18 +1,16 @@
 //! Validation of the HTTP side of a plan: `config.http` (with Artillery's
-//! `config.defaults.headers`), a scenario's `target` and `engine`, and the request steps
+//! `config.defaults.headers`) and the request steps
 //! (`get`, `post`, ...) with their bodies, captures and expectations.
 //!
-//! The flow validator only hooks in here (`method_key`, `step`, `captured`,
-//! `scenario_target`); everything HTTP-specific stays in this file.
+//! The flow validator only hooks in here (`method_keys`, `step`, `captured`); which engine a
+//! scenario runs on is `engines`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::endpoint::Endpoint;
 use super::super::http::*;
 use super::super::problem::{Seg, idx, key, suggest};
 use super::super::raw::{
-    RawConfig, RawEngine, RawFlowItem, RawHttpCapture, RawHttpExpect, RawHttpRequest, RawScalar,
-    RawScenario, RawStep,
+    RawConfig, RawHttpCapture, RawHttpExpect, RawHttpRequest, RawScalar, RawStep,
 };
 use super::super::resolved::{SendSpec, Step, Text};
 use super::Ctx;
@@ -98,114 +96,6 @@ pub(super) fn captured(s: &RawStep, out: &mut BTreeSet<String>) {
             );
         }
     }
-}
-
-/// Whether a flow (nested loops included) has HTTP steps, and whether it has socket steps.
-fn step_kinds(flow: &[RawFlowItem], http: &mut bool, socket: &mut bool) {
-    for item in flow {
-        match item {
-            RawFlowItem::Bare(_) => *socket = true,
-            RawFlowItem::Step(s) => {
-                if method_keys(s).iter().any(|(_, on)| *on) {
-                    *http = true;
-                }
-                if s.connect.is_some()
-                    || s.send.is_some()
-                    || s.expect.is_some()
-                    || s.disconnect.is_some()
-                {
-                    *socket = true;
-                }
-                if let Some(inner) = &s.loop_steps {
-                    step_kinds(inner, http, socket);
-                }
-                for branch in s.pick.iter().flatten() {
-                    step_kinds(&branch.flow, http, socket);
-                }
-            }
-        }
-    }
-}
-
-/// A scenario's `target` and `engine`: checks that its steps fit the engine its target
-/// (or the plan's) implies. Returns the scenario's own target, if written and valid.
-pub(super) fn scenario_target(
-    ctx: &mut Ctx,
-    sp: &[Seg],
-    s: &RawScenario,
-    plan_target: &str,
-) -> Option<String> {
-    let own = s.target.as_deref().map(str::trim);
-    let target = match own {
-        Some(t) if t.contains("{{") => return Some(t.to_owned()),
-        Some(t) => match Endpoint::parse(t) {
-            Ok(_) => Some(t.to_owned()),
-            Err(err) => {
-                ctx.out.error(
-                    &key(sp, "target"),
-                    format!("not a target: {err}"),
-                    Some("e.g. `http://127.0.0.1:8080` or `ws://127.0.0.1:8080/chat`".to_owned()),
-                );
-                return None;
-            }
-        },
-        None => None,
-    };
-    let effective = target.as_deref().unwrap_or(plan_target).trim();
-    // `embedded` and templated targets are known only at run time: no engine to check.
-    let scheme = match effective {
-        "embedded" => None,
-        t if t.contains("{{") => None,
-        t => Endpoint::parse(t).ok().map(|e| e.scheme),
-    };
-    let (mut http, mut socket) = (false, false);
-    step_kinds(&s.flow, &mut http, &mut socket);
-    let engine = s.engine.or(match scheme {
-        Some(s) if s.is_http() => Some(RawEngine::Http),
-        Some(s) if s.is_websocket() => Some(RawEngine::Ws),
-        Some(_) => Some(RawEngine::Tcp),
-        None => None,
-    });
-    match engine {
-        Some(RawEngine::Http) if socket => ctx.out.error(
-            &key(sp, "flow"),
-            format!(
-                "this scenario runs on the HTTP engine (target `{effective}`), which has no \
-                 `connect`/`send`/`expect`/`disconnect` steps"
-            ),
-            Some(
-                "use `get`/`post`/... steps, or give the scenario a socket `target` such as \
-                 `ws://host:port/chat`"
-                    .to_owned(),
-            ),
-        ),
-        Some(RawEngine::Tcp | RawEngine::Ws) if http => ctx.out.error(
-            &key(sp, "flow"),
-            format!(
-                "HTTP steps need an http:// or https:// target; this scenario's is `{effective}`"
-            ),
-            Some("set the scenario's `target: http://host:port` (or `engine: http`)".to_owned()),
-        ),
-        _ => {}
-    }
-    if let (Some(engine), Some(scheme)) = (s.engine, scheme) {
-        let fits = match engine {
-            RawEngine::Http => scheme.is_http(),
-            RawEngine::Ws => scheme.is_websocket(),
-            RawEngine::Tcp => !scheme.is_http() && !scheme.is_websocket(),
-        };
-        if !fits {
-            ctx.out.error(
-                &key(sp, "engine"),
-                format!("`engine` does not fit the target `{effective}`"),
-                Some(
-                    "drop `engine` (it follows the target's scheme) or change the target"
-                        .to_owned(),
-                ),
-            );
-        }
-    }
-    target
 }
 
 /// One request step; `method` is the flow item's one step key.

@@ -9,6 +9,7 @@ mod allocation;
 mod binary;
 mod branch;
 mod config;
+mod engines;
 mod ensure;
 mod environment;
 mod expects;
@@ -60,8 +61,11 @@ pub(crate) struct Ctx<'c, 'a> {
     /// Whether `sourceAddresses` was written as a list (for paths).
     pub source_addresses_is_list: bool,
     pub raw_variables: &'c std::collections::BTreeMap<String, Value>,
-    /// `config.target` as written (a scenario without its own target uses it).
-    pub plan_target: &'c str,
+    /// `config.target` as it applies: rendered from the environment when it is a template
+    /// (as written when it cannot be rendered). A scenario without its own target uses it.
+    pub plan_target: String,
+    /// `config.embedded.http` (alone): `target: embedded` serves the HTTP demo API.
+    pub embedded_http: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -215,7 +219,13 @@ pub(crate) fn validate(
         type_bytes: None,
         source_addresses_is_list: is_list("/config/sourceAddresses"),
         raw_variables: &raw.config.variables,
-        plan_target: &raw.config.target,
+        plan_target: raw.config.target.trim().to_owned(),
+        // A mixed flavour (`http` with `websocket` or `framing`) is reported by `config`.
+        embedded_http: raw
+            .config
+            .embedded
+            .as_ref()
+            .is_some_and(|e| e.http && !e.websocket && e.framing.is_none() && e.xor.is_none()),
     };
 
     let target = config::target(&mut ctx, &config_path, &raw.config);
