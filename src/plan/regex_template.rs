@@ -1,12 +1,13 @@
-//! Templates inside matchers: the `regex_escape` and `raw` filters, the auto-escape that
-//! inserts every `{{ ... }}` of a `match`/`on` regex escaped (so `^MSG {{ room }}` matches the
-//! room's name literally, dots and all), and the placeholder text a templated matcher is checked
-//! with at load time, before any value exists.
+//! How templates insert values: booleans, lists and maps as JSON text (`true`, not minijinja's
+//! `True`) in every template; inside matchers the `regex_escape` and `raw` filters, the
+//! auto-escape that inserts every `{{ ... }}` of a `match`/`on` regex escaped (so
+//! `^MSG {{ room }}` matches the room's name literally, dots and all), and the placeholder
+//! text a templated matcher is checked with at load time, before any value exists.
 //!
 //! It does not render or compile anything at run time: the engine renders a matcher's template
 //! when the step runs and caches what it compiled (`engine::vuser::matchers`).
 
-use minijinja::value::Value;
+use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, Output, State, escape_formatter};
 
 /// Appended to the name of every template that is a regex, which is how the environment
@@ -30,7 +31,7 @@ pub fn install(env: &mut Environment<'_>) {
     env.add_filter("regex_escape", |text: String| regex::escape(&text));
     // `| raw` inserts a value as regex syntax; elsewhere it changes nothing.
     env.add_filter("raw", |value: Value| -> Value {
-        Value::from_safe_string(value.to_string())
+        Value::from_safe_string(text_of(&value))
     });
     env.set_auto_escape_callback(|name| {
         if name.ends_with(REGEX_TEMPLATE_SUFFIX) {
@@ -50,10 +51,35 @@ fn format_value(out: &mut Output, state: &mut State, value: &Value) -> Result<()
         } else if value.is_undefined() {
             Ok(())
         } else {
-            out.write_str(&regex::escape(&value.to_string()))
+            out.write_str(&regex::escape(&text_of(value)))
         }
         .map_err(Error::from),
+        _ if json_kind(value) => out.write_str(&text_of(value)).map_err(Error::from),
         _ => escape_formatter(out, state, value),
+    }
+}
+
+/// Booleans, lists and maps, which minijinja would write Python's way.
+fn json_kind(value: &Value) -> bool {
+    !value.is_safe()
+        && matches!(
+            value.kind(),
+            ValueKind::Bool | ValueKind::Seq | ValueKind::Map
+        )
+}
+
+/// A value as a template inserts it: booleans, lists and maps as JSON text (`true`,
+/// `[1, 2]`, `{"a": true}`) rather than as minijinja spells them (`True`, `{"a": True}`), so
+/// a captured value can be sent back in a JSON body and compared with what a server sent;
+/// anything else as minijinja writes it.
+pub fn text_of(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::Bool => (if value.is_true() { "true" } else { "false" }).to_owned(),
+        ValueKind::Seq | ValueKind::Map => {
+            // A value serde cannot write (an object without a map form): minijinja's text.
+            serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
+        }
+        _ => value.to_string(),
     }
 }
 
@@ -113,6 +139,33 @@ mod tests {
         assert_eq!(
             render("send", "{{ room | regex_escape }}", ctx),
             r"a\.b\(c\)"
+        );
+    }
+
+    #[test]
+    fn booleans_lists_and_maps_render_as_json_text() {
+        let doc = serde_json::json!({"ok": true, "tags": ["a", "b\"c"], "n": 2, "off": false});
+        let ctx =
+            minijinja::context! { doc => Value::from(minijinja::value::Serde(&doc)), flag => true };
+        assert_eq!(
+            render(
+                "send",
+                "{{ flag }} {{ doc.off }} {{ doc.tags }} {{ doc.n }}",
+                ctx.clone()
+            ),
+            r#"true false ["a","b\"c"] 2"#
+        );
+        let body = render("send", "{{ doc }}", ctx.clone());
+        let back: serde_json::Value = serde_json::from_str(&body).expect("JSON text");
+        assert_eq!(back, doc);
+        assert_eq!(
+            render("send", "{{ 1 == 1 }}|{{ flag | raw }}", ctx.clone()),
+            "true|true"
+        );
+        let name = format!("m{REGEX_TEMPLATE_SUFFIX}");
+        assert_eq!(
+            render(&name, "^{{ flag }} {{ [1, 2] }}$", ctx),
+            r"^true \[1,2\]$"
         );
     }
 

@@ -83,7 +83,7 @@ async fn artillery_builtins_render_from_the_seeded_generator_and_the_vuser_scope
         assert_eq!(uuid.len(), 36);
         assert_eq!(uuid.as_bytes()[14], b'4', "version 4: {uuid}");
         assert_eq!(
-            fields[6], "True",
+            fields[6], "true",
             "$processEnvironment and $env are one environment"
         );
         let path = std::env::var("PATH").unwrap_or_default();
