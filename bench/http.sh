@@ -15,7 +15,8 @@
 #     think), recording per-endpoint HDR histograms and CO-safe latency as in any run;
 #     requests = result.json's http.requests.
 #   - wrk (Debian): `wrk -t1 -cN`; requests from its summary line.
-#   - oha (`cargo install oha` into target/bench-tools): `oha -z Ds -c N --no-tui --output-format json`.
+#   - oha (on PATH, in ~/.cargo/bin, or `cargo install --locked oha` into target/bench-tools):
+#     `oha -z Ds -c N --no-tui --output-format json`.
 #   - Locust (pip into the venv target/bench-venv): FastHttpUser (geventhttpclient), N users,
 #     no wait time, one process; requests = the Aggregated row of its stats CSV.
 #
@@ -66,9 +67,16 @@ command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ ! -x "$tools/bin/oha" ]; then
-  echo "-- cargo install oha (into $tools)"
-  timeout 1800 cargo install --quiet --locked --root "$tools" oha </dev/null
+# oha: one already installed (PATH or ~/.cargo/bin) or `cargo install --locked` into $tools
+# (--locked: oha's own lock file, whose versions build with a stable toolchain).
+oha=$(command -v oha || true)
+[ -n "$oha" ] || [ ! -x "$HOME/.cargo/bin/oha" ] || oha="$HOME/.cargo/bin/oha"
+if [ -z "$oha" ]; then
+  if [ ! -x "$tools/bin/oha" ]; then
+    echo "-- cargo install oha (into $tools)"
+    timeout 1800 cargo install --quiet --locked --root "$tools" oha </dev/null
+  fi
+  oha="$tools/bin/oha"
 fi
 if ! timeout 30 "$venv/bin/python" -c 'import locust' 2>/dev/null; then
   echo "-- pip install locust (into $venv)"
@@ -167,7 +175,7 @@ for run in $(seq "$runs"); do
   requests=$(awk '/requests in/ { print $1 }' "$out/wrk-$run.out")
   echo "wrk $run $requests $cpu" >>"$out/figures"
 
-  measure oha "$run" "$tools/bin/oha" -z "${seconds}s" -c "$connections" --no-tui \
+  measure oha "$run" "$oha" -z "${seconds}s" -c "$connections" --no-tui \
     --output-format json "$url"
   requests=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["statusCodeDistribution"].values()))' "$out/oha-$run.out")
   echo "oha $run $requests $cpu" >>"$out/figures"

@@ -133,6 +133,23 @@ impl Recorder {
         });
     }
 
+    /// Records several `Duration` samples and adds to counters under one shard lock (an HTTP
+    /// response: its endpoint's and the run's response time, its counts).
+    pub fn record_many_and_add(
+        &self,
+        samples: &[(HistogramId, std::time::Duration)],
+        counts: &[(CounterId, u64)],
+    ) {
+        self.with_shard(|data| {
+            for &(id, value) in samples {
+                data.record_us(id, u64::try_from(value.as_micros()).unwrap_or(u64::MAX));
+            }
+            for &(counter, n) in counts {
+                data.add(counter, n);
+            }
+        });
+    }
+
     /// Records a `Duration` sample (saturating at the histogram ceiling).
     pub fn record(&self, id: HistogramId, value: std::time::Duration) {
         self.record_us(id, u64::try_from(value.as_micros()).unwrap_or(u64::MAX));

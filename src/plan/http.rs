@@ -9,12 +9,17 @@ use std::time::Duration;
 
 use super::resolved::{Scenario, SendSpec, Step, Text};
 
+/// `config.http.maxSockets` when not written: a vuser keeps connections to this many origins.
+pub const DEFAULT_MAX_SOCKETS: u32 = 8;
+
 /// `config.http` (and Artillery's `config.defaults.headers`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpSettings {
     /// Limit for one request, connect to last byte (`None`: `defaults.timeout`).
     pub timeout: Option<Duration>,
-    /// Connections a vuser keeps open per origin.
+    /// Connections a vuser keeps open at once, over all origins (it needs one per origin,
+    /// sending one request at a time); the least recently used is closed to make room.
+    /// Not used with `pool`.
     pub max_sockets: u32,
     /// Connections per origin shared by every vuser (`None`: each vuser keeps its own).
     pub pool: Option<u32>,
@@ -32,7 +37,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             timeout: None,
-            max_sockets: 1,
+            max_sockets: DEFAULT_MAX_SOCKETS,
             pool: None,
             extended_metrics: false,
             headers: Vec::new(),

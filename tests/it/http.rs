@@ -1,7 +1,7 @@
 //! The HTTP engine in-process: plans with HTTP steps run against a small hyper API on port 0
 //! (`http/server.rs`), checking what reached the server and what the run measured.
 
-mod server;
+pub(crate) mod server;
 
 use std::path::Path;
 use std::sync::Arc;

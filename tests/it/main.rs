@@ -11,6 +11,7 @@ mod fuzz_corpus;
 mod hostile;
 mod http;
 mod http_demo;
+mod http_settings;
 mod limits;
 mod live;
 mod monitor;

@@ -101,12 +101,15 @@ impl HttpRun {
                 plan.http.http2,
                 plan.source_addresses.clone(),
                 plan.http.pool,
+                plan.http.max_sockets,
             ),
+            // A scenario's own target was rendered and checked at load; one that is not
+            // http(s) (a socket scenario) has no base rather than the run's.
             bases: plan
                 .scenarios
                 .iter()
                 .map(|s| match &s.target {
-                    Some(t) => http_base(t).or_else(|| run_base.clone()),
+                    Some(t) => http_base(t),
                     None => run_base.clone(),
                 })
                 .collect(),
@@ -181,18 +184,23 @@ pub(crate) async fn request(
     let state = vu.http.get_or_insert_with(Default::default);
     let mut redirects = 0;
     let exchange = loop {
-        let mut sent_headers = headers.clone();
+        // The request takes the headers; a copy is kept only while a redirect may still be
+        // followed (the next hop sends the same ones).
+        let mut sent_headers = if req.follow_redirect && redirects < MAX_REDIRECTS {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
         if ctx.plan.http.cookies
             && let Some(cookie) = state.jar.header_for(&target)
             && let Ok(value) = HeaderValue::from_str(&cookie)
         {
             sent_headers.insert(header::COOKIE, value);
         }
-        ctx.recorder.incr(run.ids.requests);
         let outgoing = Outgoing {
             method: method.clone(),
-            origin: target.origin.clone(),
-            path: target.path.clone(),
+            origin: &target.origin,
+            path: &target.path,
             headers: sent_headers,
             body: body.clone(),
         };
@@ -207,6 +215,9 @@ pub(crate) async fn request(
                 exchange
             }
             Err(e) => {
+                // Counted here; a request answered is counted with its response, under
+                // the same lock.
+                ctx.recorder.incr(run.ids.requests);
                 let failure =
                     Failure::new(e.kind, format!("{} {}: {}", method, target.path, e.detail));
                 // A target that refuses every connection stops the run early, as for sockets.
@@ -253,8 +264,9 @@ pub(crate) async fn request(
     Ok(Control::Next)
 }
 
-/// Records one response: the run-wide and the endpoint's response time (to the first byte,
-/// from the scheduled time), counts, status and, with `extendedMetrics`, the stages.
+/// Records one response under one metrics lock: the request and response counts, the
+/// status, the bytes, the run-wide and the endpoint's response time (to the first byte, from
+/// the scheduled time) and, with `extendedMetrics`, the stages.
 fn record(
     ctx: &RunContext,
     run: &HttpRun,
@@ -274,26 +286,32 @@ fn record(
         }
     };
     let ttfb = exchange.first_byte.saturating_duration_since(scheduled);
-    recorder.record_and_add(
-        op.latency,
-        ttfb,
-        &[
-            (run.ids.responses, 1),
-            (code, 1),
-            (run.ids.downloaded_bytes, exchange.downloaded_bytes),
-        ],
-    );
-    recorder.record(run.ids.response_time, ttfb);
-    if let Some([dns, tcp, tls, total]) = run.ids.extended {
-        if let Some(opened) = exchange.opened {
-            recorder.record(dns, opened.dns);
-            recorder.record(tcp, opened.tcp);
-            if let Some(t) = opened.tls {
-                recorder.record(tls, t);
-            }
+    let counts = [
+        (run.ids.requests, 1),
+        (run.ids.responses, 1),
+        (code, 1),
+        (run.ids.downloaded_bytes, exchange.downloaded_bytes),
+    ];
+    let Some([dns, tcp, tls, total]) = run.ids.extended else {
+        recorder.record_many_and_add(
+            &[(op.latency, ttfb), (run.ids.response_time, ttfb)],
+            &counts,
+        );
+        return;
+    };
+    let mut samples = Vec::with_capacity(6);
+    samples.extend([
+        (op.latency, ttfb),
+        (run.ids.response_time, ttfb),
+        (total, exchange.done.saturating_duration_since(scheduled)),
+    ]);
+    if let Some(opened) = exchange.opened {
+        samples.extend([(dns, opened.dns), (tcp, opened.tcp)]);
+        if let Some(t) = opened.tls {
+            samples.push((tls, t));
         }
-        recorder.record(total, exchange.done.saturating_duration_since(scheduled));
     }
+    recorder.record_many_and_add(&samples, &counts);
 }
 
 /// Renders the body and sets its `Content-Type` unless the step set one.

@@ -90,8 +90,9 @@ pub struct RawHttpExpect {
 pub struct RawHttpConfig {
     /// Time allowed for a request, connect to last byte (default: `defaults.timeout`).
     pub timeout: Option<RawDuration>,
-    /// Connections a vuser may hold open per origin (default 1: a vuser sends one request at
-    /// a time).
+    /// Connections a vuser keeps open at once, over all origins (default 8). A vuser sends
+    /// one request at a time, so it needs one per origin; past this many origins the least
+    /// recently used connection is closed. Not used with `pool`.
     pub max_sockets: Option<u32>,
     /// Share this many connections per origin across all vusers instead of one set per
     /// vuser.

@@ -30,9 +30,6 @@ use crate::vocab::ErrorKind;
 /// dropped, so a huge download cannot exhaust memory.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// Idle connections a session keeps (one per origin; the oldest is closed past this).
-const SESSION_IDLE_CONNECTIONS: usize = 8;
-
 /// Where requests go: scheme, host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
@@ -75,16 +72,19 @@ struct ClientInner {
     source_addresses: Vec<std::net::IpAddr>,
     /// `config.http.pool`: connections shared by every vuser.
     pool: Option<SharedPool>,
+    /// `config.http.maxSockets`: connections one session keeps open at once.
+    max_sockets: usize,
 }
 
 impl HttpClient {
     /// `pool`: connections per origin shared by every vuser (`None`: each session keeps
-    /// its own).
+    /// its own, at most `max_sockets` open at once over all origins).
     pub fn new(
         tls: Option<&TlsSettings>,
         h2c: bool,
         source_addresses: Vec<std::net::IpAddr>,
         pool: Option<u32>,
+        max_sockets: u32,
     ) -> HttpClient {
         HttpClient {
             inner: Arc::new(ClientInner {
@@ -96,6 +96,7 @@ impl HttpClient {
                     per_origin: usize::try_from(n).unwrap_or(usize::MAX).max(1),
                     origins: Mutex::new(Vec::new()),
                 }),
+                max_sockets: usize::try_from(max_sockets).unwrap_or(usize::MAX).max(1),
             }),
         }
     }
@@ -129,13 +130,14 @@ pub struct ConnTimings {
     pub tls: Option<Duration>,
 }
 
-/// One request as the session sends it.
+/// One request as the session sends it; origin and path are borrowed, so sending costs no
+/// copy of them.
 #[derive(Debug)]
-pub struct Outgoing {
+pub struct Outgoing<'r> {
     pub method: Method,
-    pub origin: Origin,
+    pub origin: &'r Origin,
     /// Path and query (`/items?x=1`).
-    pub path: String,
+    pub path: &'r str,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -186,17 +188,33 @@ impl HttpError {
     }
 }
 
-/// A vuser's idle keep-alive connections, at most one per origin (a vuser sends one
-/// request at a time), unless the run shares a pool.
+/// A vuser's idle keep-alive connections, unless the run shares a pool: at most one per
+/// origin (a vuser sends one request at a time, so it never needs two), and at most
+/// `maxSockets` over all origins, the least recently used first in line to be closed.
 #[derive(Default)]
 pub struct HttpSession {
-    conns: Vec<(Origin, connect::Sender)>,
+    /// Least recently used first.
+    conns: Vec<Idle>,
+}
+
+struct Idle {
+    origin: Origin,
+    conn: Conn,
+}
+
+/// An open connection and its origin's `Host` header, made once per connection rather than
+/// once per request.
+struct Conn {
+    sender: connect::Sender,
+    host: HeaderValue,
 }
 
 /// A connection taken for one request; with a shared pool it holds one of the origin's
 /// connection slots until dropped.
 struct Lease {
-    sender: connect::Sender,
+    conn: Conn,
+    /// The origin it was kept under in the session, to put it back without a copy.
+    origin: Option<Origin>,
     opened: Option<ConnTimings>,
     _slot: Option<OwnedSemaphorePermit>,
 }
@@ -215,10 +233,17 @@ async fn open(
     limit: Duration,
     slot: Option<OwnedSemaphorePermit>,
 ) -> Result<Lease, HttpError> {
+    let host = HeaderValue::from_str(&origin.authority()).map_err(|e| {
+        HttpError::new(
+            ErrorKind::Template,
+            format!("bad Host `{}`: {e}", origin.host),
+        )
+    })?;
     let (sender, timings) =
         connect::open(client, origin, vu, limit, &client.inner.source_addresses).await?;
     Ok(Lease {
-        sender,
+        conn: Conn { sender, host },
+        origin: None,
         opened: Some(timings),
         _slot: slot,
     })
@@ -235,7 +260,7 @@ struct SharedPool {
 struct OriginPool {
     origin: Origin,
     slots: Arc<Semaphore>,
-    idle: Vec<connect::Sender>,
+    idle: Vec<Conn>,
 }
 
 impl SharedPool {
@@ -262,23 +287,23 @@ impl SharedPool {
         slots.acquire_owned().await.ok()
     }
 
-    fn take_idle(&self, origin: &Origin) -> Option<connect::Sender> {
+    fn take_idle(&self, origin: &Origin) -> Option<Conn> {
         let mut origins = self.lock();
         let pool = origins.iter_mut().find(|p| p.origin == *origin)?;
-        while let Some(sender) = pool.idle.pop() {
-            if sender.usable() {
-                return Some(sender);
+        while let Some(conn) = pool.idle.pop() {
+            if conn.sender.usable() {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, origin: Origin, sender: connect::Sender) {
+    fn put_idle(&self, origin: &Origin, conn: Conn) {
         let mut origins = self.lock();
-        if let Some(pool) = origins.iter_mut().find(|p| p.origin == origin)
+        if let Some(pool) = origins.iter_mut().find(|p| p.origin == *origin)
             && pool.idle.len() < self.per_origin
         {
-            pool.idle.push(sender);
+            pool.idle.push(conn);
         }
     }
 }
@@ -299,21 +324,25 @@ impl HttpSession {
         if let Some(pool) = &client.inner.pool {
             let slot = pool.slot(origin).await;
             return match pool.take_idle(origin) {
-                Some(sender) => Taken::Idle(Lease {
-                    sender,
+                Some(conn) => Taken::Idle(Lease {
+                    conn,
+                    origin: None,
                     opened: None,
                     _slot: slot,
                 }),
                 None => Taken::Empty(slot),
             };
         }
-        let Some(at) = self.conns.iter().position(|(o, _)| o == origin) else {
+        let Some(at) = self.conns.iter().position(|i| i.origin == *origin) else {
+            self.make_room(client);
             return Taken::Empty(None);
         };
-        let (_, sender) = self.conns.swap_remove(at);
-        if sender.usable() {
+        // `remove`, not `swap_remove`: the order is the least recently used first.
+        let idle = self.conns.remove(at);
+        if idle.conn.sender.usable() {
             Taken::Idle(Lease {
-                sender,
+                conn: idle.conn,
+                origin: Some(idle.origin),
                 opened: None,
                 _slot: None,
             })
@@ -322,16 +351,27 @@ impl HttpSession {
         }
     }
 
+    /// Closes the least recently used idle connections until one more fits under
+    /// `maxSockets` (the one the request in flight holds counts too).
+    fn make_room(&mut self, client: &HttpClient) {
+        let keep = client.inner.max_sockets.saturating_sub(1);
+        if self.conns.len() > keep {
+            // Dropping a sender ends its connection's driver, which closes the socket.
+            self.conns.drain(..self.conns.len() - keep);
+        }
+    }
+
     /// Keeps a connection whose response was read to the end for the next request.
-    fn checkin(&mut self, client: &HttpClient, origin: Origin, lease: Lease) {
+    fn checkin(&mut self, client: &HttpClient, origin: &Origin, lease: Lease) {
         match &client.inner.pool {
-            Some(pool) => pool.put_idle(origin, lease.sender),
+            Some(pool) => pool.put_idle(origin, lease.conn),
             None => {
                 // A flow whose URLs name ever new hosts must not pile up connections.
-                if self.conns.len() >= SESSION_IDLE_CONNECTIONS {
-                    self.conns.remove(0);
-                }
-                self.conns.push((origin, lease.sender));
+                self.make_room(client);
+                self.conns.push(Idle {
+                    origin: lease.origin.unwrap_or_else(|| origin.clone()),
+                    conn: lease.conn,
+                });
             }
         }
     }
@@ -341,7 +381,7 @@ impl HttpSession {
     pub async fn send(
         &mut self,
         client: &HttpClient,
-        req: Outgoing,
+        req: Outgoing<'_>,
         gzip: bool,
         vu: u64,
         deadline: Instant,
@@ -359,7 +399,7 @@ impl HttpSession {
     async fn exchange(
         &mut self,
         client: &HttpClient,
-        req: Outgoing,
+        req: Outgoing<'_>,
         gzip: bool,
         vu: u64,
         limit: Duration,
@@ -376,27 +416,20 @@ impl HttpSession {
         }
         // The connection is taken out of the session (or the shared pool) while in use and
         // put back once the response is read: one dropped mid-request (a timeout) is closed.
-        let (mut lease, reused) = match self.checkout(client, &origin).await {
+        let (mut lease, reused) = match self.checkout(client, origin).await {
             Taken::Idle(lease) => (lease, true),
-            Taken::Empty(slot) => (open(client, &origin, vu, limit, slot).await?, false),
+            Taken::Empty(slot) => (open(client, origin, vu, limit, slot).await?, false),
         };
         let mut opened = lease.opened.take();
-        let mut request = build(
-            &method,
-            &origin,
-            &path,
-            &headers,
-            body,
-            lease.sender.is_h2(),
-        )?;
+        let mut request = build(method, origin, path, headers, body, &lease.conn)?;
         let response = loop {
-            match lease.sender.send(request).await {
+            match lease.conn.sender.send(request).await {
                 Ok(r) => break r,
                 // A kept-alive connection the server has just closed gives the request back
                 // unsent: it goes once more on a fresh connection.
                 Err(connect::SendError::Unsent(req)) if reused && opened.is_none() => {
-                    let fresh = open(client, &origin, vu, limit, None).await?;
-                    lease.sender = fresh.sender;
+                    let fresh = open(client, origin, vu, limit, None).await?;
+                    lease.conn = fresh.conn;
                     opened = fresh.opened;
                     request = *req;
                 }
@@ -409,7 +442,7 @@ impl HttpSession {
                         ),
                     ));
                 }
-                Err(connect::SendError::Failed(err)) => return Err(classify(&err, &origin)),
+                Err(connect::SendError::Failed(err)) => return Err(classify(&err, origin)),
             }
         };
         let first_byte = Instant::now();
@@ -421,7 +454,7 @@ impl HttpSession {
         let mut kept = BytesMut::new();
         let mut downloaded_bytes = 0u64;
         while let Some(frame) = incoming.frame().await {
-            let frame = frame.map_err(|err| classify(&err, &origin))?;
+            let frame = frame.map_err(|err| classify(&err, origin))?;
             if let Ok(data) = frame.into_data() {
                 downloaded_bytes += data.len() as u64;
                 let room = MAX_BODY_BYTES.saturating_sub(kept.len());
@@ -430,7 +463,7 @@ impl HttpSession {
         }
         let done = Instant::now();
         if !close && parts.version >= http::Version::HTTP_11 {
-            self.checkin(client, origin.clone(), lease);
+            self.checkin(client, origin, lease);
         }
         let gzipped = parts
             .headers
@@ -462,40 +495,36 @@ impl HttpSession {
     }
 }
 
-/// A hyper request for `origin`: origin-form URI and `Host` on HTTP/1.1, the absolute URI
-/// (hyper derives `:authority` from it) on HTTP/2.
+/// A hyper request for `origin` on `conn`: origin-form URI and `Host` on HTTP/1.1, the
+/// absolute URI (hyper derives `:authority` from it) on HTTP/2.
 fn build(
-    method: &Method,
+    method: Method,
     origin: &Origin,
     path: &str,
-    headers: &HeaderMap,
+    mut headers: HeaderMap,
     body: Bytes,
-    absolute: bool,
+    conn: &Conn,
 ) -> Result<Request<Full<Bytes>>, HttpError> {
-    let uri_text = if absolute {
-        format!("{}://{}{path}", origin.scheme(), origin.authority())
+    let h2 = conn.sender.is_h2();
+    let uri = if h2 {
+        let text = format!("{}://{}{path}", origin.scheme(), origin.authority());
+        Uri::try_from(text)
     } else {
-        path.to_owned()
+        Uri::try_from(path)
     };
-    let uri: Uri = uri_text.parse().map_err(|e| {
+    let uri = uri.map_err(|e| {
         HttpError::new(
             ErrorKind::Template,
-            format!("`{uri_text}` is not a valid request URI: {e}"),
+            format!("`{path}` is not a valid request URI: {e}"),
         )
     })?;
-    let mut request = Request::new(Full::new(body));
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers.clone();
-    if !absolute && !request.headers().contains_key(header::HOST) {
-        let host = HeaderValue::from_str(&origin.authority()).map_err(|e| {
-            HttpError::new(
-                ErrorKind::Template,
-                format!("bad Host `{}`: {e}", origin.host),
-            )
-        })?;
-        request.headers_mut().insert(header::HOST, host);
+    if !h2 && !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, conn.host.clone());
     }
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
     Ok(request)
 }
 
