@@ -12,12 +12,14 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONNS=${1:-1000}
 SECS=${2:-24}
-CHATLOAD=${3:-$ROOT/target/release/chatload}
-MINIMAL=$ROOT/target/release/examples/pingpong_minimal
+# cargo's target directory (CARGO_TARGET_DIR when set, as cargo does)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+CHATLOAD=${3:-$TARGET/release/chatload}
+MINIMAL=$TARGET/release/examples/pingpong_minimal
 OUT=$ROOT/target/bench/callgrind
 mkdir -p "$OUT"
 PORT=$((20000 + $$ % 20000))
-taskset -c 1 "$ROOT/target/release/chatload" serve --listen 127.0.0.1:$PORT >"$OUT/server.log" 2>&1 &
+taskset -c 1 "$TARGET/release/chatload" serve --listen 127.0.0.1:$PORT >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT INT TERM
 sleep 0.5

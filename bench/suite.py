@@ -69,7 +69,7 @@ def on_signal(signum, _frame):
     sys.exit(128 + signum)  # runs atexit -> cleanup
 
 
-def spawn(cmd, core, out_path):
+def spawn(cmd, core, out_path, env=None):
     out = open(out_path, "w")
     p = subprocess.Popen(
         ["taskset", "-c", core] + [str(c) for c in cmd],
@@ -77,6 +77,7 @@ def spawn(cmd, core, out_path):
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         cwd=ROOT,
+        env=None if env is None else {**os.environ, **env},
     )
     out.close()
     STARTED.append(p)
@@ -266,7 +267,9 @@ scenarios:
 """
 
 
-def run_chatload(work, name, plan_text, server, timeout):
+def run_chatload(work, name, plan_text, server, timeout, tally=None):
+    """`tally`: a file for each vuser's round-trip count (CHATLOAD_VUSER_TALLY, a diagnostic
+    chatload writes only when asked)."""
     plan = work / f"{name}.yml"
     plan.write_text(plan_text)
     out = work / name
@@ -274,6 +277,7 @@ def run_chatload(work, name, plan_text, server, timeout):
         [CHATLOAD, "run", plan, "--out", out, "--format", "json", "--quiet"],
         GEN_CORE,
         work / f"{name}.log",
+        env={"CHATLOAD_VUSER_TALLY": str(tally)} if tally else None,
     )
     sampler = Sampler(gen, server)
     finished = sampler.run_until_exit(timeout)
@@ -284,6 +288,30 @@ def run_chatload(work, name, plan_text, server, timeout):
     return sampler, finished, gen.returncode, result
 
 
+def spread_of(counts):
+    """Fairness: the most round trips (or round trips per second) one vuser (connection) made
+    ÷ the fewest (None when a vuser made none, or nothing was counted)."""
+    counts = list(counts)
+    if not counts or min(counts) <= 0:
+        return None
+    return max(counts) / min(counts)
+
+
+def tally_rates(path):
+    """Round trips per second of each vuser from chatload's tally file: `count seconds` per
+    line (chatload's vusers start as they connect, so their counts are not comparable; the
+    minimal client starts all connections together and counts whole)."""
+    rates = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and float(parts[1]) > 0:
+                rates.append(int(parts[0]) / float(parts[1]))
+            else:
+                rates.append(0)
+    return rates
+
+
 # ---------------------------------------------------------------- a. ping-pong
 
 
@@ -291,32 +319,84 @@ def row(test, generator, load, **cells):
     return dict(test=test, generator=generator, load=load, **cells)
 
 
-def pingpong_cells(sampler, rt_per_s, p50, p99, note=""):
+def pingpong_cells(sampler, rt_per_s, p50, p99, note="", spread=None):
     window = sampler.loaded_window()
     cores = sampler.cpu_between(*window) if window else None
-    cells = dict(achieved=f"{rt_per_s:,.0f} RT/s", p50=p50, p99=p99, note=note)
+    cells = dict(rt_per_s=rt_per_s, p50=p50, p99=p99, note=note, spread=spread)
     if cores:
-        cells["cpu"] = f"{100 * cores:.0f}"
+        cells["cpu"] = 100 * cores
         cells["per_cpu"] = rt_per_s / cores
     return cells
 
 
-def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=()):
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def bench_pingpong_repeated(work, conns, seconds, locust_ok, locust_why, flavours, repeat):
+    """Section a `repeat` times over; each figure of a row is the median of its runs (a row
+    is left out of a median when that run failed; its note says how many runs counted)."""
+    runs = [
+        bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours, f"-r{i}")
+        for i in range(repeat)
+    ]
+    rows = []
+    for i, first in enumerate(runs[0]):
+        same = [run[i] for run in runs if i < len(run)]
+        ok = [r for r in same if r.get("rt_per_s") is not None]
+        if not ok:
+            rows.append(first)
+            continue
+        merged = row(first["test"], first["generator"], first["load"])
+        for key in ("rt_per_s", "p50", "p99", "cpu", "per_cpu", "spread"):
+            merged[key] = median(r.get(key) for r in ok)
+        notes = sorted({r["note"] for r in ok if r.get("note")})
+        if repeat > 1:
+            notes.insert(0, f"median of {len(ok)}")
+        merged["note"] = "; ".join(notes)
+        rows.append(merged)
+    # chatload relative to the practical limit, the figure issue 7's target is about
+    by_load = {}
+    for r in rows:
+        by_load.setdefault(r["load"], {})[r["generator"]] = r
+    for gens in by_load.values():
+        c, m, loc = gens.get("chatload"), gens.get("minimal tokio"), gens.get("Locust raw TCP")
+        if not (c and c.get("per_cpu")):
+            continue
+        shares = [c["note"]] if c.get("note") else []
+        if m and m.get("per_cpu"):
+            shares.append(f"{c['per_cpu'] / m['per_cpu']:.2f} x minimal per CPU-s")
+        if m and m.get("p99") and c.get("p99") is not None:
+            shares.append(f"p99 {c['p99'] / m['p99']:.1f} x minimal's")
+        if loc and loc.get("per_cpu"):
+            shares.append(f"{c['per_cpu'] / loc['per_cpu']:.1f}x Locust per CPU-s")
+        c["note"] = "; ".join(shares)
+    return rows
+
+
+def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=(), suffix=""):
     """`conns` over plain TCP (chatload, minimal, Locust), then each (connections, flavour) of
-    `flavours` ("tls", "ws") for chatload and the minimal client only."""
+    `flavours` ("tls", "ws") for chatload and the minimal client only. `suffix` tells repeated
+    runs' files apart."""
     rows = []
     budget = seconds + 30
     runs = [(n, "tcp") for n in conns] + list(flavours)
     for n, flavour in runs:
-        tag = "" if flavour == "tcp" else f"-{flavour}"
+        tag = ("" if flavour == "tcp" else f"-{flavour}") + suffix
         load = f"{n} conn" if flavour == "tcp" else f"{n} conn {flavour.upper()}"
         tls = FLAVOURS[flavour]["tls"]
         # chatload
         name = f"a-chatload-{n}{tag}"
         server, addr = start_server(work, name, flavour)
         plan = pingpong_plan(addr, n, seconds, cert_path(work, name) if tls else None)
-        sampler, finished, code, result = run_chatload(work, name, plan, server, budget)
+        tally = work / f"{name}.tally"
+        sampler, finished, code, result = run_chatload(work, name, plan, server, budget, tally)
         stop(server)
+        counts = tally_rates(tally)
         summary = (result or {}).get("aggregate", {}).get("summaries", {}).get("latency.ping")
         if finished and summary:
             errors = sum(
@@ -333,6 +413,7 @@ def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=()):
                         summary["p50"],
                         summary["p99"],
                         f"{errors} errors" if errors else "",
+                        spread_of(counts) if len(counts) == n else None,
                     ),
                 )
             )
@@ -361,7 +442,13 @@ def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=()):
                     "a ping-pong",
                     "minimal tokio",
                     load,
-                    **pingpong_cells(sampler, m["rt_per_s"], m["p50_ms"], m["p99_ms"]),
+                    **pingpong_cells(
+                        sampler,
+                        m["rt_per_s"],
+                        m["p50_ms"],
+                        m["p99_ms"],
+                        spread=m["spread"] if m.get("spread", -1) > 0 else None,
+                    ),
                 )
             )
         except (IndexError, ValueError, KeyError):
@@ -374,8 +461,8 @@ def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=()):
         if not locust_ok:
             rows.append(row("a ping-pong", "Locust raw TCP", f"{n} conn", note=f"n/a: {locust_why}"))
             continue
-        server, addr = start_server(work, f"a-locust-{n}")
-        csv = work / f"a-locust-{n}"
+        server, addr = start_server(work, f"a-locust-{n}{tag}")
+        csv = work / f"a-locust-{n}{tag}"
         gen = spawn(
             [
                 LOCUST, "-f", ROOT / "bench" / "locustfile.py", "--headless",
@@ -384,7 +471,7 @@ def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=()):
                 "--loglevel", "WARNING",
             ],
             GEN_CORE,
-            work / f"a-locust-{n}.log",
+            work / f"a-locust-{n}{tag}.log",
         )
         sampler = Sampler(gen, server)
         finished = sampler.run_until_exit(budget + 15)
@@ -415,21 +502,6 @@ def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=()):
         else:
             why = "timed out" if not finished else f"exit {gen.returncode}, no statistics"
             rows.append(row("a ping-pong", "Locust raw TCP", f"{n} conn", note=f"n/a: {why}"))
-
-    # chatload relative to the practical limit, the figure issue 7's target is about
-    by_load = {}
-    for r in rows:
-        by_load.setdefault(r["load"], {})[r["generator"]] = r
-    for gens in by_load.values():
-        c, m, loc = gens.get("chatload"), gens.get("minimal tokio"), gens.get("Locust raw TCP")
-        if not (c and c.get("per_cpu")):
-            continue
-        shares = [c["note"]] if c.get("note") else []
-        if m and m.get("per_cpu"):
-            shares.append(f"{100 * c['per_cpu'] / m['per_cpu']:.0f} % of minimal per CPU-s")
-        if loc and loc.get("per_cpu"):
-            shares.append(f"{c['per_cpu'] / loc['per_cpu']:.1f}x Locust per CPU-s")
-        c["note"] = "; ".join(shares)
     return rows
 
 
@@ -564,11 +636,14 @@ def fmt_ms(v):
 def table(rows):
     head = (
         "| test | generator | load | achieved | p50 ms | p99 ms | gen CPU % "
-        "| RT per gen CPU-s | RSS per vuser | schedule.lag p99 ms | notes |"
+        "| RT per gen CPU-s | spread max/min | RSS per vuser | schedule.lag p99 ms | notes |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
-        per_cpu = r.get("per_cpu")
+        per_cpu, cpu, spread = r.get("per_cpu"), r.get("cpu"), r.get("spread")
+        achieved = r.get("achieved", "")
+        if r.get("rt_per_s") is not None:
+            achieved = f"{r['rt_per_s']:,.0f} RT/s"
         lines.append(
             "| "
             + " | ".join(
@@ -576,11 +651,12 @@ def table(rows):
                     r["test"],
                     r["generator"],
                     r["load"],
-                    r.get("achieved", ""),
+                    achieved,
                     fmt_ms(r.get("p50")),
                     fmt_ms(r.get("p99")),
-                    r.get("cpu", ""),
+                    f"{cpu:.0f}" if isinstance(cpu, (int, float)) else (cpu or ""),
                     f"{per_cpu:,.0f}" if per_cpu else "",
+                    f"{spread:.2f}" if spread else "",
                     r.get("rss", ""),
                     fmt_ms(r.get("lag")),
                     r.get("note", ""),
@@ -636,6 +712,14 @@ def main():
     ap.add_argument(
         "--no-tls-ws", action="store_true", help="skip section a's TLS and WebSocket rows"
     )
+    ap.add_argument(
+        "--connections", type=int, action="append", metavar="N",
+        help="section a's plain-TCP connection counts instead of 10, 100, 1000 (repeatable)",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, metavar="N",
+        help="run section a N times and print each figure's median (default 3)",
+    )
     args = ap.parse_args()
     sections = set(args.only or ["a", "b", "c"])
 
@@ -678,12 +762,17 @@ def main():
         scale, ramp_s, hold_s = [10_000, 25_000, 50_000], 5, 12
         rates, open_s = [500, 2000, 5000], 5
     flavours = [] if args.no_tls_ws else [(100, "tls"), (100, "ws")]
+    if args.connections:
+        conns = args.connections
     print(f"machine: {machine()}; RLIMIT_NOFILE {nofile}; work dir {work}", flush=True)
 
     rows = []
     if "a" in sections:
         print(f"a. ping-pong {conns} connections, then {flavours}, {pp_s} s each ...", flush=True)
-        rows += bench_pingpong(work, conns, pp_s, locust_ok, locust_why, flavours)
+        repeat = max(1, args.repeat)
+        rows += bench_pingpong_repeated(
+            work, conns, pp_s, locust_ok, locust_why, flavours, repeat
+        )
     if "b" in sections:
         print(f"b. connection scale {scale} vusers ...", flush=True)
         rows += bench_scale(work, scale, ramp_s, hold_s, nofile)

@@ -246,23 +246,35 @@ async fn main() {
         std::process::exit(1);
     });
     let mut errors = 0u64;
+    // Round trips per connection, for the fairness spread (max ÷ min).
+    let (mut fewest, mut most) = (u64::MAX, 0u64);
     for task in tasks {
         match task.await {
             Ok(Ok(h)) => {
+                fewest = fewest.min(h.len());
+                most = most.max(h.len());
                 let _ = total.add(h);
             }
             _ => errors += 1,
         }
     }
+    let spread = if fewest == 0 || fewest == u64::MAX {
+        f64::INFINITY
+    } else {
+        most as f64 / fewest as f64
+    };
     let elapsed = began.elapsed().as_secs_f64();
     println!(
-        "{{\"connections\":{},\"round_trips\":{},\"seconds\":{:.3},\"rt_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"errors\":{}}}",
+        "{{\"connections\":{},\"round_trips\":{},\"seconds\":{:.3},\"rt_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"errors\":{},\"min_rt\":{},\"max_rt\":{},\"spread\":{:.3}}}",
         args.connections,
         total.len(),
         elapsed,
         total.len() as f64 / elapsed,
         total.value_at_quantile(0.5) as f64 / 1000.0,
         total.value_at_quantile(0.99) as f64 / 1000.0,
-        errors
+        errors,
+        if fewest == u64::MAX { 0 } else { fewest },
+        most,
+        if spread.is_finite() { spread } else { -1.0 }
     );
 }

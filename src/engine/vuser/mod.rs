@@ -19,6 +19,7 @@ pub(crate) mod program;
 pub mod stamp;
 mod state;
 mod steps;
+mod tally;
 pub mod template;
 
 use std::collections::VecDeque;
@@ -122,6 +123,10 @@ pub(crate) struct Vuser {
     pub http: Option<Box<http::VuserHttp>>,
     /// The stamps counted so far, so a reflected or replayed one is not counted twice.
     deliveries: delivery::Deliveries,
+    /// Expects completed (round trips) and when the first and the last one completed, for
+    /// the benchmark's fairness tally (`tally`).
+    pub expects_done: u64,
+    pub expects_span: Option<(Instant, Instant)>,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -164,6 +169,8 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
         matchers: MatcherCache::default(),
         http: None,
         deliveries: delivery::Deliveries::default(),
+        expects_done: 0,
+        expects_span: None,
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
@@ -206,6 +213,12 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
         Outcome::Completed => scenario.ids.completed,
         Outcome::Failed => scenario.ids.failed,
     });
+    let span = vu
+        .expects_span
+        .map(|(first, last)| last.saturating_duration_since(first))
+        .unwrap_or_default();
+    // The first expect starts the span: count the ones after it.
+    tally::write(vu.expects_done.saturating_sub(1), span);
     (outcome, vu.scope.vars)
 }
 

@@ -219,6 +219,8 @@ async fn expect(
         &counts,
     );
     vu.clock.next_send = vu.clock.next_send.max(at);
+    vu.expects_done += 1;
+    vu.expects_span = Some((vu.expects_span.map_or(at, |(first, _)| first), at));
     accepted.store_decoded(&op.decode, &mut vu.scope);
     store_captures(vu, &op.variables, accepted.captures)?;
     Ok(Control::Next)
