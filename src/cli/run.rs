@@ -19,7 +19,6 @@ use crate::engine::{self, Progress, RunOptions, RunOutcome};
 use crate::plan::{self, Load, Plan, Target};
 use crate::report::{self, RunInfo, RunResult};
 use crate::{monitor, server};
-
 pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     let plan = match load(&args)? {
         Some(plan) => Arc::new(plan),
@@ -60,10 +59,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     for warning in &limit_warnings {
         eprintln!("warning: {warning}"); // now too: the user may rather stop and fix it
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::engine::runtime().context("cannot start the async runtime")?;
     let breaking_point = search::is_stress(args.preset.as_deref(), &plan);
     let Driven {
         outcome,

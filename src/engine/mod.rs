@@ -37,6 +37,23 @@ use crate::transport::Connector;
 use load::{breaking, intervals, runner, schedule};
 use vuser::{context, program, stamp, template};
 
+/// How often (in task polls) a runtime worker takes from the global run queue before its own
+/// local queue: every second poll instead of tokio's adaptive ~31-61.
+const GLOBAL_QUEUE_INTERVAL: u32 = 2;
+
+/// The runtime a run's vusers need. Fair turns (docs/performance.md, "Issue 17"): a worker's
+/// local run queue holds 256 tasks; with more connections ready at once the rest overflow to
+/// the global queue, which a worker otherwise reads only every ~31-61 polls, so those vusers
+/// waited several times longer than the ones cycling through the local queue (p99 several
+/// times the minimal client's at 1 000 connections). Reading it every second poll serves
+/// both alike; with fewer runnable vusers than 256 it is one atomic load.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
+        .build()
+}
+
 /// How to run a plan.
 #[derive(Clone, Default)]
 pub struct RunOptions {
