@@ -413,8 +413,9 @@ impl Encoder<&[u8]> for FrameCodec {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     match needle {
         [] => None,
-        [byte] => haystack.iter().position(|b| b == byte),
-        _ => haystack.windows(needle.len()).position(|w| w == needle),
+        // memchr's searches run a word (or SIMD register) at a time, not a byte.
+        [byte] => memchr::memchr(*byte, haystack),
+        _ => memchr::memmem::find(haystack, needle),
     }
 }
 

@@ -6,11 +6,17 @@
 //! A sender's stamps carry increasing send times, so per sender a high-water mark plus a small
 //! window of the latest accepted times tells a first arrival (also a slightly reordered one)
 //! from a repeat in constant memory. The table of senders is bounded too.
-//! Finding stamps in a frame is `stamp`'s job; recording the verdicts is the vuser's.
+//! Finding stamps in a frame is `stamp`'s job; [`count`] records the verdicts (the vuser calls
+//! it only when the plan can send stamps at all).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use super::stamp::Found;
+use tokio::time::Instant;
+
+use super::context::RunContext;
+use super::stamp::{self, Found};
+use crate::vocab::names;
 
 /// Latest accepted send times kept per sender: a stamp older than all of them (once the
 /// window is full) cannot be told from a replay and is not counted.
@@ -95,6 +101,35 @@ impl Deliveries {
         } else {
             Verdict::Invalid
         }
+    }
+}
+
+/// Records a delivery for every first-seen stamp of this run in `body` (received at `at`),
+/// and counts the invalid ones (another run's, replayed, from the future).
+pub(crate) fn count(deliveries: &mut Deliveries, ctx: &RunContext, body: &[u8], at: Instant) {
+    let recorder = &ctx.recorder;
+    // Wall-clock µs on the run's clock, like the sender's (which may be another shard).
+    let since_start = at.saturating_duration_since(ctx.start).as_micros();
+    let now_us = ctx
+        .wall_start_us
+        .saturating_add(u64::try_from(since_start).unwrap_or(u64::MAX));
+    let mut invalid = 0;
+    for (run, found) in stamp::scan_any(body) {
+        let ours = run == ctx.run_id.as_bytes();
+        match deliveries.judge(ours, found, now_us) {
+            // A send time slightly ahead of ours (two machines' clocks apart, within the
+            // judge's tolerance) counts as zero.
+            Verdict::Delivery => recorder.record(
+                ctx.ids.delivery,
+                Duration::from_micros(now_us.saturating_sub(found.sent_us)),
+            ),
+            Verdict::Invalid => invalid += 1,
+        }
+    }
+    if invalid > 0 {
+        // Rare: looked up by name here rather than registered for every run.
+        let counter = recorder.counter(names::DELIVERY_INVALID);
+        recorder.add(counter, invalid);
     }
 }
 

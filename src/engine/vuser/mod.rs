@@ -25,6 +25,7 @@ pub mod template;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use minijinja::value::Value;
@@ -62,8 +63,12 @@ pub(crate) struct VuserSpec {
     /// Cancelled to retire the vuser gracefully: it stops at its next think, backoff or loop
     /// iteration. Only closed-model vusers are ever retired.
     pub retire: CancellationToken,
-    /// Cancelled when the run ends: ends `loop`s without a bound, for every vuser.
-    pub run_end: CancellationToken,
+    /// Set just before `retire` is cancelled by the runner (never for open-model vusers).
+    /// The per-iteration check reads these flags: `CancellationToken::is_cancelled` takes a
+    /// mutex, twice per loop iteration was ~110 instructions per round trip.
+    pub retired: Arc<AtomicBool>,
+    /// Set when the run ends: ends `loop`s without a bound, for every vuser.
+    pub run_ended: Arc<AtomicBool>,
     /// Texts to send at once (`RunControl::broadcast`).
     pub inbox: Option<Inbox>,
     /// The vuser's stream of the run seed (`seed::vuser_rng`), after the scenario pick.
@@ -102,7 +107,8 @@ pub(crate) struct Vuser {
     pub ids: ScenarioIds,
     pub closed_model: bool,
     pub retire: CancellationToken,
-    run_end: CancellationToken,
+    retired: Arc<AtomicBool>,
+    run_ended: Arc<AtomicBool>,
     pub scope: Scope,
     pub conn: Option<Link>,
     pub clock: Clock,
@@ -127,6 +133,12 @@ pub(crate) struct Vuser {
     /// the benchmark's fairness tally (`tally`).
     pub expects_done: u64,
     pub expects_span: Option<(Instant, Instant)>,
+    /// Body bytes of a sent message whose counts wait for its expect: a `send` with an
+    /// `expect` counts both under the expect's one metrics lock (the send's own would be a
+    /// second lock per round trip). Counted at once if the expect fails.
+    pub uncounted_sent: Option<u64>,
+    /// Where a templated text send is rendered, reused from one send to the next.
+    pub render_buffer: Vec<u8>,
 }
 
 /// Runs one vuser to its end and counts how it ended.
@@ -156,7 +168,8 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
         ids: scenario.ids,
         closed_model: spec.closed_model,
         retire: spec.retire,
-        run_end: spec.run_end,
+        retired: spec.retired,
+        run_ended: spec.run_ended,
         scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone(), rng),
         conn: None,
         clock: Clock::at(Instant::now()),
@@ -171,12 +184,14 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
         deliveries: delivery::Deliveries::default(),
         expects_done: 0,
         expects_span: None,
+        uncounted_sent: None,
+        render_buffer: Vec::new(),
     };
     let outcome = loop {
         match vu.run_flow(&ctx, scenario).await {
             Ok(Control::Retired) => break Outcome::Completed,
             Ok(Control::Next) => {
-                if vu.closed_model && !vu.retire.is_cancelled() {
+                if vu.closed_model && !vu.retiring() {
                     // A flow that never waits must not starve the other tasks of its thread.
                     tokio::task::yield_now().await;
                     continue;
@@ -185,10 +200,7 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
             }
             Err(failure) => {
                 ctx.count_error(&failure);
-                if failure.kind.is_connection_lost()
-                    && vu.reconnects_left > 0
-                    && !vu.retire.is_cancelled()
-                {
+                if failure.kind.is_connection_lost() && vu.reconnects_left > 0 && !vu.retiring() {
                     vu.reconnects_left -= 1;
                     vu.conn = None;
                     if vu.backoff(&ctx).await == Control::Retired {
@@ -223,6 +235,14 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
 }
 
 impl Vuser {
+    /// Whether the runner retired this vuser: what `retire.is_cancelled()` says, without its
+    /// mutex. A closed-model vuser's `retire` is a child of the run's end, so the run ending
+    /// retires it too.
+    pub(crate) fn retiring(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+            || (self.closed_model && self.run_ended.load(Ordering::Relaxed))
+    }
+
     /// One pass over the scenario's flow.
     async fn run_flow(
         &mut self,
@@ -309,8 +329,8 @@ impl Vuser {
             return Ok(Some(pc + 1));
         };
         // A `while` loop has its own end, like `count`: only a bare loop stops with the run.
-        let retired = self.retire.is_cancelled()
-            || (self.run_end.is_cancelled() && matches!(bound, LoopBound::Forever));
+        let retired = self.retiring()
+            || (self.run_ended.load(Ordering::Relaxed) && matches!(bound, LoopBound::Forever));
         if retired {
             return Ok(None);
         }
@@ -444,28 +464,8 @@ impl Vuser {
     ) -> Result<Option<Accepted>, Failure> {
         let recorder = &ctx.recorder;
         let body_bytes = frame.body.len() as u64;
-        // Wall-clock µs on the run's clock, like the sender's (which may be another shard).
-        let since_start = at.saturating_duration_since(ctx.start).as_micros();
-        let now_us = ctx
-            .wall_start_us
-            .saturating_add(u64::try_from(since_start).unwrap_or(u64::MAX));
-        let mut invalid = 0;
-        for (run, found) in stamp::scan_any(&frame.body) {
-            let ours = run == ctx.run_id.as_bytes();
-            match self.deliveries.judge(ours, found, now_us) {
-                // A send time slightly ahead of ours (two machines' clocks apart, within the
-                // judge's tolerance) counts as zero.
-                delivery::Verdict::Delivery => recorder.record(
-                    ctx.ids.delivery,
-                    Duration::from_micros(now_us.saturating_sub(found.sent_us)),
-                ),
-                delivery::Verdict::Invalid => invalid += 1,
-            }
-        }
-        if invalid > 0 {
-            // Rare: looked up by name here rather than registered for every run.
-            let counter = recorder.counter(names::DELIVERY_INVALID);
-            recorder.add(counter, invalid);
+        if ctx.renderer.uses_stamp() {
+            delivery::count(&mut self.deliveries, ctx, &frame.body, at);
         }
         if let Some((op, matcher)) = expect {
             if let Some(accepted) = op.accept(matcher, &frame, ctx.endian) {

@@ -117,7 +117,7 @@ pub fn scan_any(body: &[u8]) -> impl Iterator<Item = (&[u8], Found)> + '_ {
     let mut rest = body;
     std::iter::from_fn(move || {
         loop {
-            let at = rest.windows(2).position(|w| w == b"~c")?;
+            let at = memchr::memmem::find(rest, b"~c")?;
             let after = rest.get(at + 2..)?;
             match parse_at(after) {
                 Some((run, found, tail)) => {

@@ -17,9 +17,12 @@ use super::program::{ExpectOp, Op, ScenarioProgram};
 use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview, transport_failure};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
-use crate::metrics::HistogramId;
+use crate::metrics::{CounterId, HistogramId};
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
+
+/// The largest render buffer a vuser keeps between sends (bigger ones are freed).
+const RENDER_BUFFER_KEPT_BYTES: usize = 1024;
 
 /// Executes one non-loop step.
 pub(super) async fn step(
@@ -35,13 +38,23 @@ pub(super) async fn step(
             expect,
             step,
         } => {
-            if send(vu, ctx, message).await.map_err(|f| f.at(*step))? == Control::Retired {
+            let deferred = expect.is_some();
+            if send(vu, ctx, message, deferred)
+                .await
+                .map_err(|f| f.at(*step))?
+                == Control::Retired
+            {
                 return Ok(Control::Retired);
             }
             match expect {
-                Some(op) => self::expect(vu, ctx, scenario, op)
-                    .await
-                    .map_err(|f| f.at(op.step)),
+                Some(op) => {
+                    let expected = self::expect(vu, ctx, scenario, op).await;
+                    // The expect counts the send with its reply; one that failed did not.
+                    if let Some(bytes) = vu.uncounted_sent.take() {
+                        ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
+                    }
+                    expected.map_err(|f| f.at(op.step))
+                }
                 None => Ok(Control::Next),
             }
         }
@@ -66,7 +79,10 @@ pub(super) async fn step(
             disconnect(vu).await;
             Ok(Control::Next)
         }
-        Op::Http(op) => super::http::request(vu, ctx, op)
+        // Boxed: an HTTP request's future (hyper's connection and body states) is ~10 KiB
+        // and would otherwise sit in every vuser's task, HTTP or not, for its whole life.
+        // One allocation per request.
+        Op::Http(op) => Box::pin(super::http::request(vu, ctx, op))
             .await
             .map_err(|f| f.at(op.step)),
         Op::LoopStart { .. }
@@ -98,7 +114,7 @@ pub(super) async fn connect(
                 vu.pending.clear();
                 return Ok(Control::Next);
             }
-            Err(failure) if vu.reconnects_left > 0 && !vu.retire.is_cancelled() => {
+            Err(failure) if vu.reconnects_left > 0 && !vu.retiring() => {
                 ctx.count_error(&failure);
                 vu.reconnects_left -= 1;
                 let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
@@ -112,19 +128,44 @@ pub(super) async fn connect(
     }
 }
 
-/// Renders and writes one message; connects first if the flow has not.
-async fn send(vu: &mut Vuser, ctx: &RunContext, spec: &SendSpec) -> Result<Control, Failure> {
+/// Renders and writes one message; connects first if the flow has not. `deferred`: leave
+/// the message's counts to the expect that follows (`Vuser::uncounted_sent`).
+async fn send(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    spec: &SendSpec,
+    deferred: bool,
+) -> Result<Control, Failure> {
     if vu.conn.is_none() && connect(vu, ctx, None).await? == Control::Retired {
         return Ok(Control::Retired);
     }
     let scheduled = vu.clock.next_send;
-    if let SendSpec::Text(Text::Literal(text)) = spec {
+    let bytes = if let SendSpec::Text(Text::Literal(text)) = spec {
         // Nothing to render: encode the plan's own text, no copy of it per message.
-        write_body(vu, ctx, None, text.as_bytes(), false).await?;
+        write_uncounted(vu, ctx, None, text.as_bytes(), false).await?
+    } else if let SendSpec::Text(text) = spec {
+        // Rendered into the vuser's reused buffer: no `String` per message.
+        let mut body = std::mem::take(&mut vu.render_buffer);
+        body.clear();
+        let written = match ctx.renderer.render_into(text, &vu.scope, &mut body) {
+            Ok(()) => write_uncounted(vu, ctx, None, &body, false).await,
+            Err(e) => Err(Failure::new(ErrorKind::Template, e.to_string())),
+        };
+        // An idle vuser should not hold on to its largest message.
+        if body.capacity() <= RENDER_BUFFER_KEPT_BYTES {
+            vu.render_buffer = body;
+        }
+        written?
     } else {
         let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut vu.scope)
             .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-        write(vu, ctx, frame, message::is_binary(&ctx.plan, spec)).await?;
+        let binary = message::is_binary(&ctx.plan, spec);
+        write_uncounted(vu, ctx, frame.type_id, &frame.body, binary).await?
+    };
+    if deferred {
+        vu.uncounted_sent = Some(bytes);
+    } else {
+        ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
     }
     vu.pending.clear();
     vu.clock.measure_from = scheduled;
@@ -149,6 +190,27 @@ async fn write_body(
     body: &[u8],
     binary: bool,
 ) -> Result<(), Failure> {
+    let bytes = write_uncounted(vu, ctx, type_id, body, binary).await?;
+    ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
+    Ok(())
+}
+
+/// The counters a sent message of `bytes` adds to (`None`: nothing was sent, adds zero).
+fn sent_counts(vu: &Vuser, bytes: Option<u64>) -> [(CounterId, u64); 2] {
+    [
+        (vu.ids.messages_sent, u64::from(bytes.is_some())),
+        (vu.ids.bytes_sent, bytes.unwrap_or(0)),
+    ]
+}
+
+/// Writes a frame given as its parts; its body size, for the caller to count.
+async fn write_uncounted(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    type_id: Option<u32>,
+    body: &[u8],
+    binary: bool,
+) -> Result<u64, Failure> {
     let Some(link) = vu.conn.as_mut() else {
         return Err(Failure::new(
             ErrorKind::Closed,
@@ -161,9 +223,7 @@ async fn write_body(
         vu.conn = None;
         return Err(transport_failure(ctx, err, silent));
     }
-    ctx.recorder
-        .add_many(&[(vu.ids.messages_sent, 1), (vu.ids.bytes_sent, body_bytes)]);
-    Ok(())
+    Ok(body_bytes)
 }
 
 /// Waits for the first frame since the last send that matches, records its latency from
@@ -213,10 +273,14 @@ async fn expect(
             }
         }
     };
+    // The reply's latency and counts, and the counts of the send it answers, under one lock.
+    let [received, received_bytes] = counts;
+    let uncounted = vu.uncounted_sent.take();
+    let [sent, sent_bytes] = sent_counts(vu, uncounted);
     ctx.recorder.record_and_add(
         op.latency,
         at.saturating_duration_since(vu.clock.measure_from),
-        &counts,
+        &[received, received_bytes, sent, sent_bytes],
     );
     vu.clock.next_send = vu.clock.next_send.max(at);
     vu.expects_done += 1;

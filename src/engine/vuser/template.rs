@@ -54,16 +54,19 @@ pub enum TemplateError {
     TooLarge { id: String },
 }
 
-/// Collects the output of one render, refusing to grow past [`MAX_TEMPLATE_OUTPUT_BYTES`].
-#[derive(Default)]
-struct BoundedOutput {
-    buf: Vec<u8>,
+/// Appends the output of one render to a buffer, refusing to grow it by more than
+/// [`MAX_TEMPLATE_OUTPUT_BYTES`].
+struct BoundedOutput<'a> {
+    buf: &'a mut Vec<u8>,
+    /// The buffer's length before the render.
+    start: usize,
     overflowed: bool,
 }
 
-impl std::io::Write for &mut BoundedOutput {
+impl std::io::Write for BoundedOutput<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if self.buf.len().saturating_add(data.len()) > MAX_TEMPLATE_OUTPUT_BYTES {
+        let written = self.buf.len().saturating_sub(self.start);
+        if written.saturating_add(data.len()) > MAX_TEMPLATE_OUTPUT_BYTES {
             self.overflowed = true;
             return Err(std::io::Error::other("template output too large"));
         }
@@ -80,6 +83,10 @@ impl std::io::Write for &mut BoundedOutput {
 #[derive(Debug)]
 pub struct Renderer {
     env: Environment<'static>,
+    /// Whether any template of the plan mentions `stamp` (decided once, from the sources):
+    /// when none does, no frame of this run can carry one of its stamps, and received frames
+    /// are not scanned for them.
+    uses_stamp: bool,
 }
 
 impl Renderer {
@@ -93,6 +100,11 @@ impl Renderer {
         wall_start_us: u64,
     ) -> Self {
         let mut env = templates.env.clone();
+        // A text search, not a parse: a false positive (`stamp` in a literal) only costs the
+        // scan, a false negative is impossible.
+        let uses_stamp = env
+            .templates()
+            .any(|(_, template)| template.source().contains("stamp"));
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function("stamp", move |state: &State| -> String {
             let vu = state
@@ -105,13 +117,41 @@ impl Renderer {
             let sent_us = wall_start_us.saturating_add(elapsed_us);
             stamp::format(&run_id, vu, sent_us)
         });
-        Renderer { env }
+        Renderer { env, uses_stamp }
+    }
+
+    /// Whether the plan can send stamps, so received frames need the stamp scan.
+    pub fn uses_stamp(&self) -> bool {
+        self.uses_stamp
     }
 
     /// Renders `text` in `scope`.
     pub fn render(&self, text: &Text, scope: &Scope) -> Result<String, TemplateError> {
         match text {
             Text::Literal(s) => Ok(s.clone()),
+            Text::Template(_) => {
+                let mut out = Vec::new();
+                self.render_into(text, scope, &mut out)?;
+                // minijinja writes whole UTF-8 strings; the fallback only guards the bound.
+                Ok(String::from_utf8(out)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+            }
+        }
+    }
+
+    /// Renders `text` in `scope`, appending to `out`: a send renders into a buffer it reuses,
+    /// no `String` per message. On an error `out` may hold part of the output.
+    pub fn render_into(
+        &self,
+        text: &Text,
+        scope: &Scope,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TemplateError> {
+        match text {
+            Text::Literal(s) => {
+                out.extend_from_slice(s.as_bytes());
+                Ok(())
+            }
             Text::Template(id) => {
                 let id = &id.0;
                 let fail = |source: minijinja::Error| match source.kind() {
@@ -123,7 +163,12 @@ impl Renderer {
                 };
                 let template = self.env.get_template(id).map_err(fail)?;
                 let context = Value::from_object(scope.context());
-                let mut out = BoundedOutput::default();
+                let start = out.len();
+                let mut out = BoundedOutput {
+                    buf: out,
+                    start,
+                    overflowed: false,
+                };
                 // Rendering does not re-enter here, so the borrow is always free.
                 let mut rng = scope.rng.borrow_mut();
                 let rendered =
@@ -132,9 +177,7 @@ impl Renderer {
                     return Err(TemplateError::TooLarge { id: id.clone() });
                 }
                 rendered.map_err(fail)?;
-                // minijinja writes whole UTF-8 strings; the fallback only guards the bound.
-                Ok(String::from_utf8(out.buf)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+                Ok(())
             }
         }
     }
