@@ -14,6 +14,7 @@ mod http_demo;
 mod http_settings;
 mod limits;
 mod live;
+mod measures;
 mod monitor;
 mod mqtt;
 mod plan_lang;

@@ -1,0 +1,275 @@
+//! What the per-message optimisations must not weaken, on tokio's paused clock against a
+//! scripted loopback server (the clock only moves when every task waits, so each latency is
+//! exact): latencies are measured from the *scheduled* send, every received stamp is a
+//! delivery sample when the plan uses `stamp()`, and a plan without `stamp()` does not scan
+//! received frames for stamps.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatload::engine::vuser::stamp;
+use chatload::engine::{self, RunOptions, RunOutcome};
+use chatload::metrics::Summary;
+use chatload::plan::*;
+use chatload::protocol::{CodecConfig, Matcher};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A line server: each line is answered with `reply(line)` after `delay`, in order.
+async fn scripted_server(
+    delay: Duration,
+    reply: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    let reply = Arc::new(reply);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let reply = Arc::clone(&reply);
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tokio::time::sleep(delay).await;
+                    let mut out = reply(&line);
+                    out.push('\n');
+                    if write.write_all(out.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One vuser running `steps` `turns` times against `target`.
+fn plan(env: minijinja::Environment<'static>, steps: Vec<Step>, turns: u64) -> Plan {
+    Plan {
+        source: PathBuf::from("measures.yml"),
+        name: "measures".into(),
+        target: Target::Address("127.0.0.1:1".into()),
+        protocol: CodecConfig::lines(),
+        tls: None,
+        websocket: Default::default(),
+        http: Default::default(),
+        messages: Vec::new(),
+        load: Load::Phases(vec![Phase {
+            name: "one".into(),
+            shape: PhaseShape::ArrivalCount {
+                duration: ms(10),
+                count: 1,
+            },
+        }]),
+        payloads: Vec::new(),
+        variables: Vec::new(),
+        defaults: Defaults {
+            timeout: Duration::from_secs(5),
+            think_jitter: 0.0,
+            reconnect: Reconnect {
+                attempts: 0,
+                backoff: ms(100),
+            },
+            graceful_stop: Duration::from_secs(30),
+        },
+        source_addresses: Vec::new(),
+        handlers: Vec::new(),
+        ensure: Ensure::default(),
+        monitor: None,
+        report: ReportConfig {
+            dir: PathBuf::from("reports"),
+            json: false,
+            csv: false,
+            html: false,
+            interval: Duration::from_secs(1),
+        },
+        metrics: Default::default(),
+        scenarios: vec![Scenario {
+            name: "main".into(),
+            weight: 1,
+            target: None,
+            flow: vec![
+                Step::Connect { timeout: None },
+                Step::Loop {
+                    steps,
+                    bound: LoopBound::Count(turns),
+                },
+            ],
+            handlers: Vec::new(),
+            allocation: Default::default(),
+        }],
+        setup: Default::default(),
+        templates: Templates { env },
+        as_written: serde_json::Value::Null,
+        source_text: None,
+    }
+}
+
+fn send_expect(message: Text, pattern: &str, metric: &str) -> Step {
+    Step::Send {
+        message: SendSpec::Text(message),
+        expect: Some(Expect {
+            matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
+            template: None,
+            types: None,
+            decode: Vec::new(),
+            timeout: None,
+            captures: Vec::new(),
+            metric: metric.into(),
+            strict: false,
+        }),
+    }
+}
+
+fn think(ms_each: u64) -> Step {
+    Step::Think(Think {
+        min: ms(ms_each),
+        max: ms(ms_each),
+    })
+}
+
+async fn go(plan: Plan, target: &str, run_id: &str) -> RunOutcome {
+    let options = RunOptions {
+        run_id: Some(run_id.to_owned()),
+        ..RunOptions::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        engine::run(Arc::new(plan), target, options),
+    )
+    .await
+    .expect("run ends in time")
+    .expect("run starts")
+}
+
+fn summary<'a>(out: &'a RunOutcome, name: &str) -> Option<&'a Summary> {
+    out.metrics.aggregate.summaries.get(name)
+}
+
+fn counter(out: &RunOutcome, name: &str) -> u64 {
+    out.metrics
+        .aggregate
+        .counters
+        .get(name)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn errors(out: &RunOutcome) -> u64 {
+    out.metrics
+        .aggregate
+        .counters
+        .iter()
+        .filter(|(k, _)| k.starts_with("errors."))
+        .map(|(_, v)| *v)
+        .sum()
+}
+
+/// Equal within HdrHistogram's 3 significant digits.
+fn close(got_ms: f64, want_ms: f64) -> bool {
+    (got_ms - want_ms).abs() <= want_ms * 0.001 + 0.001
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_send_is_measured_from_its_schedule_not_from_when_it_went() {
+    // Replies take 250 ms, the pacing is one send per 100 ms: each send goes out when the
+    // previous reply arrived, later and later behind its schedule (0, 100, 200 ms), and its
+    // latency runs from the schedule: 250, 500 - 100, 750 - 200 ms.
+    let target = scripted_server(ms(250), |_| "PONG".to_owned()).await;
+    let steps = vec![
+        send_expect(Text::Literal("PING".into()), "^PONG", "ping"),
+        think(100),
+    ];
+    let out = go(
+        plan(minijinja::Environment::new(), steps, 3),
+        &target,
+        "late",
+    )
+    .await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let ping = summary(&out, "latency.ping").expect("latency.ping");
+    assert_eq!(ping.count, 3);
+    assert!(close(ping.min, 250.0), "min {} ms", ping.min);
+    assert!(close(ping.max, 550.0), "max {} ms", ping.max);
+    // 250 + 400 + 550: the middle one is from its schedule too.
+    assert!(close(ping.mean, 400.0), "mean {} ms", ping.mean);
+    assert_eq!(counter(&out, "messages.sent"), 3);
+    assert_eq!(counter(&out, "messages.received"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_reply_on_schedule_is_measured_whole() {
+    // Replies take 40 ms, the pacing 100 ms: every send is on time, latency is the delay.
+    let target = scripted_server(ms(40), |_| "PONG".to_owned()).await;
+    let steps = vec![
+        send_expect(Text::Literal("PING".into()), "^PONG", "ping"),
+        think(100),
+    ];
+    let out = go(
+        plan(minijinja::Environment::new(), steps, 5),
+        &target,
+        "on-time",
+    )
+    .await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let ping = summary(&out, "latency.ping").expect("latency.ping");
+    assert_eq!(ping.count, 5);
+    assert!(close(ping.min, 40.0) && close(ping.max, 40.0), "{ping:?}");
+}
+
+/// The stamp the server adds to every reply: of this run's token, sent at the epoch (so it
+/// is a first delivery, never "from the future").
+fn server_stamp(run_id: &str) -> String {
+    stamp::format(&stamp::token(run_id), 99, 1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_stamp_in_the_plan_every_received_stamp_is_a_delivery() {
+    let run_id = "stamps-on";
+    let extra = server_stamp(run_id);
+    // The server echoes the line 40 ms later and adds a stamp of its own (another sender).
+    let target = scripted_server(ms(40), move |line| format!("{line} {extra}")).await;
+    let mut env = minijinja::Environment::new();
+    env.add_template_owned("say".to_owned(), "SAY {{ stamp() }}".to_owned())
+        .expect("template compiles");
+    let steps = vec![
+        send_expect(Text::Template(TemplateId("say".into())), "^SAY", "say"),
+        think(100),
+    ];
+    let out = go(plan(env, steps, 4), &target, run_id).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let delivery = summary(&out, "delivery").expect("delivery samples");
+    // 4 own stamps (40 ms each) + the server's one stamp, counted once (a repeat is not a
+    // new delivery).
+    assert_eq!(delivery.count, 5, "{delivery:?}");
+    assert!(close(delivery.min, 40.0), "{delivery:?}");
+    assert_eq!(counter(&out, "delivery.invalid"), 3, "the server's repeats");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_stamp_in_the_plan_frames_are_not_scanned_for_stamps() {
+    let run_id = "stamps-off";
+    let extra = server_stamp(run_id);
+    // The same stamp-carrying replies, but the plan never calls stamp(): no frame of this
+    // run can carry one of its stamps, so none is looked for.
+    let target = scripted_server(ms(40), move |_| format!("PONG {extra}")).await;
+    let steps = vec![
+        send_expect(Text::Literal("PING".into()), "^PONG", "ping"),
+        think(100),
+    ];
+    let out = go(
+        plan(minijinja::Environment::new(), steps, 4),
+        &target,
+        run_id,
+    )
+    .await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(summary(&out, "latency.ping").map(|s| s.count), Some(4));
+    assert_eq!(summary(&out, "delivery").map_or(0, |s| s.count), 0);
+    assert_eq!(counter(&out, "delivery.invalid"), 0);
+}
