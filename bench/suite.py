@@ -17,8 +17,9 @@ The generator is pinned to core 0 and `chatload serve` to core 1 (taskset); ever
 bounded in time and killed by this script if it overruns; only loopback addresses are used.
 Not part of `cargo test` or CI. Usage (see docs/performance.md):
 
-  python3 bench/suite.py            # everything, about 4 minutes
+  python3 bench/suite.py            # everything, about 6-7 minutes (section a 3 times)
   python3 bench/suite.py --quick    # a subset, about 2 minutes
+  python3 bench/suite.py --only a --repeat 1 --connections 1000   # one quick look
   python3 bench/suite.py --only a   # one section (a, b or c; repeatable)
 """
 
