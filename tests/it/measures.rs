@@ -273,3 +273,25 @@ async fn without_stamp_in_the_plan_frames_are_not_scanned_for_stamps() {
     assert_eq!(summary(&out, "delivery").map_or(0, |s| s.count), 0);
     assert_eq!(counter(&out, "delivery.invalid"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_send_whose_reply_is_cut_off_by_the_hard_stop_is_still_counted() {
+    // The reply never comes within the run: the vuser is still waiting for it when the
+    // graceful stop runs out and the run aborts it. A send and its expect count together
+    // under one lock; the message went out, so it must be counted all the same.
+    let target = scripted_server(Duration::from_secs(3600), |_| "PONG".to_owned()).await;
+    let steps = vec![send_expect(Text::Literal("PING".into()), "^PONG", "ping")];
+    let mut plan = plan(minijinja::Environment::new(), steps, 1);
+    plan.defaults.timeout = Duration::from_secs(600);
+    plan.defaults.graceful_stop = Duration::from_secs(1);
+    let out = go(plan, &target, "cut-off").await;
+    assert_eq!(
+        counter(&out, "messages.sent"),
+        1,
+        "{:?}",
+        out.metrics.aggregate.counters
+    );
+    assert_eq!(counter(&out, "bytes.sent"), 4);
+    assert_eq!(counter(&out, "messages.received"), 0);
+    assert_eq!(summary(&out, "latency.ping").map_or(0, |s| s.count), 0);
+}

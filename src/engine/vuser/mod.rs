@@ -135,8 +135,9 @@ pub(crate) struct Vuser {
     pub expects_span: Option<(Instant, Instant)>,
     /// Body bytes of a sent message whose counts wait for its expect: a `send` with an
     /// `expect` counts both under the expect's one metrics lock (the send's own would be a
-    /// second lock per round trip). Counted at once if the expect fails.
-    pub uncounted_sent: Option<u64>,
+    /// second lock per round trip). Counted at once if the expect fails, and by the guard
+    /// itself if the vuser is dropped mid-wait.
+    pub uncounted_sent: state::OwedSent,
     /// Where a templated text send is rendered, reused from one send to the next.
     pub render_buffer: Vec<u8>,
 }
@@ -184,7 +185,11 @@ pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outco
         deliveries: delivery::Deliveries::default(),
         expects_done: 0,
         expects_span: None,
-        uncounted_sent: None,
+        uncounted_sent: state::OwedSent::new(
+            recorder,
+            scenario.ids.messages_sent,
+            scenario.ids.bytes_sent,
+        ),
         render_buffer: Vec::new(),
     };
     let outcome = loop {

@@ -4,7 +4,7 @@
 
 use tokio::time::Instant;
 
-use crate::metrics::{GaugeId, Recorder};
+use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::transport::Conn;
 
 /// Keeps a gauge raised while alive, so a cancelled vuser or a dropped connection can never
@@ -28,6 +28,47 @@ impl GaugeGuard {
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.recorder.gauge_add(self.id, -1);
+    }
+}
+
+/// The counts of a sent message that wait for its expect (`send` + `expect` count under the
+/// expect's one metrics lock). Dropped while still owed — the vuser aborted at the hard stop
+/// in the middle of the wait — it counts them itself, so a sent message is never lost.
+#[derive(Debug)]
+pub(crate) struct OwedSent {
+    recorder: Recorder,
+    messages_sent: CounterId,
+    bytes_sent: CounterId,
+    bytes: Option<u64>,
+}
+
+impl OwedSent {
+    pub fn new(recorder: &Recorder, messages_sent: CounterId, bytes_sent: CounterId) -> Self {
+        OwedSent {
+            recorder: recorder.clone(),
+            messages_sent,
+            bytes_sent,
+            bytes: None,
+        }
+    }
+
+    /// Owe the counts of a message of `bytes` (replacing nothing: the previous one was paid).
+    pub fn owe(&mut self, bytes: u64) {
+        self.bytes = Some(bytes);
+    }
+
+    /// The owed message's bytes, now the caller's to count.
+    pub fn take(&mut self) -> Option<u64> {
+        self.bytes.take()
+    }
+}
+
+impl Drop for OwedSent {
+    fn drop(&mut self) {
+        if let Some(bytes) = self.bytes.take() {
+            self.recorder
+                .add_many(&[(self.messages_sent, 1), (self.bytes_sent, bytes)]);
+        }
     }
 }
 

@@ -163,7 +163,7 @@ async fn send(
         write_uncounted(vu, ctx, frame.type_id, &frame.body, binary).await?
     };
     if deferred {
-        vu.uncounted_sent = Some(bytes);
+        vu.uncounted_sent.owe(bytes);
     } else {
         ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
     }
