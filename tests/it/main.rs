@@ -15,6 +15,7 @@ mod limits;
 mod live;
 mod monitor;
 mod mqtt;
+mod overrun;
 mod plan_lang;
 mod probe;
 mod redaction;
