@@ -78,9 +78,10 @@ static INLINE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
             r#"(?P<word>(?i:\b(?:password|passwd|pass|pwd|secret|token|api[_-]?key|bearer)\b)[ \t]+(?:\\?["'])?)(?P<value>{VALUE})"#
         ),
         // `LOGIN user secret`, `AUTH user secret`, `AUTH PLAIN secret`: the word after the
-        // user name.
+        // user name. Capitals only, as commands are written: prose ("the login plan for
+        // ...") is left alone.
         format!(
-            r#"(?P<word>(?i:\b(?:login|auth|authenticate)\b)[ \t]+[^\s{{}}"'\\]+[ \t]+)(?P<value>{VALUE})"#
+            r#"(?P<word>\b(?:LOGIN|AUTH|AUTHENTICATE)\b[ \t]+[^\s{{}}"'\\]+[ \t]+)(?P<value>{VALUE})"#
         ),
         // The password of a URL: `ws://alice:secret@host`.
         r#"(?P<word>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@"'{}]+:)(?P<value>[^\s@/"'{}]+)@"#
