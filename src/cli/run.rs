@@ -514,10 +514,10 @@ fn build_result(plan: &Plan, path: &Path, outcome: &RunOutcome) -> RunResult {
         .unwrap_or(0);
     if dropped > 0 {
         info.warnings.push(format!(
-            "generator overload: {dropped} vuser(s) could not start because this process \
-             already held as many as it can at once (its open-descriptor limit) and were \
-             dropped (vusers.dropped), so the load was lighter than planned; raise the limit \
-             (`ulimit -n`), lower the load or split it over several processes (`run --shard`)"
+            "generator overload: {dropped} vuser(s) could not start (this process held all it \
+             can at once, its open-descriptor limit, or was too busy to start them within 1 s of \
+             their time) and were dropped (vusers.dropped): the load was lighter than planned; \
+             raise `ulimit -n`, lower the load or split it over processes (`run --shard`)"
         ));
     }
     if outcome.insecure_tls {

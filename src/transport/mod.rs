@@ -122,13 +122,53 @@ impl Conn {
         body: &[u8],
         binary: bool,
     ) -> Result<(), TransportError> {
+        let limit = self.write_limit();
+        let write = async {
+            match self {
+                Conn::Plain(stream) => stream.send(type_id, body).await,
+                Conn::Tls(stream) => stream.send(type_id, body).await,
+                Conn::Ws(ws) => ws.send(type_id, body, binary).await,
+                Conn::Wss(ws) => ws.send(type_id, body, binary).await,
+                #[cfg(test)]
+                Conn::Duplex(stream) => stream.send(type_id, body).await,
+            }
+        };
+        let Some(limit) = limit else {
+            return write.await;
+        };
+        // A peer that never reads fills its receive window and ours, and the write then
+        // waits for ever: it fails as a timeout instead, and the connection is given up.
+        tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| {
+                Err(TransportError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the server took in nothing for {limit:?}: it does not read"),
+                )))
+            })
+    }
+
+    /// Writes that wait longer than `limit` for the peer to take their bytes fail as
+    /// timeouts (`None`: no limit). The connector sets the connection's step timeout.
+    pub fn set_write_limit(&mut self, limit: Option<Duration>) {
         match self {
-            Conn::Plain(stream) => stream.send(type_id, body).await,
-            Conn::Tls(stream) => stream.send(type_id, body).await,
-            Conn::Ws(ws) => ws.send(type_id, body, binary).await,
-            Conn::Wss(ws) => ws.send(type_id, body, binary).await,
+            Conn::Plain(stream) => stream.write_limit = limit,
+            Conn::Tls(stream) => stream.write_limit = limit,
+            Conn::Ws(ws) => ws.write_limit = limit,
+            Conn::Wss(ws) => ws.write_limit = limit,
             #[cfg(test)]
-            Conn::Duplex(stream) => stream.send(type_id, body).await,
+            Conn::Duplex(stream) => stream.write_limit = limit,
+        }
+    }
+
+    fn write_limit(&self) -> Option<Duration> {
+        match self {
+            Conn::Plain(stream) => stream.write_limit,
+            Conn::Tls(stream) => stream.write_limit,
+            Conn::Ws(ws) => ws.write_limit,
+            Conn::Wss(ws) => ws.write_limit,
+            #[cfg(test)]
+            Conn::Duplex(stream) => stream.write_limit,
         }
     }
 
@@ -300,7 +340,7 @@ impl Connector {
             upgrade: None,
         };
         let codec = self.codec.clone();
-        let conn = match (&self.tls, &self.ws, self.endpoint.scheme) {
+        let mut conn = match (&self.tls, &self.ws, self.endpoint.scheme) {
             (None, None, _) => Conn::Plain(FramedStream::plain(tcp, codec)),
             (Some(tls), ws, _) => {
                 let at = Instant::now();
@@ -323,6 +363,7 @@ impl Connector {
                 Conn::Ws(Box::new(conn))
             }
         };
+        conn.set_write_limit(Some(limit));
         Ok((conn, timings))
     }
 

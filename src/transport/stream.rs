@@ -24,6 +24,8 @@ pub struct FramedStream<R, W> {
     writer: W,
     encoder: FrameCodec,
     buffer: BytesMut,
+    /// Longest a write may wait for the peer to take the bytes (`Conn::set_write_limit`).
+    pub(super) write_limit: Option<std::time::Duration>,
 }
 
 impl FramedStream<OwnedReadHalf, OwnedWriteHalf> {
@@ -54,6 +56,7 @@ where
             writer,
             encoder: codec,
             buffer: BytesMut::new(),
+            write_limit: None,
         }
     }
 

@@ -77,6 +77,7 @@ impl WsClient {
             buffer: BytesMut::new(),
             ping,
             ping_due: false,
+            write_limit: None,
         })
     }
 
@@ -160,6 +161,8 @@ pub struct WsConn<S> {
     ping: Option<Interval>,
     /// The ping interval elapsed and the ping is not queued yet.
     ping_due: bool,
+    /// Longest a write may wait for the peer to take the bytes (`Conn::set_write_limit`).
+    pub(super) write_limit: Option<Duration>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {

@@ -1,6 +1,7 @@
 //! The fault suite: the engine in-process against hostile in-test servers. Each case ends on
-//! time (a hard 60 s bound that only a hang can reach; the runs themselves last about 2 s),
-//! counts its failures under the right error kind, returns a result, and keeps memory bounded
+//! time (a hard 45 s bound that only a hang can reach; the runs themselves last about 2 s),
+//! counts its failures under the right error kind, writes a result that reads back, and keeps
+//! memory bounded
 //! — asserted through the frame cap (the oversized frame is refused as a protocol error, not
 //! buffered) and through the counters, never through RSS.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use chatload::engine::{self, RunOptions, RunOutcome};
 use chatload::plan::{self, Format};
+use chatload::report::{RunInfo, RunResult, read_result, write_result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -37,17 +39,42 @@ const LINES_64K: &str = "  protocol: {maxFrameBytes: 65536}";
 const LENGTH_U32: &str = "  protocol:\n    framing: {lengthPrefixed: {header: [{length: 4}], endian: \
                           big}}\n    maxFrameBytes: 65536";
 
+/// Longest a fault case may take: the runs themselves last about 2 s; only a hang (or a
+/// very loaded machine) comes near this.
+const ON_TIME: Duration = Duration::from_secs(45);
+
 async fn run(addr: SocketAddr, protocol: &str) -> RunOutcome {
-    let text = plan_text(addr, protocol);
-    let plan = plan::load_str(&text, Path::new("fault.yml"), Format::Yaml)
+    run_text(&plan_text(addr, protocol), addr).await
+}
+
+/// Runs the plan `text` against `addr`; asserts that it ends on time and that its result can
+/// be written and read back with the same counters.
+async fn run_text(text: &str, addr: SocketAddr) -> RunOutcome {
+    let plan = plan::load_str(text, Path::new("fault.yml"), Format::Yaml)
         .unwrap_or_else(|p| panic!("{p:?}"));
-    tokio::time::timeout(
-        Duration::from_secs(60),
+    let as_written = plan.as_written.clone();
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        ON_TIME,
         engine::run(Arc::new(plan), &addr.to_string(), RunOptions::default()),
     )
     .await
     .expect("the run ends on time")
-    .expect("the run starts")
+    .expect("the run starts");
+    assert!(started.elapsed() < ON_TIME, "took {:?}", started.elapsed());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("result.json");
+    let info = RunInfo::new(
+        "fault",
+        &outcome.target,
+        outcome.started_at,
+        outcome.started_at + outcome.duration,
+    );
+    let result = RunResult::new(info, outcome.metrics.clone(), as_written);
+    write_result(&path, &result).expect("the result is written");
+    let read = read_result(&path).expect("the result reads back");
+    assert_eq!(read.aggregate.counters, outcome.metrics.aggregate.counters);
+    outcome
 }
 
 fn count(outcome: &RunOutcome, name: &str) -> u64 {
@@ -186,6 +213,43 @@ async fn a_server_that_never_reads_or_answers_times_out() {
     .await;
     let outcome = run(addr, LINES_64K).await;
     assert_all_failed(&outcome, "timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_reads_fills_its_window_and_the_blocked_send_times_out() {
+    // The vusers send 60 KB frames without end to a server that never reads: the server's
+    // receive window and the client's send buffer fill (a few MB on loopback) and the next
+    // write blocks. It used to block until the graceful stop cancelled the vuser; now it
+    // fails as a timeout after the connection's timeout (500 ms) and the run ends on time.
+    let addr = hostile(|socket| async move {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        drop(socket);
+    })
+    .await;
+    let frame = "x".repeat(60_000);
+    let text = format!(
+        "config:\n  target: \"{addr}\"\n  phases: [{{duration: 1s, arrivalRate: 10}}]\n  \
+         defaults: {{timeout: 500ms, gracefulStop: 30s}}\n  protocol: {{maxFrameBytes: 65536}}\n\
+         scenarios:\n  - flow:\n      - connect\n      - loop:\n          - send: \"{frame}\"\n        \
+         count: 100000\n"
+    );
+    let started = std::time::Instant::now();
+    let outcome = run_text(&text, addr).await;
+    assert_all_failed(&outcome, "timeout");
+    // The window filled before the write blocked: several frames went out per vuser.
+    let created = count(&outcome, "vusers.created");
+    assert!(
+        count(&outcome, "messages.sent") > 2 * created,
+        "{:?}",
+        outcome.metrics.aggregate.counters
+    );
+    // Ended by the timeouts, not by the 30 s graceful stop cancelling blocked vusers.
+    assert_eq!(count(&outcome, "vusers.cancelled"), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ mod live;
 mod measures;
 mod monitor;
 mod mqtt;
+mod overrun;
 mod plan_lang;
 mod probe;
 mod redaction;

@@ -81,3 +81,66 @@ fn a_secrets_entry_that_is_no_variable_is_a_check_error() {
     );
     assert_eq!(problems[0].help.as_deref(), Some("did you mean `pin`?"));
 }
+
+/// Literal secrets typed into sends, recognised by their shape alone (no variable holds them).
+const LITERAL_SENDS: &[(&str, &str)] = &[
+    ("LOGIN alice password=lit-pw-1", "lit-pw-1"),
+    ("USER alice pass=lit-pass-2", "lit-pass-2"),
+    ("SUB news token=lit-token-3", "lit-token-3"),
+    (
+        "GET / HTTP/1.1\\r\\nAuthorization: Bearer lit-bearer-4\\r\\n",
+        "lit-bearer-4",
+    ),
+    ("AUTH alice lit-auth-5", "lit-auth-5"),
+    ("CONNECT access_token=lit-access-6&room=1", "lit-access-6"),
+    ("X-Api-Key: lit-apikey-7", "lit-apikey-7"),
+    ("{\\\"client_secret\\\": \\\"lit-json-8\\\"}", "lit-json-8"),
+    ("JOIN ws://alice:lit-url-9@127.0.0.1/chat", "lit-url-9"),
+    ("LOGIN bob lit-login-10", "lit-login-10"),
+];
+
+#[test]
+fn literal_secrets_in_sends_are_masked_by_pattern_in_result_json_and_report_html() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sends: String = LITERAL_SENDS
+        .iter()
+        .map(|(send, _)| format!("      - send: \"{send}\"\n"))
+        .collect();
+    let text = format!(
+        "config:\n  target: embedded\n  phases:\n    - {{duration: 1s, arrivalCount: 1}}\n\
+         scenarios:\n  - flow:\n      - connect\n{sends}"
+    );
+    let plan_file = dir.path().join("literal.yml");
+    std::fs::write(&plan_file, &text).expect("plan written");
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .arg("run")
+        .arg(&plan_file)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .expect("chatload runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The embedded server does not know these commands: errors, exit 1, reports written.
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{stderr}");
+    for file in ["result.json", "report.html"] {
+        let written = std::fs::read_to_string(out.join(file)).expect("report written");
+        for (send, secret) in LITERAL_SENDS {
+            assert!(
+                !written.contains(secret),
+                "{file}: {secret} of `{send}` left"
+            );
+        }
+        // What is no secret stays readable.
+        for kept in [
+            "LOGIN alice",
+            "access_token=***",
+            "Bearer ***",
+            "room=1",
+            "alice:***@",
+        ] {
+            assert!(written.contains(kept), "{file}: `{kept}` lost");
+        }
+    }
+}

@@ -28,6 +28,18 @@ use crate::plan::{Phase, PhaseShape};
 /// How often a closed-model phase re-reads its target concurrency.
 const CLOSED_TICK: Duration = Duration::from_millis(20);
 
+/// An open-model arrival that is due starts however busy the generator is, unless it is more
+/// than this late (or more than one gap between arrivals, for slow rates): then it is dropped
+/// and counted as generator overload, and so is every arrival not started by the end of its
+/// phase. A loaded machine's small delays still start every vuser; a saturated generator
+/// neither queues arrivals nor runs a phase past its end.
+const LATE_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// How late an arrival may start, `interval` after the previous one.
+fn late_tolerance(interval: Duration) -> Duration {
+    LATE_TOLERANCE.max(interval)
+}
+
 /// On a stop signal (Ctrl-C, SIGTERM, SIGHUP) or an abortOnFail breach the graceful stop is
 /// cut to at most this.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
@@ -216,17 +228,22 @@ impl Runner {
         phase_start: Instant,
         phase_end: Instant,
     ) -> bool {
-        let arrivals = ArrivalTimes::new(shape, schedule_seed)
+        let mut arrivals = ArrivalTimes::new(shape, schedule_seed)
             .into_iter()
             .flatten();
         // A shard holds its share of `maxVusers`, so the shards' limits add up to the plan's.
         let max_vusers = max_vusers.map(|max| self.ctx.shard.share(max));
-        for offset in arrivals {
+        let mut previous: Option<Duration> = None;
+        while let Some(offset) = arrivals.next() {
+            // The run-wide gap since the previous arrival: part of how late this one may start.
+            let interval = previous.map_or(Duration::ZERO, |p| offset.saturating_sub(p));
+            previous = Some(offset);
             if self.arrivals.take_next().is_none() {
                 continue; // another shard's arrival
             }
             let at = after(phase_start, offset);
-            if at > Instant::now() {
+            let now = Instant::now();
+            if at > now {
                 if !self.wait_until(at).await {
                     return false;
                 }
@@ -236,32 +253,68 @@ impl Runner {
                 if self.shutdown.is_cancelled() {
                     return false;
                 }
+                if now >= phase_end {
+                    // The phase is over: what it did not start is dropped, not run after it.
+                    let rest = 1 + self.take_own(&mut arrivals);
+                    self.drop_arrivals(rest);
+                    break;
+                }
+                if now.duration_since(at) > late_tolerance(interval) {
+                    // Too late to stand for its scheduled time. No yield here: dropping is
+                    // cheap, so the loop catches up with the clock in one go, where a yield
+                    // per arrival on a saturated runtime would fall further behind.
+                    self.drop_arrivals(1);
+                    continue;
+                }
                 tokio::task::consume_budget().await;
             }
-            if max_vusers.is_some_and(|max| self.open_active.load(Ordering::Relaxed) >= max) {
-                self.ctx.recorder.incr(self.ctx.ids.skipped);
-                // The skipped arrival keeps its id unused, so later ids stay arrival indexes.
-                self.next_local += 1;
-                continue;
-            }
-            if self.live() >= self.live_limit {
-                self.ctx.recorder.incr(self.ctx.ids.dropped);
-                self.next_local += 1;
-                continue;
-            }
-            self.open_active.fetch_add(1, Ordering::Relaxed);
-            let active = Arc::clone(&self.open_active);
-            // Open-model vusers are never retired, only their endless loops end with the run.
-            let never = Arc::clone(&self.never_retired);
-            let started = self.spawn(at, false, (CancellationToken::new(), never), move || {
-                active.fetch_sub(1, Ordering::Relaxed);
-            });
-            if !started {
-                self.open_active.fetch_sub(1, Ordering::Relaxed);
-                self.ctx.recorder.incr(self.ctx.ids.skipped);
-            }
+            self.start_arrival(at, max_vusers);
         }
         self.wait_until(phase_end).await
+    }
+
+    /// Starts the open-model arrival scheduled at `at`, or counts it as skipped (`maxVusers`
+    /// reached) or dropped (the process holds all the vusers it can).
+    fn start_arrival(&mut self, at: Instant, max_vusers: Option<u64>) {
+        if max_vusers.is_some_and(|max| self.open_active.load(Ordering::Relaxed) >= max) {
+            self.ctx.recorder.incr(self.ctx.ids.skipped);
+            // The skipped arrival keeps its id unused, so later ids stay arrival indexes.
+            self.next_local += 1;
+            return;
+        }
+        if self.live() >= self.live_limit {
+            self.drop_arrivals(1);
+            return;
+        }
+        self.open_active.fetch_add(1, Ordering::Relaxed);
+        let active = Arc::clone(&self.open_active);
+        // Open-model vusers are never retired, only their endless loops end with the run.
+        let never = Arc::clone(&self.never_retired);
+        let started = self.spawn(at, false, (CancellationToken::new(), never), move || {
+            active.fetch_sub(1, Ordering::Relaxed);
+        });
+        if !started {
+            self.open_active.fetch_sub(1, Ordering::Relaxed);
+            self.ctx.recorder.incr(self.ctx.ids.skipped);
+        }
+    }
+
+    /// Counts `count` of this shard's arrivals as dropped (generator overload); their ids
+    /// stay unused, so later ids remain arrival indexes.
+    fn drop_arrivals(&mut self, count: u64) {
+        self.ctx.recorder.add(self.ctx.ids.dropped, count);
+        self.next_local += count;
+    }
+
+    /// Consumes the rest of a phase's arrivals; how many of them are this shard's.
+    fn take_own(&mut self, arrivals: &mut impl Iterator<Item = Duration>) -> u64 {
+        let mut own = 0;
+        for _ in arrivals {
+            if self.arrivals.take_next().is_some() {
+                own += 1;
+            }
+        }
+        own
     }
 
     /// Keeps the pool at the phase's target concurrency; false when interrupted.

@@ -6,8 +6,10 @@
 //! `*secret*`, `*token*`, `*_key`, `authorization`, ... any case), the values of variables
 //! listed in `config.secrets` (also under an environment's `variables`, so `-e` values are
 //! covered), every other occurrence of those values anywhere in the plan (a literal password
-//! pasted into a `send`), and the word after a secret-looking word inside a string
-//! (`PASS hunter2`, `password=hunter2`, `"token": "abc"`).
+//! pasted into a `send`), and, inside any string, secrets recognised by their shape: the
+//! value after a secret-looking name or word (`PASS hunter2`, `access_token=abc`,
+//! `"token": "abc"`, `Authorization: Bearer abc`), the word after `LOGIN user` or
+//! `AUTH user`, and the password of a URL (`ws://alice:hunter2@host`).
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -57,12 +59,37 @@ pub fn is_secret_name(name: &str) -> bool {
         || (name.ends_with("Key") && name.len() > 3)
 }
 
-/// The value after a secret-looking word in free text: `PASS x`, `password=x`, `"token": "x"`.
-static INLINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?i)(?P<word>\b(?:password|passwd|pass|pwd|secret|token|api[_-]?key|bearer)\b["']?(?:\s*[=:]\s*["']?|\s+["']?))(?P<value>[^\s"'&,;{}\[\]]+)"#,
-    )
-    .ok()
+/// A value in free text: up to a space, a quote, a separator or a template's brace; it does
+/// not start with `=` or `:` (`password = x` is a name, its separator, then the value).
+const VALUE: &str = r#"[^\s"'\\&,;{}\[\]=:][^\s"'\\&,;{}\[\]]*"#;
+
+/// How a secret shows in free text (a `send`, any string): `value` is masked, the rest kept;
+/// `name`, when captured, must look secret ([`is_secret_name`]).
+static INLINE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        // `name=value`, `name: value`, `"name": "value"` (also with the quotes escaped, as in
+        // a YAML string), for any name that looks secret: `access_token=x`, `X-Api-Key: x`,
+        // `Authorization: Bearer x` (an auth scheme stays).
+        format!(
+            r#"(?P<word>\b(?P<name>[A-Za-z][A-Za-z0-9_\-]*)(?:\\?["'])?[ \t]*[=:][ \t]*(?:\\?["'])?(?:(?i:bearer|basic|digest|token|negotiate)[ \t]+)?)(?P<value>{VALUE})"#
+        ),
+        // A secret-looking word then a space: `PASS x`, `Bearer x`, `token x`.
+        format!(
+            r#"(?P<word>(?i:\b(?:password|passwd|pass|pwd|secret|token|api[_-]?key|bearer)\b)[ \t]+(?:\\?["'])?)(?P<value>{VALUE})"#
+        ),
+        // `LOGIN user secret`, `AUTH user secret`, `AUTH PLAIN secret`: the word after the
+        // user name. Capitals only, as commands are written: prose ("the login plan for
+        // ...") is left alone.
+        format!(
+            r#"(?P<word>\b(?:LOGIN|AUTH|AUTHENTICATE)\b[ \t]+[^\s{{}}"'\\]+[ \t]+)(?P<value>{VALUE})"#
+        ),
+        // The password of a URL: `ws://alice:secret@host`.
+        r#"(?P<word>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@"'{}]+:)(?P<value>[^\s@/"'{}]+)@"#
+            .to_owned(),
+    ]
+    .iter()
+    .filter_map(|pattern| Regex::new(pattern).ok())
+    .collect()
 });
 
 /// `key: value` (YAML, block or flow) or `key = value` (TOML) on one line.
@@ -187,19 +214,10 @@ impl Secrets {
                 out = out.replace(value.as_str(), MASK);
             }
         }
-        match &*INLINE {
-            Some(inline) => inline
-                .replace_all(&out, |c: &regex::Captures<'_>| {
-                    let value = &c["value"];
-                    if value == MASK {
-                        c[0].to_owned()
-                    } else {
-                        format!("{}{MASK}", &c["word"])
-                    }
-                })
-                .into_owned(),
-            None => out,
+        for rule in INLINE.iter() {
+            out = mask_matches(rule, &out);
         }
+        out
     }
 
     /// The plan's text with every secret masked, line by line: the value of a secret key
@@ -227,6 +245,31 @@ impl Secrets {
         }
         out
     }
+}
+
+/// `text` with the `value` of every match of `rule` masked. A match whose `name` does not
+/// look secret masks nothing and the search goes on from its value, which may hold a secret
+/// of its own (`send: "X-Api-Key: abc"`).
+fn mask_matches(rule: &Regex, text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut at) = (0, 0);
+    while let Some(c) = rule.captures_at(text, at) {
+        let Some(value) = c.name("value") else {
+            break;
+        };
+        let named_secret = c.name("name").is_none_or(|n| is_secret_name(n.as_str()));
+        if named_secret && value.as_str() != MASK {
+            out.push_str(text.get(copied..value.start()).unwrap_or_default());
+            out.push_str(MASK);
+            copied = value.end();
+            at = value.end();
+        } else {
+            // The word before the value is never empty, so this moves forward.
+            at = value.start();
+        }
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    out
 }
 
 /// Every scalar under `node`, as text.
