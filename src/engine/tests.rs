@@ -399,3 +399,124 @@ async fn the_same_seed_replays_arrivals_picks_thinks_and_template_functions() {
     let (other, _) = seeded_run(20240507).await;
     assert_ne!(lines, other);
 }
+
+/// The end-of-run race: a reader of the results so far (the dashboard, `stats`) upgraded its
+/// handle on the intervals just before the run detached it, and still holds it when the run
+/// takes the intervals back. The run must wait for it, not fail with "internal error: the
+/// interval timer outlived the run". Deterministic: the reader lets go 5 ms (paused clock)
+/// after it sees the run detach, so it always holds the handle at the moment the run ends.
+#[tokio::test(start_paused = true)]
+async fn a_reader_holding_the_intervals_as_the_run_ends_is_waited_for() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::engine::load::RunControl;
+
+    let control = RunControl::new();
+    let reading = Arc::new(AtomicBool::new(false));
+    let released = Arc::new(AtomicBool::new(false));
+    let on_progress: crate::engine::ProgressFn = {
+        let control = control.clone();
+        let reading = Arc::clone(&reading);
+        let released = Arc::clone(&released);
+        Arc::new(move |_: &crate::engine::Progress| {
+            if reading.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let Some(held) = control.intervals_handle() else {
+                return;
+            };
+            let control = control.clone();
+            let released = Arc::clone(&released);
+            tokio::spawn(async move {
+                // Still attached: the run has not reached its end yet.
+                while control.intervals_handle().is_some() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                drop(held);
+                released.store(true, Ordering::SeqCst);
+            });
+        })
+    };
+    let shape = PhaseShape::ArrivalCount {
+        duration: Duration::from_millis(100),
+        count: 2,
+    };
+    let options = RunOptions {
+        control: Some(control),
+        on_progress: Some(on_progress),
+        ..RunOptions::default()
+    };
+    let plan = plan(vec![shape], vec![think(1500)], Duration::from_secs(5));
+    let outcome = run(Arc::new(plan), "127.0.0.1:1", options).await;
+    assert!(
+        reading.load(Ordering::SeqCst),
+        "the reader never got the intervals"
+    );
+    match outcome {
+        Ok(out) => assert_eq!(counter(&out.metrics.aggregate, "vusers.completed"), 2),
+        Err(e) => panic!("the run failed at its end: {e}"),
+    }
+    assert!(released.load(Ordering::SeqCst));
+}
+
+/// A long run on the paused clock keeps only a bounded window of its interval history in
+/// memory, and its result still has every interval.
+#[tokio::test(start_paused = true)]
+async fn a_long_run_holds_a_bounded_interval_history_and_keeps_every_interval() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let most_held = Arc::new(AtomicUsize::new(0));
+    let cuts = Arc::new(AtomicUsize::new(0));
+    let on_progress: crate::engine::ProgressFn = {
+        let most_held = Arc::clone(&most_held);
+        let cuts = Arc::clone(&cuts);
+        Arc::new(move |p: &crate::engine::Progress| {
+            most_held.fetch_max(p.intervals_in_memory, Ordering::SeqCst);
+            cuts.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let minutes = 20;
+    let shape = PhaseShape::Concurrency {
+        duration: Duration::from_secs(60 * minutes),
+        vusers: 2,
+        ramp_to: None,
+        curve: Curve::Linear,
+        steps: None,
+    };
+    let options = RunOptions {
+        on_progress: Some(on_progress),
+        ..RunOptions::default()
+    };
+    let flow = vec![forever(vec![think(250)])];
+    let plan = plan(vec![shape], flow, Duration::from_secs(1));
+    let out = match run(Arc::new(plan), "127.0.0.1:1", options).await {
+        Ok(out) => out,
+        Err(e) => panic!("run failed: {e}"),
+    };
+    let intervals = out.metrics.intermediate.len();
+    assert!(intervals >= 60 * minutes as usize, "{intervals} intervals");
+    assert_eq!(intervals, cuts.load(Ordering::SeqCst));
+    assert_eq!(
+        most_held.load(Ordering::SeqCst),
+        crate::metrics::SPILL_WINDOW
+    );
+    // Every interval is there, in order, with what it counted.
+    assert!(
+        out.metrics
+            .intermediate
+            .windows(2)
+            .all(|w| w[0].end_ms <= w[1].start_ms)
+    );
+    let iterations: u64 = out
+        .metrics
+        .intermediate
+        .iter()
+        .map(|p| counter(p, "vusers.created") + counter(p, "vusers.completed"))
+        .sum();
+    assert_eq!(
+        iterations,
+        counter(&out.metrics.aggregate, "vusers.created")
+            + counter(&out.metrics.aggregate, "vusers.completed")
+    );
+}

@@ -26,6 +26,7 @@ mod merge;
 mod recorder;
 mod registry;
 mod snapshot;
+mod store;
 mod summary;
 mod window;
 
@@ -40,6 +41,7 @@ pub use merge::{merge_intervals, merge_scenarios};
 pub use recorder::{HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG, Recorder, new_histogram};
 pub use registry::{CounterId, GaugeId, HistogramId, Registry, ScenarioId};
 pub use snapshot::{GaugeLevel, IntervalSnapshot, PhaseTag, ScenarioSnapshot};
+pub use store::{IntervalStore, SPILL_WINDOW};
 pub use summary::{
     GaugeSummary, PeriodSummary, PhaseSummary, ScenarioSummary, Summary, epoch_ms, epoch_us,
 };
@@ -55,4 +57,6 @@ pub enum MetricsError {
          not written by chatload"
     )]
     HistogramDecode(String),
+    #[error("could not read back the intervals kept in a temporary file: {0}")]
+    Spill(String),
 }

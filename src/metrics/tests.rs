@@ -44,8 +44,8 @@ fn concurrent_recording_loses_no_sample() {
     assert_eq!(total.counter("messages.sent"), threads * per_thread);
     assert_eq!(total.histograms["latency.chat"].len(), threads * per_thread);
     let sum_of_intervals: u64 = agg
-        .intermediate()
-        .iter()
+        .intervals()
+        .recent()
         .map(|p| p.counters["messages.sent"])
         .sum();
     assert_eq!(sum_of_intervals, threads * per_thread);

@@ -234,6 +234,15 @@ impl RunControl {
         *lock(&self.inner.intervals) = Some((started_at, Arc::downgrade(intervals)));
     }
 
+    /// What a reader of the results so far holds while it computes them (tests hold it on
+    /// purpose, across the end of the run).
+    #[cfg(test)]
+    pub(crate) fn intervals_handle(&self) -> Option<Arc<Intervals>> {
+        lock(&self.inner.intervals)
+            .as_ref()
+            .and_then(|(_, weak)| weak.upgrade())
+    }
+
     pub(crate) fn detach(&self) {
         *lock(&self.inner.intervals) = None;
         self.set_mode(LoadMode::Idle);

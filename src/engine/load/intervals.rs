@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::thresholds::{Breach, ThresholdEvaluator, ThresholdOutcome};
 use crate::metrics::{
-    Aggregator, Collector, IntervalSnapshot, MetricsError, PeriodSummary, RunMetrics,
+    Aggregator, Collector, IntervalSnapshot, MetricsError, PeriodSummary, RunMetrics, SPILL_WINDOW,
 };
 use crate::vocab::names;
 
@@ -45,6 +45,9 @@ pub struct Progress {
     pub snapshot: Arc<IntervalSnapshot>,
     /// The run's id (the one in delivery stamps and the result file).
     pub run_id: Arc<str>,
+    /// How many intervals of the run's history were held in memory after this one was cut
+    /// (at most [`SPILL_WINDOW`]; older ones are in a temporary file).
+    pub intervals_in_memory: usize,
 }
 
 /// Called once per interval, from the engine's timer task; keep it quick.
@@ -91,7 +94,9 @@ impl Intervals {
         Intervals {
             collector,
             state: Mutex::new(State {
-                aggregator: Aggregator::new(),
+                // A run's history goes to a temporary file as it grows: memory stays flat
+                // however long the run (the live outputs read only the latest interval).
+                aggregator: Aggregator::spilling(SPILL_WINDOW),
                 evaluator,
                 breach: None,
                 overloaded: 0,
@@ -113,7 +118,14 @@ impl Intervals {
 
     /// The metrics so far, as `finish` would give them if the run ended now.
     pub fn partial(&self) -> Result<RunMetrics, MetricsError> {
-        self.lock().aggregator.clone().finish()
+        self.lock().aggregator.so_far()
+    }
+
+    /// Intervals held in memory now and intervals cut in all.
+    pub fn held_intervals(&self) -> (usize, usize) {
+        let state = self.lock();
+        let store = state.aggregator.intervals();
+        (store.held(), store.len())
     }
 
     /// Ends the current interval.
@@ -172,6 +184,7 @@ impl Intervals {
             let Some(interval) = state.aggregator.push(snapshot).cloned() else {
                 return;
             };
+            let intervals_in_memory = state.aggregator.intervals().held();
             let lag_p99_ms = interval
                 .summaries
                 .get(names::SCHEDULE_LAG)
@@ -195,6 +208,7 @@ impl Intervals {
                 breach,
                 snapshot,
                 run_id: Arc::clone(&self.run_id),
+                intervals_in_memory,
             }
         };
         if let Some(callback) = &self.on_progress {
@@ -262,5 +276,35 @@ mod tests {
         );
         let finished = intervals.finish().map(|f| f.overloaded_intervals).ok();
         assert_eq!(finished, Some(1));
+    }
+
+    #[test]
+    fn a_long_history_is_held_in_a_bounded_window_and_finished_whole() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (intervals, recorder) = intervals_with(Arc::clone(&seen));
+        let lag = recorder.histogram(names::SCHEDULE_LAG);
+        intervals.begin_phase(0, "hold");
+        let cuts = SPILL_WINDOW * 20;
+        for i in 0..cuts {
+            recorder.record(lag, Duration::from_micros(100 + i as u64));
+            intervals.tick();
+            let (held, total) = intervals.held_intervals();
+            assert!(held <= SPILL_WINDOW, "{held} intervals held after {total}");
+        }
+        let so_far = intervals.partial().map(|m| m.intermediate.len()).ok();
+        assert_eq!(so_far, Some(cuts));
+        let most_held = seen
+            .lock()
+            .map(|all| all.iter().map(|p| p.intervals_in_memory).max())
+            .ok()
+            .flatten();
+        assert_eq!(most_held, Some(SPILL_WINDOW));
+        let finished = intervals.finish().map(|f| f.metrics.intermediate).ok();
+        let lags: Option<Vec<u64>> = finished.map(|all| {
+            all.iter()
+                .map(|p| p.summaries[names::SCHEDULE_LAG].count)
+                .collect()
+        });
+        assert_eq!(lags, Some(vec![1; cuts]));
     }
 }
