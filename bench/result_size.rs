@@ -1,10 +1,12 @@
 //! How big is the result.json of a long run? Builds the result of a 1-hour run with 1 s
 //! intervals and 20 latency metrics, each sampled `--samples` times per interval from a
 //! log-normal-ish distribution (so the histograms are as spread as real latencies), writes it
-//! with chatload's own writer and prints the sizes: the whole file, the part that is
-//! per-interval histograms, and gzip of it.
+//! with chatload's own writer and prints the sizes: `result.json`, its histogram sidecar
+//! (`result.histograms.bin`, the per-interval histograms), both together, and gzip of each.
 //!
 //!   cargo run --release --example result-size -- [--seconds 3600] [--metrics 20] [--samples 1000]
+//!       [--keep DIR]   (writes the result into DIR instead of a temporary folder, e.g. to time
+//!                       `chatload report` on it)
 
 use std::io::Write as _;
 use std::time::{Duration, SystemTime};
@@ -54,28 +56,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut info = RunInfo::new("size", "127.0.0.1:9200", start, end);
     info.interval_ms = Some(1_000);
     let result = RunResult::new(info, metrics_out, serde_json::json!({}));
-    let interval_hist_bytes: usize = result
-        .intermediate
-        .iter()
-        .flat_map(|i| i.histograms.values())
-        .map(String::len)
-        .sum();
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("result.json");
-    write_result(&path, &result)?;
-    let bytes = std::fs::read(&path)?;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&bytes)?;
-    let gzipped = gz.finish()?.len();
+    let args: Vec<String> = std::env::args().collect();
+    let out_dir = match args.iter().position(|a| a == "--keep") {
+        Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or("--keep needs a folder")?),
+        None => dir.path().to_owned(),
+    };
+    std::fs::create_dir_all(&out_dir)?;
+    let path = out_dir.join("result.json");
+    let sidecar = write_result(&path, &result)?;
+    let gzip = |bytes: &[u8]| -> std::io::Result<usize> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes)?;
+        Ok(gz.finish()?.len())
+    };
+    let json = std::fs::read(&path)?;
+    let bin = match &sidecar {
+        Some(p) => std::fs::read(p)?,
+        None => Vec::new(),
+    };
+    let histograms = seconds * metrics;
     let mib = |b: usize| b as f64 / 1_048_576.0;
     println!(
         "{seconds} intervals x {metrics} metrics x {samples} samples/interval: result.json \
-         {:.2} MiB ({:.2} MiB of it per-interval histograms, {:.0} bytes per histogram), \
-         gzip {:.2} MiB",
-        mib(bytes.len()),
-        mib(interval_hist_bytes),
-        interval_hist_bytes as f64 / (seconds * metrics) as f64,
-        mib(gzipped)
+         {:.2} MiB ({} bytes, gzip {:.2} MiB), result.histograms.bin {:.2} MiB ({:.0} bytes per \
+         interval histogram, gzip {:.2} MiB), together {:.2} MiB",
+        mib(json.len()),
+        json.len(),
+        mib(gzip(&json)?),
+        mib(bin.len()),
+        bin.len() as f64 / histograms as f64,
+        mib(gzip(&bin)?),
+        mib(json.len() + bin.len()),
     );
     Ok(())
 }

@@ -117,6 +117,9 @@ pub struct PeriodSummary {
     pub counters: BTreeMap<String, u64>,
     /// `counters[name]` divided by the period length in seconds, for every counter.
     pub rates: BTreeMap<String, f64>,
+    /// One per histogram with samples in the period. In a result file an interval may omit
+    /// those its `histograms` imply (the reader derives them).
+    #[serde(default)]
     pub summaries: BTreeMap<String, Summary>,
     #[serde(default)]
     pub gauges: BTreeMap<String, GaugeSummary>,

@@ -18,6 +18,7 @@ mod model;
 mod outputs;
 mod so_far;
 mod spectrum;
+mod stored;
 mod time;
 
 use std::path::PathBuf;
@@ -32,9 +33,9 @@ pub use io::{
 };
 pub use merge::{MergeError, Merged, Piece, merge};
 pub use model::{
-    AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, HookResult, MonitorSample,
-    ObservedValue, PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult, ShardInfo,
-    ThresholdResult, Verdict,
+    AdaptiveResult, AdaptiveStep, BreakingPoint, ErrorEntry, HistogramSidecar, HookResult,
+    MonitorSample, ObservedValue, PlanFormat, PlanSource, ResultFormat, RunInfo, RunResult,
+    ShardInfo, ThresholdResult, Verdict,
 };
 pub use outputs::{Formats, claim_run_dir, ensure_empty_dir, prepare_outputs, write_reports};
 pub use time::{format_compact_utc, format_rfc3339_ms};
@@ -81,6 +82,12 @@ pub enum ReportError {
         #[source]
         source: crate::metrics::MetricsError,
     },
+    #[error(
+        "cannot read the per-interval histograms of the result from {}: {reason}; keep the \
+         sidecar file next to its result.json (copy both)",
+        path.display()
+    )]
+    Sidecar { path: PathBuf, reason: String },
     #[error("cannot write CSV: {0}")]
     Csv(#[source] ::csv::Error),
     #[error("cannot render the HTML report: {0:#}")]

@@ -27,8 +27,10 @@ pub enum ResultFormat {
     V2,
 }
 
-/// One run's results, as written to `result.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One run's results, as written to `result.json`. Serialized in its stored form
+/// (`stored.rs`): an interval's summaries that its histograms imply are left out and derived
+/// again on reading.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(
     title = "chatload run result",
@@ -39,7 +41,10 @@ pub struct RunResult {
     pub run: RunInfo,
     /// Whole-run totals (Artillery's `aggregate`).
     pub aggregate: PeriodSummary,
-    /// One entry per interval, in order (Artillery's `intermediate`).
+    /// One entry per interval, in order (Artillery's `intermediate`). In the file an
+    /// interval's `summaries` omit every metric it has a histogram of (derived on reading),
+    /// and its `histograms` are in the sidecar when `intervalHistograms` is set.
+    #[serde(deserialize_with = "intervals_with_summaries")]
     pub intermediate: Vec<PeriodSummary>,
     pub phases: Vec<PhaseSummary>,
     pub scenarios: Vec<ScenarioSummary>,
@@ -73,6 +78,46 @@ pub struct RunResult {
     /// written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_source: Option<PlanSource>,
+    /// Set in files whose per-interval histograms are in a binary sidecar file next to them
+    /// (what `write_result` writes); `read_result` loads them into `intermediate` and clears
+    /// it. Absent when the histograms are inline (or there are none, as in v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_histograms: Option<HistogramSidecar>,
+}
+
+impl Serialize for RunResult {
+    /// Self-contained: the interval histograms inline (base64); `write_result` moves them to
+    /// the sidecar.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        super::stored::Stored {
+            result: self,
+            sidecar: None,
+        }
+        .serialize(s)
+    }
+}
+
+fn intervals_with_summaries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<PeriodSummary>, D::Error> {
+    let mut intervals = Vec::<PeriodSummary>::deserialize(d)?;
+    super::stored::derive_summaries(&mut intervals).map_err(serde::de::Error::custom)?;
+    Ok(intervals)
+}
+
+/// Where a result's per-interval histograms are when they are not inline: a binary file in
+/// the same folder (layout in docs/results.md), checked by size and checksum on reading.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistogramSidecar {
+    /// The file's name (no folder): `<result file stem>.histograms.bin`.
+    pub file: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How many intervals it holds histograms for (the length of `intermediate`).
+    pub intervals: u64,
+    /// FNV-1a 64-bit hash of the file, 16 hex digits.
+    pub fnv1a64: String,
 }
 
 /// One `config.hooks` command and how it went.
@@ -433,6 +478,7 @@ impl RunResult {
             histograms: metrics.histograms,
             plan,
             plan_source: None,
+            interval_histograms: None,
         }
     }
 

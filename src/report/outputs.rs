@@ -31,7 +31,9 @@ impl Formats {
     pub fn paths(&self, dir: &Path) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if self.json {
-            out.push(dir.join("result.json"));
+            let result = dir.join("result.json");
+            out.push(dir.join(super::stored::sidecar_name(&result)));
+            out.push(result);
         }
         if self.csv {
             out.push(dir.join("stats.csv"));
@@ -152,7 +154,7 @@ pub fn write_reports(
     let mut written = Vec::new();
     if formats.json {
         let path = dir.join("result.json");
-        super::write_result(&path, result)?;
+        written.extend(super::write_result(&path, result)?);
         written.push(path);
     }
     if formats.csv {

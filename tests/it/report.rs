@@ -384,13 +384,19 @@ fn html_tables_errors_by_scenario_and_kind() {
 #[test]
 fn report_and_compare_still_read_v1_results() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    // A v1 file: the v1 tag, none of the fields v2 added.
-    let mut json = serde_json::to_value(synthetic_result(20, 20, 1.0)).expect("json");
+    // A v1 file: the v1 tag, none of the fields v2 added, every interval summary written.
+    let original = synthetic_result(20, 20, 1.0);
+    let mut json = serde_json::to_value(&original).expect("json");
     json["format"] = "chatload.result/v1".into();
-    for interval in json["intermediate"].as_array_mut().expect("intervals") {
+    let intervals = json["intermediate"].as_array_mut().expect("intervals");
+    for (interval, summary) in intervals.iter_mut().zip(&original.intermediate) {
         let fields = interval.as_object_mut().expect("object");
         fields.remove("histograms");
         fields.remove("phaseIndex");
+        fields.insert(
+            "summaries".into(),
+            serde_json::to_value(&summary.summaries).expect("summaries"),
+        );
     }
     for scenario in json["scenarios"].as_array_mut().expect("scenarios") {
         scenario

@@ -136,12 +136,19 @@ fn result_written_read_back_and_valid_against_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("result.json");
     write_result(&path, &result).unwrap();
-    // Atomic write: only the final file remains.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    // Atomic write: only the final files remain.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("result.json")]);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            std::ffi::OsString::from("result.histograms.bin"),
+            std::ffi::OsString::from("result.json")
+        ]
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -177,6 +184,79 @@ fn result_written_read_back_and_valid_against_the_schema() {
         Summary::from_histogram(&chat),
         result.aggregate.summaries["latency.chat"]
     );
+}
+
+#[test]
+fn per_interval_percentiles_survive_the_round_trip_through_the_sidecar() {
+    let result = synthetic_result();
+    let with_histograms = result
+        .intermediate
+        .iter()
+        .filter(|p| p.histograms.contains_key("latency.chat"))
+        .count();
+    assert!(with_histograms >= 3, "{with_histograms}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.json");
+    let sidecar = write_result(&path, &result).unwrap();
+    assert_eq!(sidecar, Some(dir.path().join("result.histograms.bin")));
+
+    // The file is compact and keeps neither the interval histograms nor what they imply.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("\n  "), "not compact");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["intervalHistograms"]["file"], "result.histograms.bin");
+    for interval in json["intermediate"].as_array().unwrap() {
+        assert!(interval.get("histograms").is_none(), "{interval}");
+        assert!(interval["summaries"].get("latency.chat").is_none());
+    }
+    assert!(validate(&json).is_empty());
+
+    let back = read_result(&path).unwrap();
+    assert_eq!(back.intermediate, result.intermediate);
+    assert_eq!(back, result);
+}
+
+#[test]
+fn results_written_before_the_sidecar_still_read() {
+    // An older v2 file: pretty, interval histograms inline, every summary written out.
+    let result = synthetic_result();
+    let mut json = serde_json::to_value(&result).unwrap();
+    let intervals = json["intermediate"].as_array_mut().unwrap();
+    for (interval, original) in intervals.iter_mut().zip(&result.intermediate) {
+        assert!(interval.get("histograms").is_some() || original.histograms.is_empty());
+        interval["summaries"] = serde_json::to_value(&original.summaries).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    assert_eq!(read_result(&path).unwrap(), result);
+    // And one without the summaries (what serializing a result gives): derived on reading.
+    let inline = serde_json::to_vec(&result).unwrap();
+    std::fs::write(&path, inline).unwrap();
+    assert_eq!(read_result(&path).unwrap(), result);
+}
+
+#[test]
+fn a_missing_or_foreign_sidecar_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("result.json");
+    let sidecar = write_result(&path, &synthetic_result()).unwrap().unwrap();
+
+    let other = tempfile::tempdir().unwrap();
+    let mut different = synthetic_result();
+    different.intermediate.truncate(2);
+    let foreign = write_result(&other.path().join("result.json"), &different)
+        .unwrap()
+        .unwrap();
+    std::fs::copy(&foreign, &sidecar).unwrap();
+    let err = read_result(&path).unwrap_err();
+    assert!(matches!(err, ReportError::Sidecar { .. }), "{err}");
+    assert!(err.to_string().contains("another run"), "{err}");
+
+    std::fs::remove_file(&sidecar).unwrap();
+    let err = read_result(&path).unwrap_err().to_string();
+    assert!(err.contains("result.histograms.bin"), "{err}");
+    assert!(err.contains("copy both"), "{err}");
 }
 
 #[test]

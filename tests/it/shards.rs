@@ -149,6 +149,24 @@ async fn three_shards_against_one_server_merge_into_the_single_schedule() {
     let merged = report::merge(&pieces, false).expect("the pieces make one run");
     let result = &merged.result;
 
+    // Through the files (compact result.json + histogram sidecar) and back, the pieces merge
+    // into the same result: every per-interval percentile as before.
+    let dir = tempfile::tempdir().unwrap();
+    let loaded: Vec<Piece> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let path = dir.path().join(format!("shard-{i}.json"));
+            let sidecar = report::write_result(&path, &p.result).unwrap();
+            assert!(sidecar.is_some_and(|s| s.exists()));
+            let back = report::read_result(&path).unwrap();
+            assert_eq!(back, p.result);
+            Piece { path, result: back }
+        })
+        .collect();
+    let merged_from_files = report::merge(&loaded, false).unwrap();
+    assert_eq!(merged_from_files.result, merged.result);
+
     // The merged arrivals are the single schedule's, exactly; every id once.
     let expected = scheduled_arrivals(&plan);
     assert!(expected > 10, "{expected} arrivals");
