@@ -316,8 +316,39 @@ fn decode_sidecar(bytes: &[u8], intervals: &mut [PeriodSummary]) -> Result<(), S
     Ok(())
 }
 
-/// Puts back every interval summary its histogram implies and the file left out.
+/// Puts back every interval summary its histogram implies and the file left out. Decoding
+/// tens of thousands of histograms is most of the time it takes to load a long run's result,
+/// so the intervals are shared out over the available cores.
 pub fn derive_summaries(intervals: &mut [PeriodSummary]) -> Result<(), ReportError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = intervals.len().div_ceil(threads).max(64);
+    if intervals.len() <= per_thread {
+        return derive_in(intervals);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = intervals
+            .chunks_mut(per_thread)
+            .map(|chunk| scope.spawn(move || derive_in(chunk)))
+            .collect();
+        let mut outcome = Ok(());
+        for worker in workers {
+            let done = worker.join().unwrap_or_else(|_| {
+                Err(ReportError::Histogram {
+                    metric: String::new(),
+                    source: crate::metrics::MetricsError::HistogramDecode(
+                        "a decoding thread failed".to_owned(),
+                    ),
+                })
+            });
+            if outcome.is_ok() {
+                outcome = done;
+            }
+        }
+        outcome
+    })
+}
+
+fn derive_in(intervals: &mut [PeriodSummary]) -> Result<(), ReportError> {
     for period in intervals {
         let PeriodSummary {
             summaries,

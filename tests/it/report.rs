@@ -153,7 +153,8 @@ fn outputs_are_checked_before_the_run_and_all_written_after() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run-1");
     let planned = prepare_outputs(&dir, Formats::ALL).expect("prepared");
-    assert_eq!(planned.len(), 5);
+    // result.json and its histogram sidecar, three CSV files, report.html.
+    assert_eq!(planned.len(), 6);
     let written =
         write_reports(&synthetic_result(20, 5, 1.0), &dir, Formats::ALL).expect("written");
     assert_eq!(written, planned);

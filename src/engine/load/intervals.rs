@@ -122,6 +122,7 @@ impl Intervals {
     }
 
     /// Intervals held in memory now and intervals cut in all.
+    #[cfg(test)]
     pub fn held_intervals(&self) -> (usize, usize) {
         let state = self.lock();
         let store = state.aggregator.intervals();
