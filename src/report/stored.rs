@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::Hasher as _;
+use std::io::Read;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -259,22 +260,36 @@ pub fn attach_sidecar(
     if Path::new(&reference.file).file_name() != Some(std::ffi::OsStr::new(&reference.file)) {
         return Err(bad("the reference is not a plain file name".to_owned()));
     }
-    let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-    if bytes.len() as u64 != reference.bytes || checksum(&bytes) != reference.fnv1a64 {
-        return Err(bad(format!(
-            "it holds {} bytes with checksum {}, the result expects {} bytes with checksum {} \
-             (a sidecar of another run?)",
-            bytes.len(),
-            checksum(&bytes),
-            reference.bytes,
-            reference.fnv1a64
-        )));
+    // Streamed: the file's bytes are never held next to the histograms made from them.
+    let file = std::fs::File::open(&path).map_err(|e| bad(e.to_string()))?;
+    let size = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+    let mismatch = |size: u64, sum: &str| {
+        bad(format!(
+            "it holds {size} bytes with checksum {sum}, the result expects {} bytes with \
+             checksum {} (a sidecar of another run?)",
+            reference.bytes, reference.fnv1a64
+        ))
+    };
+    if size != reference.bytes {
+        return Err(mismatch(size, "(not computed)"));
     }
-    decode_sidecar(&bytes, intervals).map_err(bad)
+    let mut cur = Cursor {
+        reader: std::io::BufReader::new(file),
+        hash: fnv::FnvHasher::default(),
+        pos: 0,
+    };
+    decode_sidecar(&mut cur, intervals).map_err(&bad)?;
+    let sum = format!("{:016x}", cur.hash.finish());
+    if cur.pos != reference.bytes || sum != reference.fnv1a64 {
+        return Err(mismatch(cur.pos, &sum));
+    }
+    Ok(())
 }
 
-fn decode_sidecar(bytes: &[u8], intervals: &mut [PeriodSummary]) -> Result<(), String> {
-    let mut cur = Cursor { bytes, pos: 0 };
+fn decode_sidecar<R: Read>(
+    cur: &mut Cursor<R>,
+    intervals: &mut [PeriodSummary],
+) -> Result<(), String> {
     if cur.take(MAGIC.len())? != MAGIC {
         return Err("not a chatload histogram sidecar".to_owned());
     }
@@ -285,11 +300,11 @@ fn decode_sidecar(bytes: &[u8], intervals: &mut [PeriodSummary]) -> Result<(), S
         ));
     }
     let name_count = cur.u32()? as usize;
-    let mut names = Vec::with_capacity(name_count.min(bytes.len()));
+    let mut names = Vec::new();
     for _ in 0..name_count {
         let len = cur.u32()? as usize;
-        let name = std::str::from_utf8(cur.take(len)?).map_err(|e| e.to_string())?;
-        names.push(name.to_owned());
+        let name = String::from_utf8(cur.take(len)?).map_err(|e| e.to_string())?;
+        names.push(name);
     }
     let interval_count = cur.u32()? as usize;
     if interval_count != intervals.len() {
@@ -310,8 +325,9 @@ fn decode_sidecar(bytes: &[u8], intervals: &mut [PeriodSummary]) -> Result<(), S
             period.histograms.insert(name.clone(), text);
         }
     }
-    if cur.pos != bytes.len() {
-        return Err(format!("{} bytes left over", bytes.len() - cur.pos));
+    let mut rest = [0u8; 1];
+    if cur.reader.read(&mut rest).map_err(|e| e.to_string())? != 0 {
+        return Err("bytes left over after the last interval".to_owned());
     }
     Ok(())
 }
@@ -388,20 +404,27 @@ fn too_big(what: &str) -> ReportError {
     }
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// Reads the sidecar in order, hashing what it reads.
+struct Cursor<R> {
+    reader: R,
+    hash: fnv::FnvHasher,
+    pos: u64,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| "truncated".to_owned())?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
+impl<R: Read> Cursor<R> {
+    /// The next `n` bytes; `n` is bounded by what the file still holds (its size was
+    /// checked), so a corrupt length cannot make it allocate more than the file.
+    fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let got = (&mut self.reader)
+            .take(n as u64)
+            .read_to_end(&mut out)
+            .map_err(|e| e.to_string())?;
+        if got != n {
+            return Err("truncated".to_owned());
+        }
+        self.hash.write(&out);
+        self.pos += n as u64;
         Ok(out)
     }
 
