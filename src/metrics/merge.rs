@@ -57,6 +57,31 @@ impl IntervalSnapshot {
         })
     }
 
+    /// Takes in `later`, the same process's next interval that fell in the same grid slot
+    /// (a cut that a saturated runtime made late, then one that caught up): counters and
+    /// histograms add, but a gauge is one process's level, so its `last` is the later
+    /// interval's and its `max` the larger of the two — adding them would count the same
+    /// vusers twice.
+    pub fn follow(&mut self, later: &IntervalSnapshot) {
+        self.start = self.start.min(later.start);
+        self.end = self.end.max(later.end);
+        if self.phase != later.phase {
+            self.phase = None;
+        }
+        for (name, value) in &later.counters {
+            let c = self.counters.entry(name.clone()).or_insert(0);
+            *c = c.saturating_add(*value);
+        }
+        for (name, level) in &later.gauges {
+            let g = self.gauges.entry(name.clone()).or_default();
+            g.last = level.last;
+            g.max = g.max.max(level.max);
+        }
+        for (name, hist) in &later.histograms {
+            add_into(&mut self.histograms, name, hist);
+        }
+    }
+
     /// Adds `other`, recorded by another process over (about) the same period: the period
     /// becomes the union, counters and histograms add, gauges add (see the module doc).
     pub fn add(&mut self, other: &IntervalSnapshot) {
@@ -98,12 +123,25 @@ pub fn merge_intervals(
     // intervals, one per phase, in every piece.
     let mut merged: BTreeMap<(u64, usize), IntervalSnapshot> = BTreeMap::new();
     for piece in pieces {
-        for period in *piece {
+        // One piece's intervals per slot first: a piece may hold two in one slot when its
+        // interval timer fired late, and those follow each other rather than add as shards.
+        let mut own: BTreeMap<(u64, usize), IntervalSnapshot> = BTreeMap::new();
+        let mut periods: Vec<&PeriodSummary> = piece.iter().collect();
+        periods.sort_by_key(|p| (p.start_ms, p.end_ms));
+        for period in periods {
             let snapshot = IntervalSnapshot::from_stored(period)?;
             let key = (
                 slot(period, interval_ms),
                 period.phase_index.map_or(0, |i| i + 1),
             );
+            match own.get_mut(&key) {
+                Some(acc) => acc.follow(&snapshot),
+                None => {
+                    own.insert(key, snapshot);
+                }
+            }
+        }
+        for (key, snapshot) in own {
             match merged.get_mut(&key) {
                 Some(acc) => acc.add(&snapshot),
                 None => {
@@ -226,6 +264,32 @@ mod tests {
         let h = &last.histograms["latency.chat"];
         assert!(h.equivalent(h.max(), 8_000), "max {}", h.max());
         assert_eq!(super::super::epoch_ms(last.start), 10_300);
+    }
+
+    #[test]
+    fn two_intervals_of_one_piece_in_one_slot_follow_each_other_not_add_as_shards() {
+        let _ = Registry::new();
+        // Shard 0's timer fired late (cut at 10_834), then caught up (cut at 11_316): both
+        // intervals' midpoints fall in slot 10 or 11; the late pair must not double its gauge.
+        let a = vec![
+            stored(10_000, 10_834, Some(0), &[1_000], 17_000),
+            stored(10_834, 11_316, Some(0), &[2_000], 17_000),
+            stored(11_316, 12_000, Some(0), &[3_000], 17_000),
+        ];
+        let b = vec![
+            stored(10_000, 11_000, Some(0), &[4_000], 17_000),
+            stored(11_000, 12_000, Some(0), &[5_000], 17_000),
+        ];
+        let merged = merge_intervals(&[&a, &b], 1_000).unwrap();
+        let sent: u64 = merged.iter().map(|s| s.counter("messages.sent")).sum();
+        assert_eq!(sent, 5, "every sample is kept");
+        for s in &merged {
+            let level = s.gauges["vusers.active"];
+            // Two shards at 17 000 each: the fleet never held more than 34 000 (+1 each for
+            // the helper's max), whatever the cuts.
+            assert!(level.max <= 34_002, "{level:?}");
+            assert_eq!(level.last, 34_000, "{level:?}");
+        }
     }
 
     #[test]
