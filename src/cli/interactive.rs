@@ -91,7 +91,12 @@ pub(super) fn execute(control: &RunControl, info: &ExportInfo, line: &str) -> Ve
             vec!["export: give a file name, e.g. `export partial.json`".to_owned()]
         }
         "export" => match export(control, info, Path::new(rest)) {
-            Ok(()) => vec![format!("export: wrote {rest}")],
+            // The interval histograms live beside the JSON; name both so they travel together.
+            Ok(Some(sidecar)) => vec![format!(
+                "export: wrote {rest} and {} (keep them together)",
+                sidecar.display()
+            )],
+            Ok(None) => vec![format!("export: wrote {rest}")],
             Err(err) => vec![format!("export: {err:#}")],
         },
         "stop" | "quit" => {
@@ -102,8 +107,13 @@ pub(super) fn execute(control: &RunControl, info: &ExportInfo, line: &str) -> Ve
     }
 }
 
-/// Writes the results so far as a result.json (marked as a partial export).
-fn export(control: &RunControl, info: &ExportInfo, path: &Path) -> anyhow::Result<()> {
+/// Writes the results so far as a result.json (marked as a partial export); the path of its
+/// histogram sidecar when one was written.
+fn export(
+    control: &RunControl,
+    info: &ExportInfo,
+    path: &Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
     let partial = control.partial()?;
     let mut run = RunInfo::new(
         &info.plan_name,
@@ -116,8 +126,7 @@ fn export(control: &RunControl, info: &ExportInfo, path: &Path) -> anyhow::Resul
     run.warnings
         .push("partial export from the interactive console: the run was still going".to_owned());
     let result = RunResult::new(run, partial.metrics, info.plan_json.clone());
-    report::write_result(path, &result)?;
-    Ok(())
+    Ok(report::write_result(path, &result)?)
 }
 
 fn stats_lines(p: &Progress) -> Vec<String> {

@@ -272,4 +272,12 @@ fn interactive_commands_on_stdin_steer_the_real_binary() {
     let partial: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&export).expect("export")).expect("JSON");
     assert_eq!(partial["format"], "chatload.result/v2");
+    // Interval histograms go to a sidecar beside the export: the reply names it too.
+    if let Some(file) = partial["intervalHistograms"]["file"].as_str() {
+        assert!(export.with_file_name(file).is_file(), "{file} not written");
+        assert!(
+            stdout.contains(file) && stdout.contains("keep them together"),
+            "the export reply does not name {file}:\n{stdout}"
+        );
+    }
 }
