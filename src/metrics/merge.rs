@@ -63,28 +63,17 @@ impl IntervalSnapshot {
     /// interval's and its `max` the larger of the two — adding them would count the same
     /// vusers twice.
     pub fn follow(&mut self, later: &IntervalSnapshot) {
-        self.start = self.start.min(later.start);
-        self.end = self.end.max(later.end);
-        if self.phase != later.phase {
-            self.phase = None;
-        }
-        for (name, value) in &later.counters {
-            let c = self.counters.entry(name.clone()).or_insert(0);
-            *c = c.saturating_add(*value);
-        }
+        self.add_counts(later);
         for (name, level) in &later.gauges {
             let g = self.gauges.entry(name.clone()).or_default();
             g.last = level.last;
             g.max = g.max.max(level.max);
         }
-        for (name, hist) in &later.histograms {
-            add_into(&mut self.histograms, name, hist);
-        }
     }
 
-    /// Adds `other`, recorded by another process over (about) the same period: the period
-    /// becomes the union, counters and histograms add, gauges add (see the module doc).
-    pub fn add(&mut self, other: &IntervalSnapshot) {
+    /// What [`follow`](Self::follow) and [`add`](Self::add) share: the period becomes the
+    /// union, counters and histograms add.
+    fn add_counts(&mut self, other: &IntervalSnapshot) {
         self.start = self.start.min(other.start);
         self.end = self.end.max(other.end);
         if self.phase != other.phase {
@@ -94,13 +83,19 @@ impl IntervalSnapshot {
             let c = self.counters.entry(name.clone()).or_insert(0);
             *c = c.saturating_add(*value);
         }
+        for (name, hist) in &other.histograms {
+            add_into(&mut self.histograms, name, hist);
+        }
+    }
+
+    /// Adds `other`, recorded by another process over (about) the same period: the period
+    /// becomes the union, counters and histograms add, gauges add (see the module doc).
+    pub fn add(&mut self, other: &IntervalSnapshot) {
+        self.add_counts(other);
         for (name, level) in &other.gauges {
             let g = self.gauges.entry(name.clone()).or_default();
             g.last = g.last.saturating_add(level.last);
             g.max = g.max.saturating_add(level.max);
-        }
-        for (name, hist) in &other.histograms {
-            add_into(&mut self.histograms, name, hist);
         }
     }
 }
