@@ -30,7 +30,7 @@ pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
             limit.soft
         );
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = crate::engine::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = bind(&args.listen, args.reuse_port).await.with_context(|| {
             format!(

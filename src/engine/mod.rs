@@ -48,7 +48,13 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 2;
 /// times the minimal client's at 1 000 connections). Reading it every second poll serves
 /// both alike; with fewer runnable vusers than 256 it is one atomic load.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
         .enable_all()
         .global_queue_interval(GLOBAL_QUEUE_INTERVAL)
         .build()
