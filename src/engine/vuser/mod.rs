@@ -395,7 +395,9 @@ impl Vuser {
                 item = conn.conn.recv() => item,
                 Some(text) = recv_broadcast(&mut self.inbox) => {
                     let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
-                    steps::write(self, ctx, frame, false).await?;
+                    // Boxed: a console broadcast is rare, and the write future would
+                    // otherwise sit in every vuser's task (memory per idle vuser).
+                    Box::pin(steps::write(self, ctx, frame, false)).await?;
                     continue;
                 }
                 _ = self.timer.as_mut() => return Ok(Waited::Deadline),

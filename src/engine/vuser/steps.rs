@@ -482,7 +482,15 @@ pub(super) async fn handle(
                     format!("handler reply to {}: {e}", preview(frame)),
                 )
             })?;
-            write(vu, ctx, reply, message::is_binary(&ctx.plan, reply_spec)).await?;
+            // Boxed, like the broadcast write in `Vuser::wait`: the write future would
+            // otherwise be part of every wait of every vuser; a reply already allocates.
+            Box::pin(write(
+                vu,
+                ctx,
+                reply,
+                message::is_binary(&ctx.plan, reply_spec),
+            ))
+            .await?;
         }
         return Ok(true);
     }
