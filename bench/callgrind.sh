@@ -18,11 +18,13 @@ CHATLOAD=${3:-$TARGET/release/chatload}
 MINIMAL=$TARGET/release/examples/pingpong_minimal
 OUT=$ROOT/target/bench/callgrind
 mkdir -p "$OUT"
-PORT=$((20000 + $$ % 20000))
-taskset -c 1 "$TARGET/release/chatload" serve --listen 127.0.0.1:$PORT >"$OUT/server.log" 2>&1 &
+# Port 0: the kernel picks a free port (a fixed one can collide with other runs' sockets).
+taskset -c 1 "$TARGET/release/chatload" serve --listen 127.0.0.1:0 >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT INT TERM
 sleep 0.5
+PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$OUT/server.log" | head -1)
+[ -n "$PORT" ] || { echo "the server did not start: $(cat "$OUT/server.log")" >&2; exit 1; }
 cat >"$OUT/plan.yml" <<PLAN
 config:
   target: "127.0.0.1:$PORT"

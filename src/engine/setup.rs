@@ -60,7 +60,7 @@ async fn run(ctx: &Arc<RunContext>, index: usize, id: u64) -> (Outcome, Vars) {
         inbox: None,
         rng,
     };
-    let (outcome, vars) = vuser::run_keeping(Arc::clone(ctx), spec).await;
+    let (outcome, vars) = vuser::run(Arc::clone(ctx), spec).await;
     let bound = vars
         .iter()
         .filter(|(name, value)| initial.get(*name) != Some(*value))

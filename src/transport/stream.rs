@@ -14,15 +14,16 @@ use tokio_util::codec::FramedRead;
 use super::{Incoming, TransportError};
 use crate::protocol::{FrameCodec, ProtocolError};
 
-/// Initial read buffer per connection: chat frames are small, and 10 000 idle connections
-/// must not hold 8 KiB each (the buffer grows for a big frame).
-const READ_BUFFER_BYTES: usize = 512;
+/// Initial read buffer per connection: chat frames are small, and 19 000 idle connections
+/// must not hold 8 KiB each. A full buffer doubles before the next read, so a big frame or
+/// a burst grows it to what the traffic needs.
+const READ_BUFFER_BYTES: usize = 256;
 
 /// A byte stream split into a framed reader and a writer.
 pub struct FramedStream<R, W> {
     reader: FramedRead<R, FrameCodec>,
     writer: W,
-    encoder: FrameCodec,
+    /// Where a message is encoded (by the reader's codec: one codec per connection).
     buffer: BytesMut,
     /// Longest a write may wait for the peer to take the bytes (`Conn::set_write_limit`).
     pub(super) write_limit: Option<std::time::Duration>,
@@ -52,9 +53,8 @@ where
 {
     fn new(read: R, writer: W, codec: FrameCodec) -> Self {
         FramedStream {
-            reader: FramedRead::with_capacity(read, codec.clone(), READ_BUFFER_BYTES),
+            reader: FramedRead::with_capacity(read, codec, READ_BUFFER_BYTES),
             writer,
-            encoder: codec,
             buffer: BytesMut::new(),
             write_limit: None,
         }
@@ -66,7 +66,8 @@ where
         body: &[u8],
     ) -> Result<(), TransportError> {
         self.buffer.clear();
-        self.encoder
+        self.reader
+            .decoder()
             .encode_parts(type_id, body, &mut self.buffer)
             .map_err(TransportError::Protocol)?;
         self.writer

@@ -104,6 +104,8 @@ struct LoopFrame {
 
 pub(crate) struct Vuser {
     pub id: u64,
+    /// Its scenario's index in the program.
+    scenario: usize,
     pub ids: ScenarioIds,
     pub closed_model: bool,
     pub retire: CancellationToken,
@@ -142,104 +144,136 @@ pub(crate) struct Vuser {
     pub render_buffer: Vec<u8>,
 }
 
-/// Runs one vuser to its end and counts how it ended.
-pub(crate) async fn run(ctx: Arc<RunContext>, spec: VuserSpec) -> Outcome {
-    run_keeping(ctx, spec).await.0
-}
-
-/// [`run`], also giving back the vuser's variables at its end (for the `before` flow).
-pub(crate) async fn run_keeping(ctx: Arc<RunContext>, spec: VuserSpec) -> (Outcome, Arc<Vars>) {
-    let Some(scenario) = ctx.program.scenario(spec.scenario) else {
-        return (Outcome::Failed, Arc::default());
-    };
-    let recorder = &ctx.recorder;
-    recorder.incr(scenario.ids.created);
-    let _active = GaugeGuard::new(recorder, ctx.ids.active);
-    recorder.record(
-        ctx.ids.schedule_lag,
-        Instant::now().saturating_duration_since(spec.scheduled),
-    );
-    let mut rng = spec.rng;
-    let mut vars = ctx.data.vars_for_vuser(&mut rng);
-    if let Some(shared) = ctx.shared.get() {
-        vars.extend(shared.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    let mut vu = Vuser {
-        id: spec.id,
-        ids: scenario.ids,
-        closed_model: spec.closed_model,
-        retire: spec.retire,
-        retired: spec.retired,
-        run_ended: spec.run_ended,
-        scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone(), rng),
-        conn: None,
-        clock: Clock::at(Instant::now()),
-        pending: VecDeque::new(),
-        reconnects_left: ctx.plan.defaults.reconnect.attempts,
-        loops: Vec::new(),
-        inbox: spec.inbox,
-        timer: Box::pin(sleep_until(Instant::now())),
-        matched_bytes: 0,
-        matchers: MatcherCache::default(),
-        http: None,
-        deliveries: delivery::Deliveries::default(),
-        expects_done: 0,
-        expects_span: None,
-        uncounted_sent: state::OwedSent::new(
-            recorder,
-            scenario.ids.messages_sent,
-            scenario.ids.bytes_sent,
-        ),
-        render_buffer: Vec::new(),
-    };
-    let outcome = loop {
-        match vu.run_flow(&ctx, scenario).await {
-            Ok(Control::Retired) => break Outcome::Completed,
-            Ok(Control::Next) => {
-                if vu.closed_model && !vu.retiring() {
-                    // A flow that never waits must not starve the other tasks of its thread.
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                break Outcome::Completed;
-            }
-            Err(failure) => {
-                ctx.count_error(&failure);
-                if failure.kind.is_connection_lost() && vu.reconnects_left > 0 && !vu.retiring() {
-                    vu.reconnects_left -= 1;
-                    vu.conn = None;
-                    if vu.backoff(&ctx).await == Control::Retired {
-                        break Outcome::Completed;
-                    }
-                    continue;
-                }
-                if vu.closed_model {
-                    // Its replacement would fail the same way at once: hold the slot for a
-                    // backoff so a dead server gives a bounded error rate, not a busy loop.
-                    vu.conn = None;
-                    vu.backoff(&ctx).await;
-                }
-                break Outcome::Failed;
-            }
-        }
-    };
-    if let Some(conn) = vu.conn.take() {
-        conn.close().await;
-    }
-    recorder.incr(match outcome {
-        Outcome::Completed => scenario.ids.completed,
-        Outcome::Failed => scenario.ids.failed,
+/// Runs one vuser to its end and counts how it ended; gives back how it ended and its
+/// variables at the end (for the `before` flow).
+///
+/// Not an `async fn`: the spec is turned into the vuser here, before the future exists, so
+/// the future holds the vuser once instead of also keeping the spec and its arguments
+/// (an `async fn` stores its parameters for its whole life; memory per idle vuser). It
+/// starts the vuser when called: call it when the vuser is due and await it at once.
+pub(crate) fn run(
+    ctx: Arc<RunContext>,
+    spec: VuserSpec,
+) -> impl Future<Output = (Outcome, Arc<Vars>)> {
+    let started = ctx.program.scenario(spec.scenario).map(|scenario| {
+        let recorder = &ctx.recorder;
+        recorder.incr(scenario.ids.created);
+        let active = GaugeGuard::new(recorder, ctx.ids.active);
+        recorder.record(
+            ctx.ids.schedule_lag,
+            Instant::now().saturating_duration_since(spec.scheduled),
+        );
+        (active, Vuser::new(&ctx, scenario, spec))
     });
-    let span = vu
-        .expects_span
-        .map(|(first, last)| last.saturating_duration_since(first))
-        .unwrap_or_default();
-    // The first expect starts the span: count the ones after it.
-    tally::write(vu.expects_done.saturating_sub(1), span);
-    (outcome, vu.scope.vars)
+    // The vuser is used in place, never moved out of the captured value: each move in an
+    // async block is another copy of its 900 bytes in the future.
+    let mut started = started;
+    async move {
+        let Some((_active, vu)) = &mut started else {
+            return (Outcome::Failed, Arc::default());
+        };
+        let Some(scenario) = ctx.program.scenario(vu.scenario) else {
+            return (Outcome::Failed, Arc::default());
+        };
+        let outcome = vu.run_to_end(&ctx, scenario).await;
+        (outcome, std::mem::take(&mut vu.scope.vars))
+    }
 }
 
 impl Vuser {
+    /// A vuser of `scenario` as `spec` describes it, with its variables drawn.
+    fn new(ctx: &RunContext, scenario: &ScenarioProgram, spec: VuserSpec) -> Vuser {
+        let mut rng = spec.rng;
+        let mut vars = ctx.data.vars_for_vuser(&mut rng);
+        if let Some(shared) = ctx.shared.get() {
+            vars.extend(shared.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let recorder = &ctx.recorder;
+        Vuser {
+            id: spec.id,
+            scenario: spec.scenario,
+            ids: scenario.ids,
+            closed_model: spec.closed_model,
+            retire: spec.retire,
+            retired: spec.retired,
+            run_ended: spec.run_ended,
+            scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone(), rng),
+            conn: None,
+            clock: Clock::at(Instant::now()),
+            pending: VecDeque::new(),
+            reconnects_left: ctx.plan.defaults.reconnect.attempts,
+            // Room for one level (the usual outer `loop`) rather than the four a first push
+            // would reserve: a few hundred bytes per idle vuser.
+            loops: Vec::with_capacity(1),
+            inbox: spec.inbox,
+            timer: Box::pin(sleep_until(Instant::now())),
+            matched_bytes: 0,
+            matchers: MatcherCache::default(),
+            http: None,
+            deliveries: delivery::Deliveries::default(),
+            expects_done: 0,
+            expects_span: None,
+            uncounted_sent: state::OwedSent::new(
+                recorder,
+                scenario.ids.messages_sent,
+                scenario.ids.bytes_sent,
+            ),
+            render_buffer: Vec::new(),
+        }
+    }
+
+    /// The vuser's life: its flow, again and again for a closed-model vuser, with reconnects
+    /// and backoffs; then its counters.
+    async fn run_to_end(&mut self, ctx: &RunContext, scenario: &ScenarioProgram) -> Outcome {
+        let vu = self;
+        let recorder = &ctx.recorder;
+        let outcome = loop {
+            match vu.run_flow(ctx, scenario).await {
+                Ok(Control::Retired) => break Outcome::Completed,
+                Ok(Control::Next) => {
+                    if vu.closed_model && !vu.retiring() {
+                        // A flow that never waits must not starve the other tasks of its thread.
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    break Outcome::Completed;
+                }
+                Err(failure) => {
+                    ctx.count_error(&failure);
+                    if failure.kind.is_connection_lost() && vu.reconnects_left > 0 && !vu.retiring()
+                    {
+                        vu.reconnects_left -= 1;
+                        vu.conn = None;
+                        if vu.backoff(ctx).await == Control::Retired {
+                            break Outcome::Completed;
+                        }
+                        continue;
+                    }
+                    if vu.closed_model {
+                        // Its replacement would fail the same way at once: hold the slot for a
+                        // backoff so a dead server gives a bounded error rate, not a busy loop.
+                        vu.conn = None;
+                        vu.backoff(ctx).await;
+                    }
+                    break Outcome::Failed;
+                }
+            }
+        };
+        if let Some(conn) = vu.conn.take() {
+            conn.close().await;
+        }
+        recorder.incr(match outcome {
+            Outcome::Completed => scenario.ids.completed,
+            Outcome::Failed => scenario.ids.failed,
+        });
+        let span = vu
+            .expects_span
+            .map(|(first, last)| last.saturating_duration_since(first))
+            .unwrap_or_default();
+        // The first expect starts the span: count the ones after it.
+        tally::write(vu.expects_done.saturating_sub(1), span);
+        outcome
+    }
     /// Whether the runner retired this vuser: what `retire.is_cancelled()` says, without its
     /// mutex. A closed-model vuser's `retire` is a child of the run's end, so the run ending
     /// retires it too.

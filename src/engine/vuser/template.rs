@@ -204,10 +204,12 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(vars: Vars, vu_id: u64, scenario: &str, env: Value, rng: SeededRng) -> Self {
-        let vu = minijinja::context! { id => vu_id, scenario => scenario };
         Scope {
             vars: Arc::new(vars),
-            vu,
+            vu: Value::from_object(VuInfo {
+                id: vu_id,
+                scenario: Value::from(scenario),
+            }),
             loop_: None,
             env,
             with: Vec::new(),
@@ -254,6 +256,28 @@ impl LoopVar {
 /// The process environment as the template value `env`.
 pub fn env_value() -> Value {
     Value::from(std::env::vars().collect::<BTreeMap<String, String>>())
+}
+
+/// The template value `vu` (`{id, scenario}`): an object rather than a map, because every
+/// vuser holds one for its whole life and a two-entry map costs several allocations.
+#[derive(Debug)]
+struct VuInfo {
+    id: u64,
+    scenario: Value,
+}
+
+impl Object for VuInfo {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "id" => Some(Value::from(self.id)),
+            "scenario" => Some(self.scenario.clone()),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["id", "scenario"])
+    }
 }
 
 #[derive(Debug)]
