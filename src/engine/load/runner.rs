@@ -429,7 +429,9 @@ impl Runner {
             .unwrap_or_default();
         let starts = scheduled.max(after(self.origin, start_after));
         let delayed = starts.saturating_duration_since(scheduled);
-        let spec = VuserSpec {
+        // Boxed: the task keeps what it captures for its whole life, and the spec is only
+        // needed until the vuser starts (memory per idle vuser).
+        let spec = Box::new(VuserSpec {
             id,
             scenario: assigned.scenario,
             rng,
@@ -439,7 +441,7 @@ impl Runner {
             retired,
             run_ended: Arc::clone(&self.run_ended),
             inbox: self.broadcasts.then(|| self.control.inbox(id)),
-        };
+        });
         self.next_local += 1;
         let ctx = Arc::clone(&self.ctx);
         let run_end = self.run_end.clone();
@@ -470,7 +472,7 @@ impl Runner {
             if due {
                 unfinished.armed = true;
                 unfinished.started = true;
-                vuser::run(ctx, spec).await;
+                vuser::run(ctx, *spec).await;
             }
             // Finished: the drop below only frees the slot and reports the end.
             unfinished.armed = false;
