@@ -15,9 +15,11 @@ use super::{Incoming, TransportError};
 use crate::protocol::{FrameCodec, ProtocolError};
 
 /// Initial read buffer per connection: chat frames are small, and 19 000 idle connections
-/// must not hold 8 KiB each. A full buffer doubles before the next read, so a big frame or
-/// a burst grows it to what the traffic needs.
+/// must not hold 8 KiB each. A burst widens it (`widen_for_backlog`), a bigger frame grows it.
 const READ_BUFFER_BYTES: usize = 256;
+
+/// Room made for the next read when a burst is being read (`widen_for_backlog`).
+const BURST_READ_BYTES: usize = 8 * 1024;
 
 /// A byte stream split into a framed reader and a writer.
 pub struct FramedStream<R, W> {
@@ -83,14 +85,91 @@ where
     ) -> Poll<Result<Incoming, TransportError>> {
         Poll::Ready(match ready!(self.reader.poll_next_unpin(cx)) {
             None => Ok(Incoming::End),
-            Some(Ok(frame)) => Ok(Incoming::Frame(frame)),
+            Some(Ok(frame)) => {
+                self.widen_for_backlog();
+                Ok(Incoming::Frame(frame))
+            }
             Some(Err(ProtocolError::Io(io))) => Err(TransportError::from(io)),
             Some(Err(err)) => Err(TransportError::Protocol(err)),
         })
     }
 
+    /// Bytes left in the buffer after a frame mean more arrived than one frame: a burst (a
+    /// broadcast fan-out), likely with more waiting in the socket. The small first buffer
+    /// would then take it a few frames per read; give the next read room for many. Frames
+    /// that are read one at a time (replies, idle connections) never get here with bytes
+    /// left, so their buffer stays small.
+    fn widen_for_backlog(&mut self) {
+        let buffer = self.reader.read_buffer_mut();
+        if !buffer.is_empty() && buffer.capacity() - buffer.len() < READ_BUFFER_BYTES {
+            buffer.reserve(BURST_READ_BYTES);
+        }
+    }
+
     /// Half-closes the stream so the server sees a clean end (TLS sends close_notify).
     pub(super) async fn close(mut self) {
         let _ = self.writer.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::protocol::{CodecConfig, Frame};
+
+    fn reader() -> (
+        FramedStream<
+            tokio::io::ReadHalf<tokio::io::DuplexStream>,
+            tokio::io::WriteHalf<tokio::io::DuplexStream>,
+        >,
+        tokio::io::DuplexStream,
+    ) {
+        let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        (FramedStream::split(ours, codec), theirs)
+    }
+
+    async fn next_line(
+        stream: &mut FramedStream<impl AsyncRead + Unpin, impl AsyncWrite + Unpin>,
+    ) -> Frame {
+        match std::future::poll_fn(|cx| stream.poll_recv(cx)).await {
+            Ok(Incoming::Frame(frame)) => frame,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_widens_the_read_buffer_and_loses_nothing() {
+        let (mut stream, mut peer) = reader();
+        let burst: String = (0..200)
+            .map(|i| format!("message number {i:04}\n"))
+            .collect();
+        peer.write_all(burst.as_bytes()).await.expect("write");
+        assert_eq!(
+            next_line(&mut stream).await,
+            Frame::text("message number 0000")
+        );
+        assert!(stream.reader.read_buffer().capacity() >= BURST_READ_BYTES);
+        for i in 1..200 {
+            let expected = format!("message number {i:04}");
+            assert_eq!(next_line(&mut stream).await, Frame::text(expected));
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_read_one_at_a_time_keep_the_buffer_small() {
+        let (mut stream, mut peer) = reader();
+        for i in 0..50 {
+            peer.write_all(format!("PONG {i}\n").as_bytes())
+                .await
+                .expect("write");
+            assert_eq!(
+                next_line(&mut stream).await,
+                Frame::text(format!("PONG {i}"))
+            );
+            assert!(stream.reader.read_buffer().capacity() <= READ_BUFFER_BYTES);
+        }
     }
 }

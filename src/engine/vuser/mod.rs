@@ -16,6 +16,7 @@ mod http_parts;
 pub(crate) mod matchers;
 pub(crate) mod message;
 pub(crate) mod program;
+mod receive;
 pub mod stamp;
 mod state;
 mod steps;
@@ -35,7 +36,6 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::load::control::Inbox;
 use crate::engine::seed::SeededRng;
-use crate::metrics::CounterId;
 use crate::plan::LoopBound;
 use crate::protocol::{Frame, Matcher};
 use crate::transport::{Incoming, TransportError};
@@ -44,6 +44,7 @@ use accept::Accepted;
 use context::RunContext;
 use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
+use receive::Dispatched;
 use template::{LoopVar, Scope, Vars};
 
 pub(crate) use state::{Clock, GaugeGuard, Link};
@@ -443,8 +444,15 @@ impl Vuser {
                         conn.tls_reply = crate::transport::looks_like_tls_record(&frame.body);
                     }
                     conn.received_any = true;
-                    if let Some(accepted) = self.on_frame(ctx, scenario, frame, at, expect).await? {
-                        return Ok(Waited::Matched { at, accepted });
+                    match self.on_frame(ctx, scenario, frame, at, expect)? {
+                        Dispatched::Matched(accepted) => {
+                            return Ok(Waited::Matched { at, accepted });
+                        }
+                        Dispatched::Done => {}
+                        Dispatched::Reply(reply, binary) => {
+                            // Boxed, like the broadcast above: a reply already allocates.
+                            Box::pin(steps::write(self, ctx, reply, binary)).await?;
+                        }
                     }
                 }
                 Ok(Incoming::Ping) => {
@@ -491,57 +499,6 @@ impl Vuser {
                 }
             }
         }
-    }
-
-    /// Everything a received frame goes through: counting, delivery stamps, the expect being
-    /// waited for, then handlers; what nobody took is kept for a later expect.
-    async fn on_frame(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
-        frame: Frame,
-        at: Instant,
-        expect: Option<(&ExpectOp, &Matcher)>,
-    ) -> Result<Option<Accepted>, Failure> {
-        let recorder = &ctx.recorder;
-        let body_bytes = frame.body.len() as u64;
-        if ctx.renderer.uses_stamp() {
-            delivery::count(&mut self.deliveries, ctx, &frame.body, at);
-        }
-        if let Some((op, matcher)) = expect {
-            if let Some(accepted) = op.accept(matcher, &frame, ctx.endian) {
-                if accepted.is_err() {
-                    recorder.add_many(&self.received_counts(body_bytes));
-                }
-                // Counted by the expect, under the same lock as its latency.
-                self.matched_bytes = body_bytes;
-                return accepted.map(Some);
-            }
-            if op.strict {
-                recorder.add_many(&self.received_counts(body_bytes));
-                return Err(Failure::new(
-                    ErrorKind::Protocol,
-                    format!("strict expect got an unexpected frame: {}", preview(&frame)),
-                ));
-            }
-        }
-        recorder.add_many(&self.received_counts(body_bytes));
-        if steps::handle(self, ctx, scenario, &frame).await? {
-            return Ok(None);
-        }
-        if self.pending.len() >= PENDING_FRAMES {
-            self.pending.pop_front();
-        }
-        self.pending.push_back((frame, at));
-        Ok(None)
-    }
-
-    /// The counters one received frame of `body_bytes` adds to.
-    pub(crate) fn received_counts(&self, body_bytes: u64) -> [(CounterId, u64); 2] {
-        [
-            (self.ids.messages_received, 1),
-            (self.ids.bytes_received, body_bytes),
-        ]
     }
 
     /// Waits out the reconnect backoff; retiring ends it early.

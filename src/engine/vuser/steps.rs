@@ -433,13 +433,13 @@ pub(super) async fn disconnect(vu: &mut Vuser) {
     }
 }
 
-/// Offers a frame to the handlers; true when one took it (and replied, if it says so).
-pub(super) async fn handle(
+/// Offers a frame to the handlers: whether one took it, and the reply it wants written.
+pub(super) fn handle(
     vu: &mut Vuser,
     ctx: &RunContext,
     scenario: &ScenarioProgram,
     frame: &Frame,
-) -> Result<bool, Failure> {
+) -> Result<Handled, Failure> {
     for handler in &scenario.handlers {
         let rendered;
         let matcher = match &handler.template {
@@ -482,19 +482,25 @@ pub(super) async fn handle(
                     format!("handler reply to {}: {e}", preview(frame)),
                 )
             })?;
-            // Boxed, like the broadcast write in `Vuser::wait`: the write future would
-            // otherwise be part of every wait of every vuser; a reply already allocates.
-            Box::pin(write(
-                vu,
-                ctx,
+            return Ok(Handled::Reply(
                 reply,
                 message::is_binary(&ctx.plan, reply_spec),
-            ))
-            .await?;
+            ));
         }
-        return Ok(true);
+        return Ok(Handled::Taken);
     }
-    Ok(false)
+    Ok(Handled::Not)
+}
+
+/// What a server-push handler did with a frame.
+pub(super) enum Handled {
+    /// No handler matched it.
+    Not,
+    /// A handler took it (counted, captured).
+    Taken,
+    /// A handler took it and wants this reply written (binary or not). The caller writes it,
+    /// so that handling stays synchronous and the write future is not part of every wait.
+    Reply(Frame, bool),
 }
 
 /// A think time: uniform in `[min, max]`, then the plan's jitter (± fraction), drawn from the
