@@ -79,9 +79,9 @@ pub(super) async fn step(
             disconnect(vu).await;
             Ok(Control::Next)
         }
-        // Boxed: an HTTP request's future (hyper's connection and body states) is ~10 KiB
-        // and would otherwise sit in every vuser's task, HTTP or not, for its whole life.
-        // One allocation per request.
+        // Boxed: an HTTP request's future (the exchange, hyper's request and body states)
+        // would otherwise sit in every vuser's task, HTTP or not, for its whole life. One
+        // allocation per request; opening a connection is boxed apart, so it stays small.
         Op::Http(op) => Box::pin(super::http::request(vu, ctx, op))
             .await
             .map_err(|f| f.at(op.step)),

@@ -416,9 +416,15 @@ impl HttpSession {
         }
         // The connection is taken out of the session (or the shared pool) while in use and
         // put back once the response is read: one dropped mid-request (a timeout) is closed.
+        // Opening is boxed (both places): its future (connect, TLS, the HTTP/2 handshake) is
+        // ~9 KiB and would otherwise make every request's future that big, to be allocated,
+        // moved and freed per request although a kept-alive connection never opens.
         let (mut lease, reused) = match self.checkout(client, origin).await {
             Taken::Idle(lease) => (lease, true),
-            Taken::Empty(slot) => (open(client, origin, vu, limit, slot).await?, false),
+            Taken::Empty(slot) => (
+                Box::pin(open(client, origin, vu, limit, slot)).await?,
+                false,
+            ),
         };
         let mut opened = lease.opened.take();
         let mut request = build(method, origin, path, headers, body, &lease.conn)?;
@@ -428,7 +434,7 @@ impl HttpSession {
                 // A kept-alive connection the server has just closed gives the request back
                 // unsent: it goes once more on a fresh connection.
                 Err(connect::SendError::Unsent(req)) if reused && opened.is_none() => {
-                    let fresh = open(client, origin, vu, limit, None).await?;
+                    let fresh = Box::pin(open(client, origin, vu, limit, None)).await?;
                     lease.conn = fresh.conn;
                     opened = fresh.opened;
                     request = *req;
