@@ -1031,6 +1031,23 @@ async fn a_loop_that_never_awaits_still_lets_the_run_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_model_flow_that_never_awaits_still_lets_the_run_end() {
+    let server = serve(ServerConfig::default()).await;
+    let mut b = Builder::new();
+    let value = b.t("x");
+    let flow = vec![Step::Set {
+        variable: "a".into(),
+        value,
+    }];
+    // Closed-model vusers repeat the flow at once: more of them than worker threads, with a
+    // flow that never awaits, would starve the runner if a pass never gave the thread up.
+    let plan = b.plan(vec![closed(ms(500), 4, None)], flow);
+    let outcome = run(plan, &server).await;
+    assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
+    assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phase_boundaries_near_the_interval_grid_leave_no_sliver_intervals() {
     let server = serve(ServerConfig::default()).await;
     let mut b = Builder::new();
