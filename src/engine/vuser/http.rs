@@ -6,13 +6,16 @@
 //! What is pure (URLs, bodies, cookies, captures) is in `http_parts`; connections are
 //! `transport::http`'s.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use minijinja::value::Value;
 use tokio::time::Instant;
 
 use super::context::RunContext;
-use super::http_parts::{self, Captured, CookieJar, Parsed, Target};
+use super::http_parts::{self, Captured, CookieJar, Parsed, Target, UrlError};
 use super::{Control, Vuser, after, message};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::metrics::{CounterId, HistogramId, Registry};
@@ -37,6 +40,10 @@ pub(crate) struct HttpOp {
     pub step: StepId,
     /// Index of the scenario, for its target.
     pub scenario: usize,
+    /// The target of a step whose `url` is a literal without `qs`: resolved at the step's
+    /// first request and shared by every vuser from then on (no render, parse or copy per
+    /// request).
+    pub fixed_target: OnceLock<Result<Target, UrlError>>,
 }
 
 /// The run-wide HTTP metrics.
@@ -146,15 +153,26 @@ pub(crate) async fn request(
             .render(text, &vu.scope)
             .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))
     };
-    let url = render(&req.url, vu)?;
-    let mut query = Vec::with_capacity(req.query.len());
-    for (name, value) in &req.query {
-        query.push((name.as_str(), render(value, vu)?));
-    }
-    let query_refs: Vec<(&str, &str)> = query.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let base = run.bases.get(op.scenario).and_then(Option::as_ref);
-    let mut target = http_parts::resolve(base, &url, &query_refs)
-        .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+    let bad_url = |e: &UrlError| Failure::new(ErrorKind::Template, e.to_string());
+    let mut target: Cow<'_, Target> = match &req.url {
+        Text::Literal(url) if req.query.is_empty() => Cow::Borrowed(
+            op.fixed_target
+                .get_or_init(|| http_parts::resolve(base, url, &[]))
+                .as_ref()
+                .map_err(bad_url)?,
+        ),
+        _ => {
+            let url = render(&req.url, vu)?;
+            let mut query = Vec::with_capacity(req.query.len());
+            for (name, value) in &req.query {
+                query.push((name.as_str(), render(value, vu)?));
+            }
+            let query_refs: Vec<(&str, &str)> =
+                query.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            Cow::Owned(http_parts::resolve(base, &url, &query_refs).map_err(|e| bad_url(&e))?)
+        }
+    };
     let mut headers = HeaderMap::with_capacity(req.headers.len() + ctx.plan.http.headers.len());
     for (name, value) in req.headers.iter().chain(&ctx.plan.http.headers) {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -244,8 +262,10 @@ pub(crate) async fn request(
                         format!("{} redirected more than {MAX_REDIRECTS} times", target.path),
                     ));
                 }
-                target = http_parts::redirect(&target, location)
-                    .map_err(|e| Failure::new(ErrorKind::Protocol, e.to_string()))?;
+                target = Cow::Owned(
+                    http_parts::redirect(&target, location)
+                        .map_err(|e| Failure::new(ErrorKind::Protocol, e.to_string()))?,
+                );
                 // 303, and 301/302 after a POST, turn into a GET without body (as browsers
                 // and Artillery's client do); 307 and 308 repeat the request.
                 if exchange.status == 303

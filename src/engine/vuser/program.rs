@@ -433,6 +433,7 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                     step: steps.step(scenario, Method::Http(request.method), &name),
                     scenario: scenario.0,
                     request: (**request).clone(),
+                    fixed_target: std::sync::OnceLock::new(),
                 })));
             }
         }

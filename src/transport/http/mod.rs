@@ -10,17 +10,19 @@
 //! It records no metrics and knows nothing of plans' steps: redirects, cookies, captures
 //! and expectations are the engine's; this module reports what happened on the wire.
 
+mod body;
 mod connect;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use self::body::{KeptBody, gunzip};
 use super::tls::TlsClient;
 use super::{ConnectError, SetupError};
 use crate::plan::TlsSettings;
@@ -207,6 +209,9 @@ struct Idle {
 struct Conn {
     sender: connect::Sender,
     host: HeaderValue,
+    /// The origin-form URI of the last HTTP/1.1 request: a flow repeating a path sends it
+    /// again without parsing and copying it anew.
+    last_uri: Option<Uri>,
 }
 
 /// A connection taken for one request; with a shared pool it holds one of the origin's
@@ -242,7 +247,11 @@ async fn open(
     let (sender, timings) =
         connect::open(client, origin, vu, limit, &client.inner.source_addresses).await?;
     Ok(Lease {
-        conn: Conn { sender, host },
+        conn: Conn {
+            sender,
+            host,
+            last_uri: None,
+        },
         origin: None,
         opened: Some(timings),
         _slot: slot,
@@ -427,7 +436,7 @@ impl HttpSession {
             ),
         };
         let mut opened = lease.opened.take();
-        let mut request = build(method, origin, path, headers, body, &lease.conn)?;
+        let mut request = build(method, origin, path, headers, body, &mut lease.conn)?;
         let response = loop {
             match lease.conn.sender.send(request).await {
                 Ok(r) => break r,
@@ -457,16 +466,16 @@ impl HttpSession {
             .headers
             .get(header::CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        let mut kept = BytesMut::new();
+        let mut kept = KeptBody::default();
         let mut downloaded_bytes = 0u64;
         while let Some(frame) = incoming.frame().await {
             let frame = frame.map_err(|err| classify(&err, origin))?;
             if let Ok(data) = frame.into_data() {
                 downloaded_bytes += data.len() as u64;
-                let room = MAX_BODY_BYTES.saturating_sub(kept.len());
-                kept.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+                kept.push(data);
             }
         }
+        let kept = kept.into_bytes();
         let done = Instant::now();
         if !close && parts.version >= http::Version::HTTP_11 {
             self.checkin(client, origin, lease);
@@ -486,7 +495,7 @@ impl HttpSession {
                 )
             })?
         } else {
-            kept.freeze()
+            kept
         };
         Ok(Exchange {
             status: parts.status.as_u16(),
@@ -509,21 +518,28 @@ fn build(
     path: &str,
     mut headers: HeaderMap,
     body: Bytes,
-    conn: &Conn,
+    conn: &mut Conn,
 ) -> Result<Request<Full<Bytes>>, HttpError> {
     let h2 = conn.sender.is_h2();
-    let uri = if h2 {
-        let text = format!("{}://{}{path}", origin.scheme(), origin.authority());
-        Uri::try_from(text)
-    } else {
-        Uri::try_from(path)
-    };
-    let uri = uri.map_err(|e| {
+    let invalid = |e: http::uri::InvalidUri| {
         HttpError::new(
             ErrorKind::Template,
             format!("`{path}` is not a valid request URI: {e}"),
         )
-    })?;
+    };
+    let uri = if h2 {
+        let text = format!("{}://{}{path}", origin.scheme(), origin.authority());
+        Uri::try_from(text).map_err(invalid)?
+    } else {
+        match &conn.last_uri {
+            Some(last) if last.path_and_query().map(|p| p.as_str()) == Some(path) => last.clone(),
+            _ => {
+                let uri = Uri::try_from(path).map_err(invalid)?;
+                conn.last_uri = Some(uri.clone());
+                uri
+            }
+        }
+    };
     if !h2 && !headers.contains_key(header::HOST) {
         headers.insert(header::HOST, conn.host.clone());
     }
@@ -532,16 +548,6 @@ fn build(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     Ok(request)
-}
-
-/// Decodes a gzip body, at most [`MAX_BODY_BYTES`] of it.
-fn gunzip(data: &[u8]) -> std::io::Result<Bytes> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(MAX_BODY_BYTES as u64)
-        .read_to_end(&mut out)?;
-    Ok(Bytes::from(out))
 }
 
 /// The kind of a hyper error: a timeout, a reset, a close, or a protocol violation.
