@@ -123,7 +123,12 @@ async fn h1<S>(stream: S) -> Result<Sender, hyper::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+    // One flat write buffer, not a vectored write: requests are small, and hyper's vectored
+    // flush sets up 64 `IoSlice`s and takes `writev` for what is one buffer per request.
+    let (sender, conn) = http1::Builder::new()
+        .writev(false)
+        .handshake(TokioIo::new(stream))
+        .await?;
     tokio::spawn(async move {
         // Ends when the session drops the sender or the server closes; errors surface on
         // the request that was in flight.
