@@ -1010,9 +1010,31 @@ async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once(
     assert_eq!(counter(agg, "errors.connect_refused"), created);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_loop_that_never_awaits_still_lets_the_run_end() {
-    let server = serve(ServerConfig::default()).await;
+/// Runs `plan` against a reference server on a runtime of its own (two worker threads) and
+/// waits for it from this thread: vusers that never give their threads up would starve a
+/// timeout inside that runtime too, so the wait must be outside it. A run that does not end
+/// fails the test after 60 s instead of hanging it (the stuck thread ends with the process).
+fn run_on_own_runtime(plan: Plan) -> RunOutcome {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let outcome = runtime.block_on(async move {
+            let server = serve(ServerConfig::default()).await;
+            run(plan, &server).await
+        });
+        let _ = done.send(outcome);
+    });
+    outcome
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the run ends: its vusers give their threads up")
+}
+
+#[test]
+fn a_loop_that_never_awaits_still_lets_the_run_end() {
     let mut b = Builder::new();
     let value = b.t("x");
     let flow = vec![Step::Loop {
@@ -1023,16 +1045,15 @@ async fn a_loop_that_never_awaits_still_lets_the_run_end() {
         bound: LoopBound::Forever,
     }];
     // More spinning vusers than worker threads: without yielding they would starve the
-    // runner and the run would never end (run_with times out after 60 s).
+    // runner and the run would never end.
     let plan = b.plan(vec![count(ms(500), 4)], flow);
-    let outcome = run(plan, &server).await;
+    let outcome = run_on_own_runtime(plan);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closed_model_flow_that_never_awaits_still_lets_the_run_end() {
-    let server = serve(ServerConfig::default()).await;
+#[test]
+fn a_closed_model_flow_that_never_awaits_still_lets_the_run_end() {
     let mut b = Builder::new();
     let value = b.t("x");
     let flow = vec![Step::Set {
@@ -1042,7 +1063,7 @@ async fn a_closed_model_flow_that_never_awaits_still_lets_the_run_end() {
     // Closed-model vusers repeat the flow at once: more of them than worker threads, with a
     // flow that never awaits, would starve the runner if a pass never gave the thread up.
     let plan = b.plan(vec![closed(ms(500), 4, None)], flow);
-    let outcome = run(plan, &server).await;
+    let outcome = run_on_own_runtime(plan);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);
 }

@@ -209,9 +209,6 @@ struct Idle {
 struct Conn {
     sender: connect::Sender,
     host: HeaderValue,
-    /// The origin-form URI of the last HTTP/1.1 request: a flow repeating a path sends it
-    /// again without parsing and copying it anew.
-    last_uri: Option<Uri>,
 }
 
 /// A connection taken for one request; with a shared pool it holds one of the origin's
@@ -224,9 +221,6 @@ struct Lease {
     _slot: Option<OwnedSemaphorePermit>,
 }
 
-// Returned by value once per request and consumed at once: boxing the lease would cost an
-// allocation per request to save stack bytes.
-#[allow(clippy::large_enum_variant)]
 enum Taken {
     Idle(Lease),
     /// Nothing idle: open a connection (under this pool slot, with a pool).
@@ -250,11 +244,7 @@ async fn open(
     let (sender, timings) =
         connect::open(client, origin, vu, limit, &client.inner.source_addresses).await?;
     Ok(Lease {
-        conn: Conn {
-            sender,
-            host,
-            last_uri: None,
-        },
+        conn: Conn { sender, host },
         origin: None,
         opened: Some(timings),
         _slot: slot,
@@ -439,7 +429,7 @@ impl HttpSession {
             ),
         };
         let mut opened = lease.opened.take();
-        let mut request = build(method, origin, path, headers, body, &mut lease.conn)?;
+        let mut request = build(method, origin, path, headers, body, &lease.conn)?;
         let response = loop {
             match lease.conn.sender.send(request).await {
                 Ok(r) => break r,
@@ -521,28 +511,21 @@ fn build(
     path: &str,
     mut headers: HeaderMap,
     body: Bytes,
-    conn: &mut Conn,
+    conn: &Conn,
 ) -> Result<Request<Full<Bytes>>, HttpError> {
     let h2 = conn.sender.is_h2();
-    let invalid = |e: http::uri::InvalidUri| {
+    let uri = if h2 {
+        let text = format!("{}://{}{path}", origin.scheme(), origin.authority());
+        Uri::try_from(text)
+    } else {
+        Uri::try_from(path)
+    };
+    let uri = uri.map_err(|e| {
         HttpError::new(
             ErrorKind::Template,
             format!("`{path}` is not a valid request URI: {e}"),
         )
-    };
-    let uri = if h2 {
-        let text = format!("{}://{}{path}", origin.scheme(), origin.authority());
-        Uri::try_from(text).map_err(invalid)?
-    } else {
-        match &conn.last_uri {
-            Some(last) if last.path_and_query().map(|p| p.as_str()) == Some(path) => last.clone(),
-            _ => {
-                let uri = Uri::try_from(path).map_err(invalid)?;
-                conn.last_uri = Some(uri.clone());
-                uri
-            }
-        }
-    };
+    })?;
     if !h2 && !headers.contains_key(header::HOST) {
         headers.insert(header::HOST, conn.host.clone());
     }
