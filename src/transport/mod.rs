@@ -136,6 +136,15 @@ impl Conn {
         let Some(limit) = limit else {
             return write.await;
         };
+        // Almost every write finishes on its first poll (the socket takes the bytes at once).
+        // Only one that has to wait gets its timer: arming one per message read the clock and
+        // found the timer handle each time, for a deadline that never mattered.
+        let mut write = std::pin::pin!(write);
+        if let Poll::Ready(done) =
+            std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await
+        {
+            return done;
+        }
         // A peer that never reads fills its receive window and ours, and the write then
         // waits for ever: it fails as a timeout instead, and the connection is given up.
         tokio::time::timeout(limit, write)
@@ -178,7 +187,10 @@ impl Conn {
         std::future::poll_fn(move |cx| self.poll_recv(cx))
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, TransportError>> {
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Incoming, TransportError>> {
         match self {
             Conn::Plain(stream) => stream.poll_recv(cx),
             Conn::Tls(stream) => stream.poll_recv(cx),

@@ -83,6 +83,7 @@ where
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Incoming, TransportError>> {
+        self.reclaim_read_buffer();
         Poll::Ready(match ready!(self.reader.poll_next_unpin(cx)) {
             None => Ok(Incoming::End),
             Some(Ok(frame)) => {
@@ -92,6 +93,17 @@ where
             Some(Err(ProtocolError::Io(io))) => Err(TransportError::from(io)),
             Some(Err(err)) => Err(TransportError::Protocol(err)),
         })
+    }
+
+    /// Each frame taken splits its bytes off the front of the read buffer, so the room left
+    /// for reads shrinks frame by frame until a reply no longer fits and takes two reads.
+    /// Once every byte is consumed (and the frames are gone) the same allocation is reused
+    /// from its start: no allocation, and one read per reply.
+    fn reclaim_read_buffer(&mut self) {
+        let buffer = self.reader.read_buffer_mut();
+        if buffer.is_empty() && buffer.capacity() < READ_BUFFER_BYTES {
+            buffer.reserve(READ_BUFFER_BYTES);
+        }
     }
 
     /// Bytes left in the buffer after a frame mean more arrived than one frame: a burst (a
@@ -156,6 +168,73 @@ mod tests {
             let expected = format!("message number {i:04}");
             assert_eq!(next_line(&mut stream).await, Frame::text(expected));
         }
+    }
+
+    /// A stream that counts the reads that returned bytes.
+    struct CountingReads {
+        inner: tokio::io::DuplexStream,
+        reads: usize,
+    }
+
+    impl AsyncRead for CountingReads {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.reads += 1;
+            }
+            polled
+        }
+    }
+
+    impl AsyncWrite for CountingReads {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn each_reply_read_one_at_a_time_takes_one_read() {
+        let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
+        let (ours, mut peer) = tokio::io::duplex(64 * 1024);
+        let counted = CountingReads {
+            inner: ours,
+            reads: 0,
+        };
+        let mut stream = FramedStream::new(counted, tokio::io::sink(), codec);
+        // 200 replies of 9 bytes: seven times the first buffer, so without reusing it from
+        // its start, replies would straddle its end and take two reads each time.
+        for i in 0..200 {
+            peer.write_all(format!("PONG {i:03}\n").as_bytes())
+                .await
+                .expect("write");
+            assert_eq!(
+                next_line(&mut stream).await,
+                Frame::text(format!("PONG {i:03}"))
+            );
+        }
+        assert_eq!(stream.reader.get_ref().reads, 200);
+        assert!(stream.reader.read_buffer().capacity() <= READ_BUFFER_BYTES);
     }
 
     #[tokio::test]

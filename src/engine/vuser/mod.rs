@@ -24,14 +24,16 @@ mod tally;
 pub mod template;
 
 use std::collections::VecDeque;
-use std::pin::Pin;
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use minijinja::value::Value;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::load::control::Inbox;
@@ -428,18 +430,25 @@ impl Vuser {
                     _ = self.timer.as_mut() => return Ok(Waited::Deadline),
                 }
             };
-            let item = tokio::select! {
-                biased;
-                _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                item = conn.conn.recv() => item,
-                Some(text) = recv_broadcast(&mut self.inbox) => {
+            let item = {
+                // Only a wait that retiring may end watches for it: expects do not, and
+                // setting up that watch on every round trip cost more than the rest of it.
+                let mut retired = pin!(interruptible.then(|| self.retire.cancelled()));
+                let (inbox, timer) = (&mut self.inbox, &mut self.timer);
+                poll_fn(|cx| next_event(cx, retired.as_mut().as_pin_mut(), conn, inbox, timer))
+                    .await
+            };
+            let item = match item {
+                Event::Incoming(item) => item,
+                Event::Retired => return Ok(Waited::Retired),
+                Event::Deadline => return Ok(Waited::Deadline),
+                Event::Broadcast(text) => {
                     let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
                     // Boxed: a console broadcast is rare, and the write future would
                     // otherwise sit in every vuser's task (memory per idle vuser).
                     Box::pin(steps::write(self, ctx, frame, false)).await?;
                     continue;
                 }
-                _ = self.timer.as_mut() => return Ok(Waited::Deadline),
             };
             let at = Instant::now();
             match item {
@@ -515,12 +524,41 @@ impl Vuser {
     }
 }
 
-/// The next broadcast text; never resolves without an inbox.
-async fn recv_broadcast(inbox: &mut Option<Inbox>) -> Option<Arc<str>> {
-    match inbox {
-        Some(inbox) => inbox.rx.recv().await,
-        None => std::future::pending().await,
+/// What ended one poll of a wait.
+enum Event {
+    Retired,
+    Incoming(Result<Incoming, TransportError>),
+    Broadcast(Arc<str>),
+    Deadline,
+}
+
+/// One poll of a wait, in priority order: retiring (when watched), the connection, a
+/// broadcast, the deadline. A hand-written poll rather than `select!`, which built and
+/// dropped a future per branch on every round trip. A closed inbox is simply never ready.
+fn next_event(
+    cx: &mut Context<'_>,
+    retired: Option<Pin<&mut WaitForCancellationFuture<'_>>>,
+    conn: &mut Link,
+    inbox: &mut Option<Inbox>,
+    timer: &mut Pin<Box<Sleep>>,
+) -> Poll<Event> {
+    if let Some(retired) = retired
+        && retired.poll(cx).is_ready()
+    {
+        return Poll::Ready(Event::Retired);
     }
+    if let Poll::Ready(item) = conn.conn.poll_recv(cx) {
+        return Poll::Ready(Event::Incoming(item));
+    }
+    if let Some(inbox) = inbox
+        && let Poll::Ready(Some(text)) = inbox.rx.poll_recv(cx)
+    {
+        return Poll::Ready(Event::Broadcast(text));
+    }
+    if timer.as_mut().poll(cx).is_ready() {
+        return Poll::Ready(Event::Deadline);
+    }
+    Poll::Pending
 }
 
 fn loop_continues(
