@@ -48,10 +48,29 @@ impl<S: AsyncRead + AsyncWrite> FramedStream<tokio::io::ReadHalf<S>, tokio::io::
     }
 }
 
+/// A writer that may take bytes at once, without a future: a TCP socket's `try_write`.
+/// Others (TLS, whose records rustls builds) always go through their `AsyncWrite`.
+pub trait WriteNow {
+    /// Bytes taken now; `WouldBlock` when none can be.
+    fn write_now(&self, bytes: &[u8]) -> std::io::Result<usize>;
+}
+
+impl WriteNow for OwnedWriteHalf {
+    fn write_now(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.try_write(bytes)
+    }
+}
+
+impl<S> WriteNow for tokio::io::WriteHalf<S> {
+    fn write_now(&self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+}
+
 impl<R, W> FramedStream<R, W>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + WriteNow + Unpin,
 {
     fn new(read: R, writer: W, codec: FrameCodec) -> Self {
         FramedStream {
@@ -72,10 +91,19 @@ where
             .decoder()
             .encode_parts(type_id, body, &mut self.buffer)
             .map_err(TransportError::Protocol)?;
-        self.writer
-            .write_all(&self.buffer)
-            .await
-            .map_err(TransportError::from)?;
+        // The socket nearly always has room for a chat message: hand it over without a
+        // write future (and its readiness bookkeeping); only what it did not take is awaited.
+        let written = match self.writer.write_now(&self.buffer) {
+            Ok(written) => written,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(err) => return Err(TransportError::from(err)),
+        };
+        if let Some(rest) = self.buffer.get(written..).filter(|rest| !rest.is_empty()) {
+            self.writer
+                .write_all(rest)
+                .await
+                .map_err(TransportError::from)?;
+        }
         Ok(())
     }
 
@@ -144,7 +172,7 @@ mod tests {
     }
 
     async fn next_line(
-        stream: &mut FramedStream<impl AsyncRead + Unpin, impl AsyncWrite + Unpin>,
+        stream: &mut FramedStream<impl AsyncRead + Unpin, impl AsyncWrite + WriteNow + Unpin>,
     ) -> Frame {
         match std::future::poll_fn(|cx| stream.poll_recv(cx)).await {
             Ok(Incoming::Frame(frame)) => frame,
@@ -221,7 +249,8 @@ mod tests {
             inner: ours,
             reads: 0,
         };
-        let mut stream = FramedStream::new(counted, tokio::io::sink(), codec);
+        let (_, writer) = tokio::io::split(tokio::io::duplex(64).0);
+        let mut stream = FramedStream::new(counted, writer, codec);
         // 200 replies of 9 bytes: seven times the first buffer, so without reusing it from
         // its start, replies would straddle its end and take two reads each time.
         for i in 0..200 {

@@ -25,6 +25,9 @@ pub(crate) struct Accepted {
 impl Accepted {
     /// Stores the decoded fields in the vuser's variables.
     pub fn store_decoded(&mut self, fields: &[DecodeField], scope: &mut Scope) {
+        if self.decoded.is_empty() {
+            return;
+        }
         for (field, value) in fields.iter().zip(self.decoded.drain(..)) {
             scope.set(&field.variable, value);
         }
