@@ -122,10 +122,16 @@ impl Conn {
         body: &[u8],
         binary: bool,
     ) -> Result<(), TransportError> {
+        // Plain TCP: written here, with no future, when the socket takes the whole frame.
+        if let Conn::Plain(stream) = self
+            && stream.send_now(type_id, body)?
+        {
+            return Ok(());
+        }
         let limit = self.write_limit();
         let write = async {
             match self {
-                Conn::Plain(stream) => stream.send(type_id, body).await,
+                Conn::Plain(stream) => stream.send_rest().await,
                 Conn::Tls(stream) => stream.send(type_id, body).await,
                 Conn::Ws(ws) => ws.send(type_id, body, binary).await,
                 Conn::Wss(ws) => ws.send(type_id, body, binary).await,

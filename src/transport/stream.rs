@@ -4,7 +4,7 @@
 
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -86,24 +86,41 @@ where
         type_id: Option<u32>,
         body: &[u8],
     ) -> Result<(), TransportError> {
+        if !self.send_now(type_id, body)? {
+            self.send_rest().await?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the frame and hands the socket what it takes now, without a future (a TCP
+    /// socket nearly always has room for a chat message). `false`: bytes are left for
+    /// `send_rest` (always, for a writer that cannot write at once).
+    pub(super) fn send_now(
+        &mut self,
+        type_id: Option<u32>,
+        body: &[u8],
+    ) -> Result<bool, TransportError> {
         self.buffer.clear();
         self.reader
             .decoder()
             .encode_parts(type_id, body, &mut self.buffer)
             .map_err(TransportError::Protocol)?;
-        // The socket nearly always has room for a chat message: hand it over without a
-        // write future (and its readiness bookkeeping); only what it did not take is awaited.
         let written = match self.writer.write_now(&self.buffer) {
             Ok(written) => written,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(err) => return Err(TransportError::from(err)),
         };
-        if let Some(rest) = self.buffer.get(written..).filter(|rest| !rest.is_empty()) {
-            self.writer
-                .write_all(rest)
-                .await
-                .map_err(TransportError::from)?;
-        }
+        self.buffer.advance(written.min(self.buffer.len()));
+        Ok(self.buffer.is_empty())
+    }
+
+    /// Writes what `send_now` left, waiting for the peer to take it.
+    pub(super) async fn send_rest(&mut self) -> Result<(), TransportError> {
+        self.writer
+            .write_all(&self.buffer)
+            .await
+            .map_err(TransportError::from)?;
+        self.buffer.clear();
         Ok(())
     }
 
@@ -125,11 +142,12 @@ where
 
     /// Each frame taken splits its bytes off the front of the read buffer, so the room left
     /// for reads shrinks frame by frame until a reply no longer fits and takes two reads.
-    /// Once every byte is consumed (and the frames are gone) the same allocation is reused
-    /// from its start: no allocation, and one read per reply.
+    /// Once every byte is consumed (and the frames are gone) and less than half the room is
+    /// left, the same allocation is reused from its start: no allocation, and one read per
+    /// reply of up to half the buffer.
     fn reclaim_read_buffer(&mut self) {
         let buffer = self.reader.read_buffer_mut();
-        if buffer.is_empty() && buffer.capacity() < READ_BUFFER_BYTES {
+        if buffer.is_empty() && buffer.capacity() < READ_BUFFER_BYTES / 2 {
             buffer.reserve(READ_BUFFER_BYTES);
         }
     }
