@@ -2,14 +2,15 @@
 //! writes are encoded into a reused buffer and written whole, one write per message and no
 //! allocation per message.
 
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
 
 use super::{Incoming, TransportError};
 use crate::protocol::{FrameCodec, ProtocolError};
@@ -21,11 +22,34 @@ const READ_BUFFER_BYTES: usize = 256;
 /// Room made for the next read when a burst is being read (`widen_for_backlog`).
 const BURST_READ_BYTES: usize = 8 * 1024;
 
+/// A decode failure as the transport reports it (an I/O error stays one).
+fn protocol_failure(err: ProtocolError) -> TransportError {
+    match err {
+        ProtocolError::Io(io) => TransportError::from(io),
+        err => TransportError::Protocol(err),
+    }
+}
+
+/// Where the reading side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadState {
+    Open,
+    /// The peer ended its side: the bytes left are decoded to the end.
+    Eof,
+    /// The end (or a read or decode error) was reported.
+    Done,
+}
+
 /// A byte stream split into a framed reader and a writer.
 pub struct FramedStream<R, W> {
-    reader: FramedRead<R, FrameCodec>,
+    reader: R,
+    /// Frames both ways: one codec per connection.
+    codec: FrameCodec,
+    /// Bytes read and not yet taken as frames.
+    read_buffer: BytesMut,
+    read_state: ReadState,
     writer: W,
-    /// Where a message is encoded (by the reader's codec: one codec per connection).
+    /// Where a message is encoded.
     buffer: BytesMut,
     /// Longest a write may wait for the peer to take the bytes (`Conn::set_write_limit`).
     pub(super) write_limit: Option<std::time::Duration>,
@@ -74,7 +98,10 @@ where
 {
     fn new(read: R, writer: W, codec: FrameCodec) -> Self {
         FramedStream {
-            reader: FramedRead::with_capacity(read, codec, READ_BUFFER_BYTES),
+            reader: read,
+            codec,
+            read_buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
+            read_state: ReadState::Open,
             writer,
             buffer: BytesMut::new(),
             write_limit: None,
@@ -101,8 +128,7 @@ where
         body: &[u8],
     ) -> Result<bool, TransportError> {
         self.buffer.clear();
-        self.reader
-            .decoder()
+        self.codec
             .encode_parts(type_id, body, &mut self.buffer)
             .map_err(TransportError::Protocol)?;
         let written = match self.writer.write_now(&self.buffer) {
@@ -124,20 +150,59 @@ where
         Ok(())
     }
 
+    /// The next frame, or the end. The read loop is ours rather than `FramedRead`'s: it
+    /// skips decoding an empty buffer, and its few states cost less per message.
     pub(super) fn poll_recv(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Incoming, TransportError>> {
-        self.reclaim_read_buffer();
-        Poll::Ready(match ready!(self.reader.poll_next_unpin(cx)) {
-            None => Ok(Incoming::End),
-            Some(Ok(frame)) => {
-                self.widen_for_backlog();
-                Ok(Incoming::Frame(frame))
+        loop {
+            match self.read_state {
+                ReadState::Open => {}
+                ReadState::Eof => {
+                    // What is left is decoded to the end (a last line without its newline is
+                    // still a frame), then the end is reported once.
+                    let decoded = self.codec.decode_eof(&mut self.read_buffer);
+                    if !matches!(decoded, Ok(Some(_))) {
+                        self.read_state = ReadState::Done;
+                    }
+                    return Poll::Ready(match decoded {
+                        Ok(Some(frame)) => Ok(Incoming::Frame(frame)),
+                        Ok(None) => Ok(Incoming::End),
+                        Err(err) => Err(protocol_failure(err)),
+                    });
+                }
+                ReadState::Done => return Poll::Ready(Ok(Incoming::End)),
             }
-            Some(Err(ProtocolError::Io(io))) => Err(TransportError::from(io)),
-            Some(Err(err)) => Err(TransportError::Protocol(err)),
-        })
+            if self.read_buffer.is_empty() {
+                self.reclaim_read_buffer();
+            } else {
+                match self.codec.decode(&mut self.read_buffer) {
+                    Ok(Some(frame)) => {
+                        self.widen_for_backlog();
+                        return Poll::Ready(Ok(Incoming::Frame(frame)));
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        self.read_state = ReadState::Done;
+                        return Poll::Ready(Err(protocol_failure(err)));
+                    }
+                }
+            }
+            self.read_buffer.reserve(1);
+            match ready!(poll_read_buf(
+                Pin::new(&mut self.reader),
+                cx,
+                &mut self.read_buffer
+            )) {
+                Ok(0) => self.read_state = ReadState::Eof,
+                Ok(_) => {}
+                Err(err) => {
+                    self.read_state = ReadState::Done;
+                    return Poll::Ready(Err(TransportError::from(err)));
+                }
+            }
+        }
     }
 
     /// Each frame taken splits its bytes off the front of the read buffer, so the room left
@@ -146,7 +211,7 @@ where
     /// left, the same allocation is reused from its start: no allocation, and one read per
     /// reply of up to half the buffer.
     fn reclaim_read_buffer(&mut self) {
-        let buffer = self.reader.read_buffer_mut();
+        let buffer = &mut self.read_buffer;
         if buffer.is_empty() && buffer.capacity() < READ_BUFFER_BYTES / 2 {
             buffer.reserve(READ_BUFFER_BYTES);
         }
@@ -158,7 +223,7 @@ where
     /// that are read one at a time (replies, idle connections) never get here with bytes
     /// left, so their buffer stays small.
     fn widen_for_backlog(&mut self) {
-        let buffer = self.reader.read_buffer_mut();
+        let buffer = &mut self.read_buffer;
         if !buffer.is_empty() && buffer.capacity() - buffer.len() < READ_BUFFER_BYTES {
             buffer.reserve(BURST_READ_BYTES);
         }
@@ -209,11 +274,47 @@ mod tests {
             next_line(&mut stream).await,
             Frame::text("message number 0000")
         );
-        assert!(stream.reader.read_buffer().capacity() >= BURST_READ_BYTES);
+        assert!(stream.read_buffer.capacity() >= BURST_READ_BYTES);
         for i in 1..200 {
             let expected = format!("message number {i:04}");
             assert_eq!(next_line(&mut stream).await, Frame::text(expected));
         }
+    }
+
+    async fn next(
+        stream: &mut FramedStream<impl AsyncRead + Unpin, impl AsyncWrite + WriteNow + Unpin>,
+    ) -> Result<Incoming, TransportError> {
+        std::future::poll_fn(|cx| stream.poll_recv(cx)).await
+    }
+
+    #[tokio::test]
+    async fn the_peers_end_delivers_a_last_unterminated_line_then_ends_for_good() {
+        let (mut stream, mut peer) = reader();
+        peer.write_all(b"first\nlast").await.expect("write");
+        drop(peer);
+        assert_eq!(next_line(&mut stream).await, Frame::text("first"));
+        assert_eq!(next_line(&mut stream).await, Frame::text("last"));
+        assert!(matches!(next(&mut stream).await, Ok(Incoming::End)));
+        assert!(matches!(next(&mut stream).await, Ok(Incoming::End)));
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_cap_is_an_error_then_the_end() {
+        let config = CodecConfig {
+            max_frame_bytes: 8,
+            ..CodecConfig::lines()
+        };
+        let (ours, mut peer) = tokio::io::duplex(1024);
+        let mut stream = FramedStream::split(ours, FrameCodec::new(config).expect("codec"));
+        peer.write_all(b"ok\nmuch too long for the cap\n")
+            .await
+            .expect("write");
+        assert_eq!(next_line(&mut stream).await, Frame::text("ok"));
+        assert!(matches!(
+            next(&mut stream).await,
+            Err(TransportError::Protocol(_))
+        ));
+        assert!(matches!(next(&mut stream).await, Ok(Incoming::End)));
     }
 
     /// A stream that counts the reads that returned bytes.
@@ -280,8 +381,8 @@ mod tests {
                 Frame::text(format!("PONG {i:03}"))
             );
         }
-        assert_eq!(stream.reader.get_ref().reads, 200);
-        assert!(stream.reader.read_buffer().capacity() <= READ_BUFFER_BYTES);
+        assert_eq!(stream.reader.reads, 200);
+        assert!(stream.read_buffer.capacity() <= READ_BUFFER_BYTES);
     }
 
     #[tokio::test]
@@ -295,7 +396,7 @@ mod tests {
                 next_line(&mut stream).await,
                 Frame::text(format!("PONG {i}"))
             );
-            assert!(stream.reader.read_buffer().capacity() <= READ_BUFFER_BYTES);
+            assert!(stream.read_buffer.capacity() <= READ_BUFFER_BYTES);
         }
     }
 }
