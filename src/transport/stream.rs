@@ -136,8 +136,13 @@ where
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(err) => return Err(TransportError::from(err)),
         };
-        self.buffer.advance(written.min(self.buffer.len()));
-        Ok(self.buffer.is_empty())
+        if written >= self.buffer.len() {
+            // Cleared, not advanced: the buffer keeps its room from its start.
+            self.buffer.clear();
+            return Ok(true);
+        }
+        self.buffer.advance(written);
+        Ok(false)
     }
 
     /// Writes what `send_now` left, waiting for the peer to take it.
