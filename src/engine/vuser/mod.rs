@@ -11,6 +11,7 @@ pub(crate) mod context;
 pub mod data;
 pub(crate) mod delivery;
 pub mod errors;
+mod event;
 pub(crate) mod http;
 mod http_parts;
 pub(crate) mod matchers;
@@ -28,12 +29,11 @@ use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use minijinja::value::Value;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::load::control::Inbox;
@@ -44,6 +44,7 @@ use crate::transport::{Incoming, TransportError};
 use crate::vocab::names;
 use accept::Accepted;
 use context::RunContext;
+use event::{Event, next_event};
 use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use receive::Dispatched;
@@ -522,43 +523,6 @@ impl Vuser {
             _ = sleep_until(until) => Control::Next,
         }
     }
-}
-
-/// What ended one poll of a wait.
-enum Event {
-    Retired,
-    Incoming(Result<Incoming, TransportError>),
-    Broadcast(Arc<str>),
-    Deadline,
-}
-
-/// One poll of a wait, in priority order: retiring (when watched), the connection, a
-/// broadcast, the deadline. A hand-written poll rather than `select!`, which built and
-/// dropped a future per branch on every round trip. A closed inbox is simply never ready.
-fn next_event(
-    cx: &mut Context<'_>,
-    retired: Option<Pin<&mut WaitForCancellationFuture<'_>>>,
-    conn: &mut Link,
-    inbox: &mut Option<Inbox>,
-    timer: &mut Pin<Box<Sleep>>,
-) -> Poll<Event> {
-    if let Some(retired) = retired
-        && retired.poll(cx).is_ready()
-    {
-        return Poll::Ready(Event::Retired);
-    }
-    if let Poll::Ready(item) = conn.conn.poll_recv(cx) {
-        return Poll::Ready(Event::Incoming(item));
-    }
-    if let Some(inbox) = inbox
-        && let Poll::Ready(Some(text)) = inbox.rx.poll_recv(cx)
-    {
-        return Poll::Ready(Event::Broadcast(text));
-    }
-    if timer.as_mut().poll(cx).is_ready() {
-        return Poll::Ready(Event::Deadline);
-    }
-    Poll::Pending
 }
 
 fn loop_continues(
