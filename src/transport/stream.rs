@@ -1,6 +1,8 @@
-//! Framed I/O over a byte stream (plain TCP or TLS): frames are read through the codec;
-//! writes are encoded into a reused buffer and written whole, one write per message and no
-//! allocation per message.
+//! Framed I/O over a byte stream (plain TCP or TLS): frames are read through the codec by a
+//! small read loop of our own; writes are encoded into a reused buffer and written whole, one
+//! write per message and no allocation per message. On plain TCP the write is tried at once
+//! (`try_write`) and only what the socket did not take waits. The codec itself, and what a
+//! frame means, are `protocol`'s.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
