@@ -20,7 +20,8 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A line server: each line is answered with `reply(line)` after `delay`, in order.
+/// A line server: each line is answered with `reply(line)` after `delay`, in order (an
+/// empty reply is not sent).
 async fn scripted_server(
     delay: Duration,
     reply: impl Fn(&str) -> String + Send + Sync + 'static,
@@ -37,6 +38,10 @@ async fn scripted_server(
                 while let Ok(Some(line)) = lines.next_line().await {
                     tokio::time::sleep(delay).await;
                     let mut out = reply(&line);
+                    if out.is_empty() {
+                        // An empty reply is none at all: the server stays silent.
+                        continue;
+                    }
                     out.push('\n');
                     if write.write_all(out.as_bytes()).await.is_err() {
                         return;
@@ -200,6 +205,42 @@ async fn a_late_send_is_measured_from_its_schedule_not_from_when_it_went() {
     assert!(close(ping.mean, 400.0), "mean {} ms", ping.mean);
     assert_eq!(counter(&out, "messages.sent"), 3);
     assert_eq!(counter(&out, "messages.received"), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expect_times_out_a_whole_timeout_after_it_began_not_after_an_earlier_one() {
+    // Replies take 1 s and stop after the second ping. The third expect begins at 2 s, so its
+    // 5 s timeout ends at 7 s; the first expect's would have ended at 5 s (the wait keeps its
+    // timer armed for an earlier deadline and must re-arm it, not give up, when that fires).
+    let answered = std::sync::atomic::AtomicU32::new(0);
+    let target = scripted_server(ms(1000), move |_| {
+        if answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2 {
+            "PONG".to_owned()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    let steps = vec![send_expect(Text::Literal("PING".into()), "^PONG", "ping")];
+    let started = tokio::time::Instant::now();
+    let out = go(
+        plan(minijinja::Environment::new(), steps, 3),
+        &target,
+        "deadline",
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        counter(&out, "errors.timeout"),
+        1,
+        "{:?}",
+        out.error_samples
+    );
+    assert_eq!(summary(&out, "latency.ping").map(|s| s.count), Some(2));
+    assert!(
+        elapsed >= Duration::from_secs(7) && elapsed < Duration::from_millis(7_500),
+        "the run ended after {elapsed:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,15 +1,18 @@
 //! Branches of the flat program: the conditions of `if` and `loop … while` (rendered in the
-//! vuser's scope) and the weighted draw of `pick`, made per execution from the vuser's seeded
-//! generator so `--seed` replays it.
+//! vuser's scope), whether a loop goes on (and its template `loop` value), and the weighted
+//! draw of `pick`, made per execution from the vuser's seeded generator so `--seed` replays it.
 //!
 //! The jumps themselves are `program::Op`s, followed by the vuser's interpreter loop.
 
+use minijinja::value::Value;
 use rand::RngExt;
+use tokio::time::Instant;
 
-use super::template::{Renderer, Scope};
+use super::data;
+use super::template::{LoopVar, Renderer, Scope};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
-use crate::plan::Text;
+use crate::plan::{LoopBound, Text};
 
 /// Whether a condition holds: the plan compiles `if: "x"` to a template that renders `true`
 /// exactly when `x` is true in minijinja's sense.
@@ -36,6 +39,35 @@ pub(crate) fn pick(rng: &mut SeededRng, branches: &[(u32, usize)]) -> Option<usi
         ticket -= weight;
     }
     None
+}
+
+/// Whether a loop goes on for its `iteration` (counted from 0), `started` when it began.
+pub(super) fn loop_continues(
+    renderer: &Renderer,
+    scope: &Scope,
+    bound: &LoopBound,
+    iteration: u64,
+    started: Instant,
+) -> Result<bool, Failure> {
+    Ok(match bound {
+        LoopBound::Count(n) => iteration < *n,
+        LoopBound::Over(values) => (iteration as usize) < values.len(),
+        LoopBound::Duration(d) => started.elapsed() < *d,
+        LoopBound::While(condition) => holds(renderer, scope, condition)?,
+        LoopBound::Forever => true,
+    })
+}
+
+/// The template's `loop` at `iteration`; `value` only for `over` loops.
+pub(super) fn loop_var(bound: &LoopBound, iteration: u64) -> LoopVar {
+    let value = match bound {
+        LoopBound::Over(values) => values
+            .get(iteration as usize)
+            .map(data::json_value)
+            .unwrap_or_default(),
+        _ => Value::UNDEFINED,
+    };
+    LoopVar { iteration, value }
 }
 
 #[cfg(test)]

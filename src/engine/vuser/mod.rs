@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use minijinja::value::Value;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -354,8 +353,14 @@ impl Vuser {
             outer: self.scope.loop_.take(),
         };
         // A `while` condition sees the loop it guards (`loop.index` of the coming turn).
-        self.scope.loop_ = Some(loop_var(bound, 0));
-        if loop_continues(ctx, &self.scope, bound, &frame)? {
+        self.scope.loop_ = Some(branch::loop_var(bound, 0));
+        if branch::loop_continues(
+            &ctx.renderer,
+            &self.scope,
+            bound,
+            frame.iteration,
+            frame.started,
+        )? {
             self.loops.push(frame);
             Ok(pc + 1)
         } else {
@@ -388,13 +393,19 @@ impl Vuser {
         if let Some(var) = &mut self.scope.loop_ {
             var.iteration = frame.iteration;
         }
-        if loop_continues(ctx, &self.scope, bound, frame)? {
+        if branch::loop_continues(
+            &ctx.renderer,
+            &self.scope,
+            bound,
+            frame.iteration,
+            frame.started,
+        )? {
             match &mut self.scope.loop_ {
                 // Same loop, next turn: no new value unless it is an `over` loop.
                 Some(var) if !matches!(bound, LoopBound::Over(_)) => {
                     var.iteration = frame.iteration
                 }
-                slot => *slot = Some(loop_var(bound, frame.iteration)),
+                slot => *slot = Some(branch::loop_var(bound, frame.iteration)),
             }
             Ok(Some(start + 1))
         } else {
@@ -416,7 +427,13 @@ impl Vuser {
         expect: Option<(&ExpectOp, &Matcher)>,
         interruptible: bool,
     ) -> Result<Waited, Failure> {
-        self.timer.as_mut().reset(until);
+        // The timer may stay armed for an earlier deadline than this wait's (the last
+        // expect's): when it fires, the wait re-arms it for `until` and goes on. Moving a
+        // deadline later on every round trip cost a clock conversion and a timer update each
+        // time; this way it happens once per timeout period.
+        if self.timer.is_elapsed() || until < self.timer.deadline() {
+            self.timer.as_mut().reset(until);
+        }
         loop {
             let Some(conn) = self.conn.as_mut() else {
                 if expect.is_some() {
@@ -428,7 +445,12 @@ impl Vuser {
                 tokio::select! {
                     biased;
                     _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                    _ = self.timer.as_mut() => return Ok(Waited::Deadline),
+                    _ = self.timer.as_mut() => {
+                        if self.rearm(until) {
+                            continue;
+                        }
+                        return Ok(Waited::Deadline);
+                    }
                 }
             };
             let item = {
@@ -442,6 +464,7 @@ impl Vuser {
             let item = match item {
                 Event::Incoming(item) => item,
                 Event::Retired => return Ok(Waited::Retired),
+                Event::Deadline if self.rearm(until) => continue,
                 Event::Deadline => return Ok(Waited::Deadline),
                 Event::Broadcast(text) => {
                     let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
@@ -515,6 +538,18 @@ impl Vuser {
         }
     }
 
+    /// After the timer fired: `true` when it was armed for an earlier deadline than `until`
+    /// (it is re-armed for `until`), `false` when `until` is reached. Trusts the timer's own
+    /// deadline rather than reading the clock, so a fired timer is never re-armed for the
+    /// same instant.
+    fn rearm(&mut self, until: Instant) -> bool {
+        if self.timer.deadline() >= until {
+            return false;
+        }
+        self.timer.as_mut().reset(until);
+        true
+    }
+
     /// Waits out the reconnect backoff; retiring ends it early.
     async fn backoff(&mut self, ctx: &RunContext) -> Control {
         let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
@@ -523,33 +558,6 @@ impl Vuser {
             _ = sleep_until(until) => Control::Next,
         }
     }
-}
-
-fn loop_continues(
-    ctx: &RunContext,
-    scope: &Scope,
-    bound: &LoopBound,
-    frame: &LoopFrame,
-) -> Result<bool, Failure> {
-    Ok(match bound {
-        LoopBound::Count(n) => frame.iteration < *n,
-        LoopBound::Over(values) => (frame.iteration as usize) < values.len(),
-        LoopBound::Duration(d) => frame.started.elapsed() < *d,
-        LoopBound::While(condition) => branch::holds(&ctx.renderer, scope, condition)?,
-        LoopBound::Forever => true,
-    })
-}
-
-/// The template's `loop` at `iteration`; `value` only for `over` loops.
-fn loop_var(bound: &LoopBound, iteration: u64) -> LoopVar {
-    let value = match bound {
-        LoopBound::Over(values) => values
-            .get(iteration as usize)
-            .map(data::json_value)
-            .unwrap_or_default(),
-        _ => Value::UNDEFINED,
-    };
-    LoopVar { iteration, value }
 }
 
 /// `at + d`, saturating far in the future instead of overflowing on absurd durations.
