@@ -411,8 +411,11 @@ impl Encoder<&[u8]> for FrameCodec {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    /// Below this, a plain scan beats memchr's set-up (chat messages are often this short).
+    const SHORT_BYTES: usize = 16;
     match needle {
         [] => None,
+        [byte] if haystack.len() < SHORT_BYTES => haystack.iter().position(|b| b == byte),
         // memchr's searches run a word (or SIMD register) at a time, not a byte.
         [byte] => memchr::memchr(*byte, haystack),
         _ => memchr::memmem::find(haystack, needle),

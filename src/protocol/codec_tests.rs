@@ -450,3 +450,29 @@ fn a_length_prefixed_message_holds_exactly_one_packet() {
         Err(ProtocolError::FrameTooLarge { .. })
     ));
 }
+
+#[test]
+fn a_newline_anywhere_in_a_short_or_long_body_is_refused_and_found_when_decoding() {
+    // Short bodies are scanned byte by byte, longer ones by memchr: both must find it.
+    for len in 1..40 {
+        for at in 0..len {
+            let mut body = vec![b'a'; len];
+            body[at] = b'\n';
+            let mut dst = BytesMut::new();
+            let refused = codec(CodecConfig::lines()).encode_parts(None, &body, &mut dst);
+            assert!(
+                matches!(refused, Err(ProtocolError::TerminatorInBody)),
+                "len {len}, newline at {at}"
+            );
+            let mut src = BytesMut::from(&body[..]);
+            let frame = codec(CodecConfig::lines())
+                .decode(&mut src)
+                .expect("decodes");
+            assert_eq!(frame.map(|f| f.body.len()), Some(at), "len {len}, at {at}");
+        }
+        let mut dst = BytesMut::new();
+        codec(CodecConfig::lines())
+            .encode_parts(None, &vec![b'a'; len], &mut dst)
+            .expect("no newline, accepted");
+    }
+}
