@@ -6,10 +6,9 @@
 
 use minijinja::value::Value;
 use rand::RngExt;
-use tokio::time::Instant;
 
-use super::data;
 use super::template::{LoopVar, Renderer, Scope};
+use super::{LoopFrame, data};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
 use crate::plan::{LoopBound, Text};
@@ -41,18 +40,17 @@ pub(crate) fn pick(rng: &mut SeededRng, branches: &[(u32, usize)]) -> Option<usi
     None
 }
 
-/// Whether a loop goes on for its `iteration` (counted from 0), `started` when it began.
+/// Whether a loop goes on for the turn `frame` has counted to (from 0).
 pub(super) fn loop_continues(
     renderer: &Renderer,
     scope: &Scope,
     bound: &LoopBound,
-    iteration: u64,
-    started: Instant,
+    frame: &LoopFrame,
 ) -> Result<bool, Failure> {
     Ok(match bound {
-        LoopBound::Count(n) => iteration < *n,
-        LoopBound::Over(values) => (iteration as usize) < values.len(),
-        LoopBound::Duration(d) => started.elapsed() < *d,
+        LoopBound::Count(n) => frame.iteration < *n,
+        LoopBound::Over(values) => (frame.iteration as usize) < values.len(),
+        LoopBound::Duration(d) => frame.started.elapsed() < *d,
         LoopBound::While(condition) => holds(renderer, scope, condition)?,
         LoopBound::Forever => true,
     })

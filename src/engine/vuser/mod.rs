@@ -354,13 +354,7 @@ impl Vuser {
         };
         // A `while` condition sees the loop it guards (`loop.index` of the coming turn).
         self.scope.loop_ = Some(branch::loop_var(bound, 0));
-        if branch::loop_continues(
-            &ctx.renderer,
-            &self.scope,
-            bound,
-            frame.iteration,
-            frame.started,
-        )? {
+        if branch::loop_continues(&ctx.renderer, &self.scope, bound, &frame)? {
             self.loops.push(frame);
             Ok(pc + 1)
         } else {
@@ -393,13 +387,7 @@ impl Vuser {
         if let Some(var) = &mut self.scope.loop_ {
             var.iteration = frame.iteration;
         }
-        if branch::loop_continues(
-            &ctx.renderer,
-            &self.scope,
-            bound,
-            frame.iteration,
-            frame.started,
-        )? {
+        if branch::loop_continues(&ctx.renderer, &self.scope, bound, frame)? {
             match &mut self.scope.loop_ {
                 // Same loop, next turn: no new value unless it is an `over` loop.
                 Some(var) if !matches!(bound, LoopBound::Over(_)) => {
