@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,7 @@ use crate::server::connection::{Inbound, serve_with};
 use crate::server::tls::HANDSHAKE_TIMEOUT;
 use crate::server::writer::Output;
 use crate::server::{ServerFraming, Shared};
+use crate::transport::websocket_config;
 
 /// The body of the response to a request that is not a WebSocket upgrade.
 pub const BAD_REQUEST_BODY: &str =
@@ -40,9 +41,6 @@ pub const REFUSED_BODY: &str = "upgrade refused by test server";
 /// closing handshake completes before the socket closes (closing at once could reset the
 /// connection before the client has read the last messages).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// Per-connection read buffer: tungstenite allocates it eagerly (128 KiB by default), too
-/// much for tens of thousands of mostly idle chat clients.
-const READ_BUFFER_BYTES: usize = 4096;
 
 /// Upgrades `stream` and serves the session over it.
 pub async fn serve<S>(
@@ -53,7 +51,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = ws_config(shared.config.max_frame_bytes);
+    let config = websocket_config(shared.config.max_frame_bytes);
     let refuse = shared.config.ws_refuse;
     // The error type is tungstenite's `Callback` contract, large or not.
     #[allow(clippy::result_large_err)]
@@ -106,13 +104,6 @@ pub async fn serve<S>(
         }
     })
     .await;
-}
-
-fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(max_frame_bytes))
-        .max_frame_size(Some(max_frame_bytes))
 }
 
 /// The response of a server told to refuse upgrades; `status` is validated as 4xx/5xx.

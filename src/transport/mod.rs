@@ -27,7 +27,7 @@ use tokio_rustls::client::TlsStream;
 pub use connect::exhaustion_hint;
 pub(crate) use connect::nofile_limit;
 pub use stream::FramedStream;
-pub use ws::WsConn;
+pub use ws::{WsConn, websocket_config};
 
 use crate::certs::CertError;
 use crate::plan::{Endpoint, Scheme, TlsSettings, WebSocketSettings};

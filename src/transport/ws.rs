@@ -26,6 +26,22 @@ use super::{ConnectError, Incoming, TransportError};
 use crate::protocol::FrameCodec;
 use crate::vocab::ErrorKind;
 
+/// Bytes tungstenite reads from the socket at a time, and the read buffer it allocates per
+/// connection. Its default, 128 KiB, is allocated eagerly and zero-filled before every read
+/// (the read that finds nothing waiting included): twice per round trip, that was most of a
+/// ping-pong's user time, and 128 KiB of resident memory per connection. A chat message
+/// fits in one 4 KiB read; a bigger one takes several reads.
+const WS_READ_CHUNK_BYTES: usize = 4096;
+
+/// The WebSocket settings of both ends (`chatload run` and `chatload serve`): messages and
+/// frames capped at `max_message_bytes`, reads of [`WS_READ_CHUNK_BYTES`].
+pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_CHUNK_BYTES)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}
+
 /// What every WebSocket connection of a run shares.
 #[derive(Debug, Clone)]
 pub(super) struct WsClient {
@@ -49,9 +65,7 @@ impl WsClient {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let request = self.request(headers)?;
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(self.max_message_bytes);
-        config.max_frame_size = Some(self.max_message_bytes);
+        let config = websocket_config(self.max_message_bytes);
         let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
         let (ws, _response) = match tokio::time::timeout(limit, handshake).await {
             Err(_) => {

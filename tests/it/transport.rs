@@ -290,7 +290,8 @@ async fn a_refused_upgrade_is_ws_upgrade_with_the_status_and_body() {
 }
 
 /// A WebSocket server we script in the test: pings the client first, records whether the
-/// pong came back, answers `PING x` with `PONG x`, and closes with 4001 on `BYE?`.
+/// pong came back, answers `PING x` with `PONG x`, `BIG?` with 100 000 `x`s in one message,
+/// and closes with 4001 on `BYE?`.
 async fn scripted_ws_server() -> (
     std::net::SocketAddr,
     tokio::sync::oneshot::Receiver<bool>,
@@ -339,6 +340,9 @@ async fn scripted_ws_server() -> (
                     };
                     let _ = ws.close(Some(frame)).await;
                 }
+                Message::Text(text) if text.as_str() == "BIG?" => {
+                    let _ = ws.send(Message::text("x".repeat(BIG_MESSAGE_BYTES))).await;
+                }
                 Message::Text(text) => {
                     let reply = text.as_str().replacen("PING", "PONG", 1);
                     let _ = ws.send(Message::text(reply)).await;
@@ -380,6 +384,41 @@ scenarios:
     assert_eq!(counter(&out, "ws.close.4001"), 1);
     let message = only_error(&out, "closed");
     assert!(message.contains("close code 4001: done"), "{message}");
+    server.abort();
+}
+
+/// The scripted server's answer to `BIG?`: many times the client's read chunk (4 KiB).
+const BIG_MESSAGE_BYTES: usize = 100_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_message_many_reads_long_arrives_whole_and_is_matched_once() {
+    let (addr, _pong_rx, _ping_rx, server) = scripted_ws_server().await;
+    let yaml = r#"
+config:
+  target: embedded
+  phases:
+    - {duration: 10ms, arrivalCount: 1}
+  defaults: {timeout: 5s}
+scenarios:
+  - flow:
+      - connect
+      - send: "BIG?"
+        expect: {match: "^x+$", name: big}
+      - send: "PING 1"
+        expect: {match: "^PONG 1$", name: ping}
+"#;
+    let plan = chatload::plan::load_str(yaml, Path::new("ws.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let out = run_against(plan, &format!("ws://{addr}/")).await;
+    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_eq!(count(&out, "latency.big"), 1);
+    assert_eq!(count(&out, "latency.ping"), 1);
+    // One message of 100 000 bytes and the pong: nothing split into more messages.
+    assert_eq!(counter(&out, "messages.received"), 2);
+    assert_eq!(
+        counter(&out, "bytes.received"),
+        (BIG_MESSAGE_BYTES + "PONG 1".len()) as u64
+    );
     server.abort();
 }
 
