@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
@@ -128,6 +129,45 @@ impl Conn {
         {
             return Ok(());
         }
+        self.finish_send(type_id, body, binary).await
+    }
+
+    /// The frame of the text `body` as this connection writes it, for [`Conn::send_text`]:
+    /// `Some` for plain TCP only, the one transport that writes a given frame as it is.
+    pub fn encode_text(&self, body: &[u8]) -> Option<Bytes> {
+        match self {
+            Conn::Plain(stream) => stream.encode(body),
+            _ => None,
+        }
+    }
+
+    /// Sends the text `body`. `encoded`: its frame from [`Conn::encode_text`] on a connection
+    /// of the same run (the same codec), written as it is instead of encoding `body` again
+    /// (a literal message is encoded once per run, not once per send).
+    pub async fn send_text(
+        &mut self,
+        body: &[u8],
+        encoded: Option<&[u8]>,
+    ) -> Result<(), TransportError> {
+        match (&mut *self, encoded) {
+            (Conn::Plain(stream), Some(frame)) => {
+                if stream.send_encoded_now(frame)? {
+                    return Ok(());
+                }
+                self.finish_send(None, body, false).await
+            }
+            _ => self.send(None, body, false).await,
+        }
+    }
+
+    /// Writes the frame, or on plain TCP what the immediate write left of it, within the
+    /// write limit.
+    async fn finish_send(
+        &mut self,
+        type_id: Option<u32>,
+        body: &[u8],
+        binary: bool,
+    ) -> Result<(), TransportError> {
         let limit = self.write_limit();
         let write = async {
             match self {

@@ -7,7 +7,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -145,6 +145,31 @@ where
         }
         self.buffer.advance(written);
         Ok(false)
+    }
+
+    /// As `send_now`, for a frame this stream's codec already encoded (`encode`): written
+    /// from the caller's bytes; only what the socket did not take is copied, for `send_rest`.
+    pub(super) fn send_encoded_now(&mut self, frame: &[u8]) -> Result<bool, TransportError> {
+        let written = match self.writer.write_now(frame) {
+            Ok(written) => written,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(err) => return Err(TransportError::from(err)),
+        };
+        let rest = frame.get(written..).unwrap_or_default();
+        if rest.is_empty() {
+            return Ok(true);
+        }
+        self.buffer.clear();
+        self.buffer.extend_from_slice(rest);
+        Ok(false)
+    }
+
+    /// The frame of `body` (no type) as this stream writes it; `None` when the codec refuses
+    /// the body (the error comes from the send itself).
+    pub(super) fn encode(&self, body: &[u8]) -> Option<Bytes> {
+        let mut frame = BytesMut::new();
+        self.codec.encode_parts(None, body, &mut frame).ok()?;
+        Some(frame.freeze())
     }
 
     /// Writes what `send_now` left, waiting for the peer to take it.

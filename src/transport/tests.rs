@@ -1,4 +1,5 @@
-//! Transport tests that need no network: framed I/O over an in-memory duplex.
+//! Transport tests: framed I/O over an in-memory duplex, and plain TCP's immediate writes
+//! over loopback (the one transport that writes into the socket itself).
 
 use super::*;
 use crate::protocol::CodecConfig;
@@ -66,4 +67,58 @@ fn tls_records_are_recognised() {
     assert!(looks_like_tls_record(&[0x16, 0x03, 0x01, 0x00]));
     assert!(!looks_like_tls_record(b"PONG x"));
     assert!(!looks_like_tls_record(&[0x15, 0x03]));
+}
+
+/// A TCP connection whose socket takes little at once (4 KiB send buffer), and its peer.
+async fn plain_pair() -> (Conn, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_send_buffer_size(4096).expect("send buffer");
+    let ours = socket
+        .connect(listener.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    let (theirs, _) = listener.accept().await.expect("accept");
+    let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
+    (Conn::Plain(FramedStream::plain(ours, codec)), theirs)
+}
+
+#[tokio::test]
+async fn an_encoded_frame_the_socket_takes_in_part_is_finished_before_the_next_one() {
+    use tokio::io::AsyncReadExt;
+
+    let (mut conn, mut peer) = plain_pair().await;
+    // Far more than the peer's receive buffer holds while it is not reading: the socket
+    // takes part of it at once and the rest only as the peer reads.
+    let body = vec![b'a'; 600_000];
+    let encoded = conn
+        .encode_text(&body)
+        .expect("plain TCP encodes a text frame");
+    assert_eq!(&encoded[..], [&body[..], b"\n"].concat());
+    // The peer reads only once the send waits (one thread: the reader runs when it yields).
+    let reader = tokio::spawn(async move {
+        let mut all = Vec::new();
+        peer.read_to_end(&mut all).await.map(|_| all)
+    });
+    conn.send_text(&body, Some(&encoded)).await.expect("send");
+    conn.send_text(b"after", None).await.expect("send");
+    conn.close().await;
+    let received = reader.await.expect("reader").expect("read");
+    assert_eq!(received.len(), body.len() + "\nafter\n".len());
+    assert_eq!(received, [&body[..], b"\nafter\n"].concat());
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_plain_tcp_hands_out_encoded_frames() {
+    let (left, _right) = duplex_pair();
+    assert_eq!(left.encode_text(b"PING 1"), None);
+    let (plain, _peer) = plain_pair().await;
+    assert_eq!(
+        plain.encode_text(b"PING 1").as_deref(),
+        Some(&b"PING 1\n"[..])
+    );
+    // A text the codec refuses is not encoded (its send reports the error).
+    assert_eq!(plain.encode_text(b"two\nlines"), None);
 }

@@ -5,8 +5,10 @@
 //! It decides nothing about timing or I/O; `vuser` and `steps` execute what is here.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use super::matchers::TemplatedMatcher;
 use crate::metrics::{CounterId, HistogramId, Registry, ScenarioId};
@@ -155,6 +157,12 @@ impl ScenarioIds {
     }
 }
 
+/// A literal text send's frame as the run's connections write it: encoded by the first send
+/// and written as it is by every send after, of every vuser (`Conn::encode_text`; `None`
+/// where the transport encodes each message itself, or the codec refused the text).
+#[derive(Debug, Default)]
+pub(crate) struct LiteralFrame(pub OnceLock<Option<Bytes>>);
+
 #[derive(Debug)]
 pub(crate) enum Op {
     Connect {
@@ -164,6 +172,8 @@ pub(crate) enum Op {
         message: SendSpec,
         expect: Option<ExpectOp>,
         step: StepId,
+        /// A literal text message's frame, encoded once for the run.
+        literal: LiteralFrame,
     },
     Expect(ExpectOp),
     Think(Think, StepId),
@@ -355,6 +365,7 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
                 message: message.clone(),
                 expect: expect.as_ref().map(|e| expect_op(e, scenario, steps)),
                 step: steps.step(scenario, Method::Send, "send"),
+                literal: LiteralFrame::default(),
             }),
             Step::Expect(e) => ops.push(Op::Expect(expect_op(e, scenario, steps))),
             Step::Think(think) => ops.push(Op::Think(

@@ -13,13 +13,14 @@ use tokio::time::{Instant, sleep_until};
 
 use super::context::RunContext;
 use super::message;
-use super::program::{ExpectOp, Op, ScenarioProgram};
+use super::program::{ExpectOp, LiteralFrame, Op, ScenarioProgram};
 use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview, transport_failure};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
 use crate::metrics::{CounterId, HistogramId};
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::Frame;
+use crate::transport::TransportError;
 
 /// The largest render buffer a vuser keeps between sends (bigger ones are freed).
 const RENDER_BUFFER_KEPT_BYTES: usize = 1024;
@@ -37,9 +38,10 @@ pub(super) async fn step(
             message,
             expect,
             step,
+            literal,
         } => {
             let deferred = expect.is_some();
-            if send(vu, ctx, message, deferred)
+            if send(vu, ctx, message, literal, deferred)
                 .await
                 .map_err(|f| f.at(*step))?
                 == Control::Retired
@@ -134,6 +136,7 @@ async fn send(
     vu: &mut Vuser,
     ctx: &RunContext,
     spec: &SendSpec,
+    literal: &LiteralFrame,
     deferred: bool,
 ) -> Result<Control, Failure> {
     if vu.conn.is_none() && connect(vu, ctx, None).await? == Control::Retired {
@@ -141,8 +144,8 @@ async fn send(
     }
     let scheduled = vu.clock.next_send;
     let bytes = if let SendSpec::Text(Text::Literal(text)) = spec {
-        // Nothing to render: encode the plan's own text, no copy of it per message.
-        write_uncounted(vu, ctx, None, text.as_bytes(), false).await?
+        // Nothing to render, and encoded once for the run where the transport allows.
+        write_literal(vu, ctx, text.as_bytes(), literal).await?
     } else if let SendSpec::Text(text) = spec {
         // Rendered into the vuser's reused buffer: no `String` per message.
         let mut body = std::mem::take(&mut vu.render_buffer);
@@ -211,19 +214,45 @@ async fn write_uncounted(
     body: &[u8],
     binary: bool,
 ) -> Result<u64, Failure> {
-    let Some(link) = vu.conn.as_mut() else {
-        return Err(Failure::new(
-            ErrorKind::Closed,
-            "send without an open connection",
-        ));
-    };
-    let body_bytes = body.len() as u64;
-    if let Err(err) = link.conn.send(type_id, body, binary).await {
-        let silent = !link.received_any;
-        vu.conn = None;
-        return Err(transport_failure(ctx, err, silent));
+    let link = open_link(vu)?;
+    let sent = link.conn.send(type_id, body, binary).await;
+    sent_or_lost(vu, ctx, sent, body)
+}
+
+/// Writes a literal text message: its frame from `literal`, encoded by the run's first send.
+async fn write_literal(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    body: &[u8],
+    literal: &LiteralFrame,
+) -> Result<u64, Failure> {
+    let link = open_link(vu)?;
+    let encoded = literal.0.get_or_init(|| link.conn.encode_text(body));
+    let sent = link.conn.send_text(body, encoded.as_deref()).await;
+    sent_or_lost(vu, ctx, sent, body)
+}
+
+fn open_link(vu: &mut Vuser) -> Result<&mut Link, Failure> {
+    vu.conn
+        .as_mut()
+        .ok_or_else(|| Failure::new(ErrorKind::Closed, "send without an open connection"))
+}
+
+/// The body size of a sent message, or the failure of a connection the write lost.
+fn sent_or_lost(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    sent: Result<(), TransportError>,
+    body: &[u8],
+) -> Result<u64, Failure> {
+    match sent {
+        Ok(()) => Ok(body.len() as u64),
+        Err(err) => {
+            let silent = vu.conn.as_ref().is_some_and(|link| !link.received_any);
+            vu.conn = None;
+            Err(transport_failure(ctx, err, silent))
+        }
     }
-    Ok(body_bytes)
 }
 
 /// Waits for the first frame since the last send that matches, records its latency from
