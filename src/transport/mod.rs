@@ -123,20 +123,27 @@ impl Conn {
         body: &[u8],
         binary: bool,
     ) -> Result<(), TransportError> {
-        // Plain TCP: written here, with no future, when the socket takes the whole frame.
-        if let Conn::Plain(stream) = self
-            && stream.send_now(type_id, body)?
-        {
+        // Streams encode into their write buffer first; plain TCP hands the socket the frame
+        // there too, with no future, and is done when it takes it whole.
+        let done = match self {
+            Conn::Plain(stream) => stream.send_now(type_id, body)?,
+            Conn::Tls(stream) => stream.send_now(type_id, body)?,
+            #[cfg(test)]
+            Conn::Duplex(stream) => stream.send_now(type_id, body)?,
+            Conn::Ws(_) | Conn::Wss(_) => false,
+        };
+        if done {
             return Ok(());
         }
         self.finish_send(type_id, body, binary).await
     }
 
     /// The frame of the text `body` as this connection writes it, for [`Conn::send_text`]:
-    /// `Some` for plain TCP only, the one transport that writes a given frame as it is.
+    /// `Some` for the streams (plain TCP and TLS), which write a given frame as it is.
     pub fn encode_text(&self, body: &[u8]) -> Option<Bytes> {
         match self {
             Conn::Plain(stream) => stream.encode(body),
+            Conn::Tls(stream) => stream.encode(body),
             _ => None,
         }
     }
@@ -149,19 +156,19 @@ impl Conn {
         body: &[u8],
         encoded: Option<&[u8]>,
     ) -> Result<(), TransportError> {
-        match (&mut *self, encoded) {
-            (Conn::Plain(stream), Some(frame)) => {
-                if stream.send_encoded_now(frame)? {
-                    return Ok(());
-                }
-                self.finish_send(None, body, false).await
-            }
-            _ => self.send(None, body, false).await,
+        let done = match (&mut *self, encoded) {
+            (Conn::Plain(stream), Some(frame)) => stream.send_encoded_now(frame)?,
+            (Conn::Tls(stream), Some(frame)) => stream.send_encoded_now(frame)?,
+            _ => return self.send(None, body, false).await,
+        };
+        if done {
+            return Ok(());
         }
+        self.finish_send(None, body, false).await
     }
 
-    /// Writes the frame, or on plain TCP what the immediate write left of it, within the
-    /// write limit.
+    /// Writes the frame within the write limit; on a stream (plain TCP, TLS), what
+    /// `send_now` or `send_encoded_now` left in its write buffer.
     async fn finish_send(
         &mut self,
         type_id: Option<u32>,
@@ -172,11 +179,11 @@ impl Conn {
         let write = async {
             match self {
                 Conn::Plain(stream) => stream.send_rest().await,
-                Conn::Tls(stream) => stream.send(type_id, body).await,
+                Conn::Tls(stream) => stream.send_rest().await,
                 Conn::Ws(ws) => ws.send(type_id, body, binary).await,
                 Conn::Wss(ws) => ws.send(type_id, body, binary).await,
                 #[cfg(test)]
-                Conn::Duplex(stream) => stream.send(type_id, body).await,
+                Conn::Duplex(stream) => stream.send_rest().await,
             }
         };
         let Some(limit) = limit else {

@@ -110,17 +110,6 @@ where
         }
     }
 
-    pub(super) async fn send(
-        &mut self,
-        type_id: Option<u32>,
-        body: &[u8],
-    ) -> Result<(), TransportError> {
-        if !self.send_now(type_id, body)? {
-            self.send_rest().await?;
-        }
-        Ok(())
-    }
-
     /// Encodes the frame and hands the socket what it takes now, without a future (a TCP
     /// socket nearly always has room for a chat message). `false`: bytes are left for
     /// `send_rest` (always, for a writer that cannot write at once).
@@ -148,7 +137,8 @@ where
     }
 
     /// As `send_now`, for a frame this stream's codec already encoded (`encode`): written
-    /// from the caller's bytes; only what the socket did not take is copied, for `send_rest`.
+    /// from the caller's bytes; only what the socket did not take is copied, for `send_rest`
+    /// (all of it for TLS, whose records rustls builds in `send_rest`).
     pub(super) fn send_encoded_now(&mut self, frame: &[u8]) -> Result<bool, TransportError> {
         let written = match self.writer.write_now(frame) {
             Ok(written) => written,

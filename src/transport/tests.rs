@@ -111,7 +111,7 @@ async fn an_encoded_frame_the_socket_takes_in_part_is_finished_before_the_next_o
 }
 
 #[tokio::test(start_paused = true)]
-async fn only_plain_tcp_hands_out_encoded_frames() {
+async fn a_socket_stream_hands_out_encoded_frames_a_test_duplex_does_not() {
     let (left, _right) = duplex_pair();
     assert_eq!(left.encode_text(b"PING 1"), None);
     let (plain, _peer) = plain_pair().await;
