@@ -26,12 +26,13 @@ pub mod template;
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::error::{ErrorKind, Failure};
@@ -43,7 +44,7 @@ use crate::transport::{Incoming, TransportError};
 use crate::vocab::names;
 use accept::Accepted;
 use context::RunContext;
-use event::{Event, next_event};
+use event::{Deadline, Event, next_event};
 use matchers::MatcherCache;
 use program::{ExpectOp, Op, ScenarioIds, ScenarioProgram};
 use receive::Dispatched;
@@ -125,7 +126,7 @@ pub(crate) struct Vuser {
     /// The deadline of the current wait, one timer reused for the vuser's life: pushing a
     /// registered deadline later is an atomic store, where a fresh timer per expect costs a
     /// timer-wheel insert and removal per message.
-    timer: Pin<Box<Sleep>>,
+    timer: Deadline,
     /// Body size of the frame the last wait matched, counted when the expect records.
     pub matched_bytes: u64,
     /// Matchers built from this vuser's renderings of templated matchers.
@@ -209,7 +210,7 @@ impl Vuser {
             // would reserve: a few hundred bytes per idle vuser.
             loops: Vec::with_capacity(1),
             inbox: spec.inbox,
-            timer: Box::pin(sleep_until(Instant::now())),
+            timer: Deadline::at(Instant::now()),
             matched_bytes: 0,
             matchers: MatcherCache::default(),
             http: None,
@@ -420,7 +421,7 @@ impl Vuser {
         // deadline later on every round trip cost a clock conversion and a timer update each
         // time; this way it happens once per timeout period.
         if self.timer.is_elapsed() || until < self.timer.deadline() {
-            self.timer.as_mut().reset(until);
+            self.timer.reset(until);
         }
         loop {
             let Some(conn) = self.conn.as_mut() else {
@@ -430,10 +431,11 @@ impl Vuser {
                         "expect without an open connection (add a `connect` step first)",
                     ));
                 }
+                let timer = &mut self.timer;
                 tokio::select! {
                     biased;
                     _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                    _ = self.timer.as_mut() => {
+                    _ = poll_fn(|cx| if timer.poll_fired(cx) { Poll::Ready(()) } else { Poll::Pending }) => {
                         if self.rearm(until) {
                             continue;
                         }
@@ -534,7 +536,7 @@ impl Vuser {
         if self.timer.deadline() >= until {
             return false;
         }
-        self.timer.as_mut().reset(until);
+        self.timer.reset(until);
         true
     }
 
