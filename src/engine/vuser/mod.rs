@@ -18,6 +18,7 @@ pub(crate) mod matchers;
 pub(crate) mod message;
 pub(crate) mod program;
 mod receive;
+mod simple_template;
 pub mod stamp;
 mod state;
 mod steps;

@@ -14,13 +14,15 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use fnv::FnvHashMap;
 use minijinja::value::{Object, Value};
 use minijinja::{Environment, State};
 use tokio::time::Instant;
 
+use super::simple_template::{self, Part};
 use super::stamp;
 use crate::engine::seed::SeededRng;
-use crate::plan::{Templates, Text, with_rng};
+use crate::plan::{REGEX_TEMPLATE_SUFFIX, Templates, Text, with_rng};
 
 /// Variables of one vuser: payload fields, plan variables, captures and `set`s.
 pub type Vars = BTreeMap<String, Value>;
@@ -87,6 +89,9 @@ pub struct Renderer {
     /// when none does, no frame of this run can carry one of its stamps, and received frames
     /// are not scanned for them.
     uses_stamp: bool,
+    /// The templates that are only text and name insertions, by id: rendered without
+    /// minijinja's machine (`simple_template`).
+    simple: FnvHashMap<String, Vec<Part>>,
 }
 
 impl Renderer {
@@ -105,6 +110,14 @@ impl Renderer {
         let uses_stamp = env
             .templates()
             .any(|(_, template)| template.source().contains("stamp"));
+        // Regex templates escape what they insert: minijinja's to render.
+        let simple = env
+            .templates()
+            .filter(|(name, _)| !name.ends_with(REGEX_TEMPLATE_SUFFIX))
+            .filter_map(|(name, template)| {
+                simple_template::parse(template.source()).map(|parts| (name.to_owned(), parts))
+            })
+            .collect();
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.add_function("stamp", move |state: &State| -> String {
             let vu = state
@@ -117,7 +130,11 @@ impl Renderer {
             let sent_us = wall_start_us.saturating_add(elapsed_us);
             stamp::format(&run_id, vu, sent_us)
         });
-        Renderer { env, uses_stamp }
+        Renderer {
+            env,
+            uses_stamp,
+            simple,
+        }
     }
 
     /// Whether the plan can send stamps, so received frames need the stamp scan.
@@ -154,6 +171,17 @@ impl Renderer {
             }
             Text::Template(id) => {
                 let id = &id.0;
+                if let Some(parts) = self.simple.get(id) {
+                    let start = out.len();
+                    if simple_template::render(parts, |name| scope.lookup(name), out)
+                        && out.len() - start <= MAX_TEMPLATE_OUTPUT_BYTES
+                    {
+                        return Ok(());
+                    }
+                    // A value this path does not write (or too much output): minijinja
+                    // renders it, or reports why it cannot.
+                    out.truncate(start);
+                }
                 let fail = |source: minijinja::Error| match source.kind() {
                     minijinja::ErrorKind::OutOfFuel => TemplateError::OutOfFuel { id: id.clone() },
                     _ => TemplateError::Render {
@@ -220,6 +248,18 @@ impl Scope {
     /// Sets a variable (capture, `set`).
     pub fn set(&mut self, name: &str, value: Value) {
         Arc::make_mut(&mut self.vars).insert(name.to_owned(), value);
+    }
+
+    /// What the name `key` is in a template of this scope (before minijinja's globals).
+    fn lookup(&self, key: &str) -> Option<Value> {
+        lookup(
+            key,
+            &self.with,
+            &self.vu,
+            self.loop_.as_ref(),
+            &self.env,
+            &self.vars,
+        )
     }
 
     fn context(&self) -> Context {
@@ -291,16 +331,35 @@ struct Context {
 
 impl Object for Context {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str()?;
-        if let Some((_, v)) = self.with.iter().find(|(k, _)| k == key) {
-            return Some(v.clone());
-        }
-        match key {
-            "vu" => Some(self.vu.clone()),
-            "loop" if self.loop_.is_some() => self.loop_.as_ref().map(LoopVar::to_value),
-            "env" => Some(self.env.clone()),
-            _ => self.vars.get(key).cloned(),
-        }
+        lookup(
+            key.as_str()?,
+            &self.with,
+            &self.vu,
+            self.loop_.as_ref(),
+            &self.env,
+            &self.vars,
+        )
+    }
+}
+
+/// A name in a template: a `with` binding first, then `vu`, `loop` (inside loops) and `env`,
+/// then the vuser's variables.
+fn lookup(
+    key: &str,
+    with: &[(String, Value)],
+    vu: &Value,
+    loop_: Option<&LoopVar>,
+    env: &Value,
+    vars: &Vars,
+) -> Option<Value> {
+    if let Some((_, v)) = with.iter().find(|(k, _)| k == key) {
+        return Some(v.clone());
+    }
+    match key {
+        "vu" => Some(vu.clone()),
+        "loop" if loop_.is_some() => loop_.map(LoopVar::to_value),
+        "env" => Some(env.clone()),
+        _ => vars.get(key).cloned(),
     }
 }
 
@@ -414,5 +473,68 @@ mod tests {
         let r = renderer("x");
         let out = r.render(&Text::Literal("PING".into()), &scope());
         assert_eq!(out.ok().as_deref(), Some("PING"));
+    }
+
+    /// `source` rendered as a run renders it (the simple path when it applies) and through
+    /// minijinja alone; and whether the simple path took it.
+    fn both_ways(
+        source: &str,
+        scope: &Scope,
+    ) -> (Result<String, String>, Result<String, String>, bool) {
+        let fast = renderer(source);
+        let simple = fast.simple.contains_key("t");
+        let mut slow = renderer(source);
+        slow.simple.clear();
+        let text = Text::Template(TemplateId("t".into()));
+        let render = |r: &Renderer| r.render(&text, scope).map_err(|e| e.to_string());
+        (render(&fast), render(&slow), simple)
+    }
+
+    #[test]
+    fn simple_templates_render_exactly_as_minijinja_does() {
+        let mut s = scope();
+        s.set("count", Value::from(-12));
+        s.set("big", Value::from(u64::MAX));
+        s.set("ratio", Value::from(0.5));
+        s.set("flag", Value::from(true));
+        s.set(
+            "user",
+            minijinja::context! { name => "zoé", tags => vec![1, 2] },
+        );
+        s.set("nothing", Value::from(()));
+        s.loop_ = Some(LoopVar {
+            iteration: 4,
+            value: Value::from("v"),
+        });
+        s.with = vec![("text".into(), Value::from("hi"))];
+        s.set("text", Value::from("shadowed"));
+        let (fast, _, _) = both_ways("PING {{ vu.id }}", &s);
+        assert_eq!(fast.as_deref(), Ok("PING 7"));
+        // The simple path takes these...
+        for source in [
+            "PING {{ vu.id }}",
+            "{{name}} {{ count }} {{ user.name }} {{ loop.index }} {{ loop.value }}",
+            "{{ vu.scenario }} {{ env.HOME_TEST }} {{ text }}: }} {",
+        ] {
+            let (fast, slow, simple) = both_ways(source, &s);
+            assert!(simple, "{source}");
+            assert_eq!(fast, slow, "{source}");
+        }
+        // ...and leaves these to minijinja, with the same results, errors included.
+        for source in [
+            "{{ big }}",
+            "{{ ratio }}",
+            "{{ flag }}",
+            "{{ user.tags }}",
+            "{{ user }}",
+            "{{ nothing }}",
+            "{{ missing }}",
+            "{{ user.missing }}",
+            "{{ random_int }}",
+            "{{ name | upper }}",
+        ] {
+            let (fast, slow, _) = both_ways(source, &s);
+            assert_eq!(fast, slow, "{source}");
+        }
     }
 }
