@@ -34,18 +34,9 @@ pub(super) async fn step(
 ) -> Result<Control, Failure> {
     match op {
         Op::Connect { timeout } => connect(vu, ctx, *timeout).await,
-        Op::Send {
-            message,
-            expect,
-            step,
-            literal,
-        } => {
+        Op::Send { expect, step, .. } => {
             let deferred = expect.is_some();
-            if send(vu, ctx, message, literal, deferred)
-                .await
-                .map_err(|f| f.at(*step))?
-                == Control::Retired
-            {
+            if send(vu, ctx, op, deferred).await.map_err(|f| f.at(*step))? == Control::Retired {
                 return Ok(Control::Retired);
             }
             match expect {
@@ -135,10 +126,17 @@ pub(super) async fn connect(
 async fn send(
     vu: &mut Vuser,
     ctx: &RunContext,
-    spec: &SendSpec,
-    literal: &LiteralFrame,
+    op: &Op,
     deferred: bool,
 ) -> Result<Control, Failure> {
+    let Op::Send {
+        message: spec,
+        literal,
+        ..
+    } = op
+    else {
+        return Ok(Control::Next);
+    };
     if vu.conn.is_none() && connect(vu, ctx, None).await? == Control::Retired {
         return Ok(Control::Retired);
     }
