@@ -19,6 +19,14 @@ impl CodecConfig {
     /// Default cap on one frame: 1 MiB.
     pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
 
+    /// Bytes a WebSocket end (`chatload run` and `chatload serve`) reads from its socket at
+    /// a time, and the read buffer it keeps per connection. tungstenite's default, 128 KiB,
+    /// is allocated eagerly and zero-filled before every read (the one that finds nothing
+    /// waiting included): twice per round trip, that was most of a ping-pong's user time,
+    /// and 128 KiB of resident memory per connection. A chat message fits in one read; a
+    /// bigger one takes several.
+    pub const WEBSOCKET_READ_CHUNK_BYTES: usize = 4096;
+
     /// `lines` framing, LF endings, no transform, the default cap.
     pub fn lines() -> Self {
         CodecConfig {

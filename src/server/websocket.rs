@@ -20,17 +20,16 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{Frame, FrameCodec};
+use crate::protocol::{CodecConfig, Frame, FrameCodec};
 use crate::server::connection::{Inbound, serve_with};
 use crate::server::tls::HANDSHAKE_TIMEOUT;
 use crate::server::writer::Output;
 use crate::server::{ServerFraming, Shared};
-use crate::transport::websocket_config;
 
 /// The body of the response to a request that is not a WebSocket upgrade.
 pub const BAD_REQUEST_BODY: &str =
@@ -51,7 +50,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let config = websocket_config(shared.config.max_frame_bytes);
+    let config = ws_config(shared.config.max_frame_bytes);
     let refuse = shared.config.ws_refuse;
     // The error type is tungstenite's `Callback` contract, large or not.
     #[allow(clippy::result_large_err)]
@@ -104,6 +103,15 @@ pub async fn serve<S>(
         }
     })
     .await;
+}
+
+/// The server's WebSocket settings: frames capped at `max_frame_bytes`, reads of
+/// `CodecConfig::WEBSOCKET_READ_CHUNK_BYTES` (the client reads the same).
+fn ws_config(max_frame_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(CodecConfig::WEBSOCKET_READ_CHUNK_BYTES)
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes))
 }
 
 /// The response of a server told to refuse upgrades; `status` is validated as 4xx/5xx.

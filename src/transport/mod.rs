@@ -28,7 +28,7 @@ use tokio_rustls::client::TlsStream;
 pub use connect::exhaustion_hint;
 pub(crate) use connect::nofile_limit;
 pub use stream::FramedStream;
-pub use ws::{WsConn, websocket_config};
+pub use ws::WsConn;
 
 use crate::certs::CertError;
 use crate::plan::{Endpoint, Scheme, TlsSettings, WebSocketSettings};

@@ -23,21 +23,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::{ConnectError, Incoming, TransportError};
-use crate::protocol::FrameCodec;
+use crate::protocol::{CodecConfig, FrameCodec};
 use crate::vocab::ErrorKind;
 
-/// Bytes tungstenite reads from the socket at a time, and the read buffer it allocates per
-/// connection. Its default, 128 KiB, is allocated eagerly and zero-filled before every read
-/// (the read that finds nothing waiting included): twice per round trip, that was most of a
-/// ping-pong's user time, and 128 KiB of resident memory per connection. A chat message
-/// fits in one 4 KiB read; a bigger one takes several reads.
-const WS_READ_CHUNK_BYTES: usize = 4096;
-
-/// The WebSocket settings of both ends (`chatload run` and `chatload serve`): messages and
-/// frames capped at `max_message_bytes`, reads of [`WS_READ_CHUNK_BYTES`].
-pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+/// The client's WebSocket settings: messages and frames capped at `max_message_bytes`, reads
+/// of `CodecConfig::WEBSOCKET_READ_CHUNK_BYTES` (the reference server reads the same).
+fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(WS_READ_CHUNK_BYTES)
+        .read_buffer_size(CodecConfig::WEBSOCKET_READ_CHUNK_BYTES)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
 }
