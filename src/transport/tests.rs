@@ -102,7 +102,17 @@ async fn an_encoded_frame_the_socket_takes_in_part_is_finished_before_the_next_o
         let mut all = Vec::new();
         peer.read_to_end(&mut all).await.map(|_| all)
     });
-    conn.send_text(&body, Some(&encoded)).await.expect("send");
+    // The immediate write takes only part of the frame and keeps the rest...
+    let Conn::Plain(stream) = &mut conn else {
+        panic!("plain_pair gives a plain TCP connection");
+    };
+    let whole = stream.send_encoded_now(&encoded).expect("write");
+    assert!(
+        !whole,
+        "the socket took 600 kB at once: the test proves nothing"
+    );
+    // ...which the rest of the send writes, before anything sent after it.
+    conn.finish_send(None, &body, false).await.expect("send");
     conn.send_text(b"after", None).await.expect("send");
     conn.close().await;
     let received = reader.await.expect("reader").expect("read");

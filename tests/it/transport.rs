@@ -354,26 +354,31 @@ async fn scripted_ws_server() -> (
     (addr, pong_rx, ping_rx, task)
 }
 
+/// One vuser running `flow` (YAML list items, indented six spaces) against the scripted
+/// WebSocket server at `addr`; `config` adds lines under `config:` (indented two spaces).
+async fn one_vuser_over_ws(addr: std::net::SocketAddr, config: &str, flow: &str) -> RunOutcome {
+    let yaml = format!(
+        "config:\n  target: embedded\n{config}  phases:\n    - {{duration: 10ms, arrivalCount: 1}}\n  defaults: {{timeout: 5s}}\nscenarios:\n  - flow:\n{flow}"
+    );
+    let plan = chatload::plan::load_str(&yaml, Path::new("ws.yml"), Format::Yaml)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    run_against(plan, &format!("ws://{addr}/")).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_pings_are_answered_and_close_codes_counted() {
     let (addr, pong_rx, _ping_rx, server) = scripted_ws_server().await;
-    let yaml = r#"
-config:
-  target: embedded
-  phases:
-    - {duration: 10ms, arrivalCount: 1}
-  defaults: {timeout: 5s}
-scenarios:
-  - flow:
-      - connect
+    let out = one_vuser_over_ws(
+        addr,
+        "",
+        r#"      - connect
       - send: "PING 1"
         expect: {match: "^PONG 1", name: ping}
       - send: "BYE?"
       - think: 2s
-"#;
-    let plan = chatload::plan::load_str(yaml, Path::new("ws.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"));
-    let out = run_against(plan, &format!("ws://{addr}/")).await;
+"#,
+    )
+    .await;
     assert_eq!(count(&out, "latency.ping"), 1, "{:?}", out.error_samples);
     assert_eq!(counter(&out, "ws.pings"), 1);
     let ponged = tokio::time::timeout(Duration::from_secs(10), pong_rx)
@@ -393,23 +398,17 @@ const BIG_MESSAGE_BYTES: usize = 100_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_message_many_reads_long_arrives_whole_and_is_matched_once() {
     let (addr, _pong_rx, _ping_rx, server) = scripted_ws_server().await;
-    let yaml = r#"
-config:
-  target: embedded
-  phases:
-    - {duration: 10ms, arrivalCount: 1}
-  defaults: {timeout: 5s}
-scenarios:
-  - flow:
-      - connect
+    let out = one_vuser_over_ws(
+        addr,
+        "",
+        r#"      - connect
       - send: "BIG?"
         expect: {match: "^x+$", name: big}
       - send: "PING 1"
         expect: {match: "^PONG 1$", name: ping}
-"#;
-    let plan = chatload::plan::load_str(yaml, Path::new("ws.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"));
-    let out = run_against(plan, &format!("ws://{addr}/")).await;
+"#,
+    )
+    .await;
     assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
     assert_eq!(count(&out, "latency.big"), 1);
     assert_eq!(count(&out, "latency.ping"), 1);
@@ -425,23 +424,16 @@ scenarios:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_interval_sends_client_pings_while_the_vuser_waits() {
     let (addr, _pong_rx, ping_rx, server) = scripted_ws_server().await;
-    let yaml = r#"
-config:
-  target: embedded
-  websocket: {pingInterval: 100ms}
-  phases:
-    - {duration: 10ms, arrivalCount: 1}
-  defaults: {timeout: 5s}
-scenarios:
-  - flow:
-      - connect
+    let out = one_vuser_over_ws(
+        addr,
+        "  websocket: {pingInterval: 100ms}\n",
+        r#"      - connect
       - think: 500ms
       - send: "PING 1"
         expect: {match: "^PONG 1", name: ping}
-"#;
-    let plan = chatload::plan::load_str(yaml, Path::new("ws.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"));
-    let out = run_against(plan, &format!("ws://{addr}/")).await;
+"#,
+    )
+    .await;
     assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
     let pinged = tokio::time::timeout(Duration::from_secs(10), ping_rx).await;
     assert!(matches!(pinged, Ok(Ok(()))), "the server saw a client ping");

@@ -84,6 +84,17 @@ impl Deadline {
         self.watched = false;
     }
 
+    /// Completes when the deadline passes (for `select!`).
+    pub fn fired(&mut self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.poll_fired(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
     /// Whether the deadline has passed; otherwise the task is woken when it does.
     pub fn poll_fired(&mut self, cx: &mut Context<'_>) -> bool {
         if self.watched {
@@ -104,14 +115,7 @@ mod tests {
 
     /// Waits until `deadline` fires, failing (not hanging) if nothing ever wakes the task.
     async fn fired(deadline: &mut Deadline) {
-        let wait = poll_fn(|cx| {
-            if deadline.poll_fired(cx) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        });
-        tokio::time::timeout(Duration::from_secs(60), wait)
+        tokio::time::timeout(Duration::from_secs(60), deadline.fired())
             .await
             .expect("the timer woke the task");
     }

@@ -30,7 +30,6 @@ use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
@@ -432,11 +431,10 @@ impl Vuser {
                         "expect without an open connection (add a `connect` step first)",
                     ));
                 }
-                let timer = &mut self.timer;
                 tokio::select! {
                     biased;
                     _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                    _ = poll_fn(|cx| if timer.poll_fired(cx) { Poll::Ready(()) } else { Poll::Pending }) => {
+                    _ = self.timer.fired() => {
                         if self.rearm(until) {
                             continue;
                         }
