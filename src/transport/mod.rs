@@ -135,7 +135,7 @@ impl Conn {
         if done {
             return Ok(());
         }
-        self.finish_send(type_id, body, binary).await
+        self.finish_send_boxed(type_id, body, binary).await
     }
 
     /// The frame of the text `body` as this connection writes it, for [`Conn::send_text`]:
@@ -164,7 +164,20 @@ impl Conn {
         if done {
             return Ok(());
         }
-        self.finish_send(None, body, false).await
+        self.finish_send_boxed(None, body, false).await
+    }
+
+    /// [`Conn::finish_send`] on the heap. Boxed because a send's future sits inside every
+    /// vuser's future for its whole life, sized for its largest path (a WebSocket message, a
+    /// write the peer is slow to take), while most sends on a stream never get here: one
+    /// allocation on the slow path instead of hundreds of bytes per idle vuser.
+    async fn finish_send_boxed(
+        &mut self,
+        type_id: Option<u32>,
+        body: &[u8],
+        binary: bool,
+    ) -> Result<(), TransportError> {
+        Box::pin(self.finish_send(type_id, body, binary)).await
     }
 
     /// Writes the frame within the write limit; on a stream (plain TCP, TLS), what
@@ -385,6 +398,11 @@ impl Connector {
 
     /// Opens one connection for vuser `vu`: TCP (from its share of the source addresses),
     /// then TLS, then the WebSocket upgrade with `headers`, each stage within `limit`.
+    ///
+    /// The TLS handshake and the upgrade are boxed, each for as long as it runs: inline they
+    /// made this future ~10 KiB for every transport, and a connect storm (thousands of
+    /// connects waiting on SYN retries) held that much per pending plain TCP connect, which
+    /// then stayed behind as heap fragmentation once the vusers were connected.
     pub async fn connect(
         &self,
         vu: u64,
@@ -409,13 +427,13 @@ impl Connector {
             (None, None, _) => Conn::Plain(FramedStream::plain(tcp, codec)),
             (Some(tls), ws, _) => {
                 let at = Instant::now();
-                let stream = tls.handshake(tcp, limit).await?;
+                let stream = Box::pin(tls.handshake(tcp, limit)).await?;
                 timings.tls = Some(at.elapsed());
                 match ws {
                     None => Conn::Tls(Box::new(FramedStream::split(stream, codec))),
                     Some(ws) => {
                         let at = Instant::now();
-                        let conn = ws.upgrade(stream, headers, codec, limit).await?;
+                        let conn = Box::pin(ws.upgrade(stream, headers, codec, limit)).await?;
                         timings.upgrade = Some(at.elapsed());
                         Conn::Wss(Box::new(conn))
                     }
@@ -423,7 +441,7 @@ impl Connector {
             }
             (None, Some(ws), _) => {
                 let at = Instant::now();
-                let conn = ws.upgrade(tcp, headers, codec, limit).await?;
+                let conn = Box::pin(ws.upgrade(tcp, headers, codec, limit)).await?;
                 timings.upgrade = Some(at.elapsed());
                 Conn::Ws(Box::new(conn))
             }

@@ -132,3 +132,22 @@ async fn a_socket_stream_hands_out_encoded_frames_a_test_duplex_does_not() {
     // A text the codec refuses is not encoded (its send reports the error).
     assert_eq!(plain.encode_text(b"two\nlines"), None);
 }
+
+/// `Connector::connect`'s signature, for one lifetime.
+type ConnectFn<'a, F> = fn(&'a Connector, u64, Duration, &'a [(String, String)]) -> F;
+
+/// The size of what `Connector::connect` returns, without calling it.
+fn connect_future_bytes<'a, F: Future + 'a>(_: ConnectFn<'a, F>) -> usize {
+    std::mem::size_of::<F>()
+}
+
+/// Every vuser that is connecting holds this future (boxed) until it is connected: in a
+/// connect storm, thousands of them wait on SYN retries at once, and what they held stays
+/// behind as heap fragmentation (memory per connected idle vuser, docs/performance.md). The
+/// TLS handshake and the WebSocket upgrade are boxed inside it, so a plain TCP connect does
+/// not pay for them; inline, this future was ~10 KiB.
+#[test]
+fn a_pending_connect_holds_little() {
+    let bytes = connect_future_bytes(Connector::connect);
+    assert!(bytes <= 1_024, "the connect future is {bytes} bytes");
+}

@@ -472,7 +472,13 @@ impl Runner {
             if due {
                 unfinished.armed = true;
                 unfinished.started = true;
-                vuser::run(ctx, *spec).await;
+                // The spec's box is freed before the vuser runs: moved out of in place,
+                // a box is only freed at the end of its scope, the vuser's whole life.
+                let vuser = {
+                    let boxed = spec;
+                    vuser::run(ctx, *boxed)
+                };
+                vuser.await;
             }
             // Finished: the drop below only frees the slot and reports the end.
             unfinished.armed = false;

@@ -40,8 +40,7 @@ use crate::engine::load::control::Inbox;
 use crate::engine::seed::SeededRng;
 use crate::plan::LoopBound;
 use crate::protocol::{Frame, Matcher};
-use crate::transport::{Incoming, TransportError};
-use crate::vocab::names;
+use crate::transport::TransportError;
 use accept::Accepted;
 use context::RunContext;
 use event::{Deadline, Event, next_event};
@@ -267,9 +266,7 @@ impl Vuser {
                 }
             }
         };
-        if let Some(conn) = vu.conn.take() {
-            conn.close().await;
-        }
+        steps::disconnect(vu).await;
         recorder.incr(match outcome {
             Outcome::Completed => scenario.ids.completed,
             Outcome::Failed => scenario.ids.failed,
@@ -450,80 +447,31 @@ impl Vuser {
                 poll_fn(|cx| next_event(cx, retired.as_mut().as_pin_mut(), conn, inbox, timer))
                     .await
             };
-            let item = match item {
-                Event::Incoming(item) => item,
-                Event::Retired => return Ok(Waited::Retired),
-                Event::Deadline if self.rearm(until) => continue,
-                Event::Deadline => return Ok(Waited::Deadline),
-                Event::Broadcast(text) => {
-                    let frame = Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes()));
-                    // Boxed: a console broadcast is rare, and the write future would
-                    // otherwise sit in every vuser's task (memory per idle vuser).
-                    Box::pin(steps::write(self, ctx, frame, false)).await?;
-                    continue;
-                }
-            };
-            let at = Instant::now();
-            match item {
-                Ok(Incoming::Frame(frame)) => {
-                    if !conn.received_any {
-                        conn.tls_reply = crate::transport::looks_like_tls_record(&frame.body);
-                    }
-                    conn.received_any = true;
-                    match self.on_frame(ctx, scenario, frame, at, expect)? {
+            // Whatever is to be written is taken out of the handling first: only the write is
+            // alive while it waits, not the frame, the dispatch result and their temporaries
+            // (they would otherwise be kept in every vuser's future).
+            let (reply, binary) = match item {
+                Event::Incoming(item) => {
+                    let at = Instant::now();
+                    match self.on_incoming(ctx, scenario, item, at, expect)? {
                         Dispatched::Matched(accepted) => {
                             return Ok(Waited::Matched { at, accepted });
                         }
-                        Dispatched::Done => {}
-                        Dispatched::Reply(reply, binary) => {
-                            // Boxed, like the broadcast above: a reply already allocates.
-                            Box::pin(steps::write(self, ctx, reply, binary)).await?;
-                        }
+                        Dispatched::Done => continue,
+                        Dispatched::Reply(reply, binary) => (reply, binary),
                     }
                 }
-                Ok(Incoming::Ping) => {
-                    if let Some(id) = ctx.ids.ws_pings {
-                        ctx.recorder.incr(id);
-                    }
-                }
-                Ok(Incoming::Close { code, reason }) => {
-                    // Rare, so the counter is looked up by name here rather than registered
-                    // for every possible code.
-                    let code_counter = ctx.recorder.counter(&names::ws_close(code.unwrap_or(1005)));
-                    ctx.recorder.incr(code_counter);
-                    self.conn = None;
-                    let code = code.map_or_else(|| "no code".to_owned(), |c| c.to_string());
-                    let reason = if reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {reason}")
-                    };
-                    return Err(Failure::new(
-                        ErrorKind::Closed,
-                        format!(
-                            "{} closed the WebSocket (close code {code}{reason})",
-                            ctx.connector.endpoint()
-                        ),
-                    ));
-                }
-                Ok(Incoming::End) => {
-                    let silent = !conn.received_any || conn.tls_reply;
-                    self.conn = None;
-                    let mut detail = format!("{} closed the connection", ctx.connector.endpoint());
-                    if let Some(hint) = silent
-                        .then(|| ctx.connector.hint_for_silent_close())
-                        .flatten()
-                    {
-                        detail = format!("{detail}; {hint}");
-                    }
-                    return Err(Failure::new(ErrorKind::Closed, detail));
-                }
-                Err(err) => {
-                    let silent = !conn.received_any || conn.tls_reply;
-                    self.conn = None;
-                    return Err(transport_failure(ctx, err, silent));
-                }
-            }
+                Event::Retired => return Ok(Waited::Retired),
+                Event::Deadline if self.rearm(until) => continue,
+                Event::Deadline => return Ok(Waited::Deadline),
+                Event::Broadcast(text) => (
+                    Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes())),
+                    false,
+                ),
+            };
+            // Boxed: a console broadcast or a handler's reply is rare next to the frames a
+            // wait reads, and the write future would otherwise sit in every vuser's task.
+            Box::pin(steps::write(self, ctx, reply, binary)).await?;
         }
     }
 

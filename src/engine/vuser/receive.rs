@@ -9,10 +9,12 @@ use tokio::time::Instant;
 use super::accept::Accepted;
 use super::context::RunContext;
 use super::program::{ExpectOp, ScenarioProgram};
-use super::{PENDING_FRAMES, Vuser, delivery, preview, steps};
+use super::{PENDING_FRAMES, Vuser, delivery, preview, steps, transport_failure};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::metrics::CounterId;
 use crate::protocol::{Frame, Matcher};
+use crate::transport::{Incoming, TransportError};
+use crate::vocab::names;
 
 /// What became of one received frame in [`Vuser::on_frame`].
 pub(super) enum Dispatched {
@@ -25,6 +27,78 @@ pub(super) enum Dispatched {
 }
 
 impl Vuser {
+    /// One item the connection gave [`Vuser::wait`]: a frame goes through
+    /// [`Vuser::on_frame`], a WebSocket ping is counted, and a close, the end of the stream
+    /// or a read error ends the connection with its failure.
+    pub(super) fn on_incoming(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+        item: Result<Incoming, TransportError>,
+        at: Instant,
+        expect: Option<(&ExpectOp, &Matcher)>,
+    ) -> Result<Dispatched, Failure> {
+        // What the connection had received before it ended tells a silent close apart
+        // (wrong protocol, TLS spoken to a plain port) in the failure's detail.
+        let (received_any, tls_reply) = match self.conn.as_mut() {
+            Some(conn) => {
+                if let Ok(Incoming::Frame(frame)) = &item {
+                    if !conn.received_any {
+                        conn.tls_reply = crate::transport::looks_like_tls_record(&frame.body);
+                    }
+                    conn.received_any = true;
+                }
+                (conn.received_any, conn.tls_reply)
+            }
+            None => (false, false),
+        };
+        let silent = !received_any || tls_reply;
+        match item {
+            Ok(Incoming::Frame(frame)) => self.on_frame(ctx, scenario, frame, at, expect),
+            Ok(Incoming::Ping) => {
+                if let Some(id) = ctx.ids.ws_pings {
+                    ctx.recorder.incr(id);
+                }
+                Ok(Dispatched::Done)
+            }
+            Ok(Incoming::Close { code, reason }) => {
+                // Rare, so the counter is looked up by name here rather than registered
+                // for every possible code.
+                let code_counter = ctx.recorder.counter(&names::ws_close(code.unwrap_or(1005)));
+                ctx.recorder.incr(code_counter);
+                self.conn = None;
+                let code = code.map_or_else(|| "no code".to_owned(), |c| c.to_string());
+                let reason = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
+                Err(Failure::new(
+                    ErrorKind::Closed,
+                    format!(
+                        "{} closed the WebSocket (close code {code}{reason})",
+                        ctx.connector.endpoint()
+                    ),
+                ))
+            }
+            Ok(Incoming::End) => {
+                self.conn = None;
+                let mut detail = format!("{} closed the connection", ctx.connector.endpoint());
+                if let Some(hint) = silent
+                    .then(|| ctx.connector.hint_for_silent_close())
+                    .flatten()
+                {
+                    detail = format!("{detail}; {hint}");
+                }
+                Err(Failure::new(ErrorKind::Closed, detail))
+            }
+            Err(err) => {
+                self.conn = None;
+                Err(transport_failure(ctx, err, silent))
+            }
+        }
+    }
+
     /// Everything a received frame goes through: counting, delivery stamps, the expect being
     /// waited for, then handlers; what nobody took is kept for a later expect. Synchronous:
     /// a handler's reply is handed back for the caller to write.

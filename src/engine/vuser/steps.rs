@@ -11,6 +11,7 @@ use minijinja::value::Value;
 use rand::RngExt;
 use tokio::time::{Instant, sleep_until};
 
+use super::accept::Accepted;
 use super::context::RunContext;
 use super::message;
 use super::program::{ExpectOp, LiteralFrame, Op, ScenarioProgram};
@@ -19,7 +20,7 @@ use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
 use crate::metrics::{CounterId, HistogramId};
 use crate::plan::{SendSpec, Text, Think};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Matcher};
 use crate::transport::TransportError;
 
 /// The largest render buffer a vuser keeps between sends (bigger ones are freed).
@@ -96,10 +97,10 @@ pub(super) async fn connect(
     let limit = connect_timeout.unwrap_or(ctx.plan.defaults.timeout);
     loop {
         ctx.connect_watch.attempt();
-        match open(vu, ctx, limit)
-            .await
-            .map_err(|f| f.at(vu.ids.connect_step))
-        {
+        // The link moves into the vuser before anything else is awaited: a `Result<Link, _>`
+        // alive across the backoff below would be kept in every vuser's future (memory per
+        // idle vuser).
+        let failure = match open(vu, ctx, limit).await {
             Ok(link) => {
                 ctx.connect_watch.connected();
                 vu.conn = Some(link);
@@ -107,16 +108,18 @@ pub(super) async fn connect(
                 vu.pending.clear();
                 return Ok(Control::Next);
             }
-            Err(failure) if vu.reconnects_left > 0 && !vu.retiring() => {
-                ctx.count_error(&failure);
-                vu.reconnects_left -= 1;
-                let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
-                tokio::select! {
-                    _ = vu.retire.cancelled() => return Ok(Control::Retired),
-                    _ = sleep_until(until) => {}
-                }
-            }
-            Err(failure) => return Err(failure),
+            Err(failure) => failure.at(vu.ids.connect_step),
+        };
+        if vu.reconnects_left == 0 || vu.retiring() {
+            return Err(failure);
+        }
+        ctx.count_error(&failure);
+        drop(failure);
+        vu.reconnects_left -= 1;
+        let until = after(Instant::now(), ctx.plan.defaults.reconnect.backoff);
+        tokio::select! {
+            _ = vu.retire.cancelled() => return Ok(Control::Retired),
+            _ = sleep_until(until) => {}
         }
     }
 }
@@ -137,7 +140,9 @@ async fn send(
     else {
         return Ok(Control::Next);
     };
-    if vu.conn.is_none() && connect(vu, ctx, None).await? == Control::Retired {
+    // Boxed: a send connects only the first time (or after a reconnect), and the connect's
+    // future would otherwise be sized into every vuser's future.
+    if vu.conn.is_none() && Box::pin(connect(vu, ctx, None)).await? == Control::Retired {
         return Ok(Control::Retired);
     }
     let scheduled = vu.clock.next_send;
@@ -274,21 +279,13 @@ async fn expect(
         }
         None => &op.matcher,
     };
-    let earlier = if vu.pending.is_empty() {
-        None
-    } else {
-        vu.pending.iter().enumerate().find_map(|(i, (frame, at))| {
-            op.accept(matcher, frame, ctx.endian)
-                .map(|accepted| (i, *at, accepted))
-        })
-    };
-    let (at, mut accepted, counts) = match earlier {
-        // Counted when it arrived.
-        Some((index, at, accepted)) => {
-            vu.pending.remove(index);
+    // A frame kept from earlier is taken in the condition: its temporary ends there (edition
+    // 2024), so it is not kept in the future while the `else` branch waits.
+    let (at, mut accepted, counts) =
+        if let Some((at, accepted)) = take_pending_match(vu, ctx, op, matcher) {
+            // Counted when it arrived.
             (at, accepted?, [(vu.ids.messages_received, 0); 2])
-        }
-        None => {
+        } else {
             let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
             let until = after(Instant::now(), limit);
             match vu
@@ -305,8 +302,7 @@ async fn expect(
                     ));
                 }
             }
-        }
-    };
+        };
     // The reply's latency and counts, and the counts of the send it answers, under one lock.
     let [received, received_bytes] = counts;
     let uncounted = vu.uncounted_sent.take();
@@ -322,6 +318,25 @@ async fn expect(
     accepted.store_decoded(&op.decode, &mut vu.scope);
     store_captures(vu, &op.variables, accepted.captures)?;
     Ok(Control::Next)
+}
+
+/// The first frame kept for a later expect that `op` accepts, taken out of the kept ones,
+/// with the time it arrived.
+fn take_pending_match(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    op: &ExpectOp,
+    matcher: &Matcher,
+) -> Option<(Instant, Result<Accepted, Failure>)> {
+    if vu.pending.is_empty() {
+        return None;
+    }
+    let (index, at, accepted) = vu.pending.iter().enumerate().find_map(|(i, (frame, at))| {
+        op.accept(matcher, frame, ctx.endian)
+            .map(|accepted| (i, *at, accepted))
+    })?;
+    vu.pending.remove(index);
+    Some((at, accepted))
 }
 
 /// Stores each captured value in its variable; a capture that found nothing is an error.
@@ -442,8 +457,9 @@ async fn open(vu: &mut Vuser, ctx: &RunContext, limit: Duration) -> Result<Link,
         })?;
         headers.push((name.clone(), value));
     }
-    // Boxed: TLS and WebSocket setup make this future ~10 KiB, which would otherwise be
-    // inlined into every vuser's task for its whole life. One allocation per connection.
+    // Boxed: connecting happens once per connection, and its future (the TCP connect and
+    // its timeout, a few hundred bytes; TLS and WebSocket setup box their own parts) would
+    // otherwise be inlined into every vuser's task for its whole life.
     let (conn, timings) = Box::pin(ctx.connector.connect(vu.id, limit, &headers))
         .await
         .map_err(|e| Failure::new(e.kind, e.detail))?;
@@ -462,8 +478,11 @@ async fn open(vu: &mut Vuser, ctx: &RunContext, limit: Duration) -> Result<Link,
 }
 
 pub(super) async fn disconnect(vu: &mut Vuser) {
-    if let Some(conn) = vu.conn.take() {
-        conn.close().await;
+    // The link moves into its (boxed) closing here; awaited as `if let Some(link) =
+    // vu.conn.take()`, the taken `Option<Link>` would stay in every vuser's future.
+    let closing = vu.conn.take().map(Link::close);
+    if let Some(closing) = closing {
+        closing.await;
     }
 }
 
