@@ -446,7 +446,7 @@ impl Runner {
         let ctx = Arc::clone(&self.ctx);
         let run_end = self.run_end.clone();
         // Counts the vuser if its task is aborted at the hard stop (dropped mid-run).
-        let unfinished = Unfinished {
+        let mut unfinished = Unfinished {
             recorder: ctx.recorder.clone(),
             ids: (ctx.ids.cancelled, ctx.ids.dropped),
             cancelled: Arc::clone(&self.cancelled),
@@ -457,8 +457,9 @@ impl Runner {
         };
         let task = self.tracker.spawn(async move {
             // The whole guard moves into the task (not just the flags it sets), so that
-            // dropping the task is what drops it.
-            let mut unfinished = unfinished;
+            // dropping the task is what drops it; borrowed there, not moved again (a second
+            // copy of it in every vuser's task).
+            let unfinished = &mut unfinished;
             // A vuser whose scenario starts later waits here, not counted as active; the
             // run ending or its retirement first means it never starts. One already due
             // starts whatever happened since it was spawned, like any other vuser.

@@ -24,6 +24,7 @@ mod state;
 mod steps;
 mod tally;
 pub mod template;
+mod write;
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -227,57 +228,68 @@ impl Vuser {
 
     /// The vuser's life: its flow, again and again for a closed-model vuser, with reconnects
     /// and backoffs; then its counters.
-    async fn run_to_end(&mut self, ctx: &RunContext, scenario: &ScenarioProgram) -> Outcome {
-        let vu = self;
-        let recorder = &ctx.recorder;
-        let outcome = loop {
-            match vu.run_flow(ctx, scenario).await {
-                Ok(Control::Retired) => break Outcome::Completed,
-                Ok(Control::Next) => {
-                    if vu.closed_model && !vu.retiring() {
-                        // A flow that never waits must not starve the other tasks of its
-                        // thread: spend coop budget, yielding when it runs out. Not a
-                        // `yield_now` per pass: a one-request flow would be polled twice
-                        // per request, and its deferred wake-up costs the scheduler an
-                        // extra look at the I/O driver.
-                        tokio::task::consume_budget().await;
-                        continue;
-                    }
-                    break Outcome::Completed;
-                }
-                Err(failure) => {
-                    ctx.count_error(&failure);
-                    if failure.kind.is_connection_lost() && vu.reconnects_left > 0 && !vu.retiring()
-                    {
-                        vu.reconnects_left -= 1;
-                        vu.conn = None;
-                        if vu.backoff(ctx).await == Control::Retired {
-                            break Outcome::Completed;
+    ///
+    /// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
+    #[allow(clippy::manual_async_fn)]
+    fn run_to_end(
+        &mut self,
+        ctx: &RunContext,
+        scenario: &ScenarioProgram,
+    ) -> impl Future<Output = Outcome> {
+        async move {
+            let vu = self;
+            let recorder = &ctx.recorder;
+            let outcome = loop {
+                match vu.run_flow(ctx, scenario).await {
+                    Ok(Control::Retired) => break Outcome::Completed,
+                    Ok(Control::Next) => {
+                        if vu.closed_model && !vu.retiring() {
+                            // A flow that never waits must not starve the other tasks of its
+                            // thread: spend coop budget, yielding when it runs out. Not a
+                            // `yield_now` per pass: a one-request flow would be polled twice
+                            // per request, and its deferred wake-up costs the scheduler an
+                            // extra look at the I/O driver.
+                            tokio::task::consume_budget().await;
+                            continue;
                         }
-                        continue;
+                        break Outcome::Completed;
                     }
-                    if vu.closed_model {
-                        // Its replacement would fail the same way at once: hold the slot for a
-                        // backoff so a dead server gives a bounded error rate, not a busy loop.
-                        vu.conn = None;
-                        vu.backoff(ctx).await;
+                    Err(failure) => {
+                        ctx.count_error(&failure);
+                        if failure.kind.is_connection_lost()
+                            && vu.reconnects_left > 0
+                            && !vu.retiring()
+                        {
+                            vu.reconnects_left -= 1;
+                            vu.conn = None;
+                            if vu.backoff(ctx).await == Control::Retired {
+                                break Outcome::Completed;
+                            }
+                            continue;
+                        }
+                        if vu.closed_model {
+                            // Its replacement would fail the same way at once: hold the slot for a
+                            // backoff so a dead server gives a bounded error rate, not a busy loop.
+                            vu.conn = None;
+                            vu.backoff(ctx).await;
+                        }
+                        break Outcome::Failed;
                     }
-                    break Outcome::Failed;
                 }
-            }
-        };
-        steps::disconnect(vu).await;
-        recorder.incr(match outcome {
-            Outcome::Completed => scenario.ids.completed,
-            Outcome::Failed => scenario.ids.failed,
-        });
-        let span = vu
-            .expects_span
-            .map(|(first, last)| last.saturating_duration_since(first))
-            .unwrap_or_default();
-        // The first expect starts the span: count the ones after it.
-        tally::write(vu.expects_done.saturating_sub(1), span);
-        outcome
+            };
+            steps::disconnect(vu).await;
+            recorder.incr(match outcome {
+                Outcome::Completed => scenario.ids.completed,
+                Outcome::Failed => scenario.ids.failed,
+            });
+            let span = vu
+                .expects_span
+                .map(|(first, last)| last.saturating_duration_since(first))
+                .unwrap_or_default();
+            // The first expect starts the span: count the ones after it.
+            tally::write(vu.expects_done.saturating_sub(1), span);
+            outcome
+        }
     }
     /// Whether the runner retired this vuser: what `retire.is_cancelled()` says, without its
     /// mutex. A closed-model vuser's `retire` is a child of the run's end, so the run ending
@@ -288,54 +300,59 @@ impl Vuser {
     }
 
     /// One pass over the scenario's flow.
-    async fn run_flow(
+    ///
+    /// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
+    #[allow(clippy::manual_async_fn)]
+    fn run_flow(
         &mut self,
         ctx: &RunContext,
         scenario: &ScenarioProgram,
-    ) -> Result<Control, Failure> {
-        self.loops.clear();
-        self.scope.loop_ = None;
-        let ops = &scenario.ops;
-        let mut pc = 0;
-        while let Some(op) = ops.get(pc) {
-            pc = match op {
-                Op::LoopStart { bound, end } => self.enter_loop(ctx, bound, pc, *end)?,
-                Op::Unless {
-                    condition,
-                    skip_to,
-                    step,
-                } => {
-                    if branch::holds(&ctx.renderer, &self.scope, condition)
-                        .map_err(|f| f.at(*step))?
-                    {
+    ) -> impl Future<Output = Result<Control, Failure>> {
+        async move {
+            self.loops.clear();
+            self.scope.loop_ = None;
+            let ops = &scenario.ops;
+            let mut pc = 0;
+            while let Some(op) = ops.get(pc) {
+                pc = match op {
+                    Op::LoopStart { bound, end } => self.enter_loop(ctx, bound, pc, *end)?,
+                    Op::Unless {
+                        condition,
+                        skip_to,
+                        step,
+                    } => {
+                        if branch::holds(&ctx.renderer, &self.scope, condition)
+                            .map_err(|f| f.at(*step))?
+                        {
+                            pc + 1
+                        } else {
+                            *skip_to
+                        }
+                    }
+                    Op::Pick(branches) => {
+                        branch::pick(self.scope.rng.get_mut(), branches).unwrap_or(pc + 1)
+                    }
+                    Op::Jump(to) => *to,
+                    Op::LoopEnd { start } => {
+                        // A loop body that never awaits (only `set`/`log`) must still let the
+                        // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
+                        // runs out (free on the common path).
+                        tokio::task::consume_budget().await;
+                        match self.loop_end(ctx, ops, *start, pc)? {
+                            Some(next) => next,
+                            None => return Ok(Control::Retired),
+                        }
+                    }
+                    step => {
+                        if steps::step(self, ctx, scenario, step).await? == Control::Retired {
+                            return Ok(Control::Retired);
+                        }
                         pc + 1
-                    } else {
-                        *skip_to
                     }
-                }
-                Op::Pick(branches) => {
-                    branch::pick(self.scope.rng.get_mut(), branches).unwrap_or(pc + 1)
-                }
-                Op::Jump(to) => *to,
-                Op::LoopEnd { start } => {
-                    // A loop body that never awaits (only `set`/`log`) must still let the
-                    // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
-                    // runs out (free on the common path).
-                    tokio::task::consume_budget().await;
-                    match self.loop_end(ctx, ops, *start, pc)? {
-                        Some(next) => next,
-                        None => return Ok(Control::Retired),
-                    }
-                }
-                step => {
-                    if steps::step(self, ctx, scenario, step).await? == Control::Retired {
-                        return Ok(Control::Retired);
-                    }
-                    pc + 1
-                }
-            };
+                };
+            }
+            Ok(Control::Next)
         }
-        Ok(Control::Next)
     }
 
     fn enter_loop(
@@ -405,73 +422,79 @@ impl Vuser {
     /// Waits until `until` or, with `expect`, until a matching frame (returned) — reading and
     /// dispatching every frame that arrives meanwhile. `interruptible` lets retiring end it.
     /// An expect comes with the matcher it waits on (its template rendered, if it is one).
-    pub(crate) async fn wait(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
+    ///
+    /// Not an `async fn`: the async block uses its arguments where they are captured, where
+    /// an `async fn` keeps a second copy of each for its body (bytes in every vuser's task).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn wait<'a>(
+        &'a mut self,
+        ctx: &'a RunContext,
+        scenario: &'a ScenarioProgram,
         until: Instant,
-        expect: Option<(&ExpectOp, &Matcher)>,
+        expect: Option<(&'a ExpectOp, &'a Matcher)>,
         interruptible: bool,
-    ) -> Result<Waited, Failure> {
-        // The timer may stay armed for an earlier deadline than this wait's (the last
-        // expect's): when it fires, the wait re-arms it for `until` and goes on. Moving a
-        // deadline later on every round trip cost a clock conversion and a timer update each
-        // time; this way it happens once per timeout period.
-        if self.timer.is_elapsed() || until < self.timer.deadline() {
-            self.timer.reset(until);
-        }
-        loop {
-            let Some(conn) = self.conn.as_mut() else {
-                if expect.is_some() {
-                    return Err(Failure::new(
-                        ErrorKind::Closed,
-                        "expect without an open connection (add a `connect` step first)",
-                    ));
-                }
-                tokio::select! {
-                    biased;
-                    _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
-                    _ = self.timer.fired() => {
-                        if self.rearm(until) {
-                            continue;
-                        }
-                        return Ok(Waited::Deadline);
+    ) -> impl Future<Output = Result<Waited, Failure>> + 'a {
+        async move {
+            // The timer may stay armed for an earlier deadline than this wait's (the last
+            // expect's): when it fires, the wait re-arms it for `until` and goes on. Moving a
+            // deadline later on every round trip cost a clock conversion and a timer update each
+            // time; this way it happens once per timeout period.
+            if self.timer.is_elapsed() || until < self.timer.deadline() {
+                self.timer.reset(until);
+            }
+            loop {
+                let Some(conn) = self.conn.as_mut() else {
+                    if expect.is_some() {
+                        return Err(Failure::new(
+                            ErrorKind::Closed,
+                            "expect without an open connection (add a `connect` step first)",
+                        ));
                     }
-                }
-            };
-            let item = {
-                // Only a wait that retiring may end watches for it: expects do not, and
-                // setting up that watch on every round trip cost more than the rest of it.
-                let mut retired = pin!(interruptible.then(|| self.retire.cancelled()));
-                let (inbox, timer) = (&mut self.inbox, &mut self.timer);
-                poll_fn(|cx| next_event(cx, retired.as_mut().as_pin_mut(), conn, inbox, timer))
-                    .await
-            };
-            // Whatever is to be written is taken out of the handling first: only the write is
-            // alive while it waits, not the frame, the dispatch result and their temporaries
-            // (they would otherwise be kept in every vuser's future).
-            let (reply, binary) = match item {
-                Event::Incoming(item) => {
-                    let at = Instant::now();
-                    match self.on_incoming(ctx, scenario, item, at, expect)? {
-                        Dispatched::Matched(accepted) => {
-                            return Ok(Waited::Matched { at, accepted });
+                    tokio::select! {
+                        biased;
+                        _ = self.retire.cancelled(), if interruptible => return Ok(Waited::Retired),
+                        _ = self.timer.fired() => {
+                            if self.rearm(until) {
+                                continue;
+                            }
+                            return Ok(Waited::Deadline);
                         }
-                        Dispatched::Done => continue,
-                        Dispatched::Reply(reply, binary) => (reply, binary),
                     }
-                }
-                Event::Retired => return Ok(Waited::Retired),
-                Event::Deadline if self.rearm(until) => continue,
-                Event::Deadline => return Ok(Waited::Deadline),
-                Event::Broadcast(text) => (
-                    Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes())),
-                    false,
-                ),
-            };
-            // Boxed: a console broadcast or a handler's reply is rare next to the frames a
-            // wait reads, and the write future would otherwise sit in every vuser's task.
-            Box::pin(steps::write(self, ctx, reply, binary)).await?;
+                };
+                let item = {
+                    // Only a wait that retiring may end watches for it: expects do not, and
+                    // setting up that watch on every round trip cost more than the rest of it.
+                    let mut retired = pin!(interruptible.then(|| self.retire.cancelled()));
+                    let (inbox, timer) = (&mut self.inbox, &mut self.timer);
+                    poll_fn(|cx| next_event(cx, retired.as_mut().as_pin_mut(), conn, inbox, timer))
+                        .await
+                };
+                // Whatever is to be written is taken out of the handling first: only the write is
+                // alive while it waits, not the frame, the dispatch result and their temporaries
+                // (they would otherwise be kept in every vuser's future).
+                let (reply, binary) = match item {
+                    Event::Incoming(item) => {
+                        let at = Instant::now();
+                        match self.on_incoming(ctx, scenario, item, at, expect)? {
+                            Dispatched::Matched(accepted) => {
+                                return Ok(Waited::Matched { at, accepted });
+                            }
+                            Dispatched::Done => continue,
+                            Dispatched::Reply(reply, binary) => (reply, binary),
+                        }
+                    }
+                    Event::Retired => return Ok(Waited::Retired),
+                    Event::Deadline if self.rearm(until) => continue,
+                    Event::Deadline => return Ok(Waited::Deadline),
+                    Event::Broadcast(text) => (
+                        Frame::text(bytes::Bytes::copy_from_slice(text.as_bytes())),
+                        false,
+                    ),
+                };
+                // Boxed: a console broadcast or a handler's reply is rare next to the frames a
+                // wait reads, and the write future would otherwise sit in every vuser's task.
+                Box::pin(write::write(self, ctx, reply, binary)).await?;
+            }
         }
     }
 

@@ -144,6 +144,6 @@ mod tests {
     fn a_vuser_task_future_stays_small() {
         let bytes = future_bytes::<Arc<RunContext>, VuserSpec, _>(run);
         eprintln!("vuser::run future: {bytes} bytes");
-        assert!(bytes <= 1_600, "the vuser future is {bytes} bytes");
+        assert!(bytes <= 1_472, "the vuser future is {bytes} bytes");
     }
 }

@@ -1,5 +1,5 @@
 //! One function per flow step kind (connect, send, expect, think, set, log, disconnect) plus
-//! the handler dispatch and the frame writer they share. They are free functions over a
+//! the handler dispatch; writing frames is `write`'s. They are free functions over a
 //! `&mut Vuser`: the vuser's own methods (its loop, waits and frame dispatch) live in one
 //! `impl Vuser`, in `vuser/mod.rs`.
 //!
@@ -14,76 +14,81 @@ use tokio::time::{Instant, sleep_until};
 use super::accept::Accepted;
 use super::context::RunContext;
 use super::message;
-use super::program::{ExpectOp, LiteralFrame, Op, ScenarioProgram};
-use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview, transport_failure};
+use super::program::{ExpectOp, Op, ScenarioProgram};
+use super::write::{sent_counts, write_literal, write_uncounted};
+use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
-use crate::metrics::{CounterId, HistogramId};
+use crate::metrics::HistogramId;
 use crate::plan::{SendSpec, Text, Think};
 use crate::protocol::{Frame, Matcher};
-use crate::transport::TransportError;
 
 /// The largest render buffer a vuser keeps between sends (bigger ones are freed).
 const RENDER_BUFFER_KEPT_BYTES: usize = 1024;
 
 /// Executes one non-loop step.
-pub(super) async fn step(
+///
+/// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn step(
     vu: &mut Vuser,
     ctx: &RunContext,
     scenario: &ScenarioProgram,
     op: &Op,
-) -> Result<Control, Failure> {
-    match op {
-        Op::Connect { timeout } => connect(vu, ctx, *timeout).await,
-        Op::Send { expect, step, .. } => {
-            let deferred = expect.is_some();
-            if send(vu, ctx, op, deferred).await.map_err(|f| f.at(*step))? == Control::Retired {
-                return Ok(Control::Retired);
-            }
-            match expect {
-                Some(op) => {
-                    let expected = self::expect(vu, ctx, scenario, op).await;
-                    // The expect counts the send with its reply; one that failed did not.
-                    if let Some(bytes) = vu.uncounted_sent.take() {
-                        ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
-                    }
-                    expected.map_err(|f| f.at(op.step))
+) -> impl Future<Output = Result<Control, Failure>> {
+    async move {
+        match op {
+            Op::Connect { timeout } => connect(vu, ctx, *timeout).await,
+            Op::Send { expect, step, .. } => {
+                let deferred = expect.is_some();
+                if send(vu, ctx, op, deferred).await.map_err(|f| f.at(*step))? == Control::Retired {
+                    return Ok(Control::Retired);
                 }
-                None => Ok(Control::Next),
+                match expect {
+                    Some(op) => {
+                        let expected = self::expect(vu, ctx, scenario, op).await;
+                        // The expect counts the send with its reply; one that failed did not.
+                        if let Some(bytes) = vu.uncounted_sent.take() {
+                            ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
+                        }
+                        expected.map_err(|f| f.at(op.step))
+                    }
+                    None => Ok(Control::Next),
+                }
             }
+            Op::Expect(op) => expect(vu, ctx, scenario, op)
+                .await
+                .map_err(|f| f.at(op.step)),
+            Op::Think(pause, step) => self::think(vu, ctx, scenario, pause)
+                .await
+                .map_err(|f| f.at(*step)),
+            Op::Set {
+                variable,
+                value,
+                step,
+            } => set(vu, ctx, variable, value).map_err(|f| f.at(*step)),
+            Op::Log(text, step) => log(vu, ctx, text).map_err(|f| f.at(*step)),
+            Op::Record {
+                value,
+                histogram,
+                step,
+            } => record(vu, ctx, value, *histogram).map_err(|f| f.at(*step)),
+            Op::Disconnect => {
+                disconnect(vu).await;
+                Ok(Control::Next)
+            }
+            // Boxed: an HTTP request's future (the exchange, hyper's request and body states)
+            // would otherwise sit in every vuser's task, HTTP or not, for its whole life. One
+            // allocation per request; opening a connection is boxed apart, so it stays small.
+            Op::Http(op) => Box::pin(super::http::request(vu, ctx, op))
+                .await
+                .map_err(|f| f.at(op.step)),
+            Op::LoopStart { .. }
+            | Op::LoopEnd { .. }
+            | Op::Unless { .. }
+            | Op::Pick(_)
+            | Op::Jump(_) => Ok(Control::Next),
         }
-        Op::Expect(op) => expect(vu, ctx, scenario, op)
-            .await
-            .map_err(|f| f.at(op.step)),
-        Op::Think(pause, step) => self::think(vu, ctx, scenario, pause)
-            .await
-            .map_err(|f| f.at(*step)),
-        Op::Set {
-            variable,
-            value,
-            step,
-        } => set(vu, ctx, variable, value).map_err(|f| f.at(*step)),
-        Op::Log(text, step) => log(vu, ctx, text).map_err(|f| f.at(*step)),
-        Op::Record {
-            value,
-            histogram,
-            step,
-        } => record(vu, ctx, value, *histogram).map_err(|f| f.at(*step)),
-        Op::Disconnect => {
-            disconnect(vu).await;
-            Ok(Control::Next)
-        }
-        // Boxed: an HTTP request's future (the exchange, hyper's request and body states)
-        // would otherwise sit in every vuser's task, HTTP or not, for its whole life. One
-        // allocation per request; opening a connection is boxed apart, so it stays small.
-        Op::Http(op) => Box::pin(super::http::request(vu, ctx, op))
-            .await
-            .map_err(|f| f.at(op.step)),
-        Op::LoopStart { .. }
-        | Op::LoopEnd { .. }
-        | Op::Unless { .. }
-        | Op::Pick(_)
-        | Op::Jump(_) => Ok(Control::Next),
     }
 }
 
@@ -126,198 +131,128 @@ pub(super) async fn connect(
 
 /// Renders and writes one message; connects first if the flow has not. `deferred`: leave
 /// the message's counts to the expect that follows (`Vuser::uncounted_sent`).
-async fn send(
+///
+/// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
+#[allow(clippy::manual_async_fn)]
+fn send(
     vu: &mut Vuser,
     ctx: &RunContext,
     op: &Op,
     deferred: bool,
-) -> Result<Control, Failure> {
-    let Op::Send {
-        message: spec,
-        literal,
-        ..
-    } = op
-    else {
-        return Ok(Control::Next);
-    };
-    // Boxed: a send connects only the first time (or after a reconnect), and the connect's
-    // future would otherwise be sized into every vuser's future.
-    if vu.conn.is_none() && Box::pin(connect(vu, ctx, None)).await? == Control::Retired {
-        return Ok(Control::Retired);
-    }
-    let scheduled = vu.clock.next_send;
-    let bytes = if let SendSpec::Text(Text::Literal(text)) = spec {
-        // Nothing to render, and encoded once for the run where the transport allows.
-        write_literal(vu, ctx, text.as_bytes(), literal).await?
-    } else if let SendSpec::Text(text) = spec {
-        // Rendered into the vuser's reused buffer: no `String` per message.
-        let mut body = std::mem::take(&mut vu.render_buffer);
-        body.clear();
-        let written = match ctx.renderer.render_into(text, &vu.scope, &mut body) {
-            Ok(()) => write_uncounted(vu, ctx, None, &body, false).await,
-            Err(e) => Err(Failure::new(ErrorKind::Template, e.to_string())),
+) -> impl Future<Output = Result<Control, Failure>> {
+    async move {
+        let Op::Send {
+            message: spec,
+            literal,
+            ..
+        } = op
+        else {
+            return Ok(Control::Next);
         };
-        // An idle vuser should not hold on to its largest message.
-        if body.capacity() <= RENDER_BUFFER_KEPT_BYTES {
-            vu.render_buffer = body;
+        // Boxed: a send connects only the first time (or after a reconnect), and the connect's
+        // future would otherwise be sized into every vuser's future.
+        if vu.conn.is_none() && Box::pin(connect(vu, ctx, None)).await? == Control::Retired {
+            return Ok(Control::Retired);
         }
-        written?
-    } else {
-        let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut vu.scope)
-            .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
-        let binary = message::is_binary(&ctx.plan, spec);
-        write_uncounted(vu, ctx, frame.type_id, &frame.body, binary).await?
-    };
-    if deferred {
-        vu.uncounted_sent.owe(bytes);
-    } else {
-        ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
-    }
-    // Checked first: clearing even an empty deque costs a few dozen instructions per send.
-    if !vu.pending.is_empty() {
-        vu.pending.clear();
-    }
-    vu.clock.measure_from = scheduled;
-    Ok(Control::Next)
-}
-
-/// Writes a frame and counts it; `binary`: typed or hex data (a binary WebSocket message).
-pub(super) async fn write(
-    vu: &mut Vuser,
-    ctx: &RunContext,
-    frame: Frame,
-    binary: bool,
-) -> Result<(), Failure> {
-    write_body(vu, ctx, frame.type_id, &frame.body, binary).await
-}
-
-/// Writes a frame given as its parts and counts it.
-async fn write_body(
-    vu: &mut Vuser,
-    ctx: &RunContext,
-    type_id: Option<u32>,
-    body: &[u8],
-    binary: bool,
-) -> Result<(), Failure> {
-    let bytes = write_uncounted(vu, ctx, type_id, body, binary).await?;
-    ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
-    Ok(())
-}
-
-/// The counters a sent message of `bytes` adds to (`None`: nothing was sent, adds zero).
-fn sent_counts(vu: &Vuser, bytes: Option<u64>) -> [(CounterId, u64); 2] {
-    [
-        (vu.ids.messages_sent, u64::from(bytes.is_some())),
-        (vu.ids.bytes_sent, bytes.unwrap_or(0)),
-    ]
-}
-
-/// Writes a frame given as its parts; its body size, for the caller to count.
-async fn write_uncounted(
-    vu: &mut Vuser,
-    ctx: &RunContext,
-    type_id: Option<u32>,
-    body: &[u8],
-    binary: bool,
-) -> Result<u64, Failure> {
-    let link = open_link(vu)?;
-    let sent = link.conn.send(type_id, body, binary).await;
-    sent_or_lost(vu, ctx, sent, body)
-}
-
-/// Writes a literal text message: its frame from `literal`, encoded by the run's first send.
-async fn write_literal(
-    vu: &mut Vuser,
-    ctx: &RunContext,
-    body: &[u8],
-    literal: &LiteralFrame,
-) -> Result<u64, Failure> {
-    let link = open_link(vu)?;
-    let encoded = literal.0.get_or_init(|| link.conn.encode_text(body));
-    let sent = link.conn.send_text(body, encoded.as_deref()).await;
-    sent_or_lost(vu, ctx, sent, body)
-}
-
-fn open_link(vu: &mut Vuser) -> Result<&mut Link, Failure> {
-    vu.conn
-        .as_mut()
-        .ok_or_else(|| Failure::new(ErrorKind::Closed, "send without an open connection"))
-}
-
-/// The body size of a sent message, or the failure of a connection the write lost.
-fn sent_or_lost(
-    vu: &mut Vuser,
-    ctx: &RunContext,
-    sent: Result<(), TransportError>,
-    body: &[u8],
-) -> Result<u64, Failure> {
-    match sent {
-        Ok(()) => Ok(body.len() as u64),
-        Err(err) => {
-            let silent = vu.conn.as_ref().is_some_and(|link| !link.received_any);
-            vu.conn = None;
-            Err(transport_failure(ctx, err, silent))
+        let scheduled = vu.clock.next_send;
+        let bytes = if let SendSpec::Text(Text::Literal(text)) = spec {
+            // Nothing to render, and encoded once for the run where the transport allows.
+            write_literal(vu, ctx, text.as_bytes(), literal).await?
+        } else if let SendSpec::Text(text) = spec {
+            // Rendered into the vuser's reused buffer: no `String` per message.
+            let mut body = std::mem::take(&mut vu.render_buffer);
+            body.clear();
+            let written = match ctx.renderer.render_into(text, &vu.scope, &mut body) {
+                Ok(()) => write_uncounted(vu, ctx, None, &body, false).await,
+                Err(e) => Err(Failure::new(ErrorKind::Template, e.to_string())),
+            };
+            // An idle vuser should not hold on to its largest message.
+            if body.capacity() <= RENDER_BUFFER_KEPT_BYTES {
+                vu.render_buffer = body;
+            }
+            written?
+        } else {
+            let frame = message::build(&ctx.plan, &ctx.renderer, ctx.endian, spec, &mut vu.scope)
+                .map_err(|e| Failure::new(ErrorKind::Template, e.to_string()))?;
+            let binary = message::is_binary(&ctx.plan, spec);
+            write_uncounted(vu, ctx, frame.type_id, &frame.body, binary).await?
+        };
+        if deferred {
+            vu.uncounted_sent.owe(bytes);
+        } else {
+            ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
         }
+        // Checked first: clearing even an empty deque costs a few dozen instructions per send.
+        if !vu.pending.is_empty() {
+            vu.pending.clear();
+        }
+        vu.clock.measure_from = scheduled;
+        Ok(Control::Next)
     }
 }
 
 /// Waits for the first frame since the last send that matches, records its latency from
 /// the send's *scheduled* time and stores the captures.
-async fn expect(
+///
+/// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
+#[allow(clippy::manual_async_fn)]
+fn expect(
     vu: &mut Vuser,
     ctx: &RunContext,
     scenario: &ScenarioProgram,
     op: &ExpectOp,
-) -> Result<Control, Failure> {
-    let rendered;
-    let matcher = match &op.template {
-        Some(templated) => {
-            rendered = vu
-                .matchers
-                .resolve(&ctx.renderer, &vu.scope, templated, &op.matcher)?;
-            &*rendered
-        }
-        None => &op.matcher,
-    };
-    // A frame kept from earlier is taken in the condition: its temporary ends there (edition
-    // 2024), so it is not kept in the future while the `else` branch waits.
-    let (at, mut accepted, counts) =
-        if let Some((at, accepted)) = take_pending_match(vu, ctx, op, matcher) {
-            // Counted when it arrived.
-            (at, accepted?, [(vu.ids.messages_received, 0); 2])
-        } else {
-            let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
-            let until = after(Instant::now(), limit);
-            match vu
-                .wait(ctx, scenario, until, Some((op, matcher)), false)
-                .await?
-            {
-                Waited::Matched { at, accepted } => {
-                    (at, accepted, vu.received_counts(vu.matched_bytes))
-                }
-                Waited::Deadline | Waited::Retired => {
-                    return Err(Failure::new(
-                        ErrorKind::Timeout,
-                        format!("no frame matched within {limit:?} ({matcher})"),
-                    ));
-                }
+) -> impl Future<Output = Result<Control, Failure>> {
+    async move {
+        let rendered;
+        let matcher = match &op.template {
+            Some(templated) => {
+                rendered = vu
+                    .matchers
+                    .resolve(&ctx.renderer, &vu.scope, templated, &op.matcher)?;
+                &*rendered
             }
+            None => &op.matcher,
         };
-    // The reply's latency and counts, and the counts of the send it answers, under one lock.
-    let [received, received_bytes] = counts;
-    let uncounted = vu.uncounted_sent.take();
-    let [sent, sent_bytes] = sent_counts(vu, uncounted);
-    ctx.recorder.record_and_add(
-        op.latency,
-        at.saturating_duration_since(vu.clock.measure_from),
-        &[received, received_bytes, sent, sent_bytes],
-    );
-    vu.clock.next_send = vu.clock.next_send.max(at);
-    vu.expects_done += 1;
-    vu.expects_span = Some((vu.expects_span.map_or(at, |(first, _)| first), at));
-    accepted.store_decoded(&op.decode, &mut vu.scope);
-    store_captures(vu, &op.variables, accepted.captures)?;
-    Ok(Control::Next)
+        // A frame kept from earlier is taken in the condition: its temporary ends there (edition
+        // 2024), so it is not kept in the future while the `else` branch waits.
+        let (at, mut accepted, counts) =
+            if let Some((at, accepted)) = take_pending_match(vu, ctx, op, matcher) {
+                // Counted when it arrived.
+                (at, accepted?, [(vu.ids.messages_received, 0); 2])
+            } else {
+                let limit = op.timeout.unwrap_or(ctx.plan.defaults.timeout);
+                let until = after(Instant::now(), limit);
+                match vu
+                    .wait(ctx, scenario, until, Some((op, matcher)), false)
+                    .await?
+                {
+                    Waited::Matched { at, accepted } => {
+                        (at, accepted, vu.received_counts(vu.matched_bytes))
+                    }
+                    Waited::Deadline | Waited::Retired => {
+                        return Err(Failure::new(
+                            ErrorKind::Timeout,
+                            format!("no frame matched within {limit:?} ({matcher})"),
+                        ));
+                    }
+                }
+            };
+        // The reply's latency and counts, and the counts of the send it answers, under one lock.
+        let [received, received_bytes] = counts;
+        let uncounted = vu.uncounted_sent.take();
+        let [sent, sent_bytes] = sent_counts(vu, uncounted);
+        ctx.recorder.record_and_add(
+            op.latency,
+            at.saturating_duration_since(vu.clock.measure_from),
+            &[received, received_bytes, sent, sent_bytes],
+        );
+        vu.clock.next_send = vu.clock.next_send.max(at);
+        vu.expects_done += 1;
+        vu.expects_span = Some((vu.expects_span.map_or(at, |(first, _)| first), at));
+        accepted.store_decoded(&op.decode, &mut vu.scope);
+        store_captures(vu, &op.variables, accepted.captures)?;
+        Ok(Control::Next)
+    }
 }
 
 /// The first frame kept for a later expect that `op` accepts, taken out of the kept ones,
@@ -361,36 +296,41 @@ fn store_captures(
 
 /// Advances the pacing clock and sleeps until it, answering frames meanwhile. Behind
 /// schedule (a slow reply held the vuser up), it does not sleep at all.
-async fn think(
+///
+/// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
+#[allow(clippy::manual_async_fn)]
+fn think(
     vu: &mut Vuser,
     ctx: &RunContext,
     scenario: &ScenarioProgram,
     think: &Think,
-) -> Result<Control, Failure> {
-    let pause = think_duration(
-        think,
-        ctx.plan.defaults.think_jitter,
-        vu.scope.rng.get_mut(),
-    );
-    vu.clock.intended = after(vu.clock.intended, pause);
-    vu.clock.next_send = vu.clock.intended;
-    let until = vu.clock.intended;
-    if until <= Instant::now() {
-        return Ok(Control::Next);
-    }
-    match vu.wait(ctx, scenario, until, None, true).await? {
-        Waited::Retired => Ok(Control::Retired),
-        _ => {
-            // Waking late means the generator's own scheduling is behind (timer
-            // granularity, a busy executor). That lateness is the generator's, reported as
-            // `schedule.lag`, not the server's: the send is measured from when the vuser
-            // actually woke. Only a vuser held up by the server (the early return above)
-            // measures from its past schedule.
-            let now = Instant::now();
-            ctx.recorder
-                .record(ctx.ids.schedule_lag, now.saturating_duration_since(until));
-            vu.clock.next_send = now.max(until);
-            Ok(Control::Next)
+) -> impl Future<Output = Result<Control, Failure>> {
+    async move {
+        let pause = think_duration(
+            think,
+            ctx.plan.defaults.think_jitter,
+            vu.scope.rng.get_mut(),
+        );
+        vu.clock.intended = after(vu.clock.intended, pause);
+        vu.clock.next_send = vu.clock.intended;
+        let until = vu.clock.intended;
+        if until <= Instant::now() {
+            return Ok(Control::Next);
+        }
+        match vu.wait(ctx, scenario, until, None, true).await? {
+            Waited::Retired => Ok(Control::Retired),
+            _ => {
+                // Waking late means the generator's own scheduling is behind (timer
+                // granularity, a busy executor). That lateness is the generator's, reported as
+                // `schedule.lag`, not the server's: the send is measured from when the vuser
+                // actually woke. Only a vuser held up by the server (the early return above)
+                // measures from its past schedule.
+                let now = Instant::now();
+                ctx.recorder
+                    .record(ctx.ids.schedule_lag, now.saturating_duration_since(until));
+                vu.clock.next_send = now.max(until);
+                Ok(Control::Next)
+            }
         }
     }
 }
