@@ -32,17 +32,19 @@ pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
     }
     let runtime = crate::engine::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = bind(&args.listen, args.reuse_port).await.with_context(|| {
-            format!(
-                "cannot listen on {} (is it in use? try --listen 127.0.0.1:0{})",
-                args.listen,
-                if args.reuse_port {
-                    ""
-                } else {
-                    ", or --reuse-port to share it with other servers started so"
-                }
-            )
-        })?;
+        let listener = crate::server::bind_listener(&args.listen, args.reuse_port)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (is it in use? try --listen 127.0.0.1:0{})",
+                    args.listen,
+                    if args.reuse_port {
+                        ""
+                    } else {
+                        ", or --reuse-port to share it with other servers started so"
+                    }
+                )
+            })?;
         let addr = listener.local_addr()?;
         println!(
             "chatload serve: listening on {} ({})",
@@ -79,28 +81,6 @@ pub fn execute(args: super::ServeArgs) -> anyhow::Result<Exit> {
         eprintln!("chatload serve: stopped");
         Ok(Exit::Success)
     })
-}
-
-/// Binds `address`; with `reuse_port` (SO_REUSEPORT) several servers started the same way
-/// share the port and the kernel spreads new connections over them, so one port can hold
-/// more connections than one process has descriptors.
-async fn bind(address: &str, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
-    if !reuse_port {
-        return tokio::net::TcpListener::bind(address).await;
-    }
-    let addr = tokio::net::lookup_host(address)
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)
 }
 
 fn server_config(args: &super::ServeArgs) -> anyhow::Result<ServerConfig> {

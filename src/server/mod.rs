@@ -385,6 +385,42 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     spawn_on("127.0.0.1:0", config).await
 }
 
+/// How many connections the kernel queues for the server before it accepts them. tokio's
+/// `TcpListener::bind` asks for 1 024: a ramp of a few thousand connects per second (the
+/// benchmark suite's 19 000 vusers in 5 s) overflowed that, the kernel dropped the SYNs, and
+/// those clients connected only after SYN retries 1, 3 or 7 s later — a connect storm that
+/// showed up as seconds of connect time and ping latency. The kernel caps it at
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `address` with [`LISTEN_BACKLOG`]; with `reuse_port` (SO_REUSEPORT) several
+/// servers started the same way share the port and the kernel spreads new connections over
+/// them, so one port can hold more connections than one process has descriptors.
+pub async fn bind_listener(address: &str, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{address} resolves to no address"),
+            )
+        })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // What `TcpListener::bind` does on Unix too: a restarted server can take its port back
+    // while connections of the previous one linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Starts the server in-process on `address` (e.g. `127.0.0.1:9200`).
 pub async fn spawn_on(address: &str, config: ServerConfig) -> Result<ServerHandle, ServerError> {
     config.validate()?;
@@ -392,7 +428,7 @@ pub async fn spawn_on(address: &str, config: ServerConfig) -> Result<ServerHandl
         address: address.to_string(),
         source,
     };
-    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let listener = bind_listener(address, false).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let stop = CancellationToken::new();
     let buffers = Arc::<registry::BufferStats>::default();

@@ -357,3 +357,36 @@ async fn an_oversized_line_is_refused_and_closed() {
     client.expect_closed().await;
     server.shutdown().await;
 }
+
+/// A burst of connects the server has not accepted yet is queued, not dropped: with tokio's
+/// default backlog (1 024) the kernel dropped the SYNs past it and those clients waited for
+/// SYN retries (1, 3, 7 s), a connect storm in the benchmark's ramp. 1 500 clients connect
+/// to a listener nobody accepts on; every connect completes (the bound is far above the
+/// microseconds a queued connect takes on loopback, and far below a SYN retry's second).
+#[tokio::test]
+async fn a_burst_of_connects_is_queued_not_dropped() {
+    const CLIENTS: u32 = 1_500;
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if somaxconn.is_some_and(|cap| cap < CLIENTS) {
+        eprintln!(
+            "net.core.somaxconn {somaxconn:?} caps the backlog below {CLIENTS}: nothing to check"
+        );
+        return;
+    }
+    let listener = server::bind_listener("127.0.0.1:0", false)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let client = timeout(Duration::from_millis(900), TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect {i} waited for a SYN retry: its SYN was dropped"))
+            .expect("connect");
+        clients.push(client);
+    }
+    assert_eq!(clients.len() as u32, CLIENTS);
+    drop(listener);
+}
