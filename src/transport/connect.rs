@@ -33,6 +33,7 @@ pub(super) async fn tcp(
     }
     .map_err(|e| io_failure(format!("cannot create a socket: {e}"), &e, source))?;
     if let Some(ip) = source {
+        defer_port_to_connect(&socket);
         socket
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| io_failure(format!("cannot bind source address {ip}: {e}"), &e, source))?;
@@ -94,6 +95,35 @@ pub fn exhaustion_hint(err: &std::io::Error, source: Option<IpAddr>) -> Option<S
     }
 }
 
+/// Leaves the choice of the source port to `connect` (Linux's `IP_BIND_ADDRESS_NO_PORT`)
+/// rather than to the `bind` to a source address. `bind` must pick a port no other socket
+/// on that address holds, TIME_WAIT ones included, and searches the port range for one:
+/// with ~20 000 connections from a few addresses (and the previous run's in TIME_WAIT)
+/// each search walked thousands of busy ports, the generator spent whole cores in the
+/// kernel and the last connects of a ramp took seconds. `connect` picks by the whole
+/// address pair, so the same port serves every target, and TIME_WAIT ports are reused on
+/// loopback. Best effort: where the option is missing, `bind` picks as before.
+fn defer_port_to_connect(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor, and a pointer to an int that outlives the call
+        // with its size, as setsockopt expects for this option.
+        let _ = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
 /// The soft `RLIMIT_NOFILE` in force, for error messages and the engine's live-vuser limit.
 pub(crate) fn nofile_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
@@ -113,6 +143,24 @@ mod tests {
     use std::io;
     use std::net::IpAddr;
 
+    /// Bound to a source address, the socket has no port until it connects: the port is
+    /// chosen by `connect` (by the whole address pair), not searched for by `bind`.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_source_bound_socket_gets_its_port_at_connect() {
+        let socket = TcpSocket::new_v4().expect("socket");
+        defer_port_to_connect(&socket);
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        assert_eq!(socket.local_addr().expect("address").port(), 0);
+        // Without it, `bind` picks the port itself.
+        let eager = TcpSocket::new_v4().expect("socket");
+        eager
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        assert_ne!(eager.local_addr().expect("address").port(), 0);
+    }
     #[test]
     fn descriptor_exhaustion_names_the_limit_and_the_fix() {
         let emfile = io::Error::from_raw_os_error(libc::EMFILE);
