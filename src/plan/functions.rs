@@ -1,5 +1,6 @@
 //! The pure template functions: `random_int(a, b)`, `random()`, `random_string(n)`, `words(n)`,
 //! `uuid()`, `now_ms()`. `stamp()` needs the run's identity and clock, so the engine registers it.
+//! Also what a variable name templates can use looks like ([`is_identifier`]).
 //!
 //! The random functions draw from the generator of the render running on this thread, which
 //! the engine lends for each render with [`with_rng`] (the vuser's seeded stream, so `--seed`
@@ -160,6 +161,15 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// A name templates can use as a variable: a letter or `_`, then letters, digits, `_`.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

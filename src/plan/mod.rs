@@ -32,6 +32,7 @@ use serde_json::Value;
 
 pub use duration::{DurationError, parse_duration};
 pub use endpoint::{Endpoint, EndpointError, Scheme, listen_address};
+pub(crate) use functions::is_identifier;
 pub use functions::{FUNCTION_NAMES, register_functions, with_rng};
 pub use http::*;
 pub use problem::{Problem, Problems, suggest};

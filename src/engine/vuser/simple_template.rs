@@ -13,6 +13,8 @@
 
 use minijinja::value::Value;
 
+use crate::plan::is_identifier;
+
 /// One piece of a simple template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Part {
@@ -64,14 +66,6 @@ fn insertion(inner: &str) -> Option<Part> {
         name: name.to_owned(),
         attrs,
     })
-}
-
-fn is_identifier(word: &str) -> bool {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// An identifier that names a variable, not one of minijinja's literal words.

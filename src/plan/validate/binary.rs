@@ -10,6 +10,7 @@ use super::super::raw::{RawFieldDef, RawHandler, RawTypeMatch};
 use super::super::resolved::DecodeField;
 use super::Ctx;
 use super::messages::field_kind;
+use crate::plan::is_identifier;
 use crate::protocol::TypeMask;
 
 /// Where a written `type` goes: alone it is the matcher itself (`alone`); beside a body
@@ -131,15 +132,6 @@ pub(super) fn decode(
         });
     }
     ok.then_some(out)
-}
-
-/// A name templates can use as a variable: a letter or `_`, then letters, digits, `_`.
-fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The names a `decode` list and a `capture` map bind, valid or not (for template scopes).
