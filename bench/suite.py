@@ -6,7 +6,8 @@ One invocation runs everything side by side and prints one markdown table:
   a. closed-loop ping-pong (`PING x` -> `PONG x`) at 10, 100 and 1 000 connections for
      chatload, the minimal hand-written tokio client (examples/pingpong_minimal.rs) and
      Locust with a raw-TCP user (bench/locustfile.py): round trips/s, p50/p99 and round
-     trips per generator CPU-second; then at 100 connections over TLS and over WebSocket
+     trips per generator CPU-second, with the kernel's floor beside them (bare io_uring:
+     bench/pingpong_uring.rs, no runtime); then at 100 connections over TLS and over WebSocket
      (chatload and the minimal client's --tls / --ws modes);
   b. connection scale: 10 000, 25 000 and 50 000 chatload vusers, one message each per 5 s:
      generator RSS per vuser and CPU %;
@@ -41,6 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 CHATLOAD = TARGET / "release" / "chatload"
 MINIMAL = TARGET / "release" / "examples" / "pingpong_minimal"
+# The kernel's floor: ping-pong over io_uring with no runtime (Linux only).
+URING = TARGET / "release" / "examples" / "pingpong-uring"
+URING_OK = sys.platform.startswith("linux")
 VENV = ROOT / "bench" / ".venv"
 LOCUST = VENV / "bin" / "locust"
 GEN_CORE = "0"
@@ -366,6 +370,10 @@ def bench_pingpong_repeated(work, conns, seconds, locust_ok, locust_why, flavour
         by_load.setdefault(r["load"], {})[r["generator"]] = r
     for gens in by_load.values():
         c, m, loc = gens.get("chatload"), gens.get("minimal tokio"), gens.get("Locust raw TCP")
+        floor = gens.get("bare io_uring")
+        if floor and floor.get("per_cpu") and m and m.get("per_cpu"):
+            ratio = f"{floor['per_cpu'] / m['per_cpu']:.2f} x minimal per CPU-s"
+            floor["note"] = "; ".join(x for x in (floor.get("note"), ratio) if x)
         if not (c and c.get("per_cpu")):
             continue
         shares = [c["note"]] if c.get("note") else []
@@ -377,6 +385,42 @@ def bench_pingpong_repeated(work, conns, seconds, locust_ok, locust_why, flavour
             shares.append(f"{c['per_cpu'] / loc['per_cpu']:.1f}x Locust per CPU-s")
         c["note"] = "; ".join(shares)
     return rows
+
+
+def run_yardstick(work, binary, label, n, seconds, flavour, tag, budget):
+    """One run of a hand-written client (pingpong_minimal, pingpong-uring): both take --addr,
+    --connections and --seconds and print one JSON line with the same fields."""
+    name = f"a-{binary.name}-{n}{tag}"
+    server, addr = start_server(work, name, flavour)
+    cmd = [binary, "--addr", addr.split("://")[-1].rstrip("/"), "--connections", n]
+    cmd += ["--seconds", seconds]
+    if FLAVOURS[flavour]["tls"]:
+        cmd += ["--tls", cert_path(work, name)]
+    if FLAVOURS[flavour]["ws"]:
+        cmd += ["--ws"]
+    load = f"{n} conn" if flavour == "tcp" else f"{n} conn {flavour.upper()}"
+    gen = spawn(cmd, GEN_CORE, work / f"{name}.log")
+    sampler = Sampler(gen, server)
+    finished = sampler.run_until_exit(budget)
+    stop(server)
+    out = (work / f"{name}.log").read_text().strip().splitlines()
+    try:
+        m = json.loads(out[-1])
+        return row(
+            "a ping-pong",
+            label,
+            load,
+            **pingpong_cells(
+                sampler,
+                m["rt_per_s"],
+                m["p50_ms"],
+                m["p99_ms"],
+                spread=m["spread"] if m.get("spread", -1) > 0 else None,
+            ),
+        )
+    except (IndexError, ValueError, KeyError):
+        why = "timed out" if not finished else f"exit {gen.returncode}: {out[-1:]}"
+        return row("a ping-pong", label, load, note=f"n/a: {why}")
 
 
 def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=(), suffix=""):
@@ -422,39 +466,10 @@ def bench_pingpong(work, conns, seconds, locust_ok, locust_why, flavours=(), suf
             why = "timed out" if not finished else f"exit {code}, no latency.ping in result.json"
             rows.append(row("a ping-pong", "chatload", load, note=f"n/a: {why}"))
 
-        # the minimal client
-        name = f"a-minimal-{n}{tag}"
-        server, addr = start_server(work, name, flavour)
-        cmd = [MINIMAL, "--addr", addr.split("://")[-1].rstrip("/"), "--connections", n]
-        cmd += ["--seconds", seconds]
-        if tls:
-            cmd += ["--tls", cert_path(work, name)]
-        if FLAVOURS[flavour]["ws"]:
-            cmd += ["--ws"]
-        gen = spawn(cmd, GEN_CORE, work / f"{name}.log")
-        sampler = Sampler(gen, server)
-        finished = sampler.run_until_exit(budget)
-        stop(server)
-        out = (work / f"{name}.log").read_text().strip().splitlines()
-        try:
-            m = json.loads(out[-1])
-            rows.append(
-                row(
-                    "a ping-pong",
-                    "minimal tokio",
-                    load,
-                    **pingpong_cells(
-                        sampler,
-                        m["rt_per_s"],
-                        m["p50_ms"],
-                        m["p99_ms"],
-                        spread=m["spread"] if m.get("spread", -1) > 0 else None,
-                    ),
-                )
-            )
-        except (IndexError, ValueError, KeyError):
-            why = "timed out" if not finished else f"exit {gen.returncode}: {out[-1:]}"
-            rows.append(row("a ping-pong", "minimal tokio", load, note=f"n/a: {why}"))
+        # the minimal client; over plain TCP also the io_uring floor (no runtime at all)
+        rows.append(run_yardstick(work, MINIMAL, "minimal tokio", n, seconds, flavour, tag, budget))
+        if flavour == "tcp" and URING_OK:
+            rows.append(run_yardstick(work, URING, "bare io_uring", n, seconds, flavour, tag, budget))
 
         # Locust (plain TCP only: bench/locustfile.py's user speaks raw TCP)
         if flavour != "tcp":
@@ -741,7 +756,8 @@ def main():
     if not args.no_build:
         print("building release binaries ...", flush=True)
         subprocess.run(
-            ["cargo", "build", "--release", "--quiet", "--bin", "chatload", "--example", "pingpong_minimal"],
+            ["cargo", "build", "--release", "--quiet", "--bin", "chatload", "--example", "pingpong_minimal"]
+            + (["--example", "pingpong-uring"] if URING_OK else []),
             cwd=ROOT,
             check=True,
         )
