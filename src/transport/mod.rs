@@ -135,7 +135,27 @@ impl Conn {
         if done {
             return Ok(());
         }
+        if let Poll::Ready(sent) = self.try_send_rest().await {
+            return sent;
+        }
         self.finish_send_boxed(type_id, body, binary).await
+    }
+
+    /// On a stream (plain TCP, TLS), one try at writing what `send_now` left, with no future
+    /// of its own (TLS, whose records rustls builds, gets here with every message: boxing its
+    /// write cost an allocation per message). `Pending` for WebSocket, and when the peer has
+    /// no room yet: the waker is registered, `finish_send_boxed` goes on from there.
+    async fn try_send_rest(&mut self) -> Poll<Result<(), TransportError>> {
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match self {
+                Conn::Plain(stream) => stream.poll_send_rest(cx),
+                Conn::Tls(stream) => stream.poll_send_rest(cx),
+                #[cfg(test)]
+                Conn::Duplex(stream) => stream.poll_send_rest(cx),
+                Conn::Ws(_) | Conn::Wss(_) => Poll::Pending,
+            })
+        })
+        .await
     }
 
     /// The frame of the text `body` as this connection writes it, for [`Conn::send_text`]:
@@ -163,6 +183,9 @@ impl Conn {
         };
         if done {
             return Ok(());
+        }
+        if let Poll::Ready(sent) = self.try_send_rest().await {
+            return sent;
         }
         self.finish_send_boxed(None, body, false).await
     }

@@ -1,8 +1,9 @@
 //! Framed I/O over a byte stream (plain TCP or TLS): frames are read through the codec by a
 //! small read loop of our own; writes are encoded into a reused buffer and written whole, one
 //! write per message and no allocation per message. On plain TCP the write is tried at once
-//! (`try_write`) and only what the socket did not take waits. The codec itself, and what a
-//! frame means, are `protocol`'s.
+//! (`try_write`); TLS and what the socket did not take are tried once more by polling the
+//! stream's own buffer (`poll_send_rest`), and only what still does not fit waits. The codec
+//! itself, and what a frame means, are `protocol`'s.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -164,12 +165,28 @@ where
 
     /// Writes what `send_now` left, waiting for the peer to take it.
     pub(super) async fn send_rest(&mut self) -> Result<(), TransportError> {
-        self.writer
-            .write_all(&self.buffer)
-            .await
-            .map_err(TransportError::from)?;
-        self.buffer.clear();
-        Ok(())
+        std::future::poll_fn(|cx| self.poll_send_rest(cx)).await
+    }
+
+    /// Writes what `send_now` left as far as the peer takes it now, then flushes (TLS:
+    /// records rustls could not hand the socket yet). A poll over the stream's own buffer,
+    /// so a caller can try it once with no future of its own: the first try nearly always
+    /// finishes, and for TLS, whose writes never finish in `send_now`, that is every message.
+    pub(super) fn poll_send_rest(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        while !self.buffer.is_empty() {
+            let written = ready!(Pin::new(&mut self.writer).poll_write(cx, &self.buffer))?;
+            if written == 0 {
+                return Poll::Ready(Err(TransportError::from(std::io::Error::from(
+                    std::io::ErrorKind::WriteZero,
+                ))));
+            }
+            self.buffer.advance(written);
+        }
+        ready!(Pin::new(&mut self.writer).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
     }
 
     /// The next frame, or the end. The read loop is ours rather than `FramedRead`'s: it

@@ -44,6 +44,39 @@ async fn recv_is_cancel_safe_under_select() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_message_bigger_than_the_peers_room_arrives_whole_once_the_peer_reads() {
+    // The duplex holds 1 024 bytes: the first try writes part, the rest waits for the reader.
+    let (mut left, mut right) = duplex_pair();
+    let body = "x".repeat(4000);
+    let (sent, received) = tokio::join!(left.send(None, body.as_bytes(), false), right.recv());
+    sent.expect("send");
+    match received.expect("recv") {
+        Incoming::Frame(frame) => assert_eq!(frame.body_str(), Some(body.as_str())),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+    // The buffer the partial write left behind is not sent again with the next message.
+    let (sent, received) = tokio::join!(left.send(None, b"next", false), right.recv());
+    sent.expect("send");
+    match received.expect("recv") {
+        Incoming::Frame(frame) => assert_eq!(frame.body_str(), Some("next")),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_the_peer_never_takes_fails_at_the_write_limit() {
+    let (mut left, _right) = duplex_pair();
+    left.set_write_limit(Some(Duration::from_secs(2)));
+    let began = tokio::time::Instant::now();
+    let err = left
+        .send(None, "x".repeat(4000).as_bytes(), false)
+        .await
+        .expect_err("nobody reads");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(began.elapsed(), Duration::from_secs(2));
+}
+
 #[test]
 fn errors_keep_their_kind() {
     let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
