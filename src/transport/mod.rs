@@ -124,38 +124,20 @@ impl Conn {
         binary: bool,
     ) -> Result<(), TransportError> {
         // Streams encode into their write buffer first; plain TCP hands the socket the frame
-        // there too, with no future, and is done when it takes it whole.
+        // there too, with no future, and is done when it takes it whole. WebSocket queues the
+        // message for tungstenite.
         let done = match self {
             Conn::Plain(stream) => stream.send_now(type_id, body)?,
             Conn::Tls(stream) => stream.send_now(type_id, body)?,
             #[cfg(test)]
             Conn::Duplex(stream) => stream.send_now(type_id, body)?,
-            Conn::Ws(_) | Conn::Wss(_) => false,
+            Conn::Ws(ws) => ws.queue(type_id, body, binary).map(|()| false)?,
+            Conn::Wss(ws) => ws.queue(type_id, body, binary).map(|()| false)?,
         };
         if done {
             return Ok(());
         }
-        if let Poll::Ready(sent) = self.try_send_rest().await {
-            return sent;
-        }
-        self.finish_send_boxed(type_id, body, binary).await
-    }
-
-    /// On a stream (plain TCP, TLS), one try at writing what `send_now` left, with no future
-    /// of its own (TLS, whose records rustls builds, gets here with every message: boxing its
-    /// write cost an allocation per message). `Pending` for WebSocket, and when the peer has
-    /// no room yet: the waker is registered, `finish_send_boxed` goes on from there.
-    async fn try_send_rest(&mut self) -> Poll<Result<(), TransportError>> {
-        std::future::poll_fn(|cx| {
-            Poll::Ready(match self {
-                Conn::Plain(stream) => stream.poll_send_rest(cx),
-                Conn::Tls(stream) => stream.poll_send_rest(cx),
-                #[cfg(test)]
-                Conn::Duplex(stream) => stream.poll_send_rest(cx),
-                Conn::Ws(_) | Conn::Wss(_) => Poll::Pending,
-            })
-        })
-        .await
+        self.send_rest().await
     }
 
     /// The frame of the text `body` as this connection writes it, for [`Conn::send_text`]:
@@ -184,56 +166,46 @@ impl Conn {
         if done {
             return Ok(());
         }
-        if let Poll::Ready(sent) = self.try_send_rest().await {
-            return sent;
+        self.send_rest().await
+    }
+
+    /// Writes what `send_now` or `queue` left. The first try is a poll of the connection's
+    /// own buffer with no future of its own: TLS (whose records rustls builds) and WebSocket
+    /// get here with every message, and boxing their write cost an allocation per message.
+    /// Only a write the peer has no room for goes on in [`Conn::wait_send_boxed`].
+    async fn send_rest(&mut self) -> Result<(), TransportError> {
+        match std::future::poll_fn(|cx| Poll::Ready(self.poll_send_rest(cx))).await {
+            Poll::Ready(sent) => sent,
+            Poll::Pending => self.wait_send_boxed().await,
         }
-        self.finish_send_boxed(None, body, false).await
     }
 
-    /// [`Conn::finish_send`] on the heap. Boxed because a send's future sits inside every
-    /// vuser's future for its whole life, sized for its largest path (a WebSocket message, a
-    /// write the peer is slow to take), while most sends on a stream never get here: one
-    /// allocation on the slow path instead of hundreds of bytes per idle vuser.
-    async fn finish_send_boxed(
-        &mut self,
-        type_id: Option<u32>,
-        body: &[u8],
-        binary: bool,
-    ) -> Result<(), TransportError> {
-        Box::pin(self.finish_send(type_id, body, binary)).await
+    fn poll_send_rest(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        match self {
+            Conn::Plain(stream) => stream.poll_send_rest(cx),
+            Conn::Tls(stream) => stream.poll_send_rest(cx),
+            Conn::Ws(ws) => ws.poll_send_rest(cx),
+            Conn::Wss(ws) => ws.poll_send_rest(cx),
+            #[cfg(test)]
+            Conn::Duplex(stream) => stream.poll_send_rest(cx),
+        }
     }
 
-    /// Writes the frame within the write limit; on a stream (plain TCP, TLS), what
-    /// `send_now` or `send_encoded_now` left in its write buffer.
-    async fn finish_send(
-        &mut self,
-        type_id: Option<u32>,
-        body: &[u8],
-        binary: bool,
-    ) -> Result<(), TransportError> {
+    /// [`Conn::wait_send`] on the heap. Boxed because a send's future sits inside every
+    /// vuser's future for its whole life, sized for its largest path (a write the peer is
+    /// slow to take, with its timer), while almost no send gets here: one allocation on the
+    /// slow path instead of hundreds of bytes per idle vuser.
+    async fn wait_send_boxed(&mut self) -> Result<(), TransportError> {
+        Box::pin(self.wait_send()).await
+    }
+
+    /// Waits until the peer takes what a send left, within the write limit.
+    async fn wait_send(&mut self) -> Result<(), TransportError> {
         let limit = self.write_limit();
-        let write = async {
-            match self {
-                Conn::Plain(stream) => stream.send_rest().await,
-                Conn::Tls(stream) => stream.send_rest().await,
-                Conn::Ws(ws) => ws.send(type_id, body, binary).await,
-                Conn::Wss(ws) => ws.send(type_id, body, binary).await,
-                #[cfg(test)]
-                Conn::Duplex(stream) => stream.send_rest().await,
-            }
-        };
+        let write = std::future::poll_fn(|cx| self.poll_send_rest(cx));
         let Some(limit) = limit else {
             return write.await;
         };
-        // Almost every write finishes on its first poll (the socket takes the bytes at once).
-        // Only one that has to wait gets its timer: arming one per message read the clock and
-        // found the timer handle each time, for a deadline that never mattered.
-        let mut write = std::pin::pin!(write);
-        if let Poll::Ready(done) =
-            std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await
-        {
-            return done;
-        }
         // A peer that never reads fills its receive window and ours, and the write then
         // waits for ever: it fails as a timeout instead, and the connection is given up.
         tokio::time::timeout(limit, write)

@@ -113,7 +113,7 @@ where
 
     /// Encodes the frame and hands the socket what it takes now, without a future (a TCP
     /// socket nearly always has room for a chat message). `false`: bytes are left for
-    /// `send_rest` (always, for a writer that cannot write at once).
+    /// `poll_send_rest` (always, for a writer that cannot write at once).
     pub(super) fn send_now(
         &mut self,
         type_id: Option<u32>,
@@ -138,8 +138,8 @@ where
     }
 
     /// As `send_now`, for a frame this stream's codec already encoded (`encode`): written
-    /// from the caller's bytes; only what the socket did not take is copied, for `send_rest`
-    /// (all of it for TLS, whose records rustls builds in `send_rest`).
+    /// from the caller's bytes; only what the socket did not take is copied, for
+    /// `poll_send_rest` (all of it for TLS, whose records rustls builds in `poll_write`).
     pub(super) fn send_encoded_now(&mut self, frame: &[u8]) -> Result<bool, TransportError> {
         let written = match self.writer.write_now(frame) {
             Ok(written) => written,
@@ -161,11 +161,6 @@ where
         let mut frame = BytesMut::new();
         self.codec.encode_parts(None, body, &mut frame).ok()?;
         Some(frame.freeze())
-    }
-
-    /// Writes what `send_now` left, waiting for the peer to take it.
-    pub(super) async fn send_rest(&mut self) -> Result<(), TransportError> {
-        std::future::poll_fn(|cx| self.poll_send_rest(cx)).await
     }
 
     /// Writes what `send_now` left as far as the peer takes it now, then flushes (TLS:

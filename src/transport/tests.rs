@@ -145,7 +145,7 @@ async fn an_encoded_frame_the_socket_takes_in_part_is_finished_before_the_next_o
         "the socket took 600 kB at once: the test proves nothing"
     );
     // ...which the rest of the send writes, before anything sent after it.
-    conn.finish_send(None, &body, false).await.expect("send");
+    conn.send_rest().await.expect("send");
     conn.send_text(b"after", None).await.expect("send");
     conn.close().await;
     let received = reader.await.expect("reader").expect("read");
@@ -183,4 +183,78 @@ fn connect_future_bytes<'a, F: Future + 'a>(_: ConnectFn<'a, F>) -> usize {
 fn a_pending_connect_holds_little() {
     let bytes = connect_future_bytes(Connector::connect);
     assert!(bytes <= 1_024, "the connect future is {bytes} bytes");
+}
+
+/// A WebSocket connection upgraded by `WsClient` against tungstenite's server side, which the
+/// test reads from (or not) as it likes.
+async fn ws_pair() -> (
+    Conn,
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        tokio_tungstenite::accept_async(socket)
+            .await
+            .expect("accept upgrade")
+    });
+    let client = ws::WsClient {
+        url: format!("ws://{addr}/"),
+        subprotocols: Vec::new(),
+        max_message_bytes: CodecConfig::DEFAULT_MAX_FRAME_BYTES,
+        ping_interval: None,
+    };
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
+    let conn = client
+        .upgrade(tcp, &[], codec, Duration::from_secs(10))
+        .await
+        .expect("upgrade");
+    (Conn::Ws(Box::new(conn)), server.await.expect("server"))
+}
+
+#[tokio::test]
+async fn websocket_messages_of_many_reads_arrive_whole_and_in_order() {
+    use futures_util::StreamExt;
+    let (mut conn, mut peer) = ws_pair().await;
+    let big = "y".repeat(900 * 1024);
+    let reader = tokio::spawn(async move {
+        let mut bodies = Vec::new();
+        while bodies.len() < 3 {
+            match peer.next().await {
+                Some(Ok(message)) if message.is_text() => {
+                    bodies.push(message.into_text().expect("text").to_string())
+                }
+                Some(Ok(_)) => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        bodies
+    });
+    for body in [big.as_str(), "after", big.as_str()] {
+        conn.send(None, body.as_bytes(), false).await.expect("send");
+    }
+    let bodies = reader.await.expect("reader");
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies[0] == big && bodies[1] == "after" && bodies[2] == big);
+}
+
+#[tokio::test]
+async fn a_websocket_write_the_peer_never_takes_fails_at_the_write_limit() {
+    let (mut conn, _peer) = ws_pair().await;
+    conn.set_write_limit(Some(Duration::from_millis(200)));
+    let body = "z".repeat(512 * 1024);
+    // Loopback buffers take a few MiB at most; 256 MiB unread cannot all be taken.
+    let mut failure = None;
+    for _ in 0..512 {
+        if let Err(err) = conn.send(None, body.as_bytes(), false).await {
+            failure = Some(err);
+            break;
+        }
+    }
+    let err = failure.expect("a peer that never reads made a write wait past its limit");
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
 }

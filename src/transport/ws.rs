@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 use tokio_tungstenite::WebSocketStream;
@@ -84,6 +84,7 @@ impl WsClient {
             buffer: BytesMut::new(),
             ping,
             ping_due: false,
+            queued: None,
             write_limit: None,
         })
     }
@@ -168,14 +169,17 @@ pub struct WsConn<S> {
     ping: Option<Interval>,
     /// The ping interval elapsed and the ping is not queued yet.
     ping_due: bool,
+    /// A message `queue`d that tungstenite has not taken yet (its sink had no room).
+    queued: Option<Message>,
     /// Longest a write may wait for the peer to take the bytes (`Conn::set_write_limit`).
     pub(super) write_limit: Option<Duration>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
-    /// Sends one frame as one message: a text message for a text body, a binary message for
-    /// a binary one (`binary`, or a body that is not UTF-8 after the transform).
-    pub(super) async fn send(
+    /// Queues one frame as one message: a text message for a text body, a binary message for
+    /// a binary one (`binary`, or a body that is not UTF-8 after the transform). It goes out
+    /// with `poll_send_rest`.
+    pub(super) fn queue(
         &mut self,
         type_id: Option<u32>,
         body: &[u8],
@@ -186,7 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
             .encode_message(type_id, body, &mut self.buffer)
             .map_err(TransportError::Protocol)?;
         let payload = self.buffer.split().freeze();
-        let message = if binary {
+        self.queued = Some(if binary {
             Message::Binary(payload)
         } else {
             // Cloning `Bytes` is a reference count, not a copy.
@@ -194,8 +198,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsConn<S> {
                 Ok(text) => Message::Text(text),
                 Err(_) => Message::Binary(payload),
             }
-        };
-        self.ws.send(message).await.map_err(ws_error)
+        });
+        Ok(())
+    }
+
+    /// Hands tungstenite the queued message once it has room, then flushes. A poll over the
+    /// connection's own state, so the first try needs no future (a boxed one per message
+    /// cost an allocation each); `Pending` keeps whatever is left for the next poll.
+    pub(super) fn poll_send_rest(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>> {
+        if self.queued.is_some() {
+            ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(ws_error)?;
+            if let Some(message) = self.queued.take() {
+                Pin::new(&mut self.ws)
+                    .start_send(message)
+                    .map_err(ws_error)?;
+            }
+        }
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(ws_error)
     }
 
     /// The next frame or event. Cancel-safe: a message is either returned or still queued.
