@@ -15,6 +15,12 @@
 //! Output: one JSON line with the fields of pingpong_minimal's.
 
 #[cfg(target_os = "linux")]
+#[path = "pingpong_result.rs"]
+mod pingpong_result;
+#[cfg(target_os = "linux")]
+use pingpong_result::PingpongResult;
+
+#[cfg(target_os = "linux")]
 fn main() {
     match floor::run() {
         Ok(line) => println!("{line}"),
@@ -40,6 +46,8 @@ mod floor {
 
     use hdrhistogram::Histogram;
     use io_uring::{IoUring, cqueue, opcode, squeue, types};
+
+    use super::PingpongResult;
 
     const PING: &[u8] = b"PING x\n";
     const BUFFER_BYTES: usize = 256;
@@ -203,25 +211,14 @@ mod floor {
                 push(&mut ring, &recv).map_err(|e| e.to_string())?;
             }
         }
-        let elapsed = began.elapsed().as_secs_f64();
-        let fewest = clients.iter().map(|c| c.round_trips).min().unwrap_or(0);
-        let most = clients.iter().map(|c| c.round_trips).max().unwrap_or(0);
-        let spread = if fewest == 0 {
-            -1.0
-        } else {
-            most as f64 / fewest as f64
-        };
-        Ok(format!(
-            "{{\"connections\":{},\"round_trips\":{},\"seconds\":{:.3},\"rt_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"errors\":0,\"min_rt\":{},\"max_rt\":{},\"spread\":{:.3}}}",
-            args.connections,
-            latencies.len(),
-            elapsed,
-            latencies.len() as f64 / elapsed,
-            latencies.value_at_quantile(0.5) as f64 / 1000.0,
-            latencies.value_at_quantile(0.99) as f64 / 1000.0,
-            fewest,
-            most,
-            spread
-        ))
+        Ok(PingpongResult {
+            connections: args.connections,
+            latencies: &latencies,
+            seconds: began.elapsed().as_secs_f64(),
+            errors: 0,
+            fewest: clients.iter().map(|c| c.round_trips).min().unwrap_or(0),
+            most: clients.iter().map(|c| c.round_trips).max().unwrap_or(0),
+        }
+        .line())
     }
 }

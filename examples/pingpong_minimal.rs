@@ -31,6 +31,10 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "../bench/pingpong_result.rs"]
+mod pingpong_result;
+use pingpong_result::PingpongResult;
+
 struct Args {
     addr: SocketAddr,
     connections: usize,
@@ -258,23 +262,13 @@ async fn main() {
             _ => errors += 1,
         }
     }
-    let spread = if fewest == 0 || fewest == u64::MAX {
-        f64::INFINITY
-    } else {
-        most as f64 / fewest as f64
-    };
-    let elapsed = began.elapsed().as_secs_f64();
-    println!(
-        "{{\"connections\":{},\"round_trips\":{},\"seconds\":{:.3},\"rt_per_s\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"errors\":{},\"min_rt\":{},\"max_rt\":{},\"spread\":{:.3}}}",
-        args.connections,
-        total.len(),
-        elapsed,
-        total.len() as f64 / elapsed,
-        total.value_at_quantile(0.5) as f64 / 1000.0,
-        total.value_at_quantile(0.99) as f64 / 1000.0,
+    let result = PingpongResult {
+        connections: args.connections,
+        latencies: &total,
+        seconds: began.elapsed().as_secs_f64(),
         errors,
-        if fewest == u64::MAX { 0 } else { fewest },
+        fewest: if fewest == u64::MAX { 0 } else { fewest },
         most,
-        if spread.is_finite() { spread } else { -1.0 }
-    );
+    };
+    println!("{}", result.line());
 }
