@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
@@ -35,28 +34,18 @@ use crate::plan::{Endpoint, Scheme, TlsSettings, WebSocketSettings};
 use crate::protocol::{Frame, FrameCodec, ProtocolError};
 use crate::vocab::ErrorKind;
 
-type TlsHalves = FramedStream<
-    tokio::io::ReadHalf<TlsStream<TcpStream>>,
-    tokio::io::WriteHalf<TlsStream<TcpStream>>,
->;
-
 /// One open connection. The TLS and WebSocket states are large, so they are boxed: a vuser
 /// on plain TCP pays only for what it uses. The plain variant stays inline on purpose: it is
 /// the common, fastest case, and boxing it would add a pointer chase per message.
 #[allow(clippy::large_enum_variant)]
 pub enum Conn {
-    Plain(FramedStream<OwnedReadHalf, OwnedWriteHalf>),
-    Tls(Box<TlsHalves>),
+    Plain(FramedStream<TcpStream>),
+    Tls(Box<FramedStream<TlsStream<TcpStream>>>),
     Ws(Box<WsConn<TcpStream>>),
     Wss(Box<WsConn<TlsStream<TcpStream>>>),
     /// An in-memory connection for tests (paused-clock flows without sockets).
     #[cfg(test)]
-    Duplex(
-        FramedStream<
-            tokio::io::ReadHalf<tokio::io::DuplexStream>,
-            tokio::io::WriteHalf<tokio::io::DuplexStream>,
-        >,
-    ),
+    Duplex(FramedStream<tokio::io::DuplexStream>),
 }
 
 /// What a read produced.
@@ -419,13 +408,13 @@ impl Connector {
         };
         let codec = self.codec.clone();
         let mut conn = match (&self.tls, &self.ws, self.endpoint.scheme) {
-            (None, None, _) => Conn::Plain(FramedStream::plain(tcp, codec)),
+            (None, None, _) => Conn::Plain(FramedStream::new(tcp, codec)),
             (Some(tls), ws, _) => {
                 let at = Instant::now();
                 let stream = Box::pin(tls.handshake(tcp, limit)).await?;
                 timings.tls = Some(at.elapsed());
                 match ws {
-                    None => Conn::Tls(Box::new(FramedStream::split(stream, codec))),
+                    None => Conn::Tls(Box::new(FramedStream::new(stream, codec))),
                     Some(ws) => {
                         let at = Instant::now();
                         let conn = Box::pin(ws.upgrade(stream, headers, codec, limit)).await?;

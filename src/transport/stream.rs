@@ -11,7 +11,6 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
 
@@ -43,69 +42,54 @@ enum ReadState {
     Done,
 }
 
-/// A byte stream split into a framed reader and a writer.
-pub struct FramedStream<R, W> {
-    reader: R,
+/// A byte stream, framed: one stream both ways, not split into halves. A vuser reads and
+/// writes in turn, always through `&mut self`, so halves would buy nothing, and tokio's cost
+/// a heap allocation each (an `Arc` behind `into_split`, an `Arc` and a lock behind
+/// `io::split`): one more cache line to touch per message, and bytes per idle vuser.
+pub struct FramedStream<S> {
+    io: S,
     /// Frames both ways: one codec per connection.
     codec: FrameCodec,
     /// Bytes read and not yet taken as frames.
     read_buffer: BytesMut,
     read_state: ReadState,
-    writer: W,
     /// Where a message is encoded.
     buffer: BytesMut,
     /// Longest a write may wait for the peer to take the bytes (`Conn::set_write_limit`).
     pub(super) write_limit: Option<std::time::Duration>,
 }
 
-impl FramedStream<OwnedReadHalf, OwnedWriteHalf> {
-    /// A TCP stream, split without a lock.
-    pub fn plain(stream: TcpStream, codec: FrameCodec) -> Self {
-        let (read, write) = stream.into_split();
-        Self::new(read, write, codec)
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite> FramedStream<tokio::io::ReadHalf<S>, tokio::io::WriteHalf<S>> {
-    /// Any other stream (TLS): split with tokio's halves, whose lock is never contended
-    /// because a vuser reads and writes in turn.
-    pub fn split(stream: S, codec: FrameCodec) -> Self {
-        let (read, write) = tokio::io::split(stream);
-        Self::new(read, write, codec)
-    }
-}
-
-/// A writer that may take bytes at once, without a future: a TCP socket's `try_write`.
+/// A stream that may take bytes at once, without a future: a TCP socket's `try_write`.
 /// Others (TLS, whose records rustls builds) always go through their `AsyncWrite`.
 pub trait WriteNow {
     /// Bytes taken now; `WouldBlock` when none can be.
-    fn write_now(&self, bytes: &[u8]) -> std::io::Result<usize>;
+    fn write_now(&self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = bytes;
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
 }
 
-impl WriteNow for OwnedWriteHalf {
+impl WriteNow for TcpStream {
     fn write_now(&self, bytes: &[u8]) -> std::io::Result<usize> {
         self.try_write(bytes)
     }
 }
 
-impl<S> WriteNow for tokio::io::WriteHalf<S> {
-    fn write_now(&self, _: &[u8]) -> std::io::Result<usize> {
-        Err(std::io::ErrorKind::WouldBlock.into())
-    }
-}
+impl<S> WriteNow for tokio_rustls::client::TlsStream<S> {}
 
-impl<R, W> FramedStream<R, W>
+#[cfg(test)]
+impl WriteNow for tokio::io::DuplexStream {}
+
+impl<S> FramedStream<S>
 where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + WriteNow + Unpin,
+    S: AsyncRead + AsyncWrite + WriteNow + Unpin,
 {
-    fn new(read: R, writer: W, codec: FrameCodec) -> Self {
+    pub fn new(io: S, codec: FrameCodec) -> Self {
         FramedStream {
-            reader: read,
+            io,
             codec,
             read_buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
             read_state: ReadState::Open,
-            writer,
             buffer: BytesMut::new(),
             write_limit: None,
         }
@@ -123,7 +107,7 @@ where
         self.codec
             .encode_parts(type_id, body, &mut self.buffer)
             .map_err(TransportError::Protocol)?;
-        let written = match self.writer.write_now(&self.buffer) {
+        let written = match self.io.write_now(&self.buffer) {
             Ok(written) => written,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(err) => return Err(TransportError::from(err)),
@@ -141,7 +125,7 @@ where
     /// from the caller's bytes; only what the socket did not take is copied, for
     /// `poll_send_rest` (all of it for TLS, whose records rustls builds in `poll_write`).
     pub(super) fn send_encoded_now(&mut self, frame: &[u8]) -> Result<bool, TransportError> {
-        let written = match self.writer.write_now(frame) {
+        let written = match self.io.write_now(frame) {
             Ok(written) => written,
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(err) => return Err(TransportError::from(err)),
@@ -172,7 +156,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), TransportError>> {
         while !self.buffer.is_empty() {
-            let written = ready!(Pin::new(&mut self.writer).poll_write(cx, &self.buffer))?;
+            let written = ready!(Pin::new(&mut self.io).poll_write(cx, &self.buffer))?;
             if written == 0 {
                 return Poll::Ready(Err(TransportError::from(std::io::Error::from(
                     std::io::ErrorKind::WriteZero,
@@ -180,7 +164,7 @@ where
             }
             self.buffer.advance(written);
         }
-        ready!(Pin::new(&mut self.writer).poll_flush(cx))?;
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         Poll::Ready(Ok(()))
     }
 
@@ -225,7 +209,7 @@ where
             }
             self.read_buffer.reserve(1);
             match ready!(poll_read_buf(
-                Pin::new(&mut self.reader),
+                Pin::new(&mut self.io),
                 cx,
                 &mut self.read_buffer
             )) {
@@ -265,7 +249,7 @@ where
 
     /// Half-closes the stream so the server sees a clean end (TLS sends close_notify).
     pub(super) async fn close(mut self) {
-        let _ = self.writer.shutdown().await;
+        let _ = self.io.shutdown().await;
     }
 }
 
@@ -277,19 +261,16 @@ mod tests {
     use crate::protocol::{CodecConfig, Frame};
 
     fn reader() -> (
-        FramedStream<
-            tokio::io::ReadHalf<tokio::io::DuplexStream>,
-            tokio::io::WriteHalf<tokio::io::DuplexStream>,
-        >,
+        FramedStream<tokio::io::DuplexStream>,
         tokio::io::DuplexStream,
     ) {
         let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        (FramedStream::split(ours, codec), theirs)
+        (FramedStream::new(ours, codec), theirs)
     }
 
     async fn next_line(
-        stream: &mut FramedStream<impl AsyncRead + Unpin, impl AsyncWrite + WriteNow + Unpin>,
+        stream: &mut FramedStream<impl AsyncRead + AsyncWrite + WriteNow + Unpin>,
     ) -> Frame {
         match std::future::poll_fn(|cx| stream.poll_recv(cx)).await {
             Ok(Incoming::Frame(frame)) => frame,
@@ -316,7 +297,7 @@ mod tests {
     }
 
     async fn next(
-        stream: &mut FramedStream<impl AsyncRead + Unpin, impl AsyncWrite + WriteNow + Unpin>,
+        stream: &mut FramedStream<impl AsyncRead + AsyncWrite + WriteNow + Unpin>,
     ) -> Result<Incoming, TransportError> {
         std::future::poll_fn(|cx| stream.poll_recv(cx)).await
     }
@@ -339,7 +320,7 @@ mod tests {
             ..CodecConfig::lines()
         };
         let (ours, mut peer) = tokio::io::duplex(1024);
-        let mut stream = FramedStream::split(ours, FrameCodec::new(config).expect("codec"));
+        let mut stream = FramedStream::new(ours, FrameCodec::new(config).expect("codec"));
         peer.write_all(b"ok\nmuch too long for the cap\n")
             .await
             .expect("write");
@@ -372,6 +353,8 @@ mod tests {
         }
     }
 
+    impl WriteNow for CountingReads {}
+
     impl AsyncWrite for CountingReads {
         fn poll_write(
             mut self: std::pin::Pin<&mut Self>,
@@ -402,8 +385,7 @@ mod tests {
             inner: ours,
             reads: 0,
         };
-        let (_, writer) = tokio::io::split(tokio::io::duplex(64).0);
-        let mut stream = FramedStream::new(counted, writer, codec);
+        let mut stream = FramedStream::new(counted, codec);
         // 200 replies of 9 bytes: seven times the first buffer, so without reusing it from
         // its start, replies would straddle its end and take two reads each time.
         for i in 0..200 {
@@ -415,7 +397,7 @@ mod tests {
                 Frame::text(format!("PONG {i:03}"))
             );
         }
-        assert_eq!(stream.reader.reads, 200);
+        assert_eq!(stream.io.reads, 200);
         assert!(stream.read_buffer.capacity() <= READ_BUFFER_BYTES);
     }
 

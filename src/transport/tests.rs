@@ -8,8 +8,8 @@ fn duplex_pair() -> (Conn, Conn) {
     let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
     let (a, b) = tokio::io::duplex(1024);
     (
-        Conn::Duplex(FramedStream::split(a, codec.clone())),
-        Conn::Duplex(FramedStream::split(b, codec)),
+        Conn::Duplex(FramedStream::new(a, codec.clone())),
+        Conn::Duplex(FramedStream::new(b, codec)),
     )
 }
 
@@ -115,7 +115,7 @@ async fn plain_pair() -> (Conn, tokio::net::TcpStream) {
         .expect("connect");
     let (theirs, _) = listener.accept().await.expect("accept");
     let codec = FrameCodec::new(CodecConfig::lines()).expect("codec");
-    (Conn::Plain(FramedStream::plain(ours, codec)), theirs)
+    (Conn::Plain(FramedStream::new(ours, codec)), theirs)
 }
 
 #[tokio::test]
