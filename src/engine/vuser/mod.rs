@@ -3,7 +3,8 @@
 //! intended clock, and reads frames whenever it waits (expects and thinks), so stamps are
 //! timed on arrival and server pushes are answered at once.
 //!
-//! The step kinds themselves are in `steps`; starting and retiring vusers is the runner's job.
+//! Walking the flow and the step kinds themselves are in `steps`; starting and retiring vusers
+//! is the runner's job.
 
 mod accept;
 mod branch;
@@ -240,7 +241,7 @@ impl Vuser {
             let vu = self;
             let recorder = &ctx.recorder;
             let outcome = loop {
-                match vu.run_flow(ctx, scenario).await {
+                match steps::flow(vu, ctx, scenario).await {
                     Ok(Control::Retired) => break Outcome::Completed,
                     Ok(Control::Next) => {
                         if vu.closed_model && !vu.retiring() {
@@ -297,62 +298,6 @@ impl Vuser {
     pub(crate) fn retiring(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
             || (self.closed_model && self.run_ended.load(Ordering::Relaxed))
-    }
-
-    /// One pass over the scenario's flow.
-    ///
-    /// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
-    #[allow(clippy::manual_async_fn)]
-    fn run_flow(
-        &mut self,
-        ctx: &RunContext,
-        scenario: &ScenarioProgram,
-    ) -> impl Future<Output = Result<Control, Failure>> {
-        async move {
-            self.loops.clear();
-            self.scope.loop_ = None;
-            let ops = &scenario.ops;
-            let mut pc = 0;
-            while let Some(op) = ops.get(pc) {
-                pc = match op {
-                    Op::LoopStart { bound, end } => self.enter_loop(ctx, bound, pc, *end)?,
-                    Op::Unless {
-                        condition,
-                        skip_to,
-                        step,
-                    } => {
-                        if branch::holds(&ctx.renderer, &self.scope, condition)
-                            .map_err(|f| f.at(*step))?
-                        {
-                            pc + 1
-                        } else {
-                            *skip_to
-                        }
-                    }
-                    Op::Pick(branches) => {
-                        branch::pick(self.scope.rng.get_mut(), branches).unwrap_or(pc + 1)
-                    }
-                    Op::Jump(to) => *to,
-                    Op::LoopEnd { start } => {
-                        // A loop body that never awaits (only `set`/`log`) must still let the
-                        // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
-                        // runs out (free on the common path).
-                        tokio::task::consume_budget().await;
-                        match self.loop_end(ctx, ops, *start, pc)? {
-                            Some(next) => next,
-                            None => return Ok(Control::Retired),
-                        }
-                    }
-                    step => {
-                        if steps::step(self, ctx, scenario, step).await? == Control::Retired {
-                            return Ok(Control::Retired);
-                        }
-                        pc + 1
-                    }
-                };
-            }
-            Ok(Control::Next)
-        }
     }
 
     fn enter_loop(
