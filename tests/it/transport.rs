@@ -176,7 +176,9 @@ async fn every_transport_runs_the_same_chat_flow_with_the_same_counts() {
     assert_eq!(count(&out, "handshake"), 5);
 }
 
-/// One vuser that only connects, against `config`, with `tls_yaml`; returns the outcome.
+/// One vuser that only connects, against `config`, with `tls_yaml`; returns the outcome. Its
+/// phase lasts a second: the engine drops an arrival it reaches only after the end of its
+/// phase, and a loaded machine can start the generator later than a 10 ms phase lasts.
 async fn connect_once(
     config: ServerConfig,
     target_scheme: Option<&str>,
@@ -194,7 +196,7 @@ config:
   target: embedded
 {tls_yaml}
   phases:
-    - {{duration: 10ms, arrivalCount: 1}}
+    - {{duration: 1s, arrivalCount: 1}}
   defaults: {{timeout: 5s}}
 scenarios:
   - flow:
@@ -356,9 +358,10 @@ async fn scripted_ws_server() -> (
 
 /// One vuser running `flow` (YAML list items, indented six spaces) against the scripted
 /// WebSocket server at `addr`; `config` adds lines under `config:` (indented two spaces).
+/// A one-second phase, as in `connect_once`, so a late generator still starts the vuser.
 async fn one_vuser_over_ws(addr: std::net::SocketAddr, config: &str, flow: &str) -> RunOutcome {
     let yaml = format!(
-        "config:\n  target: embedded\n{config}  phases:\n    - {{duration: 10ms, arrivalCount: 1}}\n  defaults: {{timeout: 5s}}\nscenarios:\n  - flow:\n{flow}"
+        "config:\n  target: embedded\n{config}  phases:\n    - {{duration: 1s, arrivalCount: 1}}\n  defaults: {{timeout: 5s}}\nscenarios:\n  - flow:\n{flow}"
     );
     let plan = chatload::plan::load_str(&yaml, Path::new("ws.yml"), Format::Yaml)
         .unwrap_or_else(|problems| panic!("{problems}"));
