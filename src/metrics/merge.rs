@@ -109,26 +109,37 @@ fn slot(period: &PeriodSummary, interval_ms: u64) -> u64 {
     mid / interval_ms.max(1)
 }
 
-/// Adds the stored intervals of every piece, slot by slot and phase by phase, in time order.
+/// Adds the stored intervals of every piece, slot by slot and phase by phase, in order: the
+/// intervals before the phases, each phase in turn, then those after the phases.
 pub fn merge_intervals(
     pieces: &[&[PeriodSummary]],
     interval_ms: u64,
 ) -> Result<Vec<IntervalSnapshot>, MetricsError> {
-    // Key: (slot, phase index + 1 or 0 for none): a slot cut by a phase boundary holds two
-    // intervals, one per phase, in every piece.
-    let mut merged: BTreeMap<(u64, usize), IntervalSnapshot> = BTreeMap::new();
+    // Key: (stage, slot), the stage being 0 before the piece's first phase, phase index + 1
+    // during a phase and `usize::MAX` after its last: a slot cut by a phase boundary holds
+    // two intervals, one per phase, in every piece. Ordered by stage first, the merged
+    // intervals of one phase stay together: sorted by start, an interval a later-starting
+    // shard cut before its first phase fell between two intervals of another shard's first
+    // phase, and that phase came out split in two.
+    let mut merged: BTreeMap<(usize, u64), IntervalSnapshot> = BTreeMap::new();
     for piece in pieces {
         // One piece's intervals per slot first: a piece may hold two in one slot when its
         // interval timer fired late, and those follow each other rather than add as shards.
-        let mut own: BTreeMap<(u64, usize), IntervalSnapshot> = BTreeMap::new();
+        let mut own: BTreeMap<(usize, u64), IntervalSnapshot> = BTreeMap::new();
         let mut periods: Vec<&PeriodSummary> = piece.iter().collect();
         periods.sort_by_key(|p| (p.start_ms, p.end_ms));
+        let mut phases_begun = false;
         for period in periods {
             let snapshot = IntervalSnapshot::from_stored(period)?;
-            let key = (
-                slot(period, interval_ms),
-                period.phase_index.map_or(0, |i| i + 1),
-            );
+            let stage = match period.phase_index {
+                Some(index) => {
+                    phases_begun = true;
+                    index + 1
+                }
+                None if phases_begun => usize::MAX,
+                None => 0,
+            };
+            let key = (stage, slot(period, interval_ms));
             match own.get_mut(&key) {
                 Some(acc) => acc.follow(&snapshot),
                 None => {
@@ -145,10 +156,7 @@ pub fn merge_intervals(
             }
         }
     }
-    let mut out: Vec<IntervalSnapshot> = merged.into_values().collect();
-    // Within a slot, the phase that started first comes first.
-    out.sort_by_key(|s| (s.start, s.end));
-    Ok(out)
+    Ok(merged.into_values().collect())
 }
 
 /// Adds the scenarios of every piece (matched by name) over the merged run `[start, end)`.
@@ -285,6 +293,53 @@ mod tests {
             assert!(level.max <= 34_002, "{level:?}");
             assert_eq!(level.last, 34_000, "{level:?}");
         }
+    }
+
+    #[test]
+    fn a_shard_s_interval_from_before_its_phases_does_not_split_another_s_phase() {
+        let _ = Registry::new();
+        // Shard 1 started 100 ms after shard 0 and kept the 5 ms before its first phase (no
+        // phase): sorted by start alone, it fell between shard 0's two intervals of phase 0,
+        // and the run's phases came out as 0, 0, 1 with phase 0's samples split over two.
+        let a = vec![
+            stored(10_200, 11_000, Some(0), &[1_000], 1),
+            stored(11_000, 11_200, Some(0), &[2_000], 1),
+            stored(11_200, 12_000, Some(1), &[3_000], 1),
+            stored(12_200, 12_400, None, &[], 0),
+        ];
+        let b = vec![
+            stored(10_300, 10_305, None, &[], 0),
+            stored(10_305, 11_000, Some(0), &[4_000], 1),
+            stored(11_000, 11_305, Some(0), &[5_000], 1),
+            stored(11_305, 12_000, Some(1), &[6_000], 1),
+            stored(12_000, 12_305, Some(1), &[7_000], 1),
+        ];
+        let merged = merge_intervals(&[&a, &b], 1_000).unwrap();
+        let phases: Vec<Option<usize>> = merged
+            .iter()
+            .map(|s| s.phase.as_ref().map(|p| p.index))
+            .collect();
+        assert_eq!(phases, vec![None, Some(0), Some(0), Some(1), Some(1), None]);
+        let mut aggregator = crate::metrics::Aggregator::new();
+        for interval in &merged {
+            aggregator.push(interval.clone());
+        }
+        let metrics = aggregator.finish().unwrap();
+        let sent: Vec<(usize, u64)> = metrics
+            .phases
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.summary
+                        .counters
+                        .get("messages.sent")
+                        .copied()
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(sent, vec![(0, 4), (1, 3)]);
     }
 
     #[test]
