@@ -512,13 +512,22 @@ async fn a_shutdown_request_stops_the_run_and_keeps_partial_results() {
     ];
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(ms(700)).await;
-        trigger.cancel();
-    });
     let started = tokio::time::Instant::now();
     let options = RunOptions {
         shutdown,
+        // The stop request comes once more than 20 round trips have been counted (a fixed
+        // 700 ms assumed 20 were done by then, which a loaded machine need not manage).
+        interval: Some(ms(100)),
+        on_progress: Some(Arc::new(move |p: &engine::load::Progress| {
+            let pings = p
+                .aggregate
+                .as_ref()
+                .and_then(|a| a.summaries.get("latency.ping"))
+                .map_or(0, |s| s.count);
+            if pings > 20 {
+                trigger.cancel();
+            }
+        })),
         ..RunOptions::default()
     };
     let out = run_with(
