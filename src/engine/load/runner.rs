@@ -30,9 +30,9 @@ const CLOSED_TICK: Duration = Duration::from_millis(20);
 
 /// An open-model arrival that is due starts however busy the generator is, unless it is more
 /// than this late (or more than one gap between arrivals, for slow rates): then it is dropped
-/// and counted as generator overload, and so is every arrival not started by the end of its
-/// phase. A loaded machine's small delays still start every vuser; a saturated generator
-/// neither queues arrivals nor runs a phase past its end.
+/// and counted as generator overload — also past the end of its phase, so that a short phase
+/// a loaded machine reaches a few milliseconds late still starts its vusers. A saturated
+/// generator neither queues arrivals nor starts any more than this after its phase's end.
 const LATE_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// How late an arrival may start, `interval` after the previous one.
@@ -259,13 +259,15 @@ impl Runner {
                 if self.shutdown.is_cancelled() {
                     return false;
                 }
-                if now >= phase_end {
-                    // The phase is over: what it did not start is dropped, not run after it.
+                let tolerance = late_tolerance(interval);
+                if now >= after(phase_end, tolerance) {
+                    // Past the phase's end by more than an arrival may be late: every arrival
+                    // left is too late, and is dropped at once, not run after the phase.
                     let rest = 1 + self.take_own(&mut arrivals);
                     self.drop_arrivals(rest);
                     break;
                 }
-                if now.duration_since(at) > late_tolerance(interval) {
+                if now.duration_since(at) > tolerance {
                     // Too late to stand for its scheduled time. No yield here: dropping is
                     // cheap, so the loop catches up with the clock in one go, where a yield
                     // per arrival on a saturated runtime would fall further behind.
