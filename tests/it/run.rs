@@ -647,6 +647,7 @@ scenarios:
       - loop:
           - send: "PING 1"
             expect: {match: "^PONG", name: ping}
+          - log: "ping answered"
           - think: 50ms
 "#,
     )
@@ -659,10 +660,32 @@ scenarios:
         .arg(&out)
         .arg("--quiet")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("binary starts");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Ctrl-C once more than 10 replies are in (each logs after it is recorded), not after a
+    // fixed time: a loaded machine may take any part of a second to start the run. The
+    // reader drains stderr to the end so the binary never blocks on it.
+    let stderr = child.stderr.take().expect("stderr");
+    let (answered, eleven) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let lines = std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok);
+        let mut replies = 0;
+        for line in lines {
+            if line.ends_with("ping answered") {
+                replies += 1;
+                if replies == 11 {
+                    let _ = answered.send(());
+                }
+            }
+        }
+    });
+    eleven
+        .recv_timeout(Duration::from_secs(60))
+        .expect("eleven replies before the Ctrl-C");
     let signalled = std::process::Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())
@@ -937,7 +960,7 @@ config:
   target: embedded
   monitor: {{pid: {pid}, interval: 200ms}}
   phases:
-    - {{duration: 1s, arrivalRate: 4}}
+    - {{duration: 2s, arrivalRate: 4}}
 scenarios:
   - name: ping
     flow:
@@ -959,6 +982,7 @@ scenarios:
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
     let result: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    // About ten samples in 2 s; three leave a loaded machine room for late ones.
     let samples = result["monitor"].as_array().map_or(0, Vec::len);
     assert!(
         samples >= 3,
