@@ -3,8 +3,8 @@
 //! intended clock, and reads frames whenever it waits (expects and thinks), so stamps are
 //! timed on arrival and server pushes are answered at once.
 //!
-//! Walking the flow and the step kinds themselves are in `steps`; starting and retiring vusers
-//! is the runner's job.
+//! Walking the flow is `flow`'s and the step kinds themselves are in `steps`; starting and
+//! retiring vusers is the runner's job.
 
 mod accept;
 mod branch;
@@ -13,6 +13,7 @@ pub mod data;
 pub(crate) mod delivery;
 pub mod errors;
 mod event;
+mod flow;
 pub(crate) mod http;
 mod http_parts;
 pub(crate) mod matchers;
@@ -241,7 +242,7 @@ impl Vuser {
             let vu = self;
             let recorder = &ctx.recorder;
             let outcome = loop {
-                match steps::flow(vu, ctx, scenario).await {
+                match flow::walk(vu, ctx, scenario).await {
                     Ok(Control::Retired) => break Outcome::Completed,
                     Ok(Control::Next) => {
                         if vu.closed_model && !vu.retiring() {

@@ -1,8 +1,8 @@
-//! One pass over a scenario's flow (`flow`: the program's jumps and one function per step
-//! kind: connect, send, expect, think, set, log, disconnect) plus the handler dispatch;
-//! writing frames is `write`'s. They are free functions over a `&mut Vuser`: the vuser's own
-//! methods (its life, loop bookkeeping, waits and frame dispatch) live in one `impl Vuser`,
-//! in `vuser/mod.rs`.
+//! One function per flow step kind (connect, send, expect, think, set, log, record,
+//! disconnect) plus the handler dispatch. Walking the program and dispatching to these is
+//! `flow`'s; writing frames is `write`'s. They are free functions over a `&mut Vuser`: the
+//! vuser's own methods (its life, loop bookkeeping, waits and frame dispatch) live in one
+//! `impl Vuser`, in `vuser/mod.rs`.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use super::context::RunContext;
 use super::message;
 use super::program::{ExpectOp, Op, ScenarioProgram};
 use super::write::{sent_counts, write_literal, write_uncounted};
-use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, branch, preview};
+use super::{Clock, Control, GaugeGuard, Link, Vuser, Waited, after, preview};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::engine::seed::SeededRng;
 use crate::metrics::HistogramId;
@@ -24,121 +24,6 @@ use crate::protocol::{Frame, Matcher};
 
 /// The largest render buffer a vuser keeps between sends (bigger ones are freed).
 const RENDER_BUFFER_KEPT_BYTES: usize = 1024;
-
-/// One pass over the scenario's flow: the program's jumps (loops, branches, picks) and each
-/// step, dispatched here rather than in a function of its own, so that a step's future sits
-/// directly in the pass's (one level of state and one cache line less per message).
-///
-/// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
-#[allow(clippy::manual_async_fn)]
-pub(super) fn flow(
-    vu: &mut Vuser,
-    ctx: &RunContext,
-    scenario: &ScenarioProgram,
-) -> impl Future<Output = Result<Control, Failure>> {
-    async move {
-        vu.loops.clear();
-        vu.scope.loop_ = None;
-        let ops = &scenario.ops;
-        let mut pc = 0;
-        while let Some(op) = ops.get(pc) {
-            let control = match op {
-                Op::LoopStart { bound, end } => {
-                    pc = vu.enter_loop(ctx, bound, pc, *end)?;
-                    continue;
-                }
-                Op::Unless {
-                    condition,
-                    skip_to,
-                    step,
-                } => {
-                    pc = if branch::holds(&ctx.renderer, &vu.scope, condition)
-                        .map_err(|f| f.at(*step))?
-                    {
-                        pc + 1
-                    } else {
-                        *skip_to
-                    };
-                    continue;
-                }
-                Op::Pick(branches) => {
-                    pc = branch::pick(vu.scope.rng.get_mut(), branches).unwrap_or(pc + 1);
-                    continue;
-                }
-                Op::Jump(to) => {
-                    pc = *to;
-                    continue;
-                }
-                Op::LoopEnd { start } => {
-                    // A loop body that never awaits (only `set`/`log`) must still let the
-                    // runner, the ticker and Ctrl-C run: spend coop budget, yielding when it
-                    // runs out (free on the common path).
-                    tokio::task::consume_budget().await;
-                    match vu.loop_end(ctx, ops, *start, pc)? {
-                        Some(next) => {
-                            pc = next;
-                            continue;
-                        }
-                        None => return Ok(Control::Retired),
-                    }
-                }
-                Op::Connect { timeout } => connect(vu, ctx, *timeout).await?,
-                Op::Send { expect, step, .. } => {
-                    let deferred = expect.is_some();
-                    if send(vu, ctx, op, deferred).await.map_err(|f| f.at(*step))?
-                        == Control::Retired
-                    {
-                        return Ok(Control::Retired);
-                    }
-                    match expect {
-                        Some(op) => {
-                            let expected = self::expect(vu, ctx, scenario, op).await;
-                            // The expect counts the send with its reply; one that failed did not.
-                            if let Some(bytes) = vu.uncounted_sent.take() {
-                                ctx.recorder.add_many(&sent_counts(vu, Some(bytes)));
-                            }
-                            expected.map_err(|f| f.at(op.step))?
-                        }
-                        None => Control::Next,
-                    }
-                }
-                Op::Expect(op) => expect(vu, ctx, scenario, op)
-                    .await
-                    .map_err(|f| f.at(op.step))?,
-                Op::Think(pause, step) => self::think(vu, ctx, scenario, pause)
-                    .await
-                    .map_err(|f| f.at(*step))?,
-                Op::Set {
-                    variable,
-                    value,
-                    step,
-                } => set(vu, ctx, variable, value).map_err(|f| f.at(*step))?,
-                Op::Log(text, step) => log(vu, ctx, text).map_err(|f| f.at(*step))?,
-                Op::Record {
-                    value,
-                    histogram,
-                    step,
-                } => record(vu, ctx, value, *histogram).map_err(|f| f.at(*step))?,
-                Op::Disconnect => {
-                    disconnect(vu).await;
-                    Control::Next
-                }
-                // Boxed: an HTTP request's future (the exchange, hyper's request and body
-                // states) would otherwise sit in every vuser's task, HTTP or not, for its whole
-                // life. One allocation per request; opening a connection is boxed apart, so it
-                // stays small.
-                Op::Http(op) => Box::pin(super::http::request(vu, ctx, op))
-                    .await
-                    .map_err(|f| f.at(op.step))?,
-            };
-            if control == Control::Retired {
-                return Ok(Control::Retired);
-            }
-            pc += 1;
-        }
-        Ok(Control::Next)
-    }
-}
 
 /// Opens a connection (closing any previous one), retrying per `defaults.reconnect`.
 pub(super) async fn connect(
@@ -182,7 +67,7 @@ pub(super) async fn connect(
 ///
 /// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
 #[allow(clippy::manual_async_fn)]
-fn send(
+pub(super) fn send(
     vu: &mut Vuser,
     ctx: &RunContext,
     op: &Op,
@@ -244,7 +129,7 @@ fn send(
 ///
 /// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
 #[allow(clippy::manual_async_fn)]
-fn expect(
+pub(super) fn expect(
     vu: &mut Vuser,
     ctx: &RunContext,
     scenario: &ScenarioProgram,
@@ -347,7 +232,7 @@ fn store_captures(
 ///
 /// Not an `async fn` (a block that uses its captured arguments in place): see `Vuser::wait`.
 #[allow(clippy::manual_async_fn)]
-fn think(
+pub(super) fn think(
     vu: &mut Vuser,
     ctx: &RunContext,
     scenario: &ScenarioProgram,
@@ -383,7 +268,12 @@ fn think(
     }
 }
 
-fn set(vu: &mut Vuser, ctx: &RunContext, variable: &str, value: &Text) -> Result<Control, Failure> {
+pub(super) fn set(
+    vu: &mut Vuser,
+    ctx: &RunContext,
+    variable: &str,
+    value: &Text,
+) -> Result<Control, Failure> {
     let value = ctx
         .renderer
         .render(value, &vu.scope)
@@ -393,7 +283,7 @@ fn set(vu: &mut Vuser, ctx: &RunContext, variable: &str, value: &Text) -> Result
 }
 
 /// Records the rendered number of milliseconds (a server-reported time) into `histogram`.
-fn record(
+pub(super) fn record(
     vu: &mut Vuser,
     ctx: &RunContext,
     value: &Text,
@@ -419,7 +309,7 @@ fn record(
     Ok(Control::Next)
 }
 
-fn log(vu: &mut Vuser, ctx: &RunContext, text: &Text) -> Result<Control, Failure> {
+pub(super) fn log(vu: &mut Vuser, ctx: &RunContext, text: &Text) -> Result<Control, Failure> {
     let line = ctx
         .renderer
         .render(text, &vu.scope)
