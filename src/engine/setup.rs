@@ -55,7 +55,7 @@ async fn run(ctx: &Arc<RunContext>, index: usize, id: u64) -> (Outcome, Vars) {
         scheduled: Instant::now(),
         closed_model: false,
         retire: CancellationToken::new(),
-        retired: Arc::default(),
+        retirements: Arc::default(),
         run_ended: Arc::default(),
         inbox: None,
         rng,

@@ -23,6 +23,7 @@ mod probe;
 mod redaction;
 mod report;
 mod result;
+mod retire;
 mod run;
 mod server;
 mod shards;

@@ -47,8 +47,6 @@ pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 /// A closed-model vuser the runner may retire.
 struct Slot {
     retire: CancellationToken,
-    /// Set before `retire` is cancelled: what the vuser reads on each loop iteration.
-    retired: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
 }
 
@@ -59,8 +57,9 @@ pub(crate) struct Runner {
     run_end: CancellationToken,
     /// Set just before `run_end` is cancelled (the vusers' cheap per-iteration check).
     run_ended: Arc<AtomicBool>,
-    /// The `retired` flag of vusers nobody retires (open model): never set.
-    never_retired: Arc<AtomicBool>,
+    /// Bumped after vusers are retired: what every vuser reads on each loop iteration before
+    /// it asks its own `retire` token (`Vuser::retiring`).
+    retirements: Arc<AtomicU64>,
     /// The vusers' tasks, aborted after the graceful stop (finished ones pruned now and
     /// then). Aborting replaces a `select!` on a stop token that every wake of every vuser
     /// polled (~115 instructions per round trip).
@@ -143,7 +142,7 @@ impl Runner {
             tracker: TaskTracker::new(),
             run_end: CancellationToken::new(),
             run_ended: Arc::default(),
-            never_retired: Arc::default(),
+            retirements: Arc::default(),
             running: Vec::new(),
             pruned_len: 0,
             shutdown,
@@ -297,8 +296,7 @@ impl Runner {
         self.open_active.fetch_add(1, Ordering::Relaxed);
         let active = Arc::clone(&self.open_active);
         // Open-model vusers are never retired, only their endless loops end with the run.
-        let never = Arc::clone(&self.never_retired);
-        let started = self.spawn(at, false, (CancellationToken::new(), never), move || {
+        let started = self.spawn(at, false, CancellationToken::new(), move || {
             active.fetch_sub(1, Ordering::Relaxed);
         });
         if !started {
@@ -376,12 +374,10 @@ impl Runner {
         }
         for _ in 0..wanted.min(room) {
             let retire = self.run_end.child_token();
-            let retired = Arc::new(AtomicBool::new(false));
             let done = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&done);
             let ended = Arc::clone(&self.pool_ended);
-            let stop = (retire.clone(), Arc::clone(&retired));
-            let started = self.spawn(now, true, stop, move || {
+            let started = self.spawn(now, true, retire.clone(), move || {
                 flag.store(true, Ordering::Relaxed);
                 ended.fetch_add(1, Ordering::Release);
             });
@@ -389,11 +385,7 @@ impl Runner {
                 // Every scenario has a fixed count and all are running.
                 break;
             }
-            self.pool.push(Slot {
-                retire,
-                retired,
-                done,
-            });
+            self.pool.push(Slot { retire, done });
         }
         self.retire_pool(target);
     }
@@ -408,11 +400,16 @@ impl Runner {
 
     /// Retires the newest closed-model vusers down to `target`.
     pub(crate) fn retire_pool(&mut self, target: u64) {
+        let mut retired = false;
         while self.pool.len() as u64 > target {
             if let Some(slot) = self.pool.pop() {
-                slot.retired.store(true, Ordering::Relaxed);
                 slot.retire.cancel();
+                retired = true;
             }
+        }
+        if retired {
+            // After the cancels: a vuser that sees the new count finds its token cancelled.
+            self.retirements.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -426,7 +423,7 @@ impl Runner {
         &mut self,
         scheduled: Instant,
         closed_model: bool,
-        (retire, retired): (CancellationToken, Arc<AtomicBool>),
+        retire: CancellationToken,
         on_end: impl FnOnce() + Send + 'static,
     ) -> bool {
         // The vuser's own stream: its first draw picks the scenario, the vuser keeps the rest.
@@ -456,7 +453,7 @@ impl Runner {
             scheduled: starts,
             closed_model,
             retire: retire.clone(),
-            retired,
+            retirements: Arc::clone(&self.retirements),
             run_ended: Arc::clone(&self.run_ended),
             inbox: self.broadcasts.then(|| self.control.inbox(id)),
         });

@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
@@ -69,10 +69,12 @@ pub(crate) struct VuserSpec {
     /// Cancelled to retire the vuser gracefully: it stops at its next think, backoff or loop
     /// iteration. Only closed-model vusers are ever retired.
     pub retire: CancellationToken,
-    /// Set just before `retire` is cancelled by the runner (never for open-model vusers).
-    /// The per-iteration check reads these flags: `CancellationToken::is_cancelled` takes a
-    /// mutex, twice per loop iteration was ~110 instructions per round trip.
-    pub retired: Arc<AtomicBool>,
+    /// Bumped by the runner after it cancels any vuser's `retire`, shared by all vusers.
+    /// The per-iteration check reads it (one cache line for every vuser) and asks `retire`
+    /// only when it moved: `CancellationToken::is_cancelled` takes a mutex, and twice per loop
+    /// iteration was ~110 instructions per round trip; a flag of each vuser's own was one
+    /// more cache line fetched per round trip with many connections.
+    pub retirements: Arc<AtomicU64>,
     /// Set when the run ends: ends `loop`s without a bound, for every vuser.
     pub run_ended: Arc<AtomicBool>,
     /// Texts to send at once (`RunControl::broadcast`).
@@ -108,46 +110,54 @@ struct LoopFrame {
     outer: Option<LoopVar>,
 }
 
+/// `repr(C)`: the fields a round trip touches come first, in the order given, so that they
+/// share a few cache lines; with a thousand connections every vuser's lines are fetched
+/// again on each of its round trips (docs/performance.md, eighth pass). The rest follows.
+#[repr(C)]
 pub(crate) struct Vuser {
-    pub id: u64,
-    /// Its scenario's index in the program.
-    scenario: usize,
-    pub ids: ScenarioIds,
-    pub closed_model: bool,
-    pub retire: CancellationToken,
-    retired: Arc<AtomicBool>,
-    run_ended: Arc<AtomicBool>,
-    pub scope: Scope,
-    pub conn: Option<Link>,
-    pub clock: Clock,
-    /// Frames received since the last send that no expect or handler took.
-    pub pending: VecDeque<(Frame, Instant)>,
-    pub reconnects_left: u32,
-    loops: Vec<LoopFrame>,
-    inbox: Option<Inbox>,
-    /// The deadline of the current wait, one timer reused for the vuser's life: pushing a
-    /// registered deadline later is an atomic store, where a fresh timer per expect costs a
-    /// timer-wheel insert and removal per message.
-    timer: Deadline,
-    /// Body size of the frame the last wait matched, counted when the expect records.
-    pub matched_bytes: u64,
-    /// Matchers built from this vuser's renderings of templated matchers.
-    pub matchers: MatcherCache,
-    /// HTTP connections and cookies, from the first HTTP step on.
-    pub http: Option<Box<http::VuserHttp>>,
-    /// The stamps counted so far, so a reflected or replayed one is not counted twice.
-    deliveries: delivery::Deliveries,
-    /// Expects completed (round trips) and when the first and the last one completed, for
-    /// the benchmark's fairness tally (`tally`).
-    pub expects_done: u64,
-    pub expects_span: Option<(Instant, Instant)>,
+    // Touched on every round trip.
     /// Body bytes of a sent message whose counts wait for its expect: a `send` with an
     /// `expect` counts both under the expect's one metrics lock (the send's own would be a
     /// second lock per round trip). Counted at once if the expect fails, and by the guard
     /// itself if the vuser is dropped mid-wait.
     pub uncounted_sent: state::OwedSent,
+    pub clock: Clock,
+    /// Expects completed (round trips) and when the first and the last one completed, for
+    /// the benchmark's fairness tally (`tally`).
+    pub expects_span: Option<(Instant, Instant)>,
+    pub expects_done: u64,
+    /// Body size of the frame the last wait matched, counted when the expect records.
+    pub matched_bytes: u64,
+    /// The deadline of the current wait, one timer reused for the vuser's life: pushing a
+    /// registered deadline later is an atomic store, where a fresh timer per expect costs a
+    /// timer-wheel insert and removal per message.
+    timer: Deadline,
+    retirements: Arc<AtomicU64>,
+    /// `retirements` when `retire` was last found not cancelled.
+    retirements_seen: u64,
+    run_ended: Arc<AtomicBool>,
+    pub ids: ScenarioIds,
+    inbox: Option<Inbox>,
+    /// Frames received since the last send that no expect or handler took.
+    pub pending: VecDeque<(Frame, Instant)>,
+    loops: Vec<LoopFrame>,
+    pub closed_model: bool,
+    pub conn: Option<Link>,
+    pub scope: Scope,
+    // Touched by some steps only, or once per vuser.
+    /// Matchers built from this vuser's renderings of templated matchers.
+    pub matchers: MatcherCache,
     /// Where a templated text send is rendered, reused from one send to the next.
     pub render_buffer: Vec<u8>,
+    /// The stamps counted so far, so a reflected or replayed one is not counted twice.
+    deliveries: delivery::Deliveries,
+    pub retire: CancellationToken,
+    /// HTTP connections and cookies, from the first HTTP step on.
+    pub http: Option<Box<http::VuserHttp>>,
+    pub id: u64,
+    /// Its scenario's index in the program.
+    scenario: usize,
+    pub reconnects_left: u32,
 }
 
 /// Runs one vuser to its end and counts how it ended; gives back how it ended and its
@@ -201,7 +211,8 @@ impl Vuser {
             ids: scenario.ids,
             closed_model: spec.closed_model,
             retire: spec.retire,
-            retired: spec.retired,
+            retirements_seen: spec.retirements.load(Ordering::Acquire),
+            retirements: spec.retirements,
             run_ended: spec.run_ended,
             scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone(), rng),
             conn: None,
@@ -296,9 +307,15 @@ impl Vuser {
     /// Whether the runner retired this vuser: what `retire.is_cancelled()` says, without its
     /// mutex. A closed-model vuser's `retire` is a child of the run's end, so the run ending
     /// retires it too.
-    pub(crate) fn retiring(&self) -> bool {
-        self.retired.load(Ordering::Relaxed)
-            || (self.closed_model && self.run_ended.load(Ordering::Relaxed))
+    pub(crate) fn retiring(&mut self) -> bool {
+        let retirements = self.retirements.load(Ordering::Acquire);
+        if retirements != self.retirements_seen {
+            if self.retire.is_cancelled() {
+                return true;
+            }
+            self.retirements_seen = retirements;
+        }
+        self.closed_model && self.run_ended.load(Ordering::Relaxed)
     }
 
     fn enter_loop(
