@@ -377,7 +377,13 @@ def bench_pingpong_repeated(work, conns, seconds, locust_ok, locust_why, flavour
         if not (c and c.get("per_cpu")):
             continue
         shares = [c["note"]] if c.get("note") else []
-        if m and m.get("per_cpu"):
+        paired = paired_ratios(runs, c["load"], "per_cpu")
+        if len(paired) > 1:
+            # Each round's chatload run against the minimal run right after it: this host's
+            # speed drifts by 10-20 % over minutes, and the two runs of a round share the drift.
+            listed = " ".join(f"{x:.2f}" for x in paired)
+            shares.append(f"{median(paired):.2f} x minimal per CPU-s (paired: {listed})")
+        elif m and m.get("per_cpu"):
             shares.append(f"{c['per_cpu'] / m['per_cpu']:.2f} x minimal per CPU-s")
         if m and m.get("p99") and c.get("p99") is not None:
             shares.append(f"p99 {c['p99'] / m['p99']:.1f} x minimal's")
@@ -385,6 +391,18 @@ def bench_pingpong_repeated(work, conns, seconds, locust_ok, locust_why, flavour
             shares.append(f"{c['per_cpu'] / loc['per_cpu']:.1f}x Locust per CPU-s")
         c["note"] = "; ".join(shares)
     return rows
+
+
+def paired_ratios(runs, load, key, over="minimal tokio"):
+    """chatload's `key` over `over`'s, one ratio per repeat of section a in which both ran
+    (the two run back to back in each repeat)."""
+    ratios = []
+    for run in runs:
+        gens = {r["generator"]: r for r in run if r["load"] == load}
+        c, m = gens.get("chatload", {}).get(key), gens.get(over, {}).get(key)
+        if c is not None and m:
+            ratios.append(c / m)
+    return ratios
 
 
 def run_yardstick(work, binary, label, n, seconds, flavour, tag, budget):
