@@ -8,6 +8,10 @@
 # valgrind on core 0. Output: target/bench/callgrind/{chatload,minimal}.out plus a summary line
 # each: total Ir, round trips (calls of the function that runs once per round trip) and Ir per
 # round trip. Needs valgrind; bounded in time; loopback only.
+#
+# L2=1: also simulate the caches, the last level sized as this machine's L2 (1 MiB per core,
+# 16-way), and print its misses per round trip: what a round trip fetches from beyond the L2
+# when many connections take turns (docs/performance.md, eighth pass). About 2x slower.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONNS=${1:-1000}
@@ -49,7 +53,7 @@ profile() { # name, command...
   name=$1; shift
   rm -f "$OUT/$name.out"*
   timeout 300 taskset -c 0 valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
-    --separate-threads=yes \
+    --separate-threads=yes $CACHE_FLAGS \
     --callgrind-out-file="$OUT/$name.out" "$@" >"$OUT/$name.log" 2>&1 &
   runner=$!
   sleep 1
@@ -63,19 +67,27 @@ profile() { # name, command...
   # that runs every connection; chatload's per-interval metrics work runs on another thread
   # and costs per second, not per message, so under valgrind's slowdown it would inflate the
   # per-message figure).
-  total=0; busiest=0; calls=0
+  total=0; busiest=0; calls=0; misses=0
   for dump in "$OUT/$name.out".*; do
     ir=$(awk '/^summary:/ {print $2}' "$dump")
+    # With the cache simulation the events are Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+    dl=$(awk '/^summary:/ {print ($9 + $10) + 0}' "$dump")
     n=$(awk '
       /^cfn=/ { target = ($0 == "cfn=send") }
       /^calls=/ { if (target) { split($0, a, "[= ]"); n += a[2] } target = 0 }
       END { print n + 0 }' "$dump")
-    total=$((total + ir)); calls=$((calls + n))
+    total=$((total + ir)); calls=$((calls + n)); misses=$((misses + dl))
     [ "$ir" -gt "$busiest" ] && busiest=$ir
   done
   [ "$calls" -gt 0 ] || calls=1
-  echo "$name: round trips $calls in the window; Ir per round trip $((total / calls)) (all threads), $((busiest / calls)) (busiest thread)" | tee "$OUT/$name.summary"
+  line="$name: round trips $calls in the window; Ir per round trip $((total / calls)) (all threads), $((busiest / calls)) (busiest thread)"
+  if [ -n "$CACHE_FLAGS" ]; then
+    line="$line; L2 misses per round trip $(awk -v m="$misses" -v c="$calls" 'BEGIN { printf "%.1f", m / c }')"
+  fi
+  echo "$line" | tee "$OUT/$name.summary"
 }
+CACHE_FLAGS=""
+if [ "${L2:-0}" = 1 ]; then CACHE_FLAGS="--cache-sim=yes --D1=49152,12,64 --LL=1048576,16,64"; fi
 WARM=${WARM:-8}
 WINDOW=${WINDOW:-10}
 profile chatload "$CHATLOAD" run --quiet --no-report "$OUT/plan.yml"
