@@ -73,7 +73,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<Exit> {
     result.run.plan_hash = Some(sharding.plan_hash.clone());
     if let Some(wanted) = sharding.start_at {
         result.run.start_at = Some(report::format_rfc3339_ms(crate::metrics::epoch_ms(wanted)));
-        result.run.start_skew_ms = Some(shard_flags::skew_ms(wanted, outcome.started_at));
+        result.run.start_skew_ms = Some(shard_flags::skew_ms(wanted, outcome.phases_started_at));
     }
     result.monitor = monitor;
     result.run.warnings.extend(limit_warnings);
@@ -327,21 +327,17 @@ async fn drive(
         run_id: sharding.run_id.clone(),
         max_live_vusers: None,
         skip_hooks: args.no_hooks,
+        // The engine holds the phases after its setup, so every shard's setup time is
+        // absorbed by the wait rather than added after it.
+        phases_start_at: sharding.start_at,
     };
-    if let Some(at) = sharding.start_at {
+    if let (Some(at), false) = (sharding.start_at, quiet) {
         let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-        if !quiet {
-            eprintln!(
-                "waiting {:.1} s to start at {}",
-                wait.as_secs_f64(),
-                report::format_rfc3339_ms(crate::metrics::epoch_ms(at))
-            );
-        }
-        // Ctrl-C while waiting ends the run before it started; the engine sees it at once.
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = options.shutdown.cancelled() => {}
-        }
+        eprintln!(
+            "the phases start at {} (in {:.1} s, after the setup)",
+            report::format_rfc3339_ms(crate::metrics::epoch_ms(at)),
+            wait.as_secs_f64()
+        );
     }
     if !quiet {
         let shard = match (sharding.shard.is_split(), &options.run_id) {

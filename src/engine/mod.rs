@@ -96,6 +96,11 @@ pub struct RunOptions {
     pub max_live_vusers: Option<u64>,
     /// Do not run the plan's `config.hooks` (`run --no-hooks`).
     pub skip_hooks: bool,
+    /// Hold the phases until this wall-clock instant (`run --start-at`). The hooks, the
+    /// `before` flow and the rest of the setup run first, so shards told the same instant
+    /// start their phases together whatever their setup took; later than it, they start at
+    /// once (`RunOutcome::phases_started_at` says when).
+    pub phases_start_at: Option<SystemTime>,
 }
 
 /// Where `log` steps write; called from vuser tasks, so keep it quick.
@@ -114,6 +119,7 @@ impl std::fmt::Debug for RunOptions {
             .field("shard", &self.shard)
             .field("run_id", &self.run_id)
             .field("max_live_vusers", &self.max_live_vusers)
+            .field("phases_start_at", &self.phases_start_at)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +138,9 @@ pub struct RunOutcome {
     /// TLS certificates were not verified (`config.tls.insecureSkipVerify`).
     pub insecure_tls: bool,
     pub started_at: SystemTime,
+    /// When the phases' clock started: after the `before` flow, and not before
+    /// `RunOptions::phases_start_at`.
+    pub phases_started_at: SystemTime,
     pub duration: Duration,
     /// Planned length of all phases.
     pub planned: Duration,
@@ -348,6 +357,14 @@ async fn run_load(
     ctx.http = http;
     let ctx = Arc::new(ctx);
     setup::before(&ctx).await?;
+    if let Some(at) = options.phases_start_at {
+        // Ctrl-C while waiting ends the run before its phases start.
+        let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
     // The phases, intervals and their clock start once the `before` flow is done.
     let origin = Instant::now();
     let origin_wall = started_at + origin.saturating_duration_since(start);
@@ -451,6 +468,7 @@ async fn run_load(
         target,
         insecure_tls,
         started_at,
+        phases_started_at: origin_wall,
         duration: start.elapsed(),
         planned,
         interval,

@@ -194,8 +194,8 @@ pub struct RunInfo {
     /// `run --start-at`: the instant every shard was told to start at (RFC 3339 UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<String>,
-    /// How late (positive) or early this process actually started versus `startAt`, in
-    /// milliseconds; in a merged result the largest skew of any piece.
+    /// How late (positive) or early this process's phases actually started versus `startAt`
+    /// (after its setup), in milliseconds; in a merged result the largest skew of any piece.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_ms: Option<i64>,
     /// The interval length in milliseconds: intervals are cut at multiples of it since the

@@ -494,3 +494,42 @@ async fn a_fixed_count_splits_over_shards_and_setup_runs_in_each() {
         assert_eq!(said, vec![format!("{i}/3 it-counted\n")]);
     }
 }
+
+/// `--start-at` holds the phases, not the setup: a shard whose `before` flow takes 2 s still
+/// starts its phases at the agreed instant (it used to wait for the instant first and then set
+/// up, starting its phases late by its own setup time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phases_start_at_the_agreed_instant_whatever_the_setup_took() {
+    let plan = plan::load_str(
+        "config:\n  target: \"127.0.0.1:1\"\n  phases: [{duration: 1s, arrivalCount: 1}]\n\
+         before:\n  flow: [{think: 2s}]\nscenarios:\n  - flow: [{think: 10ms}]\n",
+        Path::new("start-at.yml"),
+        plan::Format::Yaml,
+    )
+    .unwrap_or_else(|problems| panic!("the plan should load: {problems}"));
+    let at = SystemTime::now() + std::time::Duration::from_millis(2500);
+    let options = RunOptions {
+        phases_start_at: Some(at),
+        ..RunOptions::default()
+    };
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        engine::run(Arc::new(plan), "127.0.0.1:1", options),
+    )
+    .await
+    .expect("the run ends in time")
+    .expect("the run starts");
+    let late = out.phases_started_at.duration_since(at);
+    // Not before the instant; and not after it by anything like the setup's 2 s.
+    let late = late.unwrap_or_else(|early| panic!("started {:?} early", early.duration()));
+    assert!(
+        late < std::time::Duration::from_millis(1500),
+        "{late:?} late"
+    );
+    // The `before` flow's vuser and the phase's one.
+    assert_eq!(
+        out.metrics.aggregate.counters.get("vusers.completed"),
+        Some(&2)
+    );
+    assert_eq!(out.metrics.phases.len(), 1);
+}
