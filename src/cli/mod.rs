@@ -192,8 +192,9 @@ pub struct ShardArgs {
     /// split run: derived from the plan hash and the seed; for a single run: random.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
-    /// Wait and start at this wall-clock instant: RFC 3339 (`2026-12-02T10:00:00Z`) or an
-    /// offset from now (`+30s`). The skew actually observed is recorded in result.json.
+    /// Start the phases at this wall-clock instant, after the setup (hooks, `before` flow):
+    /// RFC 3339 (`2026-12-02T10:00:00Z`) or an offset from now (`+30s`). How late the phases
+    /// actually started is recorded in result.json.
     #[arg(long, value_name = "TIME")]
     pub start_at: Option<String>,
 }
