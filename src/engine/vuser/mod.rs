@@ -132,9 +132,7 @@ pub(crate) struct Vuser {
     /// registered deadline later is an atomic store, where a fresh timer per expect costs a
     /// timer-wheel insert and removal per message.
     timer: Deadline,
-    retirements: Arc<AtomicU64>,
-    /// `retirements` when `retire` was last found not cancelled.
-    retirements_seen: u64,
+    retire_watch: state::RetireWatch,
     run_ended: Arc<AtomicBool>,
     pub ids: ScenarioIds,
     inbox: Option<Inbox>,
@@ -211,8 +209,7 @@ impl Vuser {
             ids: scenario.ids,
             closed_model: spec.closed_model,
             retire: spec.retire,
-            retirements_seen: spec.retirements.load(Ordering::Acquire),
-            retirements: spec.retirements,
+            retire_watch: state::RetireWatch::new(spec.retirements),
             run_ended: spec.run_ended,
             scope: Scope::new(vars, spec.id, &scenario.name, ctx.env.clone(), rng),
             conn: None,
@@ -308,14 +305,8 @@ impl Vuser {
     /// mutex. A closed-model vuser's `retire` is a child of the run's end, so the run ending
     /// retires it too.
     pub(crate) fn retiring(&mut self) -> bool {
-        let retirements = self.retirements.load(Ordering::Acquire);
-        if retirements != self.retirements_seen {
-            if self.retire.is_cancelled() {
-                return true;
-            }
-            self.retirements_seen = retirements;
-        }
-        self.closed_model && self.run_ended.load(Ordering::Relaxed)
+        self.retire_watch.retired(&self.retire)
+            || (self.closed_model && self.run_ended.load(Ordering::Relaxed))
     }
 
     fn enter_loop(

@@ -2,7 +2,11 @@
 //! the gauge guard that keeps `vusers.active` / `connections.open` honest, and the intended
 //! clock that latencies are measured from. The steps and the flow loop live elsewhere.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{CounterId, GaugeId, Recorder};
 use crate::transport::Conn;
@@ -28,6 +32,38 @@ impl GaugeGuard {
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.recorder.gauge_add(self.id, -1);
+    }
+}
+
+/// Whether a vuser's `retire` token was cancelled, asked on every loop iteration without
+/// taking the token's mutex: the runner bumps one count, shared by all vusers, after it
+/// cancels tokens, and the token itself is asked only when the count moved since the last
+/// time it said no. A flag of each vuser's own cost one more cache line per round trip.
+pub(crate) struct RetireWatch {
+    retirements: Arc<AtomicU64>,
+    /// The count when the token last said no; `None` before it was ever asked, so a vuser
+    /// retired before it first looked (spawned and retired in one step of the runner) still
+    /// finds out.
+    seen: Option<u64>,
+}
+
+impl RetireWatch {
+    pub fn new(retirements: Arc<AtomicU64>) -> Self {
+        RetireWatch {
+            retirements,
+            seen: None,
+        }
+    }
+
+    pub fn retired(&mut self, retire: &CancellationToken) -> bool {
+        let count = self.retirements.load(Ordering::Acquire);
+        if self.seen != Some(count) {
+            if retire.is_cancelled() {
+                return true;
+            }
+            self.seen = Some(count);
+        }
+        false
     }
 }
 
@@ -129,7 +165,32 @@ mod tests {
     use std::future::Future;
     use std::sync::Arc;
 
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use tokio_util::sync::CancellationToken;
+
     use super::super::{RunContext, VuserSpec, run};
+    use super::RetireWatch;
+
+    #[test]
+    fn a_retire_watch_sees_its_token_once_the_count_moves_and_from_the_start() {
+        let count = Arc::new(AtomicU64::new(0));
+        let (mine, other) = (CancellationToken::new(), CancellationToken::new());
+        let mut watch = RetireWatch::new(Arc::clone(&count));
+        assert!(!watch.retired(&mine));
+        // Another vuser retired: this one asks its token, finds it not cancelled, goes on.
+        other.cancel();
+        count.fetch_add(1, Ordering::Release);
+        assert!(!watch.retired(&mine));
+        // Cancelled without the count moving (not how the runner does it): not asked again.
+        mine.cancel();
+        assert!(!watch.retired(&mine));
+        count.fetch_add(1, Ordering::Release);
+        assert!(watch.retired(&mine));
+        // Retired before its vuser ever looked: the first look asks the token.
+        let mut late = RetireWatch::new(Arc::clone(&count));
+        assert!(late.retired(&mine));
+    }
 
     /// The size of what an async fn returns, without calling it.
     fn future_bytes<A, B, F: Future>(_: fn(A, B) -> F) -> usize {
