@@ -4,11 +4,14 @@
 //!
 //! Storing the bound values is the caller's job (`steps`); matching itself is `protocol`'s.
 
+use std::sync::Arc;
+
 use minijinja::value::Value;
 
+use super::matchers::MatcherCache;
 use super::preview;
-use super::program::{ExpectOp, HandlerOp};
-use super::template::Scope;
+use super::program::FrameTest;
+use super::template::{Renderer, Scope};
 use crate::engine::error::{ErrorKind, Failure};
 use crate::plan::DecodeField;
 use crate::protocol::{CaptureSource, Decoded, Endian, Frame, Matcher, TypeMask, decode_fields};
@@ -34,10 +37,10 @@ impl Accepted {
     }
 }
 
-impl ExpectOp {
-    /// `None` when the frame is not the one awaited; an error when it is but its body does
-    /// not hold the `decode` fields. `matcher`: the op's own, or its template rendered for
-    /// this vuser.
+impl FrameTest {
+    /// `None` when the frame is not one this test takes; an error when it is but its body
+    /// does not hold the `decode` fields. `matcher`: the test's own, or its template rendered
+    /// for this vuser.
     pub fn accept(
         &self,
         matcher: &Matcher,
@@ -53,24 +56,23 @@ impl ExpectOp {
             endian,
         )
     }
-}
 
-impl HandlerOp {
-    /// As [`ExpectOp::accept`], for a frame the flow was not waiting for.
-    pub fn accept(
-        &self,
-        matcher: &Matcher,
-        frame: &Frame,
-        endian: Endian,
-    ) -> Option<Result<Accepted, Failure>> {
-        accept(
-            self.types,
-            matcher,
-            &self.sources,
-            &self.decode,
-            frame,
-            endian,
-        )
+    /// The matcher this vuser applies now: the test's own, or its template rendered for the
+    /// vuser's variables (kept in `rendered`, which the caller holds while it uses it).
+    pub fn matcher<'a>(
+        &'a self,
+        cache: &mut MatcherCache,
+        renderer: &Renderer,
+        scope: &Scope,
+        rendered: &'a mut Option<Arc<Matcher>>,
+    ) -> Result<&'a Matcher, Failure> {
+        match &self.template {
+            Some(templated) => {
+                let matcher = cache.resolve(renderer, scope, templated, &self.matcher)?;
+                Ok(rendered.insert(matcher))
+            }
+            None => Ok(&self.matcher),
+        }
     }
 }
 

@@ -212,17 +212,25 @@ pub(crate) enum Op {
     },
 }
 
+/// What a frame must be for an expect or a handler to take it, and what taking it binds:
+/// the part both ops share (`accept` applies it).
 #[derive(Debug)]
-pub(crate) struct ExpectOp {
+pub(crate) struct FrameTest {
     pub matcher: Matcher,
-    /// Set when the matcher is a template: rendered when the expect runs.
+    /// Set when the matcher is a template: rendered for this vuser each time it is applied.
     pub template: Option<TemplatedMatcher>,
     /// A packet type the frame must have besides matching `matcher`.
     pub types: Option<TypeMask>,
-    /// Fields read from the matched body into variables.
+    /// Fields read from the taken body into the vuser's variables.
     pub decode: Vec<DecodeField>,
+    /// What is captured from a taken frame, in order.
     pub sources: Vec<CaptureSource>,
-    /// The variable each of `sources` is captured into, same order.
+}
+
+#[derive(Debug)]
+pub(crate) struct ExpectOp {
+    pub test: FrameTest,
+    /// The variable each of the test's `sources` is captured into, same order.
     pub variables: Vec<String>,
     pub timeout: Option<Duration>,
     pub latency: HistogramId,
@@ -233,18 +241,12 @@ pub(crate) struct ExpectOp {
 
 #[derive(Debug)]
 pub(crate) struct HandlerOp {
-    pub matcher: Matcher,
-    /// Set when the matcher is a template: rendered for each frame offered to it.
-    pub template: Option<TemplatedMatcher>,
-    /// A packet type the frame must have besides matching `matcher`.
-    pub types: Option<TypeMask>,
-    /// Fields read from the body into the vuser's variables.
-    pub decode: Vec<DecodeField>,
+    /// Its `sources`: the regex groups' sources, then the `capture` sources.
+    pub test: FrameTest,
     /// The named groups of a regex matcher, bound as variables for the reply.
     pub groups: Vec<String>,
-    /// The groups' sources, then the `capture` sources.
-    pub sources: Vec<CaptureSource>,
-    /// The variable each `capture` source (after the groups in `sources`) is stored in.
+    /// The variable each `capture` source (after the groups in the test's `sources`) is
+    /// stored in.
     pub captures: Vec<String>,
     pub reply: Option<SendSpec>,
     pub counter: CounterId,
@@ -454,11 +456,13 @@ fn flatten(flow: &[Step], scenario: (usize, ScenarioId), steps: &mut Steps, ops:
 fn expect_op(expect: &Expect, scenario: (usize, ScenarioId), steps: &mut Steps) -> ExpectOp {
     let name = names::latency(&expect.metric);
     ExpectOp {
-        matcher: expect.matcher.clone(),
-        template: steps.templated(&expect.template),
-        types: expect.types,
-        decode: expect.decode.clone(),
-        sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
+        test: FrameTest {
+            matcher: expect.matcher.clone(),
+            template: steps.templated(&expect.template),
+            types: expect.types,
+            decode: expect.decode.clone(),
+            sources: expect.captures.iter().map(|c| c.source.clone()).collect(),
+        },
         variables: expect.captures.iter().map(|c| c.variable.clone()).collect(),
         timeout: expect.timeout,
         latency: steps.registry.scenario_histogram(scenario.1, &name),
@@ -480,21 +484,23 @@ fn handler(handler: &Handler, steps: &mut Steps) -> HandlerOp {
         None => registry.counter("handled"),
     };
     HandlerOp {
-        sources: groups
-            .iter()
-            .map(|g| CaptureSource::Group(g.clone()))
-            .chain(handler.captures.iter().map(|c| c.source.clone()))
-            .collect(),
+        test: FrameTest {
+            sources: groups
+                .iter()
+                .map(|g| CaptureSource::Group(g.clone()))
+                .chain(handler.captures.iter().map(|c| c.source.clone()))
+                .collect(),
+            types: handler.types,
+            decode: handler.decode.clone(),
+            matcher,
+            template,
+        },
         captures: handler
             .captures
             .iter()
             .map(|c| c.variable.clone())
             .collect(),
         groups,
-        types: handler.types,
-        decode: handler.decode.clone(),
-        matcher,
-        template,
         reply: handler.reply.clone(),
         counter,
     }

@@ -116,7 +116,7 @@ impl Vuser {
             delivery::count(&mut self.deliveries, ctx, &frame.body, at);
         }
         if let Some((op, matcher)) = expect {
-            if let Some(accepted) = op.accept(matcher, &frame, ctx.endian) {
+            if let Some(accepted) = op.test.accept(matcher, &frame, ctx.endian) {
                 if accepted.is_err() {
                     recorder.add_many(&self.received_counts(body_bytes));
                 }

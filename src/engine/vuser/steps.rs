@@ -136,16 +136,10 @@ pub(super) fn expect(
     op: &ExpectOp,
 ) -> impl Future<Output = Result<Control, Failure>> {
     async move {
-        let rendered;
-        let matcher = match &op.template {
-            Some(templated) => {
-                rendered = vu
-                    .matchers
-                    .resolve(&ctx.renderer, &vu.scope, templated, &op.matcher)?;
-                &*rendered
-            }
-            None => &op.matcher,
-        };
+        let mut rendered = None;
+        let matcher = op
+            .test
+            .matcher(&mut vu.matchers, &ctx.renderer, &vu.scope, &mut rendered)?;
         // A frame kept from earlier is taken in the condition: its temporary ends there (edition
         // 2024), so it is not kept in the future while the `else` branch waits.
         let (at, mut accepted, counts) =
@@ -182,7 +176,7 @@ pub(super) fn expect(
         vu.clock.next_send = vu.clock.next_send.max(at);
         vu.expects_done += 1;
         vu.expects_span = Some((vu.expects_span.map_or(at, |(first, _)| first), at));
-        accepted.store_decoded(&op.decode, &mut vu.scope);
+        accepted.store_decoded(&op.test.decode, &mut vu.scope);
         store_captures(vu, &op.variables, accepted.captures)?;
         Ok(Control::Next)
     }
@@ -200,7 +194,8 @@ fn take_pending_match(
         return None;
     }
     let (index, at, accepted) = vu.pending.iter().enumerate().find_map(|(i, (frame, at))| {
-        op.accept(matcher, frame, ctx.endian)
+        op.test
+            .accept(matcher, frame, ctx.endian)
             .map(|accepted| (i, *at, accepted))
     })?;
     vu.pending.remove(index);
@@ -372,22 +367,17 @@ pub(super) fn handle(
     frame: &Frame,
 ) -> Result<Handled, Failure> {
     for handler in &scenario.handlers {
-        let rendered;
-        let matcher = match &handler.template {
-            Some(templated) => {
-                rendered =
-                    vu.matchers
-                        .resolve(&ctx.renderer, &vu.scope, templated, &handler.matcher)?;
-                &*rendered
-            }
-            None => &handler.matcher,
-        };
-        let Some(accepted) = handler.accept(matcher, frame, ctx.endian) else {
+        let mut rendered = None;
+        let matcher =
+            handler
+                .test
+                .matcher(&mut vu.matchers, &ctx.renderer, &vu.scope, &mut rendered)?;
+        let Some(accepted) = handler.test.accept(matcher, frame, ctx.endian) else {
             continue;
         };
         ctx.recorder.incr(handler.counter);
         let mut accepted = accepted?;
-        accepted.store_decoded(&handler.decode, &mut vu.scope);
+        accepted.store_decoded(&handler.test.decode, &mut vu.scope);
         let mut values = accepted.captures.into_iter();
         let groups: Vec<Option<String>> = values.by_ref().take(handler.groups.len()).collect();
         store_captures(vu, &handler.captures, values)?;
