@@ -211,12 +211,7 @@ async fn run_transport(
                 Ok(Err(err)) => break Err(format!("receive failed: {err}")),
             }
         };
-        match reply.and_then(|reply| {
-            let rtt = print_reply(n, &frame, &reply, sent);
-            (probe.accepts)(&reply)
-                .map(|()| rtt)
-                .map_err(|why| format!("reply {n} is not an answer to the probe: {why}"))
-        }) {
+        match reply.and_then(|reply| judge_reply(&probe.accepts, n, &frame, &reply, sent)) {
             Ok(rtt) => rtts.push(rtt),
             Err(reason) => {
                 failure = Some(reason);
@@ -307,12 +302,7 @@ async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration)
                 }
             }
         };
-        match reply.and_then(|reply| {
-            let rtt = print_reply(n, &frame, &reply, sent);
-            (probe.accepts)(&reply)
-                .map(|()| rtt)
-                .map_err(|why| format!("reply {n} is not an answer to the probe: {why}"))
-        }) {
+        match reply.and_then(|reply| judge_reply(&probe.accepts, n, &frame, &reply, sent)) {
             Ok(rtt) => rtts.push(rtt),
             Err(reason) => {
                 failure = Some(reason);
@@ -321,6 +311,21 @@ async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration)
         }
     }
     summarize(&rtts, count, failure)
+}
+
+/// Prints probe `n`'s line and returns its round trip, or says why the reply is not an
+/// answer to the probe.
+fn judge_reply(
+    accepts: &Accepts,
+    n: u32,
+    frame: &Frame,
+    reply: &Frame,
+    sent: Instant,
+) -> Result<Duration, String> {
+    let rtt = print_reply(n, frame, reply, sent);
+    accepts(reply)
+        .map(|()| rtt)
+        .map_err(|why| format!("reply {n} is not an answer to the probe: {why}"))
 }
 
 /// One probe line: what was sent, what came back, the round trip; returns the round trip.
