@@ -9,52 +9,30 @@
 #   tests/interop/dashboard.sh          (CHATLOAD=/path/to/chatload to use a built binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-start=$SECONDS
+# shellcheck source=tests/interop/lib.sh
+. tests/interop/lib.sh
 
-out=target/ci-dashboard
-rm -rf "$out"
-mkdir -p "$out"
-
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "${profile:-}"
-}
-trap cleanup EXIT
+fresh_out target/ci-dashboard
 
 browser=""
 for b in chromium chromium-browser google-chrome; do
   if command -v "$b" >/dev/null 2>&1; then browser=$b; break; fi
 done
 if [ -z "$browser" ]; then
-  echo "installing chromium (apt-get)" >&2
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  timeout 300 $sudo_cmd apt-get update -qq >&2 </dev/null
-  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo_cmd apt-get install -y -qq chromium >&2 </dev/null
+  apt_install chromium
   browser=chromium
 fi
 
-if [ -n "${CHATLOAD:-}" ]; then
-  chatload_bin=$CHATLOAD
-else
-  timeout 900 cargo build --quiet
-  chatload_bin="${CARGO_TARGET_DIR:-target}/debug/chatload"
-fi
+chatload_built
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-timeout 120 "$chatload_bin" run plans/basic.yml --out "$out/run" --quiet \
-  --dashboard "127.0.0.1:$port" </dev/null >"$out/run.log" 2>&1 &
-run_pid=$!
-pids+=($run_pid)
+port=$(free_ports 1)
+start_bg 120 "$out/run.log" "$chatload_bin" run plans/basic.yml --out "$out/run" --quiet \
+  --dashboard "127.0.0.1:$port"
+run_pid=$bg_pid
 sleep 10
 
 profile=$(mktemp -d)
+cleanup_paths+=("$profile")
 chrome() {
   timeout 60 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \

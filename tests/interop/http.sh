@@ -9,49 +9,16 @@
 #   tests/interop/http.sh          (CHATLOAD=/path/to/chatload to use a built binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-start=$SECONDS
+# shellcheck source=tests/interop/lib.sh
+. tests/interop/lib.sh
 
-out=target/ci-interop-http
-rm -rf "$out"
-mkdir -p "$out"
+fresh_out target/ci-interop-http
 
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-
-chatload() {
-  if [ -n "${CHATLOAD:-}" ]; then
-    timeout 120 "$CHATLOAD" "$@" </dev/null
-  else
-    timeout 900 cargo run --quiet -- "$@" </dev/null
-  fi
-}
-
-if ! command -v python3 >/dev/null 2>&1; then
-  command -v apt-get >/dev/null 2>&1 || { echo "need python3" >&2; exit 1; }
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  timeout 300 $sudo_cmd apt-get update -qq </dev/null
-  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo_cmd apt-get install -y -qq python3 </dev/null
-fi
+command -v python3 >/dev/null 2>&1 || apt_install python3
 
 echo "-- server: python3 http.server ($(python3 --version 2>&1))"
-timeout 300 python3 tests/interop/http_server.py --port-file "$out/server.port" \
-  --log "$out/requests.log" >"$out/server.out" 2>&1 </dev/null &
-server_pid=$!
-for _ in $(seq 100); do
-  [ -s "$out/server.port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { echo "the server exited:" >&2; cat "$out/server.out" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$out/server.port" ] || { echo "the server did not listen within 10s" >&2; exit 1; }
-url="http://127.0.0.1:$(cat "$out/server.port")"
-echo "   listening on $url"
+start_server server python3 tests/interop/http_server.py --log "$out/requests.log"
+url="http://127.0.0.1:$port"
 
 echo "-- chatload check tests/interop/http-api.yml"
 chatload check tests/interop/http-api.yml
@@ -61,7 +28,7 @@ rc=0
 chatload run tests/interop/http-api.yml --target "$url" --out "$out/run" --quiet --format json || rc=$?
 if [ "$rc" -ne 0 ]; then
   echo "FAIL: chatload exited $rc" >&2
-  cat "$out/server.out" >&2
+  cat "$out/server.log" >&2
   exit 1
 fi
 

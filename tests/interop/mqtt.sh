@@ -10,42 +10,11 @@
 #   tests/interop/mqtt.sh         (CHATLOAD=/path/to/chatload to use a built binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-start=$SECONDS
+# shellcheck source=tests/interop/lib.sh
+. tests/interop/lib.sh
 
-out=target/ci-mqtt
-rm -rf "$out"
-mkdir -p "$out"
+fresh_out target/ci-mqtt
 
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-chatload() {
-  if [ -n "${CHATLOAD:-}" ]; then
-    timeout 120 "$CHATLOAD" "$@" </dev/null
-  else
-    timeout 900 cargo run --quiet -- "$@" </dev/null
-  fi
-}
-
-# apt_install PACKAGE...: for a fresh Debian machine that lacks a tool (sudo when not root).
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || { echo "need the Debian packages: $*" >&2; exit 1; }
-  local sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  echo "installing $* (apt-get)" >&2
-  timeout 300 $sudo_cmd apt-get update -qq >&2 </dev/null
-  # policy-rc.d or no init system: the package's own service is not started, only ours runs.
-  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo_cmd apt-get install -y -qq "$@" >&2 </dev/null
-}
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
 command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_pub >/dev/null 2>&1 ||
   apt_install mosquitto-clients
@@ -55,16 +24,12 @@ mosquitto=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 vusers=50
 publishes_per_vuser=6
 
-# A free loopback port: bound by the kernel, released, then given to the broker. Another
-# process could take it in between; the broker then fails to start and we try another.
-free_port() {
-  timeout 10 python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
+# A free loopback port is released before the broker binds it: should another process take it
+# in between, the broker fails to start and we try another.
 echo "-- mosquitto on 127.0.0.1 ($("$mosquitto" -h 2>/dev/null | head -1 || true))"
 port=""
 for attempt in 1 2 3; do
-  candidate=$(free_port)
+  candidate=$(free_ports 1)
   cat >"$out/mosquitto.conf" <<CONF
 listener $candidate 127.0.0.1
 allow_anonymous true
@@ -75,7 +40,7 @@ log_dest file $PWD/$out/mosquitto.log
 CONF
   timeout 300 "$mosquitto" -c "$out/mosquitto.conf" </dev/null >>"$out/mosquitto.out" 2>&1 &
   pid=$!
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     if ! kill -0 "$pid" 2>/dev/null; then
       break
     fi

@@ -12,53 +12,20 @@
 #   tests/interop/prometheus.sh          (CHATLOAD=/path/to/chatload to use a built binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-start=$SECONDS
+# shellcheck source=tests/interop/lib.sh
+. tests/interop/lib.sh
 
-out=target/ci-prometheus
-rm -rf "$out"
-mkdir -p "$out"
+fresh_out target/ci-prometheus
 
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || { echo "need the Debian packages: $*" >&2; exit 1; }
-  local sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  echo "installing $* (apt-get)" >&2
-  timeout 300 $sudo_cmd apt-get update -qq >&2 </dev/null
-  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo_cmd apt-get install -y -qq \
-    --no-install-recommends "$@" >&2 </dev/null
-}
-command -v python3 >/dev/null 2>&1 || apt_install python3
+command -v python3 >/dev/null 2>&1 || apt_install --no-install-recommends python3
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  apt_install prometheus
+  apt_install --no-install-recommends prometheus
 fi
 
-if [ -n "${CHATLOAD:-}" ]; then
-  chatload_bin=$CHATLOAD
-else
-  timeout 900 cargo build --quiet
-  chatload_bin="${CARGO_TARGET_DIR:-target}/debug/chatload"
-fi
+chatload_built
 
 # Two free loopback ports (bound and released at once; nothing else here picks ports).
-read -r metrics_port prom_port < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-')
+read -r metrics_port prom_port < <(free_ports 2)
 
 # The shipped config's static job, aimed at this run (Debian builds Prometheus without the
 # Kubernetes discovery, so the shipped file's pod job is checked by upstream promtool only).
@@ -74,15 +41,12 @@ YAML
 promtool check config "$out/prometheus.yml" >/dev/null
 
 echo "-- prometheus on 127.0.0.1:$prom_port, chatload metrics on 127.0.0.1:$metrics_port"
-timeout 150 prometheus --config.file="$out/prometheus.yml" \
-  --storage.tsdb.path="$out/data" --web.listen-address="127.0.0.1:$prom_port" \
-  --log.level=warn >"$out/prometheus.log" 2>&1 &
-pids+=($!)
+start_bg 150 "$out/prometheus.log" prometheus --config.file="$out/prometheus.yml" \
+  --storage.tsdb.path="$out/data" --web.listen-address="127.0.0.1:$prom_port" --log.level=warn
 
-timeout 120 "$chatload_bin" run plans/basic.yml --out "$out/run" --quiet \
-  --metrics-listen "127.0.0.1:$metrics_port" </dev/null >"$out/run.log" 2>&1 &
-run_pid=$!
-pids+=($run_pid)
+start_bg 120 "$out/run.log" "$chatload_bin" run plans/basic.yml --out "$out/run" --quiet \
+  --metrics-listen "127.0.0.1:$metrics_port"
+run_pid=$bg_pid
 
 # A scrape in the middle of the run, through Prometheus' own linter.
 sleep 12

@@ -10,42 +10,12 @@
 #   tests/interop/run.sh          (CHATLOAD=/path/to/chatload to use a built binary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-start=$SECONDS
+# shellcheck source=tests/interop/lib.sh
+. tests/interop/lib.sh
 
-out=target/ci-interop
+fresh_out target/ci-interop
 venv=target/ci-venv
-rm -rf "$out"
-mkdir -p "$out"
 
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-chatload() {
-  if [ -n "${CHATLOAD:-}" ]; then
-    timeout 120 "$CHATLOAD" "$@" </dev/null
-  else
-    timeout 900 cargo run --quiet -- "$@" </dev/null
-  fi
-}
-
-# apt_install PACKAGE...: for a fresh Debian machine that lacks a tool (sudo when not root).
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || { echo "need the Debian packages: $*" >&2; exit 1; }
-  local sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  echo "installing $* (apt-get)" >&2
-  timeout 300 $sudo_cmd apt-get update -qq >&2 </dev/null
-  DEBIAN_FRONTEND=noninteractive timeout 600 $sudo_cmd apt-get install -y -qq "$@" >&2 </dev/null
-}
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
 
@@ -93,34 +63,12 @@ ossl x509 -req -in "$out/server.csr" -CA "$out/ca.pem" -CAkey "$out/ca.key" \
   -extfile "$out/openssl.cnf" -extensions server -out "$out/server.pem"
 ossl verify -CAfile "$out/ca.pem" "$out/server.pem" >/dev/null
 
-# start NAME COMMAND...: runs a server in the background (bounded by timeout), waits for the
-# port it writes to $out/NAME.port, and leaves that port in $port.
-start() {
-  local name=$1
-  shift
-  timeout 300 "$@" --port-file "$out/$name.port" >"$out/$name.log" 2>&1 </dev/null &
-  pids+=($!)
-  local pid=$! i
-  for i in $(seq 100); do
-    [ -s "$out/$name.port" ] && break
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "$name exited before listening:" >&2
-      cat "$out/$name.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  [ -s "$out/$name.port" ] || { echo "$name did not listen within 10s" >&2; cat "$out/$name.log" >&2; exit 1; }
-  port=$(cat "$out/$name.port")
-  echo "$name: 127.0.0.1:$port"
-}
-
 echo "-- servers"
-start ws "$py" tests/interop/ws_server.py
+start_server ws "$py" tests/interop/ws_server.py
 ws_port=$port
-start wss "$py" tests/interop/ws_server.py --cert "$out/server.pem" --key "$out/server.key"
+start_server wss "$py" tests/interop/ws_server.py --cert "$out/server.pem" --key "$out/server.key"
 wss_port=$port
-start tls python3 tests/interop/tls_echo.py --cert "$out/server.pem" --key "$out/server.key"
+start_server tls python3 tests/interop/tls_echo.py --cert "$out/server.pem" --key "$out/server.key"
 tls_port=$port
 
 echo "-- chatload check tests/interop/*.yml"

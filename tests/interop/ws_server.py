@@ -8,13 +8,16 @@ that port to --port-file once it accepts connections. With --cert and --key it s
   python ws_server.py --port-file PORTFILE [--cert CERT.pem --key KEY.pem]
 """
 
-import argparse
-import asyncio
 import os
-import signal
-import ssl
+import sys
 
 from websockets.asyncio.server import serve
+
+# The shared part (command line, TLS, port file, signals) sits next to this file; import it
+# from there however this script is started, without writing __pycache__ into the work tree.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _serve_util  # noqa: E402
 
 
 async def handler(ws):
@@ -25,37 +28,12 @@ async def handler(ws):
             await ws.send(message)
 
 
-async def main(args):
-    tls = None
-    if args.cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(args.cert, args.key)
-    stop = asyncio.get_running_loop().create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
-    async with serve(
-        handler,
-        "127.0.0.1",
-        0,
-        ssl=tls,
-        subprotocols=["chat"],
-        max_size=1 << 20,
-    ) as server:
-        port = server.sockets[0].getsockname()[1]
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-        print(f"ws_server listening on {'wss' if tls else 'ws'}://127.0.0.1:{port}", flush=True)
-        await stop
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port-file", required=True, help="write the chosen port here")
-    parser.add_argument("--cert", help="certificate chain PEM (serve wss)")
-    parser.add_argument("--key", help="private key PEM of --cert")
-    args = parser.parse_args()
-    if bool(args.cert) != bool(args.key):
-        parser.error("--cert and --key go together")
-    asyncio.run(main(args))
+    _serve_util.main(
+        __doc__,
+        "ws_server",
+        ("ws", "wss"),
+        lambda host, tls: serve(
+            handler, host, 0, ssl=tls, subprotocols=["chat"], max_size=1 << 20
+        ),
+    )
