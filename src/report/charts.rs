@@ -4,7 +4,9 @@
 //! Long series are downsampled to at most [`MAX_POINTS`] per line, keeping spikes (per-bucket
 //! maximum) where a spike is the point of the chart.
 //!
-//! It does not know metric names or the result model: `html.rs` builds the [`Chart`]s.
+//! It does not know metric names or the result model: `html.rs` builds the [`Chart`]s. The canvas
+//! ([`Frame`]: margins, scales, y grid, lines) and the legend also draw the distribution chart
+//! (`spectrum.rs`).
 
 use std::fmt::Write as _;
 
@@ -13,6 +15,9 @@ pub const MAX_POINTS: usize = 600;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 240.0;
+
+// Margins around the plot area (room for tick labels and the legend), the same for every chart
+// so the time charts and the distribution chart line up on the page.
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 14.0;
 const TOP: f64 = 30.0;
@@ -125,7 +130,7 @@ fn downsample(points: &[(f64, Option<f64>)], max: usize, reduce: Reduce) -> Vec<
 }
 
 /// A "nice" step (1, 2, 2.5 or 5 × 10^n) giving about `ticks` ticks up to `max`.
-pub(super) fn nice_step(max: f64, ticks: f64) -> f64 {
+fn nice_step(max: f64, ticks: f64) -> f64 {
     if max <= 0.0 || !max.is_finite() {
         return 1.0;
     }
@@ -185,11 +190,168 @@ pub fn short_number(v: f64) -> String {
     format!("{s}{suffix}")
 }
 
-pub(super) fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// The colour of the `index`th series; past the end of [`PALETTE`] the colours repeat.
+fn series_color(index: usize) -> &'static str {
+    PALETTE
+        .get(index % PALETTE.len())
+        .copied()
+        .unwrap_or("#2563eb")
+}
+
+/// A chart's canvas: its size, the data range of each axis and where a value lands in pixels.
+/// The y axis starts at 0 and ends on the first round tick at or above the largest value.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Frame {
+    width: f64,
+    height: f64,
+    x_max: f64,
+    y_max: f64,
+    /// Distance between horizontal grid lines, in data units.
+    y_step: f64,
+}
+
+impl Frame {
+    /// A `width` × `height` canvas for x in `[0, x_max]` and y in `[0, y_max_data]`.
+    pub(super) fn new(width: f64, height: f64, x_max: f64, y_max_data: f64) -> Frame {
+        let y_step = nice_step(y_max_data, 4.0);
+        let y_max = if y_max_data <= 0.0 {
+            1.0
+        } else {
+            (y_max_data / y_step).ceil() * y_step
+        };
+        Frame {
+            width,
+            height,
+            x_max,
+            y_max,
+            y_step,
+        }
+    }
+
+    fn plot_width(&self) -> f64 {
+        self.width - LEFT - RIGHT
+    }
+
+    fn plot_height(&self) -> f64 {
+        self.height - TOP - BOTTOM
+    }
+
+    /// The pixel row of the top of the plot area.
+    pub(super) fn plot_top(&self) -> f64 {
+        TOP
+    }
+
+    /// The pixel row of the x axis.
+    pub(super) fn plot_bottom(&self) -> f64 {
+        TOP + self.plot_height()
+    }
+
+    /// The pixel column of `x`, clamped to the plot area.
+    pub(super) fn px(&self, x: f64) -> f64 {
+        LEFT + (x / self.x_max).clamp(0.0, 1.0) * self.plot_width()
+    }
+
+    /// The pixel row of `y`, clamped to the plot area.
+    pub(super) fn py(&self, y: f64) -> f64 {
+        TOP + self.plot_height() - (y / self.y_max).clamp(0.0, 1.0) * self.plot_height()
+    }
+
+    /// The opening `<svg>` tag: scales with its container, `title` read out by screen readers.
+    pub(super) fn open_svg(&self, title: &str) -> String {
+        let mut svg = String::with_capacity(16 * 1024);
+        let _ = write!(
+            svg,
+            r#"<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}">"#,
+            self.width,
+            self.height,
+            escape(title)
+        );
+        svg
+    }
+
+    /// Horizontal grid lines at every y tick, each labelled with its value and `unit`.
+    pub(super) fn y_grid(&self, svg: &mut String, unit: &str) {
+        let mut y = 0.0;
+        while y <= self.y_max + self.y_step * 0.01 {
+            let py = self.py(y);
+            let _ = write!(
+                svg,
+                r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="ylab" x="{:.1}" y="{:.1}">{}{}</text>"#,
+                self.width - RIGHT,
+                LEFT - 6.0,
+                py + 3.5,
+                short_number(y),
+                escape(unit)
+            );
+            y += self.y_step;
+        }
+    }
+
+    /// An x axis label centred under pixel column `px`; `at_right_edge` right-aligns it, as a
+    /// centred label there would be cut by the edge of the chart.
+    pub(super) fn x_label(&self, svg: &mut String, px: f64, label: &str, at_right_edge: bool) {
+        let _ = write!(
+            svg,
+            r#"<text class="xlab" x="{px:.1}" y="{:.1}"{}>{}</text>"#,
+            self.height - 8.0,
+            if at_right_edge {
+                r#" style="text-anchor:end""#
+            } else {
+                ""
+            },
+            label
+        );
+    }
+
+    /// Series number `index` as one `<path>` with a subpath per segment of `(x, y)` data
+    /// points (so a gap between segments stays a gap), its name as the tooltip.
+    pub(super) fn line<S>(
+        &self,
+        svg: &mut String,
+        class: &str,
+        index: usize,
+        name: &str,
+        segments: impl IntoIterator<Item = S>,
+    ) where
+        S: IntoIterator<Item = (f64, f64)>,
+    {
+        let _ = write!(
+            svg,
+            r#"<path class="{class}" fill="none" stroke="{}" d=""#,
+            series_color(index)
+        );
+        for segment in segments {
+            for (k, (x, y)) in segment.into_iter().enumerate() {
+                let cmd = if k == 0 { 'M' } else { 'L' };
+                let _ = write!(svg, "{cmd}{:.1},{:.1} ", self.px(x), self.py(y));
+            }
+        }
+        let _ = write!(svg, r#""><title>{}</title></path>"#, escape(name));
+    }
+}
+
+/// The legend, top left above the plot: a colour swatch and the name of each series, in
+/// series order (the order that picks their colours).
+pub(super) fn legend<'a>(svg: &mut String, names: impl IntoIterator<Item = &'a str>) {
+    let mut lx = LEFT;
+    for (i, name) in names.into_iter().enumerate() {
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx:.1}" y="10" width="12" height="4" rx="1" fill="{}"/><text class="legend" x="{:.1}" y="16">{}</text>"#,
+            series_color(i),
+            lx + 16.0,
+            escape(name)
+        );
+        // Text width estimated from the character count: the SVG is drawn without a font.
+        lx += 16.0 + 6.6 * name.chars().count() as f64 + 18.0;
+    }
 }
 
 /// A series with its palette index and its downsampled segments.
@@ -207,68 +369,32 @@ pub fn render_svg(chart: &Chart) -> String {
         .iter()
         .flat_map(|(_, _, segs)| segs.iter().flatten().map(|p| p.1))
         .fold(0.0f64, f64::max);
-    let step = nice_step(y_max_data, 4.0);
-    let y_max = if y_max_data <= 0.0 {
-        1.0
-    } else {
-        (y_max_data / step).ceil() * step
-    };
     let span = chart.span_seconds.max(1.0);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let sx = |x: f64| LEFT + (x / span).clamp(0.0, 1.0) * plot_w;
-    let sy = |y: f64| TOP + plot_h - (y / y_max).clamp(0.0, 1.0) * plot_h;
+    let frame = Frame::new(WIDTH, HEIGHT, span, y_max_data);
+    let plot_bottom = frame.plot_bottom();
 
-    let mut svg = String::with_capacity(16 * 1024);
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}">"#,
-        escape(&chart.title)
-    );
-    // Horizontal grid and y labels.
-    let mut y = 0.0;
-    while y <= y_max + step * 0.01 {
-        let py = sy(y);
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="ylab" x="{:.1}" y="{:.1}">{}{}</text>"#,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            py + 3.5,
-            short_number(y),
-            escape(&chart.unit)
-        );
-        y += step;
-    }
+    let mut svg = frame.open_svg(&chart.title);
+    frame.y_grid(&mut svg, &chart.unit);
     // X ticks.
     let tstep = time_step(span);
     let mut t = 0.0;
     while t <= span + 0.001 {
-        let px = sx(t);
+        let px = frame.px(t);
         let _ = write!(
             svg,
-            r#"<line class="tick" x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><text class="xlab" x="{px:.1}" y="{:.1}"{}>{}</text>"#,
-            TOP + plot_h,
-            TOP + plot_h + 4.0,
-            HEIGHT - 8.0,
-            // The last label would be cut by the edge: right-align it instead.
-            if px > WIDTH - RIGHT - 16.0 {
-                r#" style="text-anchor:end""#
-            } else {
-                ""
-            },
-            clock(t)
+            r#"<line class="tick" x1="{px:.1}" y1="{plot_bottom:.1}" x2="{px:.1}" y2="{:.1}"/>"#,
+            plot_bottom + 4.0,
         );
+        frame.x_label(&mut svg, px, &clock(t), px > WIDTH - RIGHT - 16.0);
         t += tstep;
     }
     // Phase markers, labelled when there is room.
     let mut last_label_x = f64::MIN;
     for (x, label) in &chart.markers {
-        let px = sx(*x);
+        let px = frame.px(*x);
         let _ = write!(
             svg,
-            r#"<line class="marker" x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}"><title>{}</title></line>"#,
-            TOP + plot_h,
+            r#"<line class="marker" x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{plot_bottom:.1}"><title>{}</title></line>"#,
             escape(label)
         );
         if px - last_label_x > 70.0 && px < WIDTH - RIGHT - 20.0 {
@@ -285,46 +411,33 @@ pub fn render_svg(chart: &Chart) -> String {
     }
     // Series: one path per series, one subpath per segment (a gap is a missing interval).
     for (i, series, segs) in &lines {
-        let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#2563eb");
         if segs.is_empty() {
             continue;
         }
-        svg.push_str(r#"<path class="line" fill="none" stroke=""#);
-        svg.push_str(color);
-        svg.push_str(r#"" d=""#);
-        for seg in segs {
-            for (k, (x, y)) in seg.iter().enumerate() {
-                let cmd = if k == 0 { 'M' } else { 'L' };
-                let _ = write!(svg, "{cmd}{:.1},{:.1} ", sx(*x), sy(*y));
-            }
-        }
-        svg.push_str(r#""><title>"#);
-        svg.push_str(&escape(&series.name));
-        svg.push_str("</title></path>");
+        frame.line(
+            &mut svg,
+            "line",
+            *i,
+            &series.name,
+            segs.iter().map(|seg| seg.iter().copied()),
+        );
         // A segment of one point has no length: mark it with a dot.
         for seg in segs.iter().filter(|s| s.len() == 1) {
             if let Some((x, y)) = seg.first() {
                 let _ = write!(
                     svg,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{color}"/>"#,
-                    sx(*x),
-                    sy(*y)
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{}"/>"#,
+                    frame.px(*x),
+                    frame.py(*y),
+                    series_color(*i)
                 );
             }
         }
     }
-    // Legend, top left, above the plot.
-    let mut lx = LEFT;
-    for (i, series, _) in &lines {
-        let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#2563eb");
-        let _ = write!(
-            svg,
-            r#"<rect x="{lx:.1}" y="10" width="12" height="4" rx="1" fill="{color}"/><text class="legend" x="{:.1}" y="16">{}</text>"#,
-            lx + 16.0,
-            escape(&series.name)
-        );
-        lx += 16.0 + 6.6 * series.name.chars().count() as f64 + 18.0;
-    }
+    legend(
+        &mut svg,
+        lines.iter().map(|(_, series, _)| series.name.as_str()),
+    );
     svg.push_str("</svg>");
     svg
 }

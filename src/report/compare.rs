@@ -235,6 +235,7 @@ fn delta(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::model::empty_result;
 
     #[test]
     fn percent_parsing() {
@@ -260,7 +261,7 @@ mod tests {
 
     fn result_with(latency_ms: f64, errors: u64) -> RunResult {
         use crate::metrics::Summary;
-        let mut result = test_result();
+        let mut result = empty_result();
         let summary = Summary {
             count: 100,
             min: latency_ms,
@@ -283,28 +284,6 @@ mod tests {
             .counters
             .insert("errors.timeout".into(), errors);
         result
-    }
-
-    fn test_result() -> RunResult {
-        RunResult::new(
-            crate::report::RunInfo::new(
-                "t",
-                "127.0.0.1:1",
-                std::time::UNIX_EPOCH,
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(10),
-            ),
-            crate::metrics::RunMetrics {
-                aggregate: serde_json::from_value(serde_json::json!({
-                    "startMs": 0, "endMs": 10_000, "counters": {}, "rates": {}, "summaries": {},
-                }))
-                .expect("an empty period"),
-                intermediate: Vec::new(),
-                phases: Vec::new(),
-                scenarios: Vec::new(),
-                histograms: Default::default(),
-            },
-            serde_json::Value::Null,
-        )
     }
 
     #[test]

@@ -529,3 +529,29 @@ impl RunResult {
         }
     }
 }
+
+/// A 10-second run with no samples, thresholds or plan: the starting point unit tests fill in
+/// with what they check.
+#[cfg(test)]
+pub(super) fn empty_result() -> RunResult {
+    let start = std::time::UNIX_EPOCH;
+    RunResult::new(
+        RunInfo::new(
+            "t",
+            "127.0.0.1:1",
+            start,
+            start + std::time::Duration::from_secs(10),
+        ),
+        RunMetrics {
+            aggregate: serde_json::from_value(serde_json::json!({
+                "startMs": 0, "endMs": 10_000, "counters": {}, "rates": {}, "summaries": {},
+            }))
+            .expect("an empty period"),
+            intermediate: Vec::new(),
+            phases: Vec::new(),
+            scenarios: Vec::new(),
+            histograms: Default::default(),
+        },
+        serde_json::Value::Null,
+    )
+}

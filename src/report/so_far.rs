@@ -38,24 +38,11 @@ pub(super) fn thresholds_sub(failed: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{RunInfo, ThresholdResult};
+    use crate::report::ThresholdResult;
+    use crate::report::model::empty_result;
 
     fn result(passed: &[bool]) -> RunResult {
-        let start = std::time::UNIX_EPOCH;
-        let mut result = RunResult::new(
-            RunInfo::new("p", "127.0.0.1:1", start, start),
-            crate::metrics::RunMetrics {
-                aggregate: serde_json::from_value(serde_json::json!({
-                    "startMs": 0, "endMs": 10_000, "counters": {}, "rates": {}, "summaries": {},
-                }))
-                .expect("an empty period"),
-                intermediate: Vec::new(),
-                phases: Vec::new(),
-                scenarios: Vec::new(),
-                histograms: Default::default(),
-            },
-            serde_json::Value::Null,
-        );
+        let mut result = empty_result();
         result.thresholds = passed
             .iter()
             .map(|&passed| ThresholdResult {

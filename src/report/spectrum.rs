@@ -2,22 +2,19 @@
 //! percentile, the percentile on a log scale of `1 / (1 - p)` so 90 %, 99 %, 99.9 % … are
 //! evenly spaced), drawn from the run's aggregate histograms as inline SVG.
 //!
-//! The points come from [`spectrum_points`]; drawing shares the time charts' look (`charts.rs`).
+//! The points come from [`spectrum_points`]; the frame, lines and legend are the time charts'
+//! (`charts.rs`), so both kinds of chart look alike.
 
 use std::fmt::Write as _;
 
 use crate::metrics::Histogram;
 
-use super::charts::{PALETTE, escape, nice_step, short_number};
+use super::charts::{Frame, legend};
 
 // Drawn across the page (the time charts are two per row), so twice their width: text keeps
 // the same size and the legend has room for many metrics.
 const WIDTH: f64 = 1280.0;
 const HEIGHT: f64 = 300.0;
-const LEFT: f64 = 56.0;
-const RIGHT: f64 = 14.0;
-const TOP: f64 = 30.0;
-const BOTTOM: f64 = 26.0;
 
 /// Quantile steps per halving of the distance to 100 % (HdrHistogram's
 /// `ticks_per_half_distance`): about 8 points per decade of the x axis.
@@ -103,78 +100,30 @@ pub fn render_spectrum_svg(title: &str, series: &[SpectrumSeries], samples: &[u6
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0f64, f64::max);
-    let step = nice_step(y_max_data, 4.0);
-    let y_max = if y_max_data <= 0.0 {
-        1.0
-    } else {
-        (y_max_data / step).ceil() * step
-    };
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let sx = |x: f64| LEFT + (x / x_max).clamp(0.0, 1.0) * plot_w;
-    let sy = |y: f64| TOP + plot_h - (y / y_max).clamp(0.0, 1.0) * plot_h;
+    let frame = Frame::new(WIDTH, HEIGHT, x_max, y_max_data);
 
-    let mut svg = String::with_capacity(8 * 1024);
-    let _ = write!(
-        svg,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{}">"#,
-        escape(title)
-    );
-    let mut y = 0.0;
-    while y <= y_max + step * 0.01 {
-        let py = sy(y);
-        let _ = write!(
-            svg,
-            r#"<line class="grid" x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}"/><text class="ylab" x="{:.1}" y="{:.1}">{}ms</text>"#,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            py + 3.5,
-            short_number(y),
-        );
-        y += step;
-    }
+    let mut svg = frame.open_svg(title);
+    frame.y_grid(&mut svg, "ms");
+    // A vertical grid line per decade: the percentiles 90 %, 99 %, 99.9 % … are the ones read.
     for decade in 0..=decades {
-        let px = sx(f64::from(decade));
+        let px = frame.px(f64::from(decade));
         let _ = write!(
             svg,
-            r#"<line class="grid" x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}"/><text class="xlab" x="{px:.1}" y="{:.1}"{}>{}</text>"#,
-            TOP + plot_h,
-            HEIGHT - 8.0,
-            if decade == decades {
-                r#" style="text-anchor:end""#
-            } else {
-                ""
-            },
-            percentile_label(decade)
+            r#"<line class="grid" x1="{px:.1}" y1="{}" x2="{px:.1}" y2="{:.1}"/>"#,
+            frame.plot_top(),
+            frame.plot_bottom(),
         );
+        frame.x_label(&mut svg, px, &percentile_label(decade), decade == decades);
     }
     for (i, (s, end)) in series.iter().zip(&ends).enumerate() {
         if s.points.is_empty() {
             continue;
         }
-        let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#2563eb");
-        let _ = write!(
-            svg,
-            r#"<path class="line spectrum" fill="none" stroke="{color}" d=""#
-        );
-        for (k, &(p, v)) in s.points.iter().enumerate() {
-            let x = x_of(p).min(*end);
-            let cmd = if k == 0 { 'M' } else { 'L' };
-            let _ = write!(svg, "{cmd}{:.1},{:.1} ", sx(x), sy(v));
-        }
-        let _ = write!(svg, r#""><title>{}</title></path>"#, escape(&s.name));
+        // The 100 % point lies at infinity on this axis: draw it at `end` instead.
+        let points = s.points.iter().map(|&(p, v)| (x_of(p).min(*end), v));
+        frame.line(&mut svg, "line spectrum", i, &s.name, [points]);
     }
-    let mut lx = LEFT;
-    for (i, s) in series.iter().enumerate() {
-        let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#2563eb");
-        let _ = write!(
-            svg,
-            r#"<rect x="{lx:.1}" y="10" width="12" height="4" rx="1" fill="{color}"/><text class="legend" x="{:.1}" y="16">{}</text>"#,
-            lx + 16.0,
-            escape(&s.name)
-        );
-        lx += 16.0 + 6.6 * s.name.chars().count() as f64 + 18.0;
-    }
+    legend(&mut svg, series.iter().map(|s| s.name.as_str()));
     svg.push_str("</svg>");
     svg
 }
