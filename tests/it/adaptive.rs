@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chatload::engine::{RunControl, RunOptions};
-use chatload::plan::{self, Format, Load, Plan, presets};
-use chatload::server::{self, ServerConfig, ServerHandle};
+use chatload::plan::{Load, Plan, presets};
+use chatload::server::{ServerConfig, ServerHandle};
 
-use crate::run::run_with as run;
+use crate::common::{run_with as run, serve, yaml_plan};
 
 /// Vusers doing PING/PONG paced at 10 per second: against 300 commands/s the knee is 30.
 const PING_FLOW: &str = r#"
@@ -27,19 +27,16 @@ scenarios:
 
 fn plan(config: &str) -> Plan {
     let text = format!("config:\n  target: 127.0.0.1:1\n{config}{PING_FLOW}");
-    match plan::load_str(&text, Path::new("test.yml"), Format::Yaml) {
-        Ok(plan) => plan,
-        Err(problems) => panic!("test plan is invalid:\n{problems}"),
-    }
+    yaml_plan(&text, Path::new("test.yml"))
 }
 
+/// The reference server answering at most 300 commands a second, on port 0.
 async fn saturating_server() -> ServerHandle {
-    server::spawn(ServerConfig {
+    serve(ServerConfig {
         capacity_per_sec: Some(300.0),
         ..ServerConfig::default()
     })
     .await
-    .expect("server starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,9 +131,7 @@ async fn stress_steps_stop_at_the_breaking_point() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_and_broadcast_steer_a_running_closed_model_phase() {
-    let server = server::spawn(ServerConfig::default())
-        .await
-        .expect("server starts");
+    let server = serve(ServerConfig::default()).await;
     // Longer than the test needs: it ends by `stop`, once each step has been seen to happen.
     let plan = plan("  phases: [{vusers: 2, duration: 60s}]\n");
     let control = RunControl::new();

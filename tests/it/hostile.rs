@@ -7,29 +7,19 @@ use std::sync::Arc;
 
 use chatload::engine::{RunOptions, RunOutcome};
 use chatload::plan::{self, Format, Plan};
-use chatload::server::{self, ServerConfig, ServerHandle};
+use chatload::server::{ServerConfig, ServerHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::run::run_with;
+use crate::common::{counter, load_in, run_with};
 
+/// The YAML plan `text`, as if read from `hostile.yml`.
 fn yaml_plan(text: &str) -> Plan {
-    plan::load_str(text, Path::new("hostile.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("the plan should load: {problems:?}"))
+    crate::common::yaml_plan(text, Path::new("hostile.yml"))
 }
 
+/// The reference server with its defaults, on port 0.
 async fn serve() -> ServerHandle {
-    server::spawn(ServerConfig::default())
-        .await
-        .expect("server starts")
-}
-
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
+    crate::common::serve(ServerConfig::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,8 +96,7 @@ fn payload_rows_are_streamed_and_stored_compactly() {
     let text = "config:\n  target: embedded\n  phases: [{duration: 1s, vusers: 1}]\n  \
                 payload: {path: users.csv, fields: [name], cast: true}\n\
                 scenarios:\n  - flow: [connect]\n";
-    let plan = plan::load_str(text, &dir.path().join("plan.yml"), Format::Yaml)
-        .unwrap_or_else(|p| panic!("{p:?}"));
+    let plan = load_in(text, dir.path());
     let rows = &plan.payloads[0].rows;
     assert_eq!(rows.len(), 200_000);
     assert_eq!(rows.row(13), Some(vec![serde_json::Value::from("u3")]));

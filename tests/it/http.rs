@@ -3,51 +3,15 @@
 
 pub(crate) mod server;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chatload::engine::{self, RunOptions, RunOutcome};
-use chatload::metrics::PeriodSummary;
-use chatload::plan::{self, Format, Plan};
+use chatload::engine::RunOutcome;
+use chatload::plan::{self, Plan};
+
 use server::{Flavour, TestApi, start};
 
-fn load(yaml: &str, dir: &Path) -> Plan {
-    match plan::load_str(yaml, &dir.join("plan.yml"), Format::Yaml) {
-        Ok(plan) => plan,
-        Err(p) => panic!(
-            "{}",
-            p.problems
-                .iter()
-                .map(|p| format!("{p}\n"))
-                .collect::<String>()
-        ),
-    }
-}
-
-async fn run(plan: Plan, target: &str) -> RunOutcome {
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), target, RunOptions::default()),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
-}
-
-fn counter(summary: &PeriodSummary, name: &str) -> u64 {
-    summary.counters.get(name).copied().unwrap_or(0)
-}
-
-fn errors(summary: &PeriodSummary) -> u64 {
-    summary
-        .counters
-        .iter()
-        .filter(|(k, _)| k.starts_with("errors."))
-        .map(|(_, v)| *v)
-        .sum()
-}
+use crate::common::{assert_no_errors, counter, load_in, run_plan};
 
 fn url(api: &TestApi) -> String {
     format!("http://{}", api.addr)
@@ -73,10 +37,10 @@ async fn every_method_and_body_kind_reaches_the_server() {
       - head: {url: "/echo", expect: [{statusCode: 200}, {hasHeader: x-request-id}]}
       - options: {url: "/echo"}
 "#;
-    let plan = load(&once(&url(&api), "", flow), dir.path());
-    let out = run(plan, &url(&api)).await;
+    let plan = load_in(&once(&url(&api), "", flow), dir.path());
+    let out = run_plan(plan, &url(&api)).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(counter(agg, "http.requests"), 7);
     assert_eq!(counter(agg, "http.responses"), 7);
     assert_eq!(counter(agg, "http.codes.200"), 7);
@@ -146,10 +110,10 @@ async fn captures_and_expectations_of_every_kind_pass_and_feed_later_requests() 
             - matchesRegexp: "\"method\":\"GET\""
       - get: {url: "/items/{{ second }}-{{ rid }}-{{ num }}-{{ method }}", name: item, expect: {statusCode: 200}}
 "#;
-    let plan = load(&once(&url(&api), "", flow), dir.path());
-    let out = run(plan, &url(&api)).await;
+    let plan = load_in(&once(&url(&api), "", flow), dir.path());
+    let out = run_plan(plan, &url(&api)).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let seen = api.state.seen();
     assert_eq!(
         seen.last().map(|s| s.path.as_str()),
@@ -192,7 +156,7 @@ scenarios:
       - get: {{url: "/hang", name: hang, timeout: 300ms}}
 "#
     );
-    let out = run(load(&yaml, dir.path()), &target).await;
+    let out = run_plan(load_in(&yaml, dir.path()), &target).await;
     let agg = &out.metrics.aggregate;
     let broken = counter(agg, "failures.http.response_time.broken");
     let missed = counter(agg, "failures.http.response_time.capture-miss");
@@ -252,9 +216,9 @@ async fn cookies_redirects_and_gzip() {
       - get: {url: "/gzip", gzip: true, capture: {json: "$.word", as: word}}
       - get: {url: "/items/{{ cookie }}|{{ via }}|{{ after303 }}|{{ word }}", name: report}
 "#;
-    let out = run(load(&once(&url(&api), "", flow), dir.path()), &url(&api)).await;
+    let out = run_plan(load_in(&once(&url(&api), "", flow), dir.path()), &url(&api)).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let seen = api.state.seen();
     let last = seen.last().expect("requests").path.clone();
     let decoded = percent_decode(&last);
@@ -271,12 +235,12 @@ async fn cookies_redirects_and_gzip() {
       - get: {url: "/echo", capture: {json: "$.cookie", as: cookie, strict: false}}
 "#;
     let config = "  http:\n    cookies: false\n";
-    let out = run(
-        load(&once(&url(&api2), config, flow), dir.path()),
+    let out = run_plan(
+        load_in(&once(&url(&api2), config, flow), dir.path()),
         &url(&api2),
     )
     .await;
-    assert_eq!(errors(&out.metrics.aggregate), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let seen = api2.state.seen();
     assert_eq!(seen.len(), 2);
     assert!(!seen[1].body.contains("sid"));
@@ -300,9 +264,9 @@ async fn http2_over_tls_and_with_prior_knowledge() {
       - post: {url: "/login", json: {username: "h2"}, capture: {json: "$.access_token", as: t}}
 "#;
     let config = "  tls:\n    caFile: ca.pem\n  http:\n    extendedMetrics: true\n";
-    let out = run(load(&once(&target, config, flow), dir.path()), &target).await;
+    let out = run_plan(load_in(&once(&target, config, flow), dir.path()), &target).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let seen = api.state.seen();
     assert_eq!(seen.len(), 2);
     assert!(
@@ -316,12 +280,12 @@ async fn http2_over_tls_and_with_prior_knowledge() {
 
     let plain = start(Flavour::Plain).await;
     let config = "  http:\n    http2: true\n";
-    let out = run(
-        load(&once(&url(&plain), config, flow), dir.path()),
+    let out = run_plan(
+        load_in(&once(&url(&plain), config, flow), dir.path()),
         &url(&plain),
     )
     .await;
-    assert_eq!(errors(&out.metrics.aggregate), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let seen = plain.state.seen();
     assert!(
         seen.iter().all(|s| s.version == http::Version::HTTP_2),
@@ -342,9 +306,9 @@ async fn a_stalled_response_shows_in_p99_despite_coordinated_omission() {
           - think: 10ms
         duration: 2s
 "#;
-    let out = run(load(&once(&url(&api), "", flow), dir.path()), &url(&api)).await;
+    let out = run_plan(load_in(&once(&url(&api), "", flow), dir.path()), &url(&api)).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let tick = &agg.summaries["http.response_time.tick"];
     // Only one response was slow, but the ~100 requests scheduled during the stall are
     // measured from their schedule: far more than 1 % of the samples are late.
@@ -421,9 +385,9 @@ scenarios:
             username: "{{{{ username }}}}"
 "#
     );
-    let out = run(load(&yaml, dir.path()), &target).await;
+    let out = run_plan(load_in(&yaml, dir.path()), &target).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(counter(agg, "vusers.created"), 6);
     assert_eq!(counter(agg, "vusers.completed"), 6);
     assert!(
@@ -477,8 +441,8 @@ async fn stats_and_failures_csv_have_locust_rows_per_endpoint() {
       - get: {url: "/status/503", name: flaky, expect: {statusCode: 200}}
 "#;
     let yaml = once(&url(&api), "", flow).replace("arrivalCount: 1", "arrivalCount: 3");
-    let plan = load(&yaml, dir.path());
-    let out = run(plan.clone(), &url(&api)).await;
+    let plan = load_in(&yaml, dir.path());
+    let out = run_plan(plan.clone(), &url(&api)).await;
     let result = result_of(&plan, &out);
     let stats =
         String::from_utf8(chatload::report::stats_csv(&result).expect("stats")).expect("utf-8");
@@ -547,9 +511,9 @@ scenarios:
 "#,
         api = url(&api)
     );
-    let out = run(load(&yaml, dir.path()), &chat_target).await;
+    let out = run_plan(load_in(&yaml, dir.path()), &chat_target).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let pongs = agg.summaries.get("latency.pong").map_or(0, |s| s.count);
     let logins = agg
         .summaries
@@ -572,9 +536,9 @@ async fn a_shared_pool_bounds_the_connections_of_all_vusers() {
     for (config, most) in [("", 6), ("  http:\n    pool: 2\n", 2)] {
         let api = start(Flavour::Plain).await;
         let yaml = once(&url(&api), config, flow).replace("arrivalCount: 1", "arrivalCount: 6");
-        let out = run(load(&yaml, dir.path()), &url(&api)).await;
+        let out = run_plan(load_in(&yaml, dir.path()), &url(&api)).await;
         let agg = &out.metrics.aggregate;
-        assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+        assert_no_errors(&out);
         assert_eq!(counter(agg, "http.responses"), 30);
         let connections = api.state.connections.load(Ordering::SeqCst);
         assert!(

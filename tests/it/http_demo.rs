@@ -2,57 +2,7 @@
 //! Artillery plan as its users write it, with only the routes changed to the demo API's, and
 //! the client-testing routes (cookies, redirect chains, gzip).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use chatload::engine::{self, RunOptions, RunOutcome};
-use chatload::plan::{self, Format, Plan};
-use chatload::server::{self, ServerConfig, ServerHandle};
-
-async fn demo() -> ServerHandle {
-    server::spawn(ServerConfig {
-        http: true,
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("demo API")
-}
-
-fn load(yaml: &str, dir: &std::path::Path) -> Plan {
-    match plan::load_str(yaml, &dir.join("plan.yml"), Format::Yaml) {
-        Ok(plan) => plan,
-        Err(p) => panic!(
-            "{}",
-            p.problems
-                .iter()
-                .map(|p| format!("{p}\n"))
-                .collect::<String>()
-        ),
-    }
-}
-
-async fn run(plan: Plan, target: &str) -> RunOutcome {
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), target, RunOptions::default()),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
-}
-
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
-}
-
-fn errors(out: &RunOutcome) -> u64 {
-    out.metrics.aggregate.errors_total()
-}
+use crate::common::{assert_no_errors, counter, demo, load_in, run_plan};
 
 /// The Artillery plan of the API performance document (login capturing the token, Bearer
 /// headers, weighted scenarios, a CSV payload, think in seconds), routes of the demo API.
@@ -140,8 +90,8 @@ scenarios:
             Authorization: "Bearer {{{{ token }}}}"
 "#
     );
-    let out = run(load(&yaml, dir.path()), &target).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let out = run_plan(load_in(&yaml, dir.path()), &target).await;
+    assert_no_errors(&out);
     assert_eq!(counter(&out, "vusers.created"), 8);
     assert_eq!(counter(&out, "vusers.completed"), 8);
     assert!(
@@ -185,8 +135,8 @@ scenarios:
       - get: {{url: "/echo", qs: {{landed: "{{{{ landed }}}}"}}, expect: {{matchesRegexp: "/echo"}}}}
 "#
     );
-    let out = run(load(&yaml, dir.path()), &target).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    let out = run_plan(load_in(&yaml, dir.path()), &target).await;
+    assert_no_errors(&out);
     assert_eq!(counter(&out, "http.codes.302"), 2 * 3);
     assert_eq!(counter(&out, "http.codes.200"), 2 * 5);
 }

@@ -2,41 +2,16 @@
 //! steps, `maxSockets`, and captured JSON values sent back in a body.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use chatload::engine::{self, RunOptions, RunOutcome};
 use chatload::plan::{self, Format, Plan, Problems};
-use chatload::server::{self, ServerConfig};
 
 use super::http::server::{Flavour, start};
+use crate::common::{counter, demo, load_in, run_plan};
 
+/// Loads the YAML plan `yaml` as `plan.yml` in `dir`, or says what is wrong with it.
 fn load(yaml: &str, dir: &std::path::Path) -> Result<Plan, Problems> {
     plan::load_str(yaml, &dir.join("plan.yml"), Format::Yaml)
-}
-
-fn loaded(yaml: &str, dir: &std::path::Path) -> Plan {
-    load(yaml, dir).unwrap_or_else(|p| panic!("{p}"))
-}
-
-async fn run(plan: Plan, target: &str) -> RunOutcome {
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), target, RunOptions::default()),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
-}
-
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
 }
 
 /// Runs the real binary with `args` and `CHATLOAD_IT_API_URL=url`, off the runtime's threads
@@ -58,12 +33,7 @@ async fn binary(args: Vec<std::ffi::OsString>, url: String) -> std::process::Out
 /// value that is not a URL is a `check` error that says what it rendered to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_templated_scenario_target_is_rendered_from_the_environment() {
-    let demo = server::spawn(ServerConfig {
-        http: true,
-        ..ServerConfig::default()
-    })
-    .await
-    .expect("demo API");
+    let demo = demo().await;
     let other = start(Flavour::Plain).await;
     let dir = tempfile::tempdir().expect("dir");
     let plan = dir.path().join("plan.yml");
@@ -141,8 +111,8 @@ fn http_steps_on_the_embedded_target_need_the_embedded_http_api() {
         "{problems}"
     );
     let with_http = "  embedded: {http: true}\n";
-    loaded(&plan(with_http, http_flow), dir.path());
-    loaded(&plan("", socket_flow), dir.path());
+    load_in(&plan(with_http, http_flow), dir.path());
+    load_in(&plan("", socket_flow), dir.path());
     let problems = load(&plan(with_http, socket_flow), dir.path())
         .expect_err("socket steps need the chat server")
         .to_string();
@@ -175,7 +145,7 @@ async fn max_sockets_caps_the_connections_a_vuser_keeps_open() {
             a = a.addr,
             b = b.addr
         );
-        let out = run(loaded(&yaml, dir.path()), &format!("http://{}", a.addr)).await;
+        let out = run_plan(load_in(&yaml, dir.path()), &format!("http://{}", a.addr)).await;
         assert_eq!(out.metrics.aggregate.errors_total(), 0, "{:?}", out.errors);
         assert_eq!(counter(&out, "http.responses"), 6);
         let accepted = (
@@ -214,7 +184,7 @@ scenarios:
           expect: {{equals: ["{{{{ zipped }}}}", "true"]}}
 "#
     );
-    let out = run(loaded(&yaml, dir.path()), &target).await;
+    let out = run_plan(load_in(&yaml, dir.path()), &target).await;
     assert_eq!(out.metrics.aggregate.errors_total(), 0, "{:?}", out.errors);
     let seen = api.state.seen();
     let body = &seen.last().expect("the post").body;

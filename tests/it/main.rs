@@ -5,6 +5,7 @@ mod adaptive;
 mod artillery;
 mod check;
 mod cli;
+mod common;
 mod faults;
 mod files;
 mod fuzz_corpus;

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatload::engine::vuser::stamp;
-use chatload::engine::{self, RunOptions, RunOutcome};
+use chatload::engine::{RunOptions, RunOutcome};
 use chatload::metrics::Summary;
 use chatload::plan::*;
-use chatload::protocol::{CodecConfig, Matcher};
+use chatload::protocol::CodecConfig;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+
+use crate::common::{counter, errors, expect_match, run_within};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -118,16 +120,7 @@ fn plan(env: minijinja::Environment<'static>, steps: Vec<Step>, turns: u64) -> P
 fn send_expect(message: Text, pattern: &str, metric: &str) -> Step {
     Step::Send {
         message: SendSpec::Text(message),
-        expect: Some(Expect {
-            matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
-            template: None,
-            types: None,
-            decode: Vec::new(),
-            timeout: None,
-            captures: Vec::new(),
-            metric: metric.into(),
-            strict: false,
-        }),
+        expect: Some(expect_match(pattern, metric)),
     }
 }
 
@@ -143,36 +136,11 @@ async fn go(plan: Plan, target: &str, run_id: &str) -> RunOutcome {
         run_id: Some(run_id.to_owned()),
         ..RunOptions::default()
     };
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        engine::run(Arc::new(plan), target, options),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
+    run_within(Duration::from_secs(120), plan, target, options).await
 }
 
 fn summary<'a>(out: &'a RunOutcome, name: &str) -> Option<&'a Summary> {
     out.metrics.aggregate.summaries.get(name)
-}
-
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
-}
-
-fn errors(out: &RunOutcome) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .iter()
-        .filter(|(k, _)| k.starts_with("errors."))
-        .map(|(_, v)| *v)
-        .sum()
 }
 
 /// Equal within HdrHistogram's 3 significant digits.

@@ -7,21 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatload::engine::{RunOptions, RunOutcome};
-use chatload::plan::{self, Format, Plan};
+use chatload::plan::Plan;
 use tokio::time::Instant;
 
-fn yaml_plan(text: &str) -> Plan {
-    plan::load_str(text, Path::new("overrun.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("the plan should load: {problems:?}"))
-}
+use crate::common::counter;
 
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
+/// The YAML plan `text`, as if read from `overrun.yml`.
+fn yaml_plan(text: &str) -> Plan {
+    crate::common::yaml_plan(text, Path::new("overrun.yml"))
 }
 
 /// 1 000 arrivals a second for 5 s (5 000 in all), each vuser thinking for an hour, ended by

@@ -2,21 +2,35 @@
 //! a shared room, branches (`if`, `pick`, `while`), setup and teardown (`before`/`after`,
 //! hooks), and per-scenario `count`/`startAfter`.
 
+use std::ffi::OsStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chatload::engine::{self, RunOptions, RunOutcome};
-use chatload::plan::{Format, Plan};
-use chatload::server::{self, ServerConfig};
+use chatload::engine::{RunOptions, RunOutcome};
+use chatload::plan::Plan;
+use chatload::server::ServerConfig;
 
+use crate::common::{
+    assert_no_errors, chatload, count, counter, run_on_server, write_plan, yaml_plan,
+};
+
+/// The YAML plan `yaml`, as if read from a file in the temporary folder.
 fn plan(yaml: &str) -> Plan {
-    let dir = std::env::temp_dir();
-    chatload::plan::load_str(yaml, &dir.join("plan-lang.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"))
+    yaml_plan(yaml, &std::env::temp_dir().join("plan-lang.yml"))
 }
 
 /// Runs `plan` against its embedded server, collecting the `log` lines.
 async fn run_logged(plan: Plan, options: RunOptions) -> (RunOutcome, Vec<String>) {
+    run_logging(plan, options, |_| {}).await
+}
+
+/// Runs `plan` against its embedded server, collecting the `log` lines and handing each to
+/// `also` as it comes.
+async fn run_logging(
+    plan: Plan,
+    options: RunOptions,
+    also: impl Fn(&str) + Send + Sync + 'static,
+) -> (RunOutcome, Vec<String>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
     let options = RunOptions {
@@ -24,33 +38,13 @@ async fn run_logged(plan: Plan, options: RunOptions) -> (RunOutcome, Vec<String>
             if let Ok(mut lines) = sink.lock() {
                 lines.push(line.to_owned());
             }
+            also(line);
         })),
         ..options
     };
-    let config = ServerConfig::default();
-    let server = server::spawn(config.clone()).await.expect("server starts");
-    let target = config.client_address(server.addr());
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), &target, options),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts");
+    let out = run_on_server(plan, ServerConfig::default(), options).await;
     let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
     (out, lines)
-}
-
-fn count(out: &RunOutcome, histogram: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .summaries
-        .get(histogram)
-        .map_or(0, |s| s.count)
-}
-
-fn errors(out: &RunOutcome) -> u64 {
-    out.metrics.aggregate.errors_total()
 }
 
 /// Six vusers in one room whose name is regex syntax: each waits for its own echo with a
@@ -85,7 +79,7 @@ scenarios:
 "#,
     );
     let (out, lines) = run_logged(plan, RunOptions::default()).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(count(&out, "latency.login"), 6);
     assert_eq!(count(&out, "latency.own"), 18);
     assert_eq!(lines.len(), 18, "{lines:?}");
@@ -99,15 +93,6 @@ scenarios:
             "{line}"
         );
     }
-}
-
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
 }
 
 /// 2 000 picks (4 vusers × 500 turns) with a fixed seed land on the 3:1 branches within 5 %
@@ -141,7 +126,7 @@ scenarios:
         ..RunOptions::default()
     };
     let (out, _) = run_logged(plan, options).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let (a, b) = (count(&out, "latency.a"), count(&out, "latency.b"));
     assert_eq!(a + b, 2000, "{:?}", out.metrics.aggregate.counters);
     assert!(
@@ -179,7 +164,7 @@ scenarios:
 "#,
     );
     let (out, _) = run_logged(plan, RunOptions::default()).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(count(&out, "latency.confirm"), 3);
     assert_eq!(count(&out, "latency.cancel"), 3);
     assert_eq!(count(&out, "latency.turn"), 30, "five turns per vuser");
@@ -228,7 +213,7 @@ scenarios:
 "#,
     );
     let (out, _) = run_logged(plan, RunOptions::default()).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(created(&out, "publisher"), 2);
     assert_eq!(created(&out, "subscriber"), 10);
     assert_eq!(count(&out, "latency.got"), 20);
@@ -265,7 +250,7 @@ scenarios:
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let (out, lines) = run_logged(plan, RunOptions::default()).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(created(&out, "late"), 2, "the fixed count, at a time");
     assert_eq!(created(&out, "lurker"), 4, "the rest of the 6");
     let first: u64 = lines
@@ -304,7 +289,7 @@ scenarios:
 "#,
     );
     let (out, _) = run_logged(plan, RunOptions::default()).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let summary = out.metrics.aggregate.summaries.get("server_time");
     assert_eq!(summary.map(|s| s.count), Some(12));
     let max = summary.map_or(0.0, |s| s.max);
@@ -360,38 +345,20 @@ after:
         ..RunOptions::default()
     };
     let counting = Arc::clone(&lines_seen);
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&lines);
-    let options = RunOptions {
-        on_log: Some(Arc::new(move |line: &str| {
-            if let Ok(mut lines) = sink.lock() {
-                lines.push(line.to_owned());
-            }
-            if let Ok(mut n) = counting.lock() {
-                *n += 1;
-            }
-        })),
-        ..options
-    };
-    let config = ServerConfig::default();
-    let server = server::spawn(config.clone()).await.expect("server starts");
-    let target = config.client_address(server.addr());
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), &target, options),
-    )
-    .await
-    .expect("Ctrl-C ends the run early")
-    .expect("run starts");
+    let (out, lines) = run_logging(plan, options, move |_| {
+        if let Ok(mut n) = counting.lock() {
+            *n += 1;
+        }
+    })
+    .await;
     assert!(out.interrupted);
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(count(&out, "latency.before"), 1, "the before flow ran once");
     assert_eq!(
         count(&out, "latency.bye"),
         1,
         "the after flow ran once, after Ctrl-C"
     );
-    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(lines.len() >= 3, "{lines:?}");
     let tokens: std::collections::BTreeSet<&str> = lines
         .iter()
@@ -417,8 +384,7 @@ scenarios:
       - send: "PING 1"
         expect: {match: "^PONG 1$", name: ping}
 "#;
-    let plan = chatload::plan::load_str(yaml, &dir.path().join("hooks.yml"), Format::Yaml)
-        .unwrap_or_else(|p| panic!("{p}"));
+    let plan = yaml_plan(yaml, &dir.path().join("hooks.yml"));
     let (out, _) = run_logged(plan, RunOptions::default()).await;
     assert_eq!(count(&out, "latency.ping"), 2);
     let summary: Vec<(&str, Option<i32>, &str)> = out
@@ -458,14 +424,15 @@ scenarios:
   - flow: [connect, {{send: "PING 1"}}]
 "#
     );
-    let path = dir.path().join("failing.yml");
-    std::fs::write(&path, plan).expect("write plan");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(["run", "--quiet", "--out"])
-        .arg(dir.path().join("reports"))
-        .arg(&path)
-        .output()
-        .expect("chatload runs");
+    let path = write_plan(dir.path(), "failing.yml", &plan);
+    let reports = dir.path().join("reports");
+    let out = chatload([
+        OsStr::new("run"),
+        OsStr::new("--quiet"),
+        OsStr::new("--out"),
+        reports.as_os_str(),
+        path.as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("seed failed"), "{stderr}");

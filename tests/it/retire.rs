@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use chatload::engine::RunOptions;
-use chatload::plan::{self, Format, Plan};
-use chatload::server::{self, ServerConfig};
+use chatload::plan::Plan;
+use chatload::server::ServerConfig;
 
-use crate::run::run_with;
+use crate::common::{run_with, serve, yaml_plan};
 
 fn plan(phases: &str) -> Plan {
     let text = format!(
@@ -16,15 +16,12 @@ fn plan(phases: &str) -> Plan {
          scenarios:\n  - flow:\n      - connect\n      - loop:\n          - send: \"PING x\"\n\
          \x20           expect: {{match: \"^PONG\", name: ping}}\n"
     );
-    plan::load_str(&text, Path::new("retire.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("the plan should load: {problems}"))
+    yaml_plan(&text, Path::new("retire.yml"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smaller_phase_retires_busy_vusers_at_its_start() {
-    let server = server::spawn(ServerConfig::default())
-        .await
-        .expect("server starts");
+    let server = serve(ServerConfig::default()).await;
     let plan = plan("[{vusers: 4, duration: 1s}, {vusers: 1, duration: 1s}]");
     let out = run_with(plan, &server, RunOptions::default()).await;
     let agg = &out.metrics.aggregate;

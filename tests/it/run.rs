@@ -1,17 +1,22 @@
 //! Integration tests: `chatload run` — the engine in-process against the reference server on
 //! port 0, plus one run of the real binary.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chatload::engine::{self, RunOptions, RunOutcome};
-use chatload::metrics::PeriodSummary;
 use chatload::plan::*;
 use chatload::protocol::{CaptureSource, CodecConfig, Matcher};
 use chatload::server::{self, ServerConfig, ServerHandle};
 use chatload::vocab::Stat;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{
+    assert_no_errors, chatload, count, counter, errors, expect_match as expect, result_json,
+    run_at, run_with, run_within, serve, write_plan, yaml_plan,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -60,6 +65,17 @@ impl Builder {
         Step::Send {
             message: SendSpec::Text(self.t(source)),
             expect: Some(expect(pattern, metric)),
+        }
+    }
+
+    /// A loop of `message` expecting a PONG (metric `ping`), each turn followed by a think.
+    fn ping_loop(&mut self, message: &str, pause_ms: u64, bound: LoopBound) -> Step {
+        Step::Loop {
+            steps: vec![
+                self.send_expect(message, "^PONG", "ping"),
+                think(pause_ms, pause_ms),
+            ],
+            bound,
         }
     }
 
@@ -135,19 +151,6 @@ impl Builder {
     }
 }
 
-fn expect(pattern: &str, metric: &str) -> Expect {
-    Expect {
-        matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
-        template: None,
-        types: None,
-        decode: Vec::new(),
-        timeout: None,
-        captures: Vec::new(),
-        metric: metric.into(),
-        strict: false,
-    }
-}
-
 fn think(min_ms: u64, max_ms: u64) -> Step {
     Step::Think(Think {
         min: ms(min_ms),
@@ -169,7 +172,7 @@ fn rate(duration: Duration, per_sec: f64) -> PhaseShape {
     }
 }
 
-fn count(duration: Duration, n: u64) -> PhaseShape {
+fn arrival_count(duration: Duration, n: u64) -> PhaseShape {
     PhaseShape::ArrivalCount { duration, count: n }
 }
 
@@ -177,7 +180,7 @@ fn count(duration: Duration, n: u64) -> PhaseShape {
 /// only after the end of its phase: with a 10 ms phase a loaded machine that started the
 /// generator 10 ms late lost the only vuser, and the test saw an empty run.
 fn one_arrival() -> PhaseShape {
-    count(SECOND, 1)
+    arrival_count(SECOND, 1)
 }
 
 fn closed(duration: Duration, vusers: u64, ramp_to: Option<u64>) -> PhaseShape {
@@ -190,37 +193,9 @@ fn closed(duration: Duration, vusers: u64, ramp_to: Option<u64>) -> PhaseShape {
     }
 }
 
-async fn serve(config: ServerConfig) -> ServerHandle {
-    server::spawn(config).await.expect("server starts")
-}
-
+/// Runs `plan` against `server` with the default options.
 async fn run(plan: Plan, server: &ServerHandle) -> RunOutcome {
     run_with(plan, server, RunOptions::default()).await
-}
-
-/// Runs `plan` against `server`, bounded in time; shared by the other test modules.
-pub(crate) async fn run_with(plan: Plan, server: &ServerHandle, options: RunOptions) -> RunOutcome {
-    let target = server.addr().to_string();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), &target, options),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
-}
-
-fn counter(summary: &PeriodSummary, name: &str) -> u64 {
-    summary.counters.get(name).copied().unwrap_or(0)
-}
-
-fn errors(summary: &PeriodSummary) -> u64 {
-    summary
-        .counters
-        .iter()
-        .filter(|(k, _)| k.starts_with("errors."))
-        .map(|(_, v)| *v)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,11 +212,8 @@ async fn fifty_arrivals_per_second_for_four_seconds_create_200_vusers() {
     let created = counter(agg, "vusers.created");
     assert!((198..=202).contains(&created), "created {created}");
     assert_eq!(counter(agg, "vusers.completed"), created);
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
-    assert_eq!(
-        agg.summaries.get("latency.ping").map(|s| s.count),
-        Some(created)
-    );
+    assert_no_errors(&out);
+    assert_eq!(count(agg, "latency.ping"), created);
     assert!(!out.interrupted);
 }
 
@@ -266,7 +238,7 @@ async fn a_closed_ramp_from_0_to_100_reaches_100_connected() {
     assert_eq!(counter(agg, "vusers.completed"), 100);
     assert_eq!(out.vusers_cancelled, 0);
     assert_eq!(agg.gauges.get("connections.open").map(|g| g.last), Some(0));
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     // The ramp phase saw the target grow. (How close to 100 it got within its second depends
     // on the machine's load; the ramp's exact targets are unit-tested in engine/load/schedule.rs.)
     let ramp = out.metrics.phases.first().expect("ramp phase");
@@ -300,10 +272,10 @@ async fn captures_feed_later_sends() {
         },
         Step::Disconnect,
     ];
-    let out = run(b.plan(vec![count(ms(100), 3)], flow), &server).await;
+    let out = run(b.plan(vec![arrival_count(ms(100), 3)], flow), &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
-    assert_eq!(agg.summaries.get("latency.echo").map(|s| s.count), Some(3));
+    assert_no_errors(&out);
+    assert_eq!(count(agg, "latency.echo"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +294,7 @@ async fn a_missing_capture_is_a_counted_capture_error() {
             expect: Some(pong),
         },
     ];
-    let out = run(b.plan(vec![count(ms(100), 2)], flow), &server).await;
+    let out = run(b.plan(vec![arrival_count(ms(100), 2)], flow), &server).await;
     let agg = &out.metrics.aggregate;
     assert_eq!(counter(agg, "errors.capture"), 2);
     assert_eq!(counter(agg, "vusers.failed"), 2);
@@ -351,11 +323,11 @@ async fn a_handler_answers_server_pushes() {
         think(300, 300),
         Step::Disconnect,
     ];
-    let out = run(b.plan(vec![count(ms(100), 2)], flow), &server).await;
+    let out = run(b.plan(vec![arrival_count(ms(100), 2)], flow), &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(counter(agg, "handled.ping"), 2);
-    assert_eq!(agg.summaries.get("latency.pong").map(|s| s.count), Some(2));
+    assert_eq!(count(agg, "latency.pong"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,9 +348,9 @@ async fn stamped_says_in_a_five_member_room_give_exactly_75_deliveries() {
         think(500, 500),
         Step::Disconnect,
     ];
-    let out = run(b.plan(vec![count(ms(100), 5)], flow), &server).await;
+    let out = run(b.plan(vec![arrival_count(ms(100), 5)], flow), &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let delivery = agg.summaries.get("delivery").expect("delivery recorded");
     assert_eq!(delivery.count, 75);
     assert!(
@@ -397,17 +369,11 @@ async fn server_delay_shows_in_latency() {
     let mut b = Builder::new();
     let flow = vec![
         connect(),
-        Step::Loop {
-            steps: vec![
-                b.send_expect("PING {{ loop.index }}", "^PONG", "ping"),
-                think(50, 50),
-            ],
-            bound: LoopBound::Count(10),
-        },
+        b.ping_loop("PING {{ loop.index }}", 50, LoopBound::Count(10)),
     ];
-    let out = run(b.plan(vec![count(ms(200), 5)], flow), &server).await;
+    let out = run(b.plan(vec![arrival_count(ms(200), 5)], flow), &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let ping = agg.summaries.get("latency.ping").expect("latency");
     assert_eq!(ping.count, 50);
     // Every reply waits the 30 ms delay (HdrHistogram reports within 0.1 %); how much longer
@@ -444,8 +410,8 @@ async fn think_ranges_are_respected() {
     let out = run(plan, &server).await;
     let took = started.elapsed();
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
-    assert_eq!(agg.summaries.get("latency.echo").map(|s| s.count), Some(6));
+    assert_no_errors(&out);
+    assert_eq!(count(agg, "latency.echo"), 6);
     // Six thinks of 100..200 ms each: at least 600 ms. (The upper bound depends on the
     // machine's load; the engine's paused-clock test `think_ranges_are_respected` checks it.)
     assert!(took >= ms(600), "took {took:?}");
@@ -458,13 +424,7 @@ async fn a_server_killed_mid_run_gives_counted_errors() {
     b.timeout = ms(500);
     let flow = vec![
         connect(),
-        Step::Loop {
-            steps: vec![
-                b.send_expect("PING {{ loop.index }}", "^PONG", "ping"),
-                think(20, 20),
-            ],
-            bound: LoopBound::Forever,
-        },
+        b.ping_loop("PING {{ loop.index }}", 20, LoopBound::Forever),
     ];
     let plan = b.plan(vec![closed(ms(1500), 5, None)], flow);
     let target = server.addr().to_string();
@@ -472,13 +432,7 @@ async fn a_server_killed_mid_run_gives_counted_errors() {
         tokio::time::sleep(ms(500)).await;
         server.shutdown().await;
     });
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        engine::run(Arc::new(plan), &target, RunOptions::default()),
-    )
-    .await
-    .expect("ends")
-    .expect("runs");
+    let out = run_within(30 * SECOND, plan, &target, RunOptions::default()).await;
     killer.await.expect("killer");
     // The results still serialize and write.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -496,20 +450,14 @@ async fn a_server_killed_mid_run_gives_counted_errors() {
         "{:?}",
         agg.counters
     );
-    assert!(agg.summaries.get("latency.ping").map(|s| s.count) > Some(0));
+    assert!(count(agg, "latency.ping") > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_request_stops_the_run_and_keeps_partial_results() {
     let server = serve(ServerConfig::default()).await;
     let mut b = Builder::new();
-    let flow = vec![
-        connect(),
-        Step::Loop {
-            steps: vec![b.send_expect("PING 1", "^PONG", "ping"), think(50, 50)],
-            bound: LoopBound::Forever,
-        },
-    ];
+    let flow = vec![connect(), b.ping_loop("PING 1", 50, LoopBound::Forever)];
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     let started = tokio::time::Instant::now();
@@ -545,7 +493,7 @@ async fn a_shutdown_request_stops_the_run_and_keeps_partial_results() {
     assert!(out.interrupted);
     let agg = &out.metrics.aggregate;
     assert_eq!(counter(agg, "vusers.created"), 4);
-    assert!(agg.summaries.get("latency.ping").map(|s| s.count) > Some(20));
+    assert!(count(agg, "latency.ping") > 20);
     assert!(!out.metrics.intermediate.is_empty());
 }
 
@@ -560,16 +508,10 @@ async fn a_stalling_server_shows_in_p99_despite_coordinated_omission() {
     })
     .await;
     let mut b = Builder::new();
-    let flow = vec![
-        connect(),
-        Step::Loop {
-            steps: vec![b.send_expect("PING x", "^PONG", "ping"), think(10, 10)],
-            bound: LoopBound::Forever,
-        },
-    ];
+    let flow = vec![connect(), b.ping_loop("PING x", 10, LoopBound::Forever)];
     let out = run(b.plan(vec![closed(12 * SECOND, 10, None)], flow), &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let ping = agg.summaries.get("latency.ping").expect("latency");
     assert!(ping.p99 >= 900.0, "p99 {} ms", ping.p99);
 }
@@ -577,9 +519,9 @@ async fn a_stalling_server_shows_in_p99_despite_coordinated_omission() {
 #[test]
 fn the_binary_runs_a_tiny_embedded_plan_and_writes_result_json() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let plan = dir.path().join("tiny.yml");
-    std::fs::write(
-        &plan,
+    let plan = write_plan(
+        dir.path(),
+        "tiny.yml",
         r#"
 config:
   target: embedded
@@ -593,23 +535,21 @@ scenarios:
         expect: {match: "^PONG", name: ping}
       - disconnect
 "#,
-    )
-    .expect("plan written");
+    );
     let out = dir.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .args(["--seed", "9007199254740993"])
-        .output()
-        .expect("binary runs");
+    let output = chatload([
+        OsStr::new("run"),
+        plan.as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+        OsStr::new("--quiet"),
+        OsStr::new("--seed"),
+        OsStr::new("9007199254740993"),
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
-    let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let result = result_json(&out);
     assert_eq!(result["format"], "chatload.result/v2");
     // Above 2^53 on purpose: the seed is written exactly, not through a double.
     assert_eq!(result["run"]["seed"].as_u64(), Some(9_007_199_254_740_993));
@@ -632,9 +572,9 @@ scenarios:
 #[test]
 fn ctrl_c_on_the_binary_writes_partial_results_and_exits_130() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let plan = dir.path().join("long.yml");
-    std::fs::write(
-        &plan,
+    let plan = write_plan(
+        dir.path(),
+        "long.yml",
         r#"
 config:
   target: embedded
@@ -650,8 +590,7 @@ scenarios:
           - log: "ping answered"
           - think: 50ms
 "#,
-    )
-    .expect("plan written");
+    );
     let out = dir.path().join("out");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
         .arg("run")
@@ -704,8 +643,7 @@ scenarios:
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));
-    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
-    let result: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let result = result_json(&out);
     assert_eq!(result["run"]["interrupted"], true);
     assert_eq!(result["run"]["exitCode"], 130);
     assert!(result["aggregate"]["summaries"]["latency.ping"]["count"].as_u64() > Some(10));
@@ -726,7 +664,7 @@ async fn a_lost_connection_is_reconnected_per_the_policy_then_fails() {
     let out = run(b.plan(vec![one_arrival()], flow), &server).await;
     let agg = &out.metrics.aggregate;
     assert_eq!(counter(agg, "errors.closed"), 3, "{:?}", agg.counters);
-    assert_eq!(agg.summaries.get("connect").map(|s| s.count), Some(3));
+    assert_eq!(count(agg, "connect"), 3);
     assert_eq!(counter(agg, "vusers.created"), 1);
     assert_eq!(counter(agg, "vusers.failed"), 1);
 }
@@ -771,14 +709,13 @@ scenarios:
       - think: 300ms
       - disconnect
 "#;
-    let plan = chatload::plan::load_str(yaml, std::path::Path::new("binary.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"));
+    let plan = yaml_plan(yaml, std::path::Path::new("binary.yml"));
     let out = run(plan, &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
-    assert_eq!(agg.summaries.get("latency.ping").map(|s| s.count), Some(2));
+    assert_no_errors(&out);
+    assert_eq!(count(agg, "latency.ping"), 2);
     // Both members receive both stamped SAYs (the server echoes to the sender too).
-    assert_eq!(agg.summaries.get("delivery").map(|s| s.count), Some(4));
+    assert_eq!(count(agg, "delivery"), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -796,7 +733,7 @@ async fn an_expect_takes_a_reply_that_arrived_during_a_think() {
     ];
     let out = run(b.plan(vec![one_arrival()], flow), &server).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let echo = agg.summaries.get("latency.echo").expect("latency");
     assert_eq!(echo.count, 1);
     // Measured to the reply's arrival: shorter than the 300 ms think it arrived during.
@@ -827,20 +764,14 @@ async fn connections_are_spread_over_source_addresses() {
     // behind (or the phase is over), so a loaded machine still starts all four. (Four in
     // 20 ms lost the later ones whenever the generator was a few ms late, and the accept
     // below then waited forever for connections that were never made.)
-    let mut plan = b.plan(vec![count(4 * SECOND, 4)], flow);
+    let mut plan = b.plan(vec![arrival_count(4 * SECOND, 4)], flow);
     plan.source_addresses = vec![
         "127.0.0.2".parse().expect("ip"),
         "127.0.0.3".parse().expect("ip"),
     ];
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        engine::run(Arc::new(plan), &target, RunOptions::default()),
-    )
-    .await
-    .expect("ends")
-    .expect("runs");
+    let out = run_within(30 * SECOND, plan, &target, RunOptions::default()).await;
     let agg = &out.metrics.aggregate;
-    assert_eq!(errors(agg), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(counter(agg, "vusers.created"), 4, "{:?}", agg.counters);
     // Every vuser connected, so the four connections are queued on the listener already;
     // the bound only turns a hang into a failure.
@@ -873,13 +804,7 @@ fn always_failing(metric: &str, abort_on_fail: bool) -> Ensure {
 async fn thresholds_are_evaluated_and_abort_on_fail_stops_the_run() {
     let server = serve(ServerConfig::default()).await;
     let mut b = Builder::new();
-    let flow = vec![
-        connect(),
-        Step::Loop {
-            steps: vec![b.send_expect("PING 1", "^PONG", "ping"), think(20, 20)],
-            bound: LoopBound::Forever,
-        },
-    ];
+    let flow = vec![connect(), b.ping_loop("PING 1", 20, LoopBound::Forever)];
     let mut plan = b.plan(vec![closed(Duration::from_secs(30), 2, None)], flow);
     plan.ensure = always_failing("latency.ping", true);
     let options = RunOptions {
@@ -908,9 +833,9 @@ async fn thresholds_are_evaluated_and_abort_on_fail_stops_the_run() {
 #[test]
 fn the_binary_exits_1_when_a_threshold_fails_and_writes_every_report() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let plan = dir.path().join("strict.yml");
-    std::fs::write(
-        &plan,
+    let plan = write_plan(
+        dir.path(),
+        "strict.yml",
         r#"
 config:
   target: embedded
@@ -925,23 +850,21 @@ scenarios:
       - send: "PING 1"
         expect: {match: "^PONG", name: ping}
 "#,
-    )
-    .expect("plan written");
+    );
     let out = dir.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(["run", "--quiet", "--format", "json,csv,html", "--out"])
-        .arg(&out)
-        .arg(&plan)
-        .output()
-        .expect("binary runs");
+    let output = chatload(
+        ["run", "--quiet", "--format", "json,csv,html", "--out"]
+            .map(OsStr::new)
+            .into_iter()
+            .chain([out.as_os_str(), plan.as_os_str()]),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     for file in ["result.json", "stats.csv", "history.csv", "report.html"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
-    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
-    let result: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let result = result_json(&out);
     assert_eq!(result["run"]["exitCode"], 1);
     assert_eq!(result["thresholds"][0]["passed"], false);
 }
@@ -950,11 +873,11 @@ scenarios:
 #[test]
 fn the_binary_records_monitor_samples_of_the_plan_s_process_alongside_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let plan = dir.path().join("monitored.yml");
     // Any live process will do: the test process itself.
-    std::fs::write(
-        &plan,
-        format!(
+    let plan = write_plan(
+        dir.path(),
+        "monitored.yml",
+        &format!(
             r#"
 config:
   target: embedded
@@ -969,19 +892,17 @@ scenarios:
 "#,
             pid = std::process::id()
         ),
-    )
-    .expect("plan written");
+    );
     let out = dir.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(["run", "--quiet", "--format", "json", "--out"])
-        .arg(&out)
-        .arg(&plan)
-        .output()
-        .expect("binary runs");
+    let output = chatload(
+        ["run", "--quiet", "--format", "json", "--out"]
+            .map(OsStr::new)
+            .into_iter()
+            .chain([out.as_os_str(), plan.as_os_str()]),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let text = std::fs::read_to_string(out.join("result.json")).expect("result.json");
-    let result: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let result = result_json(&out);
     // About ten samples in 2 s; three leave a loaded machine room for late ones.
     let samples = result["monitor"].as_array().map_or(0, Vec::len);
     assert!(
@@ -995,38 +916,31 @@ scenarios:
 #[test]
 fn the_binary_exits_2_on_a_bad_plan_or_an_unwritable_output_before_any_load() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let bad = dir.path().join("bad.yml");
-    std::fs::write(
-        &bad,
+    let bad = write_plan(
+        dir.path(),
+        "bad.yml",
         "config:\n  target: embedded\n  phases:\n    - {duration: 5 mins, arrivalRate: 1}\nscenarios:\n  - flow: [connect]\n",
-    )
-    .expect("plan written");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .arg("run")
-        .arg(&bad)
-        .output()
-        .expect("binary runs");
+    );
+    let output = chatload([OsStr::new("run"), bad.as_os_str()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad.yml:4:18"), "{stderr}");
 
     // A minute-long plan whose output folder cannot be created: it must fail at once.
-    let long = dir.path().join("long.yml");
-    std::fs::write(
-        &long,
+    let long = write_plan(
+        dir.path(),
+        "long.yml",
         "config:\n  target: embedded\n  phases:\n    - {duration: 60s, vusers: 2}\nscenarios:\n  - flow: [connect, {think: 1s}]\n",
-    )
-    .expect("plan written");
+    );
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, "not a folder").expect("file written");
     let started = std::time::Instant::now();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .arg("run")
-        .arg(&long)
-        .arg("--out")
-        .arg(blocker.join("out"))
-        .output()
-        .expect("binary runs");
+    let output = chatload([
+        OsStr::new("run"),
+        long.as_os_str(),
+        OsStr::new("--out"),
+        blocker.join("out").as_os_str(),
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
@@ -1044,13 +958,7 @@ async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once(
     let flow = vec![connect(), b.send("PING 1")];
     // 5 slots for 2 s with a 100 ms backoff: at most ~5 × 20 attempts, not a busy loop.
     let plan = b.plan(vec![closed(2 * SECOND, 5, None)], flow);
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), &refused, RunOptions::default()),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts");
+    let outcome = run_at(plan, &refused, RunOptions::default()).await;
     let agg = &outcome.metrics.aggregate;
     let created = counter(agg, "vusers.created");
     assert!(created >= 5, "the pool was filled: {created}");
@@ -1100,7 +1008,7 @@ fn a_loop_that_never_awaits_still_lets_the_run_end() {
     }];
     // More spinning vusers than worker threads: without yielding they would starve the
     // runner and the run would never end.
-    let plan = b.plan(vec![count(ms(500), 4)], flow);
+    let plan = b.plan(vec![arrival_count(ms(500), 4)], flow);
     let outcome = run_on_own_runtime(plan);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.created"), 4);
     assert_eq!(counter(&outcome.metrics.aggregate, "vusers.completed"), 4);

@@ -3,13 +3,14 @@
 //! user meets when TLS or the upgrade goes wrong.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chatload::certs::TestCa;
-use chatload::engine::{self, RunOptions, RunOutcome};
-use chatload::plan::Format;
+use chatload::engine::{RunOptions, RunOutcome};
+use chatload::plan::Plan;
 use chatload::server::{self, ServerConfig, ServerTls};
+
+use crate::common::{assert_no_errors, count, counter, errors, run_at, serve, yaml_plan};
 
 /// Certificates for one test: a CA, a server certificate for 127.0.0.1 and a client one.
 struct Pki {
@@ -43,7 +44,7 @@ impl Pki {
 
 /// Five vusers in one room: log in (capturing the name), join, say something stamped, ping,
 /// and let a handler count the room's messages.
-fn chat_plan(tls_yaml: &str, dir: &Path) -> chatload::plan::Plan {
+fn chat_plan(tls_yaml: &str, dir: &Path) -> Plan {
     let yaml = format!(
         r#"
 config:
@@ -70,44 +71,28 @@ scenarios:
       - disconnect
 "#
     );
-    chatload::plan::load_str(&yaml, &dir.join("chat.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"))
+    yaml_plan(&yaml, &dir.join("chat.yml"))
 }
 
-async fn run_against(plan: chatload::plan::Plan, target: &str) -> RunOutcome {
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        engine::run(Arc::new(plan), target, RunOptions::default()),
-    )
-    .await
-    .expect("run ends in time")
-    .expect("run starts")
+/// Runs `plan` against `target` with the default options.
+async fn run_against(plan: Plan, target: &str) -> RunOutcome {
+    run_at(plan, target, RunOptions::default()).await
 }
 
-fn counter(out: &RunOutcome, name: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .counters
-        .get(name)
-        .copied()
-        .unwrap_or(0)
-}
-
-fn count(out: &RunOutcome, histogram: &str) -> u64 {
-    out.metrics
-        .aggregate
-        .summaries
-        .get(histogram)
-        .map_or(0, |s| s.count)
-}
-
-fn errors(out: &RunOutcome) -> u64 {
-    out.metrics.aggregate.errors_total()
+/// A plan of one vuser running `flow` (YAML list items, indented six spaces) once, as if read
+/// from `name`; `config` adds lines under `config:` (indented two spaces). Its phase lasts a
+/// second: the engine drops an arrival it reaches only after the end of its phase, and a
+/// loaded machine can start the generator later than a 10 ms phase lasts.
+fn one_vuser_plan(name: &str, config: &str, flow: &str) -> Plan {
+    let yaml = format!(
+        "config:\n  target: embedded\n{config}  phases:\n    - {{duration: 1s, arrivalCount: 1}}\n  defaults: {{timeout: 5s}}\nscenarios:\n  - flow:\n{flow}"
+    );
+    yaml_plan(&yaml, Path::new(name))
 }
 
 /// Runs the chat flow over one transport and checks the counts every transport must give.
 async fn chat_over(config: ServerConfig, tls_yaml: &str, pki: &Pki) -> RunOutcome {
-    let server = server::spawn(config.clone()).await.expect("server starts");
+    let server = serve(config.clone()).await;
     let target = config.client_address(server.addr());
     let out = run_against(chat_plan(tls_yaml, pki.dir.path()), &target).await;
     assert_eq!(errors(&out), 0, "{target}: {:?}", out.error_samples);
@@ -176,37 +161,24 @@ async fn every_transport_runs_the_same_chat_flow_with_the_same_counts() {
     assert_eq!(count(&out, "handshake"), 5);
 }
 
-/// One vuser that only connects, against `config`, with `tls_yaml`; returns the outcome. Its
-/// phase lasts a second: the engine drops an arrival it reaches only after the end of its
-/// phase, and a loaded machine can start the generator later than a 10 ms phase lasts.
+/// One vuser that only connects and pings, against `config`, with `tls_yaml`; returns the
+/// outcome.
 async fn connect_once(
     config: ServerConfig,
     target_scheme: Option<&str>,
     tls_yaml: &str,
 ) -> RunOutcome {
-    let server = server::spawn(config.clone()).await.expect("server starts");
+    let server = serve(config.clone()).await;
     let target = match target_scheme {
         Some("") => server.addr().to_string(),
         Some(scheme) => format!("{scheme}://{}", server.addr()),
         None => config.client_address(server.addr()),
     };
-    let yaml = format!(
-        r#"
-config:
-  target: embedded
-{tls_yaml}
-  phases:
-    - {{duration: 1s, arrivalCount: 1}}
-  defaults: {{timeout: 5s}}
-scenarios:
-  - flow:
-      - connect
+    let flow = r#"      - connect
       - send: "PING x"
-        expect: {{match: "^PONG", name: ping}}
-"#
-    );
-    let plan = chatload::plan::load_str(&yaml, Path::new("one.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"));
+        expect: {match: "^PONG", name: ping}
+"#;
+    let plan = one_vuser_plan("one.yml", &format!("{tls_yaml}\n"), flow);
     run_against(plan, &target).await
 }
 
@@ -257,7 +229,7 @@ async fn tls_verification_failures_name_the_setting_to_change() {
 
     // `config.tls` under a bare host:port target is TLS too.
     let out = connect_once(tls.clone(), Some(""), &trusted).await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert!(out.target.starts_with("tls://"), "{}", out.target);
     assert_eq!(count(&out, "tls"), 1);
 
@@ -356,15 +328,10 @@ async fn scripted_ws_server() -> (
     (addr, pong_rx, ping_rx, task)
 }
 
-/// One vuser running `flow` (YAML list items, indented six spaces) against the scripted
-/// WebSocket server at `addr`; `config` adds lines under `config:` (indented two spaces).
-/// A one-second phase, as in `connect_once`, so a late generator still starts the vuser.
+/// One vuser running `flow` (see [`one_vuser_plan`]) against the scripted WebSocket server at
+/// `addr`.
 async fn one_vuser_over_ws(addr: std::net::SocketAddr, config: &str, flow: &str) -> RunOutcome {
-    let yaml = format!(
-        "config:\n  target: embedded\n{config}  phases:\n    - {{duration: 1s, arrivalCount: 1}}\n  defaults: {{timeout: 5s}}\nscenarios:\n  - flow:\n{flow}"
-    );
-    let plan = chatload::plan::load_str(&yaml, Path::new("ws.yml"), Format::Yaml)
-        .unwrap_or_else(|problems| panic!("{problems}"));
+    let plan = one_vuser_plan("ws.yml", config, flow);
     run_against(plan, &format!("ws://{addr}/")).await
 }
 
@@ -412,7 +379,7 @@ async fn a_websocket_message_many_reads_long_arrives_whole_and_is_matched_once()
 "#,
     )
     .await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     assert_eq!(count(&out, "latency.big"), 1);
     assert_eq!(count(&out, "latency.ping"), 1);
     // One message of 100 000 bytes and the pong: nothing split into more messages.
@@ -437,7 +404,7 @@ async fn ping_interval_sends_client_pings_while_the_vuser_waits() {
 "#,
     )
     .await;
-    assert_eq!(errors(&out), 0, "{:?}", out.error_samples);
+    assert_no_errors(&out);
     let pinged = tokio::time::timeout(Duration::from_secs(10), ping_rx).await;
     assert!(matches!(pinged, Ok(Ok(()))), "the server saw a client ping");
     server.abort();
