@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -318,6 +318,29 @@ async fn run_counting(
         stats,
         buffers,
     });
+    accept_loop(listener, shutdown, |socket, stop| {
+        let active = shared.stats.clients.fetch_add(1, Ordering::AcqRel) + 1;
+        shared.stats.connection();
+        let guard = connection::ClientGuard(shared.clone());
+        let over_limit = shared.config.max_clients.is_some_and(|max| active > max);
+        connection::serve(socket, shared.clone(), stop, guard, over_limit)
+    })
+    .await;
+    Ok(())
+}
+
+/// Accepts on `listener` until `shutdown` completes, giving each socket (no Nagle delay) to
+/// `serve` with a token cancelled when the server stops, and runs what it returns as the
+/// connection's task; then stops every connection and waits for their tasks to end. Shared
+/// by the chat and HTTP servers.
+async fn accept_loop<Serve, Connection>(
+    listener: TcpListener,
+    shutdown: impl Future,
+    mut serve: Serve,
+) where
+    Serve: FnMut(TcpStream, CancellationToken) -> Connection,
+    Connection: Future<Output = ()> + Send + 'static,
+{
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -327,11 +350,7 @@ async fn run_counting(
             accepted = listener.accept() => match accepted {
                 Ok((socket, _peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let active = shared.stats.clients.fetch_add(1, Ordering::AcqRel) + 1;
-                    shared.stats.connection();
-                    let guard = connection::ClientGuard(shared.clone());
-                    let over_limit = shared.config.max_clients.is_some_and(|max| active > max);
-                    tracker.spawn(connection::serve(socket, shared.clone(), stop.child_token(), guard, over_limit));
+                    tracker.spawn(serve(socket, stop.child_token()));
                 }
                 // Out of file descriptors or a reset before accept: keep serving the others.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -341,7 +360,6 @@ async fn run_counting(
     stop.cancel();
     tracker.close();
     tracker.wait().await;
-    Ok(())
 }
 
 /// A server started in-process by [`spawn`]; dropping it shuts the server down.

@@ -22,7 +22,6 @@ mod routes;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -31,7 +30,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::ServerConfig;
 use super::pacing::Pacing;
@@ -70,28 +68,13 @@ pub(super) async fn run(
         clients: AtomicUsize::new(0),
         max_clients: config.max_clients,
     });
-    let stop = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => {
-                    let _ = socket.set_nodelay(true);
-                    let active = state.clients.fetch_add(1, Ordering::AcqRel) + 1;
-                    let guard = ClientGuard(state.clone());
-                    let full = state.max_clients.is_some_and(|max| active > max);
-                    tracker.spawn(connection(socket, tls.clone(), stop.child_token(), guard, full));
-                }
-                // Out of file descriptors or a reset before accept: keep serving the others.
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            },
-        }
-    }
-    stop.cancel();
-    tracker.close();
-    tracker.wait().await;
+    super::accept_loop(listener, shutdown, |socket, stop| {
+        let active = state.clients.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = ClientGuard(state.clone());
+        let full = state.max_clients.is_some_and(|max| active > max);
+        connection(socket, tls.clone(), stop, guard, full)
+    })
+    .await;
 }
 
 /// One accepted socket: the TLS handshake (in this task, bounded), then HTTP.
