@@ -1,202 +1,28 @@
 //! Integration tests: `chatload run` — the engine in-process against the reference server on
-//! port 0, plus one run of the real binary.
+//! port 0, with plans built by hand (`builder`) or from YAML; the runs of the real binary are
+//! in `binary`.
 
-use std::ffi::OsStr;
-use std::path::PathBuf;
+mod binary;
+mod builder;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatload::engine::{self, RunOptions, RunOutcome};
+use chatload::engine::{self, RunOptions};
 use chatload::plan::*;
-use chatload::protocol::{CaptureSource, CodecConfig, Matcher};
-use chatload::server::{self, ServerConfig, ServerHandle};
-use chatload::vocab::Stat;
+use chatload::protocol::CaptureSource;
+use chatload::server::{self, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{
-    assert_no_errors, chatload, count, counter, errors, expect_match as expect, result_json,
-    run_at, run_with, run_within, serve, write_plan, yaml_plan,
+    assert_no_errors, count, counter, errors, expect_match as expect, run_at, run_with, run_within,
+    serve, yaml_plan,
 };
 
-const SECOND: Duration = Duration::from_secs(1);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// Plans built by hand: the validated form the engine consumes.
-struct Builder {
-    env: minijinja::Environment<'static>,
-    next: usize,
-    handlers: Vec<Handler>,
-    timeout: Duration,
-    reconnect_attempts: u32,
-}
-
-impl Builder {
-    fn new() -> Self {
-        Builder {
-            env: minijinja::Environment::new(),
-            next: 0,
-            handlers: Vec::new(),
-            timeout: Duration::from_secs(5),
-            reconnect_attempts: 0,
-        }
-    }
-
-    /// A template text (compiled into the plan's environment).
-    fn t(&mut self, source: &str) -> Text {
-        self.next += 1;
-        let id = format!("t{}", self.next);
-        self.env
-            .add_template_owned(id.clone(), source.to_owned())
-            .expect("template compiles");
-        Text::Template(TemplateId(id))
-    }
-
-    fn send(&mut self, source: &str) -> Step {
-        Step::Send {
-            message: SendSpec::Text(self.t(source)),
-            expect: None,
-        }
-    }
-
-    fn send_expect(&mut self, source: &str, pattern: &str, metric: &str) -> Step {
-        Step::Send {
-            message: SendSpec::Text(self.t(source)),
-            expect: Some(expect(pattern, metric)),
-        }
-    }
-
-    /// A loop of `message` expecting a PONG (metric `ping`), each turn followed by a think.
-    fn ping_loop(&mut self, message: &str, pause_ms: u64, bound: LoopBound) -> Step {
-        Step::Loop {
-            steps: vec![
-                self.send_expect(message, "^PONG", "ping"),
-                think(pause_ms, pause_ms),
-            ],
-            bound,
-        }
-    }
-
-    fn handler(&mut self, pattern: &str, reply: &str, name: &str) {
-        let reply = SendSpec::Text(self.t(reply));
-        self.handlers.push(Handler {
-            matcher: Matcher::regex(regex::Regex::new(pattern).expect("regex")),
-            template: None,
-            types: None,
-            decode: Vec::new(),
-            captures: Vec::new(),
-            reply: Some(reply),
-            name: Some(name.to_owned()),
-        });
-    }
-
-    fn plan(self, phases: Vec<PhaseShape>, flow: Vec<Step>) -> Plan {
-        Plan {
-            source: PathBuf::from("test.yml"),
-            name: "test".into(),
-            target: Target::Address("127.0.0.1:1".into()),
-            protocol: CodecConfig::lines(),
-            tls: None,
-            websocket: Default::default(),
-            http: Default::default(),
-            messages: Vec::new(),
-            load: Load::Phases(
-                phases
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, shape)| Phase {
-                        name: format!("phase {}", i + 1),
-                        shape,
-                    })
-                    .collect(),
-            ),
-            payloads: Vec::new(),
-            variables: Vec::new(),
-            defaults: Defaults {
-                timeout: self.timeout,
-                think_jitter: 0.0,
-                reconnect: Reconnect {
-                    attempts: self.reconnect_attempts,
-                    backoff: ms(100),
-                },
-                graceful_stop: Duration::from_secs(5),
-            },
-            source_addresses: Vec::new(),
-            handlers: self.handlers,
-            ensure: Ensure::default(),
-            monitor: None,
-            report: ReportConfig {
-                dir: PathBuf::from("reports"),
-                json: true,
-                csv: false,
-                html: false,
-                interval: SECOND,
-            },
-            metrics: Default::default(),
-            scenarios: vec![Scenario {
-                name: "main".into(),
-                weight: 1,
-                target: None,
-                flow,
-                handlers: Vec::new(),
-                allocation: Default::default(),
-            }],
-            setup: Default::default(),
-            templates: Templates { env: self.env },
-            as_written: serde_json::Value::Null,
-            source_text: None,
-        }
-    }
-}
-
-fn think(min_ms: u64, max_ms: u64) -> Step {
-    Step::Think(Think {
-        min: ms(min_ms),
-        max: ms(max_ms),
-    })
-}
-
-fn connect() -> Step {
-    Step::Connect { timeout: None }
-}
-
-fn rate(duration: Duration, per_sec: f64) -> PhaseShape {
-    PhaseShape::Arrivals {
-        duration,
-        rate_per_sec: per_sec,
-        ramp_to_per_sec: None,
-        max_vusers: None,
-        distribution: Arrivals::Uniform,
-    }
-}
-
-fn arrival_count(duration: Duration, n: u64) -> PhaseShape {
-    PhaseShape::ArrivalCount { duration, count: n }
-}
-
-/// One vuser, due at the start of a one-second phase. The engine drops an arrival it reaches
-/// only after the end of its phase: with a 10 ms phase a loaded machine that started the
-/// generator 10 ms late lost the only vuser, and the test saw an empty run.
-fn one_arrival() -> PhaseShape {
-    arrival_count(SECOND, 1)
-}
-
-fn closed(duration: Duration, vusers: u64, ramp_to: Option<u64>) -> PhaseShape {
-    PhaseShape::Concurrency {
-        duration,
-        vusers,
-        ramp_to,
-        curve: Curve::Linear,
-        steps: None,
-    }
-}
-
-/// Runs `plan` against `server` with the default options.
-async fn run(plan: Plan, server: &ServerHandle) -> RunOutcome {
-    run_with(plan, server, RunOptions::default()).await
-}
+use builder::{
+    Builder, SECOND, always_failing, arrival_count, closed, connect, ms, one_arrival, rate, run,
+    run_on_own_runtime, think,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_arrivals_per_second_for_four_seconds_create_200_vusers() {
@@ -516,139 +342,6 @@ async fn a_stalling_server_shows_in_p99_despite_coordinated_omission() {
     assert!(ping.p99 >= 900.0, "p99 {} ms", ping.p99);
 }
 
-#[test]
-fn the_binary_runs_a_tiny_embedded_plan_and_writes_result_json() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan = write_plan(
-        dir.path(),
-        "tiny.yml",
-        r#"
-config:
-  target: embedded
-  phases:
-    - {duration: 1s, arrivalRate: 5}
-scenarios:
-  - name: ping
-    flow:
-      - connect
-      - send: "PING {{ vu.id }}"
-        expect: {match: "^PONG", name: ping}
-      - disconnect
-"#,
-    );
-    let out = dir.path().join("out");
-    let output = chatload([
-        OsStr::new("run"),
-        plan.as_os_str(),
-        OsStr::new("--out"),
-        out.as_os_str(),
-        OsStr::new("--quiet"),
-        OsStr::new("--seed"),
-        OsStr::new("9007199254740993"),
-    ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    let result = result_json(&out);
-    assert_eq!(result["format"], "chatload.result/v2");
-    // Above 2^53 on purpose: the seed is written exactly, not through a double.
-    assert_eq!(result["run"]["seed"].as_u64(), Some(9_007_199_254_740_993));
-    let schema_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).expect("schema exists"))
-            .expect("schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let problems: Vec<String> = validator
-        .iter_errors(&result)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(result["aggregate"]["counters"]["vusers.created"], 5);
-    assert_eq!(result["aggregate"]["summaries"]["latency.ping"]["count"], 5);
-    assert!(stdout.contains("latency.ping"), "{stdout}");
-}
-
-#[cfg(unix)]
-#[test]
-fn ctrl_c_on_the_binary_writes_partial_results_and_exits_130() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan = write_plan(
-        dir.path(),
-        "long.yml",
-        r#"
-config:
-  target: embedded
-  phases:
-    - {duration: 60s, vusers: 3}
-scenarios:
-  - name: ping
-    flow:
-      - connect
-      - loop:
-          - send: "PING 1"
-            expect: {match: "^PONG", name: ping}
-          - log: "ping answered"
-          - think: 50ms
-"#,
-    );
-    let out = dir.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    // Ctrl-C once more than 10 replies are in (each logs after it is recorded), not after a
-    // fixed time: a loaded machine may take any part of a second to start the run. The
-    // reader drains stderr to the end so the binary never blocks on it.
-    let stderr = child.stderr.take().expect("stderr");
-    let (answered, eleven) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        let lines = std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok);
-        let mut replies = 0;
-        for line in lines {
-            if line.ends_with("ping answered") {
-                replies += 1;
-                if replies == 11 {
-                    let _ = answered.send(());
-                }
-            }
-        }
-    });
-    eleven
-        .recv_timeout(Duration::from_secs(60))
-        .expect("eleven replies before the Ctrl-C");
-    let signalled = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(signalled.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chatload did not stop after Ctrl-C");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(130));
-    let result = result_json(&out);
-    assert_eq!(result["run"]["interrupted"], true);
-    assert_eq!(result["run"]["exitCode"], 130);
-    assert!(result["aggregate"]["summaries"]["latency.ping"]["count"].as_u64() > Some(10));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_connection_is_reconnected_per_the_policy_then_fails() {
     let server = serve(ServerConfig::default()).await;
@@ -782,24 +475,6 @@ async fn connections_are_spread_over_source_addresses() {
     assert_eq!(peers, ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]);
 }
 
-fn always_failing(metric: &str, abort_on_fail: bool) -> Ensure {
-    Ensure {
-        conditions: vec![Condition {
-            source: format!("{metric}.max < 0ms"),
-            expr: Expr::Compare {
-                metric: metric.into(),
-                stat: Stat::Max,
-                op: CompareOp::Lt,
-                value: 0.0,
-            },
-            strict: true,
-            window: None,
-        }],
-        max_error_rate_percent: Some(1.0),
-        abort_on_fail,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_are_evaluated_and_abort_on_fail_stops_the_run() {
     let server = serve(ServerConfig::default()).await;
@@ -830,126 +505,6 @@ async fn thresholds_are_evaluated_and_abort_on_fail_stops_the_run() {
     );
 }
 
-#[test]
-fn the_binary_exits_1_when_a_threshold_fails_and_writes_every_report() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let plan = write_plan(
-        dir.path(),
-        "strict.yml",
-        r#"
-config:
-  target: embedded
-  phases:
-    - {duration: 1s, arrivalRate: 4}
-  ensure:
-    thresholds:
-      - latency.ping.p95: 0
-scenarios:
-  - name: ping
-    flow:
-      - send: "PING 1"
-        expect: {match: "^PONG", name: ping}
-"#,
-    );
-    let out = dir.path().join("out");
-    let output = chatload(
-        ["run", "--quiet", "--format", "json,csv,html", "--out"]
-            .map(OsStr::new)
-            .into_iter()
-            .chain([out.as_os_str(), plan.as_os_str()]),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    for file in ["result.json", "stats.csv", "history.csv", "report.html"] {
-        assert!(out.join(file).is_file(), "{file} missing");
-    }
-    let result = result_json(&out);
-    assert_eq!(result["run"]["exitCode"], 1);
-    assert_eq!(result["thresholds"][0]["passed"], false);
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn the_binary_records_monitor_samples_of_the_plan_s_process_alongside_the_run() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    // Any live process will do: the test process itself.
-    let plan = write_plan(
-        dir.path(),
-        "monitored.yml",
-        &format!(
-            r#"
-config:
-  target: embedded
-  monitor: {{pid: {pid}, interval: 200ms}}
-  phases:
-    - {{duration: 2s, arrivalRate: 4}}
-scenarios:
-  - name: ping
-    flow:
-      - send: "PING 1"
-        expect: {{match: "^PONG", name: ping}}
-"#,
-            pid = std::process::id()
-        ),
-    );
-    let out = dir.path().join("out");
-    let output = chatload(
-        ["run", "--quiet", "--format", "json", "--out"]
-            .map(OsStr::new)
-            .into_iter()
-            .chain([out.as_os_str(), plan.as_os_str()]),
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let result = result_json(&out);
-    // About ten samples in 2 s; three leave a loaded machine room for late ones.
-    let samples = result["monitor"].as_array().map_or(0, Vec::len);
-    assert!(
-        samples >= 3,
-        "{samples} samples; warnings {}",
-        result["run"]["warnings"]
-    );
-    assert!(result["monitor"][0]["processRssBytes"].as_u64() > Some(0));
-}
-
-#[test]
-fn the_binary_exits_2_on_a_bad_plan_or_an_unwritable_output_before_any_load() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bad = write_plan(
-        dir.path(),
-        "bad.yml",
-        "config:\n  target: embedded\n  phases:\n    - {duration: 5 mins, arrivalRate: 1}\nscenarios:\n  - flow: [connect]\n",
-    );
-    let output = chatload([OsStr::new("run"), bad.as_os_str()]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.yml:4:18"), "{stderr}");
-
-    // A minute-long plan whose output folder cannot be created: it must fail at once.
-    let long = write_plan(
-        dir.path(),
-        "long.yml",
-        "config:\n  target: embedded\n  phases:\n    - {duration: 60s, vusers: 2}\nscenarios:\n  - flow: [connect, {think: 1s}]\n",
-    );
-    let blocker = dir.path().join("a-file");
-    std::fs::write(&blocker, "not a folder").expect("file written");
-    let started = std::time::Instant::now();
-    let output = chatload([
-        OsStr::new("run"),
-        long.as_os_str(),
-        OsStr::new("--out"),
-        blocker.join("out").as_os_str(),
-    ]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
-        "the run started before failing on its output folder"
-    );
-    assert!(stderr.contains("a-file"), "{stderr}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once() {
     let (_held, refused) = crate::refusing_port();
@@ -970,29 +525,6 @@ async fn closed_model_vusers_that_fail_are_replaced_after_a_backoff_not_at_once(
         "failed vusers were replaced at once: {created}"
     );
     assert_eq!(counter(agg, "errors.connect_refused"), created);
-}
-
-/// Runs `plan` against a reference server on a runtime of its own (two worker threads) and
-/// waits for it from this thread: vusers that never give their threads up would starve a
-/// timeout inside that runtime too, so the wait must be outside it. A run that does not end
-/// fails the test after 60 s instead of hanging it (the stuck thread ends with the process).
-fn run_on_own_runtime(plan: Plan) -> RunOutcome {
-    let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let outcome = runtime.block_on(async move {
-            let server = serve(ServerConfig::default()).await;
-            run(plan, &server).await
-        });
-        let _ = done.send(outcome);
-    });
-    outcome
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the run ends: its vusers give their threads up")
 }
 
 #[test]
