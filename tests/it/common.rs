@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use chatload::engine::{self, RunOptions, RunOutcome};
 use chatload::metrics::PeriodSummary;
-use chatload::plan::{self, Expect, Format, Plan};
+use chatload::plan::{
+    self, Defaults, Ensure, Expect, Format, Load, Plan, Reconnect, ReportConfig, Scenario, Step,
+    Target, Templates,
+};
+use chatload::protocol::CodecConfig;
 use chatload::protocol::Matcher;
 use chatload::server::{self, ServerConfig, ServerHandle};
 
@@ -155,4 +159,56 @@ where
 pub(crate) fn result_json(out: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join("result.json")).expect("result.json exists");
     serde_json::from_str(&text).expect("result.json is JSON")
+}
+
+/// A plan built in code rather than YAML: `load` runs one scenario `flow` (templates from
+/// `env`) against an address nothing listens on, with a 5 s timeout, no reconnects, a 5 s
+/// graceful stop and a 1 s interval. Tests change the fields they care about.
+pub(crate) fn hand_plan(load: Load, flow: Vec<Step>, env: minijinja::Environment<'static>) -> Plan {
+    Plan {
+        source: PathBuf::from("test.yml"),
+        name: "test".into(),
+        target: Target::Address("127.0.0.1:1".into()),
+        protocol: CodecConfig::lines(),
+        tls: None,
+        websocket: Default::default(),
+        http: Default::default(),
+        messages: Vec::new(),
+        load,
+        payloads: Vec::new(),
+        variables: Vec::new(),
+        defaults: Defaults {
+            timeout: Duration::from_secs(5),
+            think_jitter: 0.0,
+            reconnect: Reconnect {
+                attempts: 0,
+                backoff: Duration::from_millis(100),
+            },
+            graceful_stop: Duration::from_secs(5),
+        },
+        source_addresses: Vec::new(),
+        handlers: Vec::new(),
+        ensure: Ensure::default(),
+        monitor: None,
+        report: ReportConfig {
+            dir: PathBuf::from("reports"),
+            json: false,
+            csv: false,
+            html: false,
+            interval: Duration::from_secs(1),
+        },
+        metrics: Default::default(),
+        scenarios: vec![Scenario {
+            name: "main".into(),
+            weight: 1,
+            target: None,
+            flow,
+            handlers: Vec::new(),
+            allocation: Default::default(),
+        }],
+        setup: Default::default(),
+        templates: Templates { env },
+        as_written: serde_json::Value::Null,
+        source_text: None,
+    }
 }

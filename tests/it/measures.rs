@@ -12,11 +12,10 @@ use chatload::engine::vuser::stamp;
 use chatload::engine::{RunOptions, RunOutcome};
 use chatload::metrics::Summary;
 use chatload::plan::*;
-use chatload::protocol::CodecConfig;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use crate::common::{counter, errors, expect_match, run_within};
+use crate::common::{counter, errors, expect_match, hand_plan, run_within};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -57,63 +56,29 @@ async fn scripted_server(
 
 /// One vuser running `steps` `turns` times against `target`.
 fn plan(env: minijinja::Environment<'static>, steps: Vec<Step>, turns: u64) -> Plan {
+    let load = Load::Phases(vec![Phase {
+        name: "one".into(),
+        shape: PhaseShape::ArrivalCount {
+            duration: ms(10),
+            count: 1,
+        },
+    }]);
+    let flow = vec![
+        Step::Connect { timeout: None },
+        Step::Loop {
+            steps,
+            bound: LoopBound::Count(turns),
+        },
+    ];
+    let plan = hand_plan(load, flow, env);
     Plan {
         source: PathBuf::from("measures.yml"),
         name: "measures".into(),
-        target: Target::Address("127.0.0.1:1".into()),
-        protocol: CodecConfig::lines(),
-        tls: None,
-        websocket: Default::default(),
-        http: Default::default(),
-        messages: Vec::new(),
-        load: Load::Phases(vec![Phase {
-            name: "one".into(),
-            shape: PhaseShape::ArrivalCount {
-                duration: ms(10),
-                count: 1,
-            },
-        }]),
-        payloads: Vec::new(),
-        variables: Vec::new(),
         defaults: Defaults {
-            timeout: Duration::from_secs(5),
-            think_jitter: 0.0,
-            reconnect: Reconnect {
-                attempts: 0,
-                backoff: ms(100),
-            },
             graceful_stop: Duration::from_secs(30),
+            ..plan.defaults
         },
-        source_addresses: Vec::new(),
-        handlers: Vec::new(),
-        ensure: Ensure::default(),
-        monitor: None,
-        report: ReportConfig {
-            dir: PathBuf::from("reports"),
-            json: false,
-            csv: false,
-            html: false,
-            interval: Duration::from_secs(1),
-        },
-        metrics: Default::default(),
-        scenarios: vec![Scenario {
-            name: "main".into(),
-            weight: 1,
-            target: None,
-            flow: vec![
-                Step::Connect { timeout: None },
-                Step::Loop {
-                    steps,
-                    bound: LoopBound::Count(turns),
-                },
-            ],
-            handlers: Vec::new(),
-            allocation: Default::default(),
-        }],
-        setup: Default::default(),
-        templates: Templates { env },
-        as_written: serde_json::Value::Null,
-        source_text: None,
+        ..plan
     }
 }
 

@@ -2,16 +2,15 @@
 //! phase helpers, and the helpers that run such a plan (on the test's runtime or on one of
 //! its own).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chatload::engine::{RunOptions, RunOutcome};
 use chatload::plan::*;
-use chatload::protocol::{CodecConfig, Matcher};
+use chatload::protocol::Matcher;
 use chatload::server::{ServerConfig, ServerHandle};
 use chatload::vocab::Stat;
 
-use crate::common::{expect_match as expect, run_with, serve};
+use crate::common::{expect_match as expect, hand_plan, run_with, serve};
 
 pub(super) const SECOND: Duration = Duration::from_secs(1);
 
@@ -88,60 +87,32 @@ impl Builder {
     }
 
     pub(super) fn plan(self, phases: Vec<PhaseShape>, flow: Vec<Step>) -> Plan {
+        let load = Load::Phases(
+            phases
+                .into_iter()
+                .enumerate()
+                .map(|(i, shape)| Phase {
+                    name: format!("phase {}", i + 1),
+                    shape,
+                })
+                .collect(),
+        );
+        let plan = hand_plan(load, flow, self.env);
         Plan {
-            source: PathBuf::from("test.yml"),
-            name: "test".into(),
-            target: Target::Address("127.0.0.1:1".into()),
-            protocol: CodecConfig::lines(),
-            tls: None,
-            websocket: Default::default(),
-            http: Default::default(),
-            messages: Vec::new(),
-            load: Load::Phases(
-                phases
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, shape)| Phase {
-                        name: format!("phase {}", i + 1),
-                        shape,
-                    })
-                    .collect(),
-            ),
-            payloads: Vec::new(),
-            variables: Vec::new(),
             defaults: Defaults {
                 timeout: self.timeout,
-                think_jitter: 0.0,
                 reconnect: Reconnect {
                     attempts: self.reconnect_attempts,
-                    backoff: ms(100),
+                    ..plan.defaults.reconnect
                 },
-                graceful_stop: Duration::from_secs(5),
+                ..plan.defaults
             },
-            source_addresses: Vec::new(),
             handlers: self.handlers,
-            ensure: Ensure::default(),
-            monitor: None,
             report: ReportConfig {
-                dir: PathBuf::from("reports"),
                 json: true,
-                csv: false,
-                html: false,
-                interval: SECOND,
+                ..plan.report
             },
-            metrics: Default::default(),
-            scenarios: vec![Scenario {
-                name: "main".into(),
-                weight: 1,
-                target: None,
-                flow,
-                handlers: Vec::new(),
-                allocation: Default::default(),
-            }],
-            setup: Default::default(),
-            templates: Templates { env: self.env },
-            as_written: serde_json::Value::Null,
-            source_text: None,
+            ..plan
         }
     }
 }
