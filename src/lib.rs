@@ -2,9 +2,9 @@
 //!
 //! Dependencies between modules point one way (see `docs/architecture.md`):
 //! `cli → {plan, engine, report, server, monitor}`, `engine → {transport, plan, protocol,
-//! metrics}`, `transport → {plan, protocol, certs, vocab}`, `report → metrics`, `server → {protocol,
-//! certs}`, `plan → {protocol, vocab}`, `metrics → vocab`. `vocab`, `protocol` and `certs`
-//! are leaves: they import nothing else from the crate.
+//! metrics}`, `transport → {plan, protocol, certs, vocab}`, `report → {metrics, vocab, monitor}`, `server → {protocol,
+//! certs}`, `plan → {protocol, vocab}`, `metrics → vocab`. `vocab`, `protocol`, `certs`
+//! and `monitor` are leaves: they import nothing else from the crate.
 
 pub mod certs;
 pub mod cli;

@@ -224,18 +224,19 @@ impl OutputFile {
 
 /// A header row, then a row per sample; a missing value (`None`) is an empty cell.
 fn to_csv(samples: &[MonitorSample]) -> anyhow::Result<Vec<u8>> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if samples.is_empty() {
-        // serde writes the header with the first record; an empty run still gets one.
-        writer.write_record(CSV_COLUMNS)?;
-    }
+    // The header is written here, not by serde: a sample's serde names are the camelCase of
+    // the JSON outputs, CSV columns keep the snake_case of the docs' field table.
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    writer.write_record(CSV_COLUMNS)?;
     for sample in samples {
         writer.serialize(sample)?;
     }
     writer.into_inner().context("cannot finish the CSV output")
 }
 
-/// Must follow the field order of `MonitorSample` (checked by a test).
+/// `MonitorSample`'s fields in their order, in snake_case (checked by a test).
 const CSV_COLUMNS: [&str; 14] = [
     "unix_time_ms",
     "elapsed_ms",
@@ -308,6 +309,41 @@ mod tests {
         );
         let empty = String::from_utf8(to_csv(&[])?)?;
         assert_eq!(empty.trim_end(), CSV_COLUMNS.join(","));
+        Ok(())
+    }
+
+    #[test]
+    fn csv_columns_are_the_sample_fields_in_order() -> anyhow::Result<()> {
+        // serde writes a struct's fields in their declared order; a field added, moved or
+        // renamed without its column shows here.
+        let json = serde_json::to_string(&sample())?;
+        let keys: Vec<String> = json
+            .trim_matches(|c| c == '{' || c == '}')
+            .split(',')
+            .map(|pair| {
+                pair.split(':')
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .collect();
+        let snake: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                key.chars()
+                    .flat_map(|c| {
+                        let lower = c.to_ascii_lowercase();
+                        if c.is_ascii_uppercase() {
+                            vec!['_', lower]
+                        } else {
+                            vec![c]
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(snake, CSV_COLUMNS);
         Ok(())
     }
 

@@ -210,7 +210,7 @@ const INSECURE_TLS: &str = "config.tls.insecureSkipVerify is on: the server's TL
 /// What a run produced besides the engine's outcome.
 struct Driven {
     outcome: RunOutcome,
-    monitor: Vec<report::MonitorSample>,
+    monitor: Vec<monitor::MonitorSample>,
     warnings: Vec<String>,
     live: live::Live,
     /// The signal that stopped the run early, if one did.
@@ -435,35 +435,15 @@ fn start_monitor(
 async fn finish_monitor(
     stop: CancellationToken,
     task: MonitorTask,
-) -> (Vec<report::MonitorSample>, Vec<String>) {
+) -> (Vec<monitor::MonitorSample>, Vec<String>) {
     stop.cancel();
     match task.await {
-        Ok(Ok(run)) => (
-            run.samples.into_iter().map(monitor_sample).collect(),
-            Vec::new(),
-        ),
+        Ok(Ok(run)) => (run.samples, Vec::new()),
         Ok(Err(err)) => (Vec::new(), vec![format!("monitor: {err}")]),
         Err(err) => (
             Vec::new(),
             vec![format!("monitor stopped unexpectedly: {err}")],
         ),
-    }
-}
-
-fn monitor_sample(s: monitor::MonitorSample) -> report::MonitorSample {
-    report::MonitorSample {
-        unix_time_ms: s.unix_time_ms,
-        elapsed_ms: s.elapsed_ms,
-        process_count: s.process_count,
-        process_cpu_percent: s.process_cpu_percent,
-        process_rss_bytes: s.process_rss_bytes,
-        process_threads: s.process_threads,
-        host_cpu_percent: s.host_cpu_percent,
-        host_memory_used_bytes: s.host_memory_used_bytes,
-        host_memory_total_bytes: s.host_memory_total_bytes,
-        net_received_bytes: s.net_received_bytes,
-        net_transmitted_bytes: s.net_transmitted_bytes,
-        tcp_established: s.tcp_established,
     }
 }
 

@@ -1,13 +1,15 @@
 //! What one sample holds, and the pure arithmetic behind its derived numbers.
 //!
-//! Serialized as is into `chatload monitor --output`, and meant to be embedded in
-//! `result.json` by the report; field names carry their units.
+//! The one definition of a sample: `chatload monitor --output` writes it, and the report
+//! embeds it in `result.json` (`monitor[]`), both in camelCase JSON; the CSV header spells
+//! the same fields in snake_case. Field names carry their units.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One reading of the monitored process(es) and the host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct MonitorSample {
     /// Wall-clock time of the sample, milliseconds since the Unix epoch (UTC).
     pub unix_time_ms: u64,
@@ -20,7 +22,7 @@ pub struct MonitorSample {
     pub process_cpu_percent: f64,
     /// Resident set size.
     pub process_rss_bytes: u64,
-    /// Threads of the process(es); `None` where the platform does not tell (non-Linux).
+    /// Threads of the process(es); `null` where the platform does not tell (non-Linux).
     pub process_threads: Option<u64>,
     /// Host CPU busy during the last interval, averaged over all cores (0–100).
     pub host_cpu_percent: f64,
@@ -30,10 +32,14 @@ pub struct MonitorSample {
     pub net_received_bytes: u64,
     /// Bytes sent by all host interfaces (loopback included) during the last interval.
     pub net_transmitted_bytes: u64,
-    /// Interface counters since boot, summed over interfaces.
+    /// Bytes received by all host interfaces since boot (their counters, summed); 0 when
+    /// read from a `result.json` written before its samples carried the counters.
+    #[serde(default)]
     pub net_received_total_bytes: u64,
+    /// Bytes sent by all host interfaces since boot; 0 as above.
+    #[serde(default)]
     pub net_transmitted_total_bytes: u64,
-    /// ESTABLISHED TCP connections whose local port is the monitored port; `None` when no port
+    /// ESTABLISHED TCP connections whose local port is the monitored port; `null` when no port
     /// was given.
     pub tcp_established: Option<u64>,
 }
@@ -75,6 +81,30 @@ pub(crate) fn round_centi(value: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_camel_case_and_reads_samples_without_the_boot_counters() {
+        let sample = MonitorSample {
+            unix_time_ms: 1_700_000_000_000,
+            process_rss_bytes: 4096,
+            net_received_total_bytes: 7,
+            tcp_established: Some(3),
+            ..MonitorSample::default()
+        };
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(json["unixTimeMs"], 1_700_000_000_000u64);
+        assert_eq!(json["netReceivedTotalBytes"], 7);
+        assert_eq!(json["tcpEstablished"], 3);
+        assert!(json.get("unix_time_ms").is_none());
+        // What result.json's `monitor[]` held before the samples carried the boot counters.
+        let mut older = json.as_object().unwrap().clone();
+        older.remove("netReceivedTotalBytes");
+        older.remove("netTransmittedTotalBytes");
+        let read: MonitorSample = serde_json::from_value(older.into()).unwrap();
+        assert_eq!(read.net_received_total_bytes, 0);
+        assert_eq!(read.process_rss_bytes, 4096);
+        assert_eq!(read.tcp_established, Some(3));
+    }
 
     #[test]
     fn cpu_percent_is_relative_to_one_core() {

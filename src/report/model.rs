@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::{PeriodSummary, PhaseSummary, RunMetrics, ScenarioSummary};
 
+/// `monitor[]` embeds the monitor's own samples: one definition, in camelCase JSON.
+pub use crate::monitor::MonitorSample;
+
 use super::time::{epoch_ms, format_rfc3339_ms};
 
 /// The format tag every result file starts with; bumped on incompatible changes.
@@ -379,34 +382,6 @@ pub struct ObservedValue {
     pub value: Option<f64>,
     /// `ms`, `%`, `/s` or empty for plain counts.
     pub unit: String,
-}
-
-/// One monitor sample of the server process(es) and the host. Mirrors
-/// `monitor::MonitorSample` field for field (the report may not import `monitor`; the CLI
-/// copies one into the other), in this file's camelCase.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MonitorSample {
-    /// Unix epoch milliseconds.
-    pub unix_time_ms: u64,
-    /// Milliseconds since monitoring started.
-    pub elapsed_ms: u64,
-    /// How many processes the process numbers are summed over.
-    pub process_count: u32,
-    /// Percent of one core (a process keeping two cores busy reads 200).
-    pub process_cpu_percent: f64,
-    pub process_rss_bytes: u64,
-    /// `null` where the platform does not tell.
-    pub process_threads: Option<u64>,
-    /// Host CPU busy, averaged over all cores (0–100).
-    pub host_cpu_percent: f64,
-    pub host_memory_used_bytes: u64,
-    pub host_memory_total_bytes: u64,
-    /// Bytes received/sent by all host interfaces during the last monitor interval.
-    pub net_received_bytes: u64,
-    pub net_transmitted_bytes: u64,
-    /// ESTABLISHED TCP connections on the monitored port; `null` when no port was given.
-    pub tcp_established: Option<u64>,
 }
 
 /// The adaptive controller's outcome: the highest stable load and how it was found.

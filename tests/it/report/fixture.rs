@@ -209,6 +209,8 @@ pub fn synthetic_result(intervals: u64, samples: u64, latency_scale: f64) -> Run
                 host_memory_total_bytes: 16_000_000_000,
                 net_received_bytes: 100_000,
                 net_transmitted_bytes: 120_000,
+                net_received_total_bytes: 9_000_000 + s * 100_000,
+                net_transmitted_total_bytes: 11_000_000 + s * 120_000,
                 tcp_established: Some(500),
             }
         })
