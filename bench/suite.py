@@ -5,8 +5,9 @@ One invocation runs everything side by side and prints one markdown table:
 
   a. closed-loop ping-pong (`PING x` -> `PONG x`) at 10, 100 and 1 000 connections for
      chatload, the minimal hand-written tokio client (examples/pingpong_minimal.rs) and
-     Locust with a raw-TCP user (bench/locustfile.py): round trips/s, p50/p99 and round
-     trips per generator CPU-second, with the kernel's floor beside them (bare io_uring:
+     Locust with a raw-TCP user (bench/locustfile.py): round trips/s, p50/p99, round
+     trips per generator CPU-second and the generator's user-space µs per round trip, with
+     the kernel's floor beside them (bare io_uring:
      bench/pingpong_uring.rs, no runtime); then at 100 connections over TLS and over WebSocket
      (chatload and the minimal client's --tls / --ws modes);
   b. connection scale: 10 000, 25 000 and 50 000 chatload vusers, one message each per 5 s:
@@ -59,9 +60,10 @@ def fmt_ms(v):
 def table(rows):
     head = (
         "| test | generator | load | achieved | p50 ms | p99 ms | gen CPU % "
-        "| RT per gen CPU-s | spread max/min | RSS per vuser | schedule.lag p99 ms | notes |"
+        "| RT per gen CPU-s | user µs per RT | spread max/min | RSS per vuser "
+        "| schedule.lag p99 ms | notes |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         per_cpu, cpu, spread = r.get("per_cpu"), r.get("cpu"), r.get("spread")
         achieved = r.get("achieved", "")
@@ -79,6 +81,7 @@ def table(rows):
                     fmt_ms(r.get("p99")),
                     f"{cpu:.0f}" if isinstance(cpu, (int, float)) else (cpu or ""),
                     f"{per_cpu:,.0f}" if per_cpu else "",
+                    f"{r['user_us']:.2f}" if r.get("user_us") else "",
                     f"{spread:.2f}" if spread else "",
                     r.get("rss", ""),
                     fmt_ms(r.get("lag")),

@@ -76,14 +76,15 @@ def stop(p, grace=3.0):
 
 
 def cpu_seconds(pid):
-    """utime + stime of every thread of pid, in seconds (None once it is gone)."""
+    """(utime + stime, utime) of every thread of pid, in seconds (None once it is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
     fields = stat[stat.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    user = int(fields[11]) / CLK_TCK
+    return user + int(fields[12]) / CLK_TCK, user
 
 
 def rss_bytes(pid):
@@ -106,12 +107,13 @@ class Sampler:
 
     def __init__(self, gen, server):
         self.gen, self.server, self.t0 = gen, server, time.monotonic()
-        self.rows = []  # (t, gen_cpu, server_cpu, gen_rss)
+        self.rows = []  # (t, gen_cpu, server_cpu, gen_rss, gen_user_cpu)
 
     def sample(self):
         g, s = cpu_seconds(self.gen.pid), cpu_seconds(self.server.pid)
         if g is not None and s is not None:
-            self.rows.append((time.monotonic() - self.t0, g, s, rss_bytes(self.gen.pid)))
+            now = time.monotonic() - self.t0
+            self.rows.append((now, g[0], s[0], rss_bytes(self.gen.pid), g[1]))
 
     def run_until_exit(self, timeout):
         while self.gen.poll() is None:
@@ -123,12 +125,17 @@ class Sampler:
             time.sleep(0.1)
         return True
 
-    def cpu_between(self, t_from, t_to):
-        """Generator CPU use (cores) between two times, from the nearest samples inside."""
+    def cpu_between(self, t_from, t_to, column=1):
+        """Generator CPU use (cores) between two times, from the nearest samples inside;
+        `column=4` counts user time only."""
         inside = [r for r in self.rows if t_from <= r[0] <= t_to]
         if len(inside) < 2 or inside[-1][0] - inside[0][0] <= 0:
             return None
-        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+        return (inside[-1][column] - inside[0][column]) / (inside[-1][0] - inside[0][0])
+
+    def user_between(self, t_from, t_to):
+        """Generator user-space CPU use (cores) between two times."""
+        return self.cpu_between(t_from, t_to, column=4)
 
     def loaded_window(self):
         """The span where the server was busy, i.e. round trips were flowing, trimmed at the
