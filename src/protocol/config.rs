@@ -1,5 +1,6 @@
-//! How a codec frames bytes: the protocol's own configuration types (the plan has mirrors of
-//! these; `engine::wire` maps one onto the other so this module never imports the plan).
+//! How a codec frames bytes: the protocol's own configuration types. The plan's validation
+//! builds them from what the plan says (`plan::validate::protocol`, from the raw serde
+//! forms), so this module never imports the plan; it owns no parsing of plans.
 
 use crate::protocol::error::ProtocolError;
 

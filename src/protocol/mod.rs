@@ -1,7 +1,8 @@
 //! Framing codecs with a hard frame cap, the XOR transform, message encoding and matchers.
 //!
 //! Pure: works on byte buffers only, opens no sockets and knows nothing about plans (the
-//! engine maps plan types onto these in `engine::wire`). What it owns:
+//! plan's validation builds these types; the plan imports this module, never the reverse).
+//! What it owns:
 //! - [`FrameCodec`]: a tokio-util `Decoder`/`Encoder` for `lines`, `delimiter` and
 //!   `lengthPrefixed` framing, configured by [`CodecConfig`], that rejects an oversized frame
 //!   before buffering or allocating for it;
