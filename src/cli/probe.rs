@@ -175,50 +175,36 @@ async fn run_transport(
         stages.join(", "),
         probe.framing_label
     );
-    let mut rtts = Vec::new();
-    let mut failure = None;
-    for n in 1..=count {
-        let frame = match (probe.message)(n) {
-            Ok(frame) => frame,
-            Err(err) => {
-                failure = Some(format!("cannot build test message {n}: {err:#}"));
-                break;
-            }
-        };
-        let sent = Instant::now();
-        if let Err(err) = conn
-            .send(frame.type_id, &frame.body, frame.type_id.is_some())
-            .await
-        {
-            failure = Some(format!("send failed: {err}"));
-            break;
-        }
-        let reply = loop {
-            match tokio::time::timeout(timeout, conn.recv()).await {
-                Err(_) => {
-                    break Err(format!(
-                        "timeout: no reply to message {n} within {timeout:?}"
-                    ));
+    let (rtts, failure) = exchange_all(
+        &mut probe.message,
+        &probe.accepts,
+        count,
+        async |n, frame: &Frame| {
+            let sent = Instant::now();
+            conn.send(frame.type_id, &frame.body, frame.type_id.is_some())
+                .await
+                .map_err(|err| format!("send failed: {err}"))?;
+            loop {
+                match tokio::time::timeout(timeout, conn.recv()).await {
+                    Err(_) => {
+                        return Err(format!(
+                            "timeout: no reply to message {n} within {timeout:?}"
+                        ));
+                    }
+                    Ok(Ok(Incoming::Frame(reply))) => return Ok((reply, sent)),
+                    Ok(Ok(Incoming::Ping)) => continue,
+                    Ok(Ok(Incoming::Close { code, reason })) => {
+                        return Err(format!(
+                            "the server closed the WebSocket (code {code:?}) {reason}"
+                        ));
+                    }
+                    Ok(Ok(Incoming::End)) => return Err("connection closed by peer".to_owned()),
+                    Ok(Err(err)) => return Err(format!("receive failed: {err}")),
                 }
-                Ok(Ok(Incoming::Frame(reply))) => break Ok(reply),
-                Ok(Ok(Incoming::Ping)) => continue,
-                Ok(Ok(Incoming::Close { code, reason })) => {
-                    break Err(format!(
-                        "the server closed the WebSocket (code {code:?}) {reason}"
-                    ));
-                }
-                Ok(Ok(Incoming::End)) => break Err("connection closed by peer".to_owned()),
-                Ok(Err(err)) => break Err(format!("receive failed: {err}")),
             }
-        };
-        match reply.and_then(|reply| judge_reply(&probe.accepts, n, &frame, &reply, sent)) {
-            Ok(rtt) => rtts.push(rtt),
-            Err(reason) => {
-                failure = Some(reason);
-                break;
-            }
-        }
-    }
+        },
+    )
+    .await;
     conn.close().await;
     summarize(&rtts, count, failure)
 }
@@ -247,70 +233,95 @@ async fn run_tcp(address: &str, mut probe: Probe, count: u32, timeout: Duration)
         probe.framing_label
     );
     let mut codec = probe.codec;
+    let framing_label = probe.framing_label;
     let mut buffer = BytesMut::with_capacity(4096);
     let mut bytes_received = 0usize;
+    let (rtts, failure) = exchange_all(
+        &mut probe.message,
+        &probe.accepts,
+        count,
+        async |n, frame: &Frame| {
+            let mut wire = BytesMut::new();
+            codec
+                .encode_parts(frame.type_id, &frame.body, &mut wire)
+                .map_err(|err| format!("cannot encode test message {n}: {err}"))?;
+            let sent = Instant::now();
+            socket
+                .write_all(&wire)
+                .await
+                .map_err(|err| format!("send failed: {}", io_diagnosis(&err)))?;
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                match codec.decode(&mut buffer) {
+                    Ok(Some(reply)) => return Ok((reply, sent)),
+                    Ok(None) => {}
+                    Err(err) => return Err(undecodable(&framing_label, &err, &buffer)),
+                }
+                match tokio::time::timeout_at(deadline, socket.read_buf(&mut buffer)).await {
+                    Ok(Ok(0)) => {
+                        // Every earlier message got its reply: the exchange stops at the first
+                        // that does not.
+                        let replies = n - 1;
+                        return Err(format!(
+                            "connection closed by peer after {replies} repl{} \
+                             ({bytes_received} bytes received)",
+                            if replies == 1 { "y" } else { "ies" }
+                        ));
+                    }
+                    Ok(Ok(read)) => bytes_received += read,
+                    Ok(Err(err)) => {
+                        return Err(format!("receive failed: {}", io_diagnosis(&err)));
+                    }
+                    Err(_) if buffer.is_empty() => {
+                        return Err(format!(
+                            "timeout: no reply to message {n} within {timeout:?}"
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(format!(
+                            "timeout: {} bytes arrived but nothing that decodes as \
+                             {framing_label} frames (first bytes: {}); is the framing right?",
+                            buffer.len(),
+                            hex_preview(&buffer)
+                        ));
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    summarize(&rtts, count, failure)
+}
+
+/// Sends test messages 1..=`count` one at a time through `exchange`, which sends one and
+/// returns its reply with the time it was sent; prints and judges each reply. Stops at the
+/// first failure: the round trips so far, and why it stopped.
+async fn exchange_all(
+    message: &mut Box<dyn FnMut(u32) -> anyhow::Result<Frame>>,
+    accepts: &Accepts,
+    count: u32,
+    mut exchange: impl AsyncFnMut(u32, &Frame) -> Result<(Frame, Instant), String>,
+) -> (Vec<Duration>, Option<String>) {
     let mut rtts = Vec::new();
-    let mut failure = None;
     for n in 1..=count {
-        let frame = match (probe.message)(n) {
+        let frame = match message(n) {
             Ok(frame) => frame,
             Err(err) => {
-                failure = Some(format!("cannot build test message {n}: {err:#}"));
-                break;
+                return (
+                    rtts,
+                    Some(format!("cannot build test message {n}: {err:#}")),
+                );
             }
         };
-        let mut wire = BytesMut::new();
-        if let Err(err) = codec.encode_parts(frame.type_id, &frame.body, &mut wire) {
-            failure = Some(format!("cannot encode test message {n}: {err}"));
-            break;
-        }
-        let sent = Instant::now();
-        if let Err(err) = socket.write_all(&wire).await {
-            failure = Some(format!("send failed: {}", io_diagnosis(&err)));
-            break;
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let reply = loop {
-            match codec.decode(&mut buffer) {
-                Ok(Some(reply)) => break Ok(reply),
-                Ok(None) => {}
-                Err(err) => break Err(undecodable(&probe.framing_label, &err, &buffer)),
-            }
-            match tokio::time::timeout_at(deadline, socket.read_buf(&mut buffer)).await {
-                Ok(Ok(0)) => {
-                    break Err(format!(
-                        "connection closed by peer after {} repl{} ({bytes_received} bytes received)",
-                        rtts.len(),
-                        if rtts.len() == 1 { "y" } else { "ies" }
-                    ));
-                }
-                Ok(Ok(read)) => bytes_received += read,
-                Ok(Err(err)) => break Err(format!("receive failed: {}", io_diagnosis(&err))),
-                Err(_) if buffer.is_empty() => {
-                    break Err(format!(
-                        "timeout: no reply to message {n} within {timeout:?}"
-                    ));
-                }
-                Err(_) => {
-                    break Err(format!(
-                        "timeout: {} bytes arrived but nothing that decodes as {} frames \
-                         (first bytes: {}); is the framing right?",
-                        buffer.len(),
-                        probe.framing_label,
-                        hex_preview(&buffer)
-                    ));
-                }
-            }
-        };
-        match reply.and_then(|reply| judge_reply(&probe.accepts, n, &frame, &reply, sent)) {
+        let judged = exchange(n, &frame)
+            .await
+            .and_then(|(reply, sent)| judge_reply(accepts, n, &frame, &reply, sent));
+        match judged {
             Ok(rtt) => rtts.push(rtt),
-            Err(reason) => {
-                failure = Some(reason);
-                break;
-            }
+            Err(reason) => return (rtts, Some(reason)),
         }
     }
-    summarize(&rtts, count, failure)
+    (rtts, None)
 }
 
 /// Prints probe `n`'s line and returns its round trip, or says why the reply is not an
