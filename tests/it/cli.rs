@@ -1,13 +1,6 @@
 //! The command line as a user meets it: one-liner load shapes, usage errors, error messages.
 
-use std::process::{Command, Output};
-
-fn chatload(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use crate::common::chatload;
 
 const PING_PLAN: &str = r#"
 config:
@@ -30,7 +23,7 @@ fn vusers_spawn_rate_and_duration_replace_the_plan_s_phases() {
     std::fs::write(&plan, PING_PLAN).expect("plan written");
     let out = dir.path().join("out");
     let started = std::time::Instant::now();
-    let output = chatload(&[
+    let output = chatload([
         "run",
         plan.to_str().expect("utf-8 path"),
         "--out",
@@ -121,7 +114,7 @@ fn conflicting_or_incomplete_shape_flags_are_usage_errors() {
 fn a_missing_file_is_said_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("nowhere.json");
-    let output = chatload(&["report", missing.to_str().expect("utf-8 path")]);
+    let output = chatload(["report", missing.to_str().expect("utf-8 path")]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
@@ -131,7 +124,7 @@ fn a_missing_file_is_said_once() {
     );
 
     let missing_plan = dir.path().join("nowhere.yml");
-    let output = chatload(&["run", missing_plan.to_str().expect("utf-8 path")]);
+    let output = chatload(["run", missing_plan.to_str().expect("utf-8 path")]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
@@ -141,12 +134,12 @@ fn a_missing_file_is_said_once() {
 #[test]
 fn completions_and_the_man_page_print() {
     for shell in ["bash", "zsh", "fish", "powershell"] {
-        let output = chatload(&["completions", shell]);
+        let output = chatload(["completions", shell]);
         let text = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(0), "{shell}");
         assert!(text.contains("run"), "{shell}: {text:.300}");
     }
-    let output = chatload(&["man"]);
+    let output = chatload(["man"]);
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains(".TH chatload 1"));
 }

@@ -2,9 +2,11 @@
 //! bounded in-process runs, the aggregate's counters, and runs of the real binary.
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use chatload::engine::{self, RunOptions, RunOutcome};
@@ -153,6 +155,36 @@ where
         .args(args)
         .output()
         .expect("binary runs")
+}
+
+/// Starts the real binary with `args`, stdout discarded, and a thread that reads its stderr
+/// to the end (so the binary never blocks on a full pipe), sending on the channel whatever
+/// `pick` makes of a line. Tests wait on the channel for a line instead of a fixed time: a
+/// loaded machine may take any part of a second to start a run.
+pub(crate) fn spawn_watching_stderr<I, S>(
+    args: I,
+    mut pick: impl FnMut(&str) -> Option<String> + Send + 'static,
+) -> (Child, Receiver<String>)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatload"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (picked, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(found) = pick(&line) {
+                let _ = picked.send(found);
+            }
+        }
+    });
+    (child, receiver)
 }
 
 /// The `result.json` in the output folder `out`, parsed.

@@ -423,7 +423,6 @@ async fn the_page_embeds_the_current_state_and_streams_each_publication() {
 /// over the page is the final report with its verdict.
 #[tokio::test]
 async fn the_page_shows_thresholds_so_far_mid_run_and_the_verdict_at_the_end() {
-    use std::io::BufRead as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = dir.path().join("live.yml");
     std::fs::write(
@@ -446,27 +445,15 @@ scenarios:
 "#,
     )
     .expect("writes the plan");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(["run", "--dashboard", "127.0.0.1:0", "--out"])
-        .arg(dir.path().join("out"))
-        .arg(&plan)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("chatload starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (found, address) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(rest) = line.strip_prefix("dashboard on http://") {
-                let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                let _ = found.send(addr);
-            }
-        }
-    });
+    let out = dir.path().join("out");
+    let args = ["run", "--dashboard", "127.0.0.1:0", "--out"].map(std::ffi::OsStr::new);
+    let (mut child, address) = crate::common::spawn_watching_stderr(
+        args.into_iter().chain([out.as_os_str(), plan.as_os_str()]),
+        |line| {
+            let rest = line.strip_prefix("dashboard on http://")?;
+            Some(rest.split('/').next().unwrap_or_default().to_owned())
+        },
+    );
     let addr: std::net::SocketAddr = address
         .recv_timeout(Duration::from_secs(60))
         .expect("the dashboard address is printed")

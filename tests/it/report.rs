@@ -6,21 +6,14 @@
 pub(crate) mod fixture;
 
 use std::path::Path;
-use std::process::Command;
 
 use chatload::report::{
     Formats, STATS_HEADER, history_csv, prepare_outputs, render_html, stats_csv, write_reports,
     write_result,
 };
 
+use crate::common::chatload;
 use fixture::synthetic_result;
-
-fn chatload(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(args)
-        .output()
-        .expect("the chatload binary runs")
-}
 
 #[test]
 fn html_is_self_contained_carries_chart_data_and_stays_small_for_an_hour() {
@@ -192,13 +185,13 @@ fn save(dir: &Path, name: &str, scale: f64) -> std::path::PathBuf {
 fn report_command_rerenders_next_to_the_result() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let result = save(tmp.path(), "result.json", 1.0);
-    let out = chatload(&["report".as_ref(), result.as_os_str()]);
+    let out = chatload(["report".as_ref(), result.as_os_str()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     for f in ["report.html", "stats.csv", "history.csv"] {
         assert!(tmp.path().join(f).is_file(), "{f}");
     }
     let html = tmp.path().join("elsewhere/r.html");
-    let out = chatload(&[
+    let out = chatload([
         "report".as_ref(),
         result.as_os_str(),
         "--html".as_ref(),
@@ -212,7 +205,7 @@ fn report_command_rerenders_next_to_the_result() {
     );
 
     let missing = tmp.path().join("missing.json");
-    let out = chatload(&["report".as_ref(), missing.as_os_str()]);
+    let out = chatload(["report".as_ref(), missing.as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -223,7 +216,7 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
     let same = save(tmp.path(), "same.json", 1.0);
     let slower = save(tmp.path(), "slower.json", 1.5);
 
-    let out = chatload(&["compare".as_ref(), base.as_os_str(), same.as_os_str()]);
+    let out = chatload(["compare".as_ref(), base.as_os_str(), same.as_os_str()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -231,12 +224,12 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
         "{text}"
     );
 
-    let out = chatload(&["compare".as_ref(), base.as_os_str(), slower.as_os_str()]);
+    let out = chatload(["compare".as_ref(), base.as_os_str(), slower.as_os_str()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("✗"));
 
     // 50 % slower passes a 60 % limit.
-    let out = chatload(&[
+    let out = chatload([
         "compare".as_ref(),
         base.as_os_str(),
         slower.as_os_str(),
@@ -252,9 +245,9 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
 
     let garbage = tmp.path().join("garbage.json");
     std::fs::write(&garbage, b"{ not json").expect("write");
-    let out = chatload(&["compare".as_ref(), base.as_os_str(), garbage.as_os_str()]);
+    let out = chatload(["compare".as_ref(), base.as_os_str(), garbage.as_os_str()]);
     assert_eq!(out.status.code(), Some(2));
-    let out = chatload(&[
+    let out = chatload([
         "compare".as_ref(),
         base.as_os_str(),
         same.as_os_str(),
@@ -264,7 +257,7 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     // A noise floor above every change: no timing regressed, whatever the percentage (the
     // error rate and the throughput still did).
-    let out = chatload(&[
+    let out = chatload([
         "compare".as_ref(),
         base.as_os_str(),
         slower.as_os_str(),
@@ -277,7 +270,7 @@ fn compare_exits_1_on_a_regression_0_within_the_limit_2_on_bad_input() {
         !text.contains("✗ latency") && !text.contains("✗ delivery"),
         "{text}"
     );
-    let out = chatload(&[
+    let out = chatload([
         "compare".as_ref(),
         base.as_os_str(),
         same.as_os_str(),
@@ -315,7 +308,7 @@ scenarios:
     )
     .expect("plan written");
     let out = dir.path().join("out");
-    let output = chatload(&[
+    let output = chatload([
         "run".as_ref(),
         plan.as_os_str(),
         "--out".as_ref(),
@@ -408,13 +401,13 @@ fn report_and_compare_still_read_v1_results() {
     let v1 = tmp.path().join("v1.json");
     std::fs::write(&v1, serde_json::to_vec(&json).expect("bytes")).expect("written");
     let v2 = save(tmp.path(), "v2.json", 1.0);
-    let out = chatload(&["report".as_ref(), v1.as_os_str()]);
+    let out = chatload(["report".as_ref(), v1.as_os_str()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(tmp.path().join("report.html").is_file());
-    let out = chatload(&["compare".as_ref(), v1.as_os_str(), v2.as_os_str()]);
+    let out = chatload(["compare".as_ref(), v1.as_os_str(), v2.as_os_str()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     // `merge` needs v2: a v1 piece is refused with the reason.
-    let out = chatload(&[
+    let out = chatload([
         "merge".as_ref(),
         v1.as_os_str(),
         "--out".as_ref(),

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::common::chatload;
 use chatload::engine::load::schedule::ArrivalTimes;
 use chatload::engine::seed::schedule_seed;
 use chatload::engine::{self, RunOptions, RunOutcome, Shard};
@@ -265,13 +266,6 @@ async fn three_shards_against_one_server_merge_into_the_single_schedule() {
     assert!(err.contains("2/3 missing"), "{err}");
 }
 
-fn chatload(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .args(args)
-        .output()
-        .expect("the chatload binary runs")
-}
-
 #[test]
 fn the_binary_runs_shards_and_merges_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -286,7 +280,7 @@ fn the_binary_runs_shards_and_merges_them() {
     let p = |name: &str| dir.path().join(name).display().to_string();
     let plan_arg = plan.display().to_string();
     for i in 0..2 {
-        let out = chatload(&[
+        let out = chatload([
             "run",
             &plan_arg,
             "--shard",
@@ -315,7 +309,7 @@ fn the_binary_runs_shards_and_merges_them() {
     assert!(shard0["run"]["startSkewMs"].is_i64());
     assert_eq!(shard0["aggregate"]["counters"]["vusers.created"], 3);
 
-    let out = chatload(&["merge", &r0, &r1, "--out", &p("merged")]);
+    let out = chatload(["merge", &r0, &r1, "--out", &p("merged")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -330,7 +324,7 @@ fn the_binary_runs_shards_and_merges_them() {
     assert!(Path::new(&p("merged/report.html")).exists());
     assert!(Path::new(&p("merged/stats.csv")).exists());
 
-    let out = chatload(&["merge", &r0, &r0, "--out", &p("bad")]);
+    let out = chatload(["merge", &r0, &r0, "--out", &p("bad")]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -338,7 +332,7 @@ fn the_binary_runs_shards_and_merges_them() {
         "{stderr}"
     );
 
-    let out = chatload(&[
+    let out = chatload([
         "run", &plan_arg, "--shard", "0/2", "--preset", "stress", "-q",
     ]);
     assert_eq!(out.status.code(), Some(2));

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::common::{chatload, result_json, write_plan};
+use crate::common::{chatload, result_json, spawn_watching_stderr, write_plan};
 
 #[test]
 fn the_binary_runs_a_tiny_embedded_plan_and_writes_result_json() {
@@ -83,36 +83,22 @@ scenarios:
 "#,
     );
     let out = dir.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatload"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("--quiet")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    // Ctrl-C once more than 10 replies are in (each logs after it is recorded), not after a
-    // fixed time: a loaded machine may take any part of a second to start the run. The
-    // reader drains stderr to the end so the binary never blocks on it.
-    let stderr = child.stderr.take().expect("stderr");
-    let (answered, eleven) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead as _;
-        let lines = std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok);
-        let mut replies = 0;
-        for line in lines {
-            if line.ends_with("ping answered") {
-                replies += 1;
-                if replies == 11 {
-                    let _ = answered.send(());
-                }
+    // Ctrl-C once more than 10 replies are in (each logs after it is recorded).
+    let mut replies = 0;
+    let args = [plan.as_os_str(), OsStr::new("--out"), out.as_os_str()];
+    let (mut child, eleven) = spawn_watching_stderr(
+        [OsStr::new("run")]
+            .into_iter()
+            .chain(args)
+            .chain([OsStr::new("--quiet")]),
+        move |line| {
+            if !line.ends_with("ping answered") {
+                return None;
             }
-        }
-    });
+            replies += 1;
+            (replies == 11).then(String::new)
+        },
+    );
     eleven
         .recv_timeout(Duration::from_secs(60))
         .expect("eleven replies before the Ctrl-C");
